@@ -1,0 +1,441 @@
+// Package flock is an NFS-safe lock file: a process takes the lock by
+// linking a unique claim file to the lock path, which is atomic on local
+// disks and network filesystems alike, and a lock whose holder died is
+// broken by others once its lifetime has passed. Its files are
+// byte-compatible with Python's flufl.lock.
+package flock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nfsflock/nfsflock/internal/claim"
+	"github.com/nfsflock/nfsflock/retry"
+)
+
+// nameMax is the longest file name most filesystems allow (NAME_MAX).
+const nameMax = 255
+
+// A Lock is a lock file shared by processes, possibly on several hosts.
+//
+// A Lock is safe for concurrent use. Two Locks for one path exclude each
+// other, whether they are in one process or in two.
+type Lock struct {
+	path string // absolute
+	dir  string
+	base string
+	pid  int
+	cfg  config
+
+	acquiring chan struct{} // a token while an Acquire or TryAcquire runs
+	closing   chan struct{} // closed by Close
+
+	mu       sync.Mutex
+	lifetime time.Duration
+	claim    string // path of the claim file, which is also its contents
+	onDisk   bool   // whether the claim file is believed to exist
+	held     bool
+	lost     bool // held, then found not ours; reported until the next Acquire or Release
+	closed   bool
+}
+
+// New returns a Lock for the lock file at path, which need not exist. It
+// checks the path and options and touches no file. A relative path is made
+// absolute now, against the current directory.
+//
+// New fails with an error wrapping [ErrInvalid] for an empty path, a bad
+// option, a separator found in the path or hostname, or a claim name that
+// would be longer than a filename may be; and with an error wrapping
+// [ErrNotRegular] or [fs.ErrNotExist] when the path is not a regular file or
+// its directory does not exist.
+func New(path string, opts ...Option) (*Lock, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	invalid := func(format string, args ...any) (*Lock, error) {
+		return nil, &fs.PathError{Op: "new", Path: path, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)}
+	}
+	if path == "" {
+		return invalid("empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &fs.PathError{Op: "new", Path: path, Err: err}
+	}
+	dir, base := filepath.Split(abs)
+	dir = filepath.Clean(dir)
+	if base == "" || base == "." || base == ".." || strings.HasSuffix(path, string(filepath.Separator)) {
+		return invalid("path names a directory")
+	}
+	if cfg.hostname == "" {
+		if cfg.hostname, err = hostname(); err != nil {
+			return nil, &fs.PathError{Op: "new", Path: path, Err: fmt.Errorf("hostname: %w", err)}
+		}
+	}
+	switch {
+	case cfg.lifetime <= 0:
+		return invalid("lifetime %v must be positive", cfg.lifetime)
+	case cfg.timeout < 0:
+		return invalid("timeout %v must not be negative", cfg.timeout)
+	case cfg.slop < 0:
+		return invalid("clock slop %v must not be negative", cfg.slop)
+	case cfg.sep == "" || strings.ContainsAny(cfg.sep, "/\x00\n\r\t ") || (filepath.Separator == '\\' && strings.Contains(cfg.sep, `\`)):
+		return invalid("separator %q", cfg.sep)
+	case strings.Contains(abs, cfg.sep):
+		return invalid("path contains the separator %q", cfg.sep)
+	case strings.Contains(cfg.hostname, cfg.sep):
+		return invalid("hostname %q contains the separator %q", cfg.hostname, cfg.sep)
+	case strings.ContainsAny(cfg.hostname, "/\\\x00") || strings.TrimSpace(cfg.hostname) != cfg.hostname:
+		return invalid("hostname %q", cfg.hostname)
+	case strings.ContainsRune(abs, 0):
+		return invalid("path contains NUL")
+	}
+	if err := cfg.policy.Validate(); err != nil {
+		return invalid("%v", err)
+	}
+	l := &Lock{
+		path:      abs,
+		dir:       dir,
+		base:      base,
+		pid:       os.Getpid(),
+		cfg:       cfg,
+		lifetime:  cfg.lifetime,
+		acquiring: make(chan struct{}, 1),
+		closing:   make(chan struct{}),
+	}
+	// The longest claim name has a 19-digit random part.
+	longest := len(base) + 3*len(cfg.sep) + len(cfg.hostname) + len(strconv.Itoa(l.pid)) + 19
+	if longest > nameMax {
+		return invalid("claim file name of %d bytes would exceed %d; use a shorter lock file name or hostname", longest, nameMax)
+	}
+	if fi, err := os.Lstat(abs); err == nil && !fi.Mode().IsRegular() {
+		return invalid("%w", notRegular(fi.Mode()))
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, &fs.PathError{Op: "new", Path: path, Err: err}
+	} else if !fi.IsDir() {
+		return invalid("%s is not a directory", dir)
+	}
+	l.claim = l.newClaimName()
+	return l, nil
+}
+
+func (l *Lock) newClaimName() string {
+	return claim.Name(l.path, l.cfg.sep, l.cfg.hostname, l.pid, randomID())
+}
+
+// randomID returns a crypto-random number below 2^63, like flufl.lock's
+// random part (which is at most sys.maxsize).
+func randomID() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) >> 1
+}
+
+// Path returns the absolute lock path.
+func (l *Lock) Path() string { return l.path }
+
+// ClaimPath returns the path of this Lock's claim file. The file exists
+// only while the Lock holds the lock or is trying to take it.
+func (l *Lock) ClaimPath() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.claim
+}
+
+// Hostname returns the hostname written into this Lock's claims.
+func (l *Lock) Hostname() string { return l.cfg.hostname }
+
+// Lifetime returns the lifetime that the next acquisition or refresh sets.
+func (l *Lock) Lifetime() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lifetime
+}
+
+// Acquire takes the lock, waiting while another process holds it and
+// breaking it once it has expired (its lifetime and the clock slop have
+// passed). It retries with the backoff of [WithRetry] and returns when the
+// lock is held, ctx is done, or the timeout of [WithTimeout] has passed,
+// whichever comes first. It always makes one attempt, breaking an expired
+// lock included, before it looks at ctx.
+//
+// When ctx ends the wait, the error satisfies errors.Is(err, ctx.Err());
+// when the timeout does, it wraps [ErrTimeout]. If this Lock already holds
+// the lock, Acquire returns [ErrAlreadyLocked]. Filesystem errors that
+// waiting cannot mend (permissions, a missing directory, a read-only
+// filesystem, a name too long, a lock path that is not a regular file) are
+// returned at once. On failure no claim file is left behind.
+//
+// Concurrent calls on one Lock run one at a time.
+func (l *Lock) Acquire(ctx context.Context) error {
+	parent := ctx
+	if l.cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, l.cfg.timeout, ErrTimeout)
+		defer cancel()
+	}
+	// Queue behind another Acquire of this Lock; one attempt is still made
+	// below even when ctx is already done.
+	select {
+	case l.acquiring <- struct{}{}:
+	case <-ctx.Done():
+		return l.waitErr(parent, ctx)
+	case <-l.closing:
+		return l.err("acquire", ErrClosed)
+	}
+	defer func() { <-l.acquiring }()
+
+	sched := l.cfg.policy.Schedule()
+	waited := false
+	for {
+		held, err := l.attempt()
+		if err != nil {
+			l.abandon()
+			return l.err("acquire", err)
+		}
+		if held {
+			if waited {
+				l.sweep()
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			l.abandon()
+			return l.waitErr(parent, ctx)
+		}
+		waited = true
+		if err := l.sleep(ctx, sched.Next()); err != nil {
+			l.abandon()
+			if errors.Is(err, ErrClosed) {
+				return l.err("acquire", ErrClosed)
+			}
+			return l.waitErr(parent, ctx)
+		}
+	}
+}
+
+// waitErr is the error for a wait that ctx ended.
+func (l *Lock) waitErr(parent, ctx context.Context) error {
+	if err := parent.Err(); err != nil {
+		if cause := context.Cause(parent); cause != nil && cause != err {
+			err = fmt.Errorf("%w: %w", err, cause)
+		}
+		return l.err("acquire", err)
+	}
+	if errors.Is(context.Cause(ctx), ErrTimeout) {
+		return l.err("acquire", fmt.Errorf("%w after %v", ErrTimeout, l.cfg.timeout))
+	}
+	return l.err("acquire", ctx.Err())
+}
+
+// sleep waits d unless ctx ends or the Lock is closed first.
+func (l *Lock) sleep(ctx context.Context, d time.Duration) error {
+	if err := retry.Sleep(ctx, l.cfg.clock, d, l.closing); err != nil {
+		return err
+	}
+	select {
+	case <-l.closing:
+		return ErrClosed
+	default:
+		return nil
+	}
+}
+
+// TryAcquire makes one attempt to take the lock, breaking an expired one
+// if need be, and reports whether it now holds it. It does not wait: if an
+// Acquire of this Lock is under way it reports false. It returns
+// [ErrAlreadyLocked] if this Lock already holds the lock.
+func (l *Lock) TryAcquire() (bool, error) {
+	select {
+	case l.acquiring <- struct{}{}:
+	default:
+		return false, nil
+	}
+	defer func() { <-l.acquiring }()
+	held, err := l.attempt()
+	if !held {
+		l.abandon()
+	}
+	if err != nil {
+		return false, l.err("acquire", err)
+	}
+	return held, nil
+}
+
+// Release gives up the lock. It never removes another holder's lock: it
+// moves the lock file aside, checks that it is ours, and puts it back if it
+// is not. It returns [ErrNotLocked] if this Lock does not hold the lock and
+// [ErrLockLost] if it held it and it is no longer ours. Either way, the
+// claim file is removed.
+func (l *Lock) Release() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return l.err("release", ErrClosed)
+	}
+	return l.err("release", l.releaseLocked())
+}
+
+// Close releases the lock if this Lock holds it and removes its claim
+// file. Later calls of any method return [ErrClosed]; Close itself may be
+// called again and then returns nil. An Acquire waiting in another
+// goroutine returns ErrClosed.
+func (l *Lock) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	close(l.closing)
+	var err error
+	if l.held || l.lost {
+		err = l.releaseLocked()
+		if errors.Is(err, ErrLockLost) {
+			err = nil // nothing of ours is left to release
+		}
+	}
+	if rerr := l.removeClaim(); err == nil {
+		err = rerr
+	}
+	return l.err("close", err)
+}
+
+// Refresh extends the lock's lifetime from now. A lifetime of 0 keeps the
+// current one; a positive one becomes the lifetime of later refreshes too.
+// It checks that the lock is still ours and sets the expiry through the
+// descriptor it checked, so it never extends another holder's lock. It
+// returns [ErrNotLocked] if this Lock does not hold the lock and
+// [ErrLockLost] if it held it and it is no longer ours.
+func (l *Lock) Refresh(lifetime time.Duration) error {
+	if lifetime < 0 {
+		return l.err("refresh", fmt.Errorf("%w: lifetime %v must not be negative", ErrInvalid, lifetime))
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return l.err("refresh", ErrClosed)
+	}
+	if lifetime > 0 {
+		l.lifetime = lifetime
+	}
+	return l.err("refresh", l.refreshLocked())
+}
+
+// IsLocked reports whether this Lock holds the lock, checking the lock
+// file to be sure. If it held the lock and the lock is no longer ours, it
+// returns false and [ErrLockLost]. Unlike flufl.lock's is_locked, it does
+// not extend the lifetime: call Refresh for that.
+func (l *Lock) IsLocked() (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false, l.err("islocked", ErrClosed)
+	}
+	if l.lost {
+		return false, l.err("islocked", ErrLockLost)
+	}
+	if !l.held {
+		return false, nil
+	}
+	s, err := l.inspect(l.path, l.claim)
+	if err != nil && !gone(err) {
+		return false, l.err("islocked", err)
+	}
+	if err == nil && s.ours {
+		return true, nil
+	}
+	l.markLost()
+	return false, l.err("islocked", ErrLockLost)
+}
+
+// State infers the state of the lock file; see [State].
+func (l *Lock) State() (State, error) {
+	l.mu.Lock()
+	closed, ours := l.closed, l.claim
+	l.mu.Unlock()
+	if closed {
+		return 0, l.err("state", ErrClosed)
+	}
+	s, err := l.inspect(l.path, ours)
+	if gone(err) {
+		return Unlocked, nil
+	}
+	if err != nil {
+		return 0, l.err("state", err)
+	}
+	expired := l.cfg.clock.Now().After(s.info.ModTime)
+	if s.ours {
+		if expired {
+			return OursExpired, nil
+		}
+		return Ours, nil
+	}
+	d, ok := claim.Parse(s.contents, l.cfg.sep)
+	switch {
+	case !ok || d.Hostname != l.cfg.hostname:
+		return Unknown, nil
+	case d.PID == l.pid || l.cfg.fs.ProcessAlive(d.PID):
+		if expired {
+			return TheirsExpired, nil
+		}
+		return Unknown, nil
+	default:
+		return Stale, nil
+	}
+}
+
+// Details reads the holder's hostname, pid and lock path from the lock
+// file. It returns [ErrNotLocked] if there is no lock file or its contents
+// cannot be parsed.
+func (l *Lock) Details() (Details, error) {
+	if l.isClosed() {
+		return Details{}, l.err("details", ErrClosed)
+	}
+	s, err := l.inspect(l.path, "")
+	if gone(err) {
+		return Details{}, l.err("details", ErrNotLocked)
+	}
+	if err != nil {
+		return Details{}, l.err("details", err)
+	}
+	d, ok := claim.Parse(s.contents, l.cfg.sep)
+	if !ok {
+		return Details{}, l.err("details", fmt.Errorf("%w: unparseable lock file contents %.80q", ErrNotLocked, s.contents))
+	}
+	return Details{Hostname: d.Hostname, PID: d.PID, LockFile: d.LockFile}, nil
+}
+
+// Expiration returns the time the lock expires, which is the lock file's
+// modification time. It returns [ErrNotLocked] if there is no lock file.
+func (l *Lock) Expiration() (time.Time, error) {
+	if l.isClosed() {
+		return time.Time{}, l.err("expiration", ErrClosed)
+	}
+	s, err := l.inspect(l.path, "")
+	if gone(err) {
+		return time.Time{}, l.err("expiration", ErrNotLocked)
+	}
+	if err != nil {
+		return time.Time{}, l.err("expiration", err)
+	}
+	return s.info.ModTime, nil
+}
+
+func (l *Lock) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}

@@ -1,0 +1,126 @@
+package flock
+
+import (
+	"log/slog"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/retry"
+)
+
+// Defaults, the same as flufl.lock's.
+const (
+	// DefaultLifetime is how long a lock is held before others may break it,
+	// unless refreshed.
+	DefaultLifetime = 15 * time.Second
+	// DefaultClockSlop is how long past its expiry a lock stays unbroken, to
+	// allow for clock differences between hosts and stale attributes.
+	DefaultClockSlop = 10 * time.Second
+)
+
+// DefaultSeparator separates the fields of a claim: "|" on POSIX systems
+// and "^" on Windows, as in flufl.lock.
+var DefaultSeparator = defaultSeparator()
+
+func defaultSeparator() string {
+	if runtime.GOOS == "windows" {
+		return "^"
+	}
+	return "|"
+}
+
+// An Option configures a Lock in [New].
+type Option func(*config)
+
+type config struct {
+	lifetime    time.Duration
+	timeout     time.Duration
+	slop        time.Duration
+	sep         string
+	hostname    string
+	policy      retry.Policy
+	logger      *slog.Logger
+	retryErrnos []syscall.Errno
+	clock       retry.Clock
+	fs          fsys.FS
+}
+
+func defaults() config {
+	return config{
+		lifetime: DefaultLifetime,
+		slop:     DefaultClockSlop,
+		sep:      DefaultSeparator,
+		policy:   retry.Default(),
+		logger:   slog.New(slog.DiscardHandler),
+		clock:    retry.SystemClock,
+		fs:       fsys.OS,
+	}
+}
+
+// WithLifetime sets how long the lock lasts after each acquisition or
+// refresh before other processes may break it (after the clock slop too).
+// It must be positive. The default is [DefaultLifetime].
+func WithLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
+
+// WithTimeout sets the longest that Acquire waits when its context has no
+// earlier deadline; Acquire then fails with [ErrTimeout]. Zero, the default,
+// means no limit; a negative value is invalid.
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithSeparator sets the separator between the fields of the claim. It must
+// occur in neither the lock path nor the hostname. Processes sharing a lock
+// need not agree on it: both "|" and "^" are understood when reading.
+func WithSeparator(sep string) Option { return func(c *config) { c.sep = sep } }
+
+// WithHostname sets the hostname written into claims and compared when
+// judging whether a holder on this host is still running. The default is
+// [os.Hostname]. Python's flufl.lock uses socket.getfqdn(); set this to
+// match when both share a lock and State must recognise each other's host.
+func WithHostname(name string) Option { return func(c *config) { c.hostname = name } }
+
+// WithClockSlop sets how long past its expiry a lock stays unbroken. It
+// must cover the clock differences between the hosts sharing the lock and
+// how stale the filesystem's attributes can be (NFS attribute caching,
+// sshfs: up to 20 s). The default is [DefaultClockSlop]; negative is invalid.
+func WithClockSlop(d time.Duration) Option { return func(c *config) { c.slop = d } }
+
+// WithRetry sets the backoff between attempts while Acquire waits. The
+// default is [retry.Default].
+func WithRetry(p retry.Policy) Option { return func(c *config) { c.policy = p } }
+
+// WithLogger sets where the lock logs breaks, restorations and sweeps, at
+// Debug and Warn levels. The default discards everything. A nil logger
+// keeps the default.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithRetryErrnos adds errors which, when reading the lock file, mean "try
+// again later" rather than failure, for network filesystems that report
+// passing faults (flufl.lock's retry_errnos). ENOENT and ESTALE always mean
+// the lock file is not there.
+func WithRetryErrnos(errnos ...syscall.Errno) Option {
+	return func(c *config) { c.retryErrnos = append([]syscall.Errno(nil), errnos...) }
+}
+
+// WithClock sets the clock used for expiry times and waiting. Tests use it
+// to move time forward without sleeping; nil keeps the system clock.
+func WithClock(clock retry.Clock) Option {
+	return func(c *config) {
+		if clock != nil {
+			c.clock = clock
+		}
+	}
+}
+
+// withFS replaces the filesystem, for fault injection in tests.
+func withFS(f fsys.FS) Option { return func(c *config) { c.fs = f } }
+
+func hostname() (string, error) { return os.Hostname() }

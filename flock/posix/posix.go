@@ -1,0 +1,272 @@
+//go:build unix && !aix
+
+package posix
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotRegular is wrapped by errors about a path that exists but is not a
+// regular file (a symlink, directory, FIFO, socket or device).
+var ErrNotRegular = errors.New("not a regular file")
+
+// NotRegularError reports what was found at a path where a regular file
+// was expected.
+type NotRegularError struct {
+	Mode fs.FileMode // the type bits of what is there
+}
+
+func (e *NotRegularError) Error() string {
+	return fmt.Sprintf("not a regular file (type %v)", e.Mode.Type())
+}
+
+// Is makes errors.Is(err, ErrNotRegular) true.
+func (e *NotRegularError) Is(target error) bool { return target == ErrNotRegular }
+
+func pathErr(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fs.PathError{Op: op, Path: path, Err: err}
+}
+
+// CreateExclusive creates path, which must not exist, with contents data and
+// mode perm (less the umask). It never follows a symlink at path. If writing
+// fails, the file is removed again.
+func CreateExclusive(path string, data []byte, perm fs.FileMode) error {
+	fd, err := open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return pathErr("create", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		unix.Unlink(path)
+		var pe *fs.PathError
+		if errors.As(werr, &pe) {
+			return pe
+		}
+		return pathErr("write", path, werr)
+	}
+	return nil
+}
+
+// Link makes newname a hard link to oldname.
+func Link(oldname, newname string) error {
+	err := ignoringEINTR(func() error { return unix.Link(oldname, newname) })
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: err}
+	}
+	return nil
+}
+
+// Rename renames oldname to newname, replacing newname if it exists.
+func Rename(oldname, newname string) error {
+	err := ignoringEINTR(func() error { return unix.Rename(oldname, newname) })
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	}
+	return nil
+}
+
+// Remove unlinks path, which must not be a directory.
+func Remove(path string) error {
+	return pathErr("remove", path, ignoringEINTR(func() error { return unix.Unlink(path) }))
+}
+
+// SetTimes sets the access and modification times of path to t, without
+// following a symlink at path.
+func SetTimes(path string, t time.Time) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	err := ignoringEINTR(func() error {
+		return unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	return pathErr("chtimes", path, err)
+}
+
+// Info is what a File's descriptor says of it.
+type Info struct {
+	Mode    fs.FileMode
+	Size    int64
+	ModTime time.Time
+	Dev     uint64
+	Ino     uint64
+	Nlink   uint64
+}
+
+// File is a regular file opened for inspection.
+type File struct {
+	fd   int
+	path string
+}
+
+// Open opens path for reading if it is a regular file. It does not follow a
+// symlink at path, does not block on a FIFO and does not open a device:
+// what is not a regular file gives a [*NotRegularError]. On network
+// filesystems, opening revalidates the attributes that Stat then reports.
+func Open(path string) (*File, error) {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Lstat(path, &st) }); err != nil {
+		return nil, pathErr("open", path, err)
+	}
+	if m := fileMode(uint32(st.Mode)); !m.IsRegular() {
+		return nil, pathErr("open", path, &NotRegularError{Mode: m})
+	}
+	fd, err := open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		if err == unix.ELOOP || err == unix.EMLINK {
+			// Swapped for a symlink since the Lstat.
+			err = &NotRegularError{Mode: fs.ModeSymlink}
+		}
+		return nil, pathErr("open", path, err)
+	}
+	f := &File{fd: fd, path: path}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !info.Mode.IsRegular() {
+		f.Close()
+		return nil, pathErr("open", path, &NotRegularError{Mode: info.Mode})
+	}
+	return f, nil
+}
+
+// Stat reports the file's attributes as its descriptor sees them.
+func (f *File) Stat() (Info, error) {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(f.fd, &st) }); err != nil {
+		return Info{}, pathErr("stat", f.path, err)
+	}
+	return Info{
+		Mode:    fileMode(uint32(st.Mode)),
+		Size:    st.Size,
+		ModTime: time.Unix(st.Mtim.Unix()),
+		Dev:     uint64(st.Dev),
+		Ino:     uint64(st.Ino),
+		Nlink:   uint64(st.Nlink),
+	}, nil
+}
+
+// ReadAll reads the file from its start, at most max bytes.
+func (f *File) ReadAll(max int) ([]byte, error) {
+	buf := make([]byte, 0, 256)
+	for len(buf) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		end := min(cap(buf), max)
+		var n int
+		err := ignoringEINTR(func() error {
+			var err error
+			n, err = unix.Pread(f.fd, buf[len(buf):end], int64(len(buf)))
+			return err
+		})
+		if err != nil {
+			return nil, pathErr("read", f.path, err)
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return buf, nil
+}
+
+// SetTimes sets the access and modification times of the open file to t.
+// It acts on the file that was opened even if its path has since been
+// renamed or removed.
+func (f *File) SetTimes(t time.Time) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	tv := []unix.Timeval{unix.NsecToTimeval(ts.Nano()), unix.NsecToTimeval(ts.Nano())}
+	return pathErr("chtimes", f.path, ignoringEINTR(func() error { return unix.Futimes(f.fd, tv) }))
+}
+
+// Close closes the descriptor.
+func (f *File) Close() error {
+	return pathErr("close", f.path, unix.Close(f.fd))
+}
+
+// ReadDir lists the names in dir.
+func ReadDir(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	var names []string
+	for {
+		batch, err := d.Readdirnames(1024)
+		names = append(names, batch...)
+		if err == io.EOF {
+			return names, nil
+		}
+		if err != nil {
+			return names, err
+		}
+	}
+}
+
+// ProcessAlive reports whether a process with this pid exists on this
+// host. A process that exists but belongs to another user counts as alive.
+func ProcessAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || err == unix.EPERM
+}
+
+func open(path string, flags int, perm uint32) (int, error) {
+	var fd int
+	err := ignoringEINTR(func() error {
+		var err error
+		fd, err = unix.Open(path, flags, perm)
+		return err
+	})
+	return fd, err
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		err := fn()
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func fileMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & syscall.S_IFMT {
+	case syscall.S_IFREG:
+	case syscall.S_IFDIR:
+		mode |= fs.ModeDir
+	case syscall.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case syscall.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		mode |= fs.ModeSocket
+	case syscall.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		mode |= fs.ModeDevice
+	default:
+		mode |= fs.ModeIrregular
+	}
+	return mode
+}

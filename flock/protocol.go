@@ -1,0 +1,329 @@
+package flock
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"slices"
+
+	"github.com/nfsflock/nfsflock/internal/claim"
+	"github.com/nfsflock/nfsflock/internal/fsys"
+)
+
+// snapshot is one instance of a lock file as read through one descriptor.
+type snapshot struct {
+	info     fsys.Info
+	contents []byte
+	ours     bool // the contents are this Lock's claim
+}
+
+// inspect reads the file at path: attributes and contents from one open
+// descriptor, so that a network filesystem revalidates them. ours is this
+// Lock's claim, which l.mu guards.
+func (l *Lock) inspect(path, ours string) (snapshot, error) {
+	f, err := l.cfg.fs.Open(path)
+	if err != nil {
+		return snapshot{}, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return snapshot{}, err
+	}
+	contents, err := f.ReadAll(claim.MaxContents)
+	if err != nil {
+		return snapshot{}, err
+	}
+	return snapshot{info: info, contents: contents, ours: string(bytes.TrimSpace(contents)) == ours}, nil
+}
+
+// retryable reports a read error that the user asked to treat as passing.
+func (l *Lock) retryable(err error) bool {
+	return slices.Contains(l.cfg.retryErrnos, errnoOf(err)) && errnoOf(err) != 0
+}
+
+// attempt makes one try at the lock: it writes the claim (with the expiry
+// as its times) and links it to the lock path. On contention it reads the
+// lock file: if it holds our claim the link did happen (an NFS reply can be
+// lost); if it has expired it is broken and the link tried again.
+func (l *Lock) attempt() (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false, ErrClosed
+	}
+	if l.held {
+		return false, ErrAlreadyLocked
+	}
+	l.lost = false
+	refusedOnce := false
+	// A few immediate retries cover a lock released or broken under us.
+	for range 4 {
+		if err := l.writeClaim(); err != nil {
+			return false, err
+		}
+		err := l.cfg.fs.Link(l.claim, l.path)
+		if err == nil {
+			l.held = true
+			return true, nil
+		}
+		switch {
+		case gone(err):
+			// Our claim vanished (swept by a process that thought us dead,
+			// or an NFS server's view lagging): write it again.
+			l.onDisk = false
+			continue
+		case errnoOf(err) == 0 && !errors.Is(err, fs.ErrExist):
+			return false, err
+		case !errors.Is(err, fs.ErrExist) && !linkRefused(err):
+			return false, err
+		}
+		s, ierr := l.inspect(l.path, l.claim)
+		switch {
+		case gone(ierr):
+			if linkRefused(err) {
+				if refusedOnce {
+					return false, ErrLinkUnsupported
+				}
+				refusedOnce = true
+			}
+			continue
+		case ierr != nil && l.retryable(ierr):
+			l.cfg.logger.Debug("flock: retrying after read error", "path", l.path, "err", ierr)
+			return false, nil
+		case ierr != nil:
+			return false, ierr
+		case s.ours:
+			l.held = true
+			return true, nil
+		case l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop)):
+			if err := l.breakLocked(s); err != nil {
+				return false, err
+			}
+			continue
+		default:
+			return false, nil
+		}
+	}
+	return false, nil
+}
+
+// writeClaim makes sure the claim file exists with our contents and sets
+// its times to the expiry, which the lock file shares once linked.
+func (l *Lock) writeClaim() error {
+	expiry := l.cfg.clock.Now().Add(l.lifetime)
+	if l.onDisk {
+		err := l.cfg.fs.SetTimes(l.claim, expiry)
+		if err == nil {
+			return nil
+		}
+		if !gone(err) {
+			return err
+		}
+		l.onDisk = false
+	}
+	for range 3 {
+		err := l.cfg.fs.CreateExclusive(l.claim, []byte(l.claim))
+		if errors.Is(err, fs.ErrExist) {
+			if s, ierr := l.inspect(l.claim, l.claim); ierr == nil && s.ours {
+				// Ours after all: an earlier create whose reply was lost.
+				l.onDisk = true
+				return l.cfg.fs.SetTimes(l.claim, expiry)
+			}
+			// Planted by someone else: never write through it; pick another name.
+			l.claim = l.newClaimName()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		l.onDisk = true
+		return l.cfg.fs.SetTimes(l.claim, expiry)
+	}
+	return &fs.PathError{Op: "create", Path: l.claim, Err: fs.ErrExist}
+}
+
+// abandon removes the claim after a failed attempt, so nothing is left
+// behind while the Lock is idle.
+func (l *Lock) abandon() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.held {
+		l.removeClaim()
+	}
+}
+
+func (l *Lock) removeClaim() error {
+	if !l.onDisk {
+		return nil
+	}
+	l.onDisk = false
+	if err := l.cfg.fs.Remove(l.claim); err != nil && !gone(err) {
+		return err
+	}
+	return nil
+}
+
+// markLost records that the lock is no longer ours, and removes our claim:
+// no lock file names it any more.
+func (l *Lock) markLost() {
+	l.held = false
+	l.lost = true
+	l.removeClaim()
+	l.cfg.logger.Warn("flock: lock lost", "path", l.path)
+}
+
+func (l *Lock) releaseLocked() error {
+	if l.lost {
+		l.lost = false
+		l.removeClaim()
+		return ErrLockLost
+	}
+	if !l.held {
+		l.removeClaim()
+		return ErrNotLocked
+	}
+	l.held = false
+	ours, err := l.removeIf(func(s snapshot) bool { return s.ours })
+	if rerr := l.removeClaim(); err == nil {
+		err = rerr
+	}
+	if err == nil && !ours {
+		err = ErrLockLost
+	}
+	return err
+}
+
+func (l *Lock) refreshLocked() error {
+	if l.lost {
+		return ErrLockLost
+	}
+	if !l.held {
+		return ErrNotLocked
+	}
+	f, err := l.cfg.fs.Open(l.path)
+	if gone(err) {
+		l.markLost()
+		return ErrLockLost
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	contents, err := f.ReadAll(claim.MaxContents)
+	if err != nil {
+		return err
+	}
+	if string(bytes.TrimSpace(contents)) != l.claim {
+		l.markLost()
+		return ErrLockLost
+	}
+	// Through the descriptor just checked: if the lock was broken and
+	// taken since, this touches our orphaned file, never the new holder's.
+	return f.SetTimes(l.cfg.clock.Now().Add(l.lifetime))
+}
+
+// breakLocked removes the expired lock instance s. Called with l.mu held.
+func (l *Lock) breakLocked(s snapshot) error {
+	expired := func(moved snapshot) bool {
+		if !bytes.Equal(moved.contents, s.contents) || !moved.info.ModTime.Equal(s.info.ModTime) {
+			return false
+		}
+		// Compare identities only where both reads report one.
+		if moved.info.Ino != 0 && s.info.Ino != 0 {
+			return moved.info.SameFile(s.info)
+		}
+		return true
+	}
+	broke, err := l.removeIf(expired)
+	if err != nil || !broke {
+		return err
+	}
+	l.cfg.logger.Debug("flock: broke expired lock", "path", l.path, "expired", s.info.ModTime, "holder", string(bytes.TrimSpace(s.contents)))
+	if name, ok := claim.Removable(s.contents, l.base); ok {
+		if err := l.cfg.fs.Remove(filepath.Join(l.dir, name)); err != nil && !gone(err) {
+			l.cfg.logger.Debug("flock: removing broken lock's claim", "err", err)
+		}
+	}
+	l.sweepLocked()
+	return nil
+}
+
+// removeIf removes the lock file if match approves of what it holds. To
+// remove only the instance that match saw, never one that replaced it
+// meanwhile, it first moves the lock file aside under a name of its own,
+// reads what it moved, and links it back if match refuses it. It reports
+// whether it removed the lock file; false and nil when there was none or
+// it was put back.
+func (l *Lock) removeIf(match func(snapshot) bool) (bool, error) {
+	aside := filepath.Join(l.dir, filepath.Base(l.newClaimName()))
+	if err := l.cfg.fs.Rename(l.path, aside); err != nil {
+		if gone(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	moved, err := l.inspect(aside, l.claim)
+	if gone(err) {
+		return false, nil
+	}
+	if err == nil && match(moved) {
+		if err := l.cfg.fs.Remove(aside); err != nil && !gone(err) {
+			return true, err
+		}
+		return true, nil
+	}
+	// Not what we meant to remove (or unreadable, which we cannot judge):
+	// put it back without replacing any lock file taken since.
+	if lerr := l.cfg.fs.Link(aside, l.path); lerr != nil {
+		l.cfg.logger.Warn("flock: could not restore a lock file moved aside; its holder will find the lock lost", "path", l.path, "err", lerr)
+	}
+	if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing moved-aside lock file", "path", aside, "err", rerr)
+	}
+	if err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// sweep removes claim files left by crashed processes of this host.
+func (l *Lock) sweep() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked()
+}
+
+// sweepLocked removes claims of this lock whose hostname is ours, whose
+// pid is not running here, and which the lock file does not name. Claims of
+// other hosts are left alone: we cannot tell whether their owners live, and
+// a flufl.lock waiter whose claim vanishes waits until its timeout.
+func (l *Lock) sweepLocked() {
+	names, err := l.cfg.fs.ReadDir(l.dir)
+	if err != nil {
+		l.cfg.logger.Debug("flock: sweep", "dir", l.dir, "err", err)
+		return
+	}
+	var current string
+	if s, err := l.inspect(l.path, l.claim); err == nil {
+		current, _ = claim.Removable(s.contents, l.base)
+	}
+	own := filepath.Base(l.claim)
+	for _, name := range names {
+		if name == current || name == own || !claim.IsClaimOf(name, l.base) {
+			continue
+		}
+		d, _ := claim.Parse([]byte(name), l.cfg.sep)
+		if d.Hostname != l.cfg.hostname || d.PID == l.pid || l.cfg.fs.ProcessAlive(d.PID) {
+			continue
+		}
+		if err := l.cfg.fs.Remove(filepath.Join(l.dir, name)); err == nil {
+			l.cfg.logger.Debug("flock: swept stale claim", "claim", name)
+		}
+	}
+}
+
+func notRegular(m fs.FileMode) error {
+	return &fsys.NotRegularError{Kind: fsys.Kind(m)}
+}

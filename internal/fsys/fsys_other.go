@@ -1,0 +1,23 @@
+//go:build !unix || aix
+
+package fsys
+
+import (
+	"errors"
+	"time"
+)
+
+// OS is the real system. Here it is not supported yet: every call fails
+// with errors.ErrUnsupported.
+var OS FS = unsupportedFS{}
+
+type unsupportedFS struct{}
+
+func (unsupportedFS) CreateExclusive(string, []byte) error { return errors.ErrUnsupported }
+func (unsupportedFS) Link(string, string) error            { return errors.ErrUnsupported }
+func (unsupportedFS) Rename(string, string) error          { return errors.ErrUnsupported }
+func (unsupportedFS) Remove(string) error                  { return errors.ErrUnsupported }
+func (unsupportedFS) SetTimes(string, time.Time) error     { return errors.ErrUnsupported }
+func (unsupportedFS) Open(string) (File, error)            { return nil, errors.ErrUnsupported }
+func (unsupportedFS) ReadDir(string) ([]string, error)     { return nil, errors.ErrUnsupported }
+func (unsupportedFS) ProcessAlive(int) bool                { return false }

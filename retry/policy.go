@@ -1,0 +1,83 @@
+// Package retry decides how long a waiter sleeps between attempts to take a
+// lock: exponential backoff with jitter and a cap, woken at once when its
+// context ends.
+package retry
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Policy describes an exponential backoff: the first delay is Initial, each
+// later one is Multiplier times the one before, never more than Max, and each
+// is spread at random by ±Jitter (a fraction of the delay).
+//
+// The zero Policy is not valid; start from [Default].
+type Policy struct {
+	Initial    time.Duration // first delay; > 0
+	Max        time.Duration // cap on any delay; >= Initial
+	Multiplier float64       // growth per attempt; >= 1
+	Jitter     float64       // randomization factor in [0, 1)
+}
+
+// Default returns the policy a lock uses unless told otherwise: 1 ms
+// doubling to a cap of 200 ms, with ±50% jitter. A waiter therefore notices a
+// released lock within about 200 ms even when nothing wakes it sooner, and a
+// crowd of waiters does not retry in lockstep.
+func Default() Policy {
+	return Policy{Initial: time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, Jitter: 0.5}
+}
+
+// Constant returns a policy that waits d between attempts, with no jitter.
+func Constant(d time.Duration) Policy {
+	return Policy{Initial: d, Max: d, Multiplier: 1}
+}
+
+// ErrInvalid is wrapped by the error Validate returns.
+var ErrInvalid = errors.New("retry: invalid policy")
+
+// Validate reports whether p can be used, and what is wrong with it if not.
+func (p Policy) Validate() error {
+	switch {
+	case p.Initial <= 0:
+		return fmt.Errorf("%w: Initial %v must be positive", ErrInvalid, p.Initial)
+	case p.Max < p.Initial:
+		return fmt.Errorf("%w: Max %v is less than Initial %v", ErrInvalid, p.Max, p.Initial)
+	case !(p.Multiplier >= 1): // also rejects NaN
+		return fmt.Errorf("%w: Multiplier %v must be at least 1", ErrInvalid, p.Multiplier)
+	case !(p.Jitter >= 0 && p.Jitter < 1):
+		return fmt.Errorf("%w: Jitter %v must be in [0, 1)", ErrInvalid, p.Jitter)
+	}
+	return nil
+}
+
+// Schedule hands out the delays of one wait, in order. It is not safe for
+// concurrent use; each wait takes its own from [Policy.Schedule].
+type Schedule struct {
+	b *backoff.ExponentialBackOff
+}
+
+// Schedule starts a new sequence of delays. p must be valid.
+func (p Policy) Schedule() *Schedule {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(p.Initial),
+		backoff.WithMaxInterval(p.Max),
+		backoff.WithMultiplier(p.Multiplier),
+		backoff.WithRandomizationFactor(p.Jitter),
+		backoff.WithMaxElapsedTime(0), // a lock waiter gives up through its context, not here
+	)
+	return &Schedule{b: b}
+}
+
+// Next returns the next delay.
+func (s *Schedule) Next() time.Duration {
+	return s.b.NextBackOff()
+}
+
+// Reset starts the sequence again from the initial delay.
+func (s *Schedule) Reset() {
+	s.b.Reset()
+}
