@@ -65,8 +65,7 @@ func (l *Lock) attempt() (bool, error) {
 		}
 		err := l.cfg.fs.Link(l.claim, l.path)
 		if err == nil {
-			l.held = true
-			return true, nil
+			return l.acquired()
 		}
 		switch {
 		case gone(err):
@@ -95,9 +94,8 @@ func (l *Lock) attempt() (bool, error) {
 		case ierr != nil:
 			return false, ierr
 		case s.ours:
-			l.held = true
-			return true, nil
-		case l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop)):
+			return l.acquired()
+		case l.breakable(s):
 			if err := l.breakLocked(s); err != nil {
 				return false, err
 			}
@@ -107,6 +105,18 @@ func (l *Lock) attempt() (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// acquired is called once the lock file is known to be our claim.
+func (l *Lock) acquired() (bool, error) {
+	l.held = true
+	return true, nil
+}
+
+// breakable reports whether the lock instance s, held by another, may be
+// broken: its expiry and the clock slop have passed.
+func (l *Lock) breakable(s snapshot) bool {
+	return l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop))
 }
 
 // writeClaim makes sure the claim file exists with our contents and sets
