@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
@@ -125,7 +126,7 @@ func New(path string, opts ...Option) (*Lock, error) {
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, &fs.PathError{Op: "new", Path: path, Err: err}
 	} else if !fi.IsDir() {
-		return invalid("%s is not a directory", dir)
+		return invalid("%s: %w", dir, syscall.ENOTDIR)
 	}
 	l.claim = l.newClaimName()
 	return l, nil
@@ -190,10 +191,14 @@ func (l *Lock) Acquire(ctx context.Context) error {
 	// below even when ctx is already done.
 	select {
 	case l.acquiring <- struct{}{}:
-	case <-ctx.Done():
-		return l.waitErr(parent, ctx)
-	case <-l.closing:
-		return l.err("acquire", ErrClosed)
+	default:
+		select {
+		case l.acquiring <- struct{}{}:
+		case <-ctx.Done():
+			return l.waitErr(parent, ctx)
+		case <-l.closing:
+			return l.err("acquire", ErrClosed)
+		}
 	}
 	defer func() { <-l.acquiring }()
 

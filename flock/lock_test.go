@@ -1,0 +1,529 @@
+package flock_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfsflock/nfsflock/flock"
+	"github.com/nfsflock/nfsflock/retry"
+)
+
+func newLock(t *testing.T, path string, opts ...flock.Option) *flock.Lock {
+	t.Helper()
+	l, err := flock.New(path, opts...)
+	if err != nil {
+		t.Fatalf("New(%q) = %v", path, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// dirNames lists a directory, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestAcquireRelease(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	l := newLock(t, path)
+	if err := l.Acquire(context.Background()); err != nil {
+		t.Fatalf("Acquire = %v", err)
+	}
+	// The on-disk format of flufl.lock: the lock and the claim are one
+	// file, whose contents are exactly the claim's name.
+	claimPath := l.ClaimPath()
+	host, _ := os.Hostname()
+	wantPrefix := path + "|" + host + "|" + itoa(os.Getpid()) + "|"
+	if !strings.HasPrefix(claimPath, wantPrefix) {
+		t.Errorf("ClaimPath() = %q; want prefix %q", claimPath, wantPrefix)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != claimPath {
+		t.Errorf("lock file holds %q, %v; want %q", got, err, claimPath)
+	}
+	li, _ := os.Stat(path)
+	ci, _ := os.Stat(claimPath)
+	if !os.SameFile(li, ci) {
+		t.Errorf("lock file and claim are not one file")
+	}
+	if exp, err := l.Expiration(); err != nil || exp.Before(time.Now().Add(flock.DefaultLifetime-5*time.Second)) {
+		t.Errorf("Expiration() = %v, %v; want about now+%v", exp, err, flock.DefaultLifetime)
+	}
+	if ok, err := l.IsLocked(); !ok || err != nil {
+		t.Errorf("IsLocked() = %v, %v; want true, nil", ok, err)
+	}
+	if s, err := l.State(); s != flock.Ours || err != nil {
+		t.Errorf("State() = %v, %v; want ours", s, err)
+	}
+	d, err := l.Details()
+	if err != nil || d.Hostname != host || d.PID != os.Getpid() || d.LockFile != path {
+		t.Errorf("Details() = %+v, %v", d, err)
+	}
+	if err := l.Acquire(context.Background()); !errors.Is(err, flock.ErrAlreadyLocked) {
+		t.Errorf("second Acquire = %v; want ErrAlreadyLocked", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatalf("Release = %v", err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("after Release, dir holds %q", names)
+	}
+	if err := l.Release(); !errors.Is(err, flock.ErrNotLocked) || errors.Is(err, flock.ErrLockLost) {
+		t.Errorf("Release again = %v; want ErrNotLocked", err)
+	}
+	if s, err := l.State(); s != flock.Unlocked || err != nil {
+		t.Errorf("State() = %v, %v; want unlocked", s, err)
+	}
+	if _, err := l.Details(); !errors.Is(err, flock.ErrNotLocked) {
+		t.Errorf("Details() = %v; want ErrNotLocked", err)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestTwoLocksInOneProcessExclude(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.lck")
+	a := newLock(t, path)
+	b := newLock(t, path)
+	if ok, err := a.TryAcquire(); !ok || err != nil {
+		t.Fatalf("a.TryAcquire() = %v, %v", ok, err)
+	}
+	if ok, err := b.TryAcquire(); ok || err != nil {
+		t.Fatalf("b.TryAcquire() = %v, %v; want false, nil", ok, err)
+	}
+	if s, _ := b.State(); s != flock.Unknown {
+		t.Errorf("b.State() = %v; want unknown (a live process of this host, unexpired)", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ctx.Err()) {
+		t.Errorf("b.Acquire(short ctx) = %v; want the ctx error", err)
+	}
+	// b's failed attempts leave nothing behind.
+	if names := dirNames(t, filepath.Dir(path)); len(names) != 2 {
+		t.Errorf("dir holds %q; want the lock and a's claim", names)
+	}
+	done := make(chan error)
+	go func() { done <- b.Acquire(context.Background()) }()
+	mustBlock(t, done)
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("b.Acquire after a.Release = %v", err)
+	}
+	if err := a.Release(); !errors.Is(err, flock.ErrNotLocked) {
+		t.Errorf("a.Release again = %v", err)
+	}
+}
+
+// mustBlock fails if done delivers within a short while.
+func mustBlock(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("returned %v while the lock was held", err)
+	case <-time.After(30 * time.Millisecond):
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.lck")
+	a := newLock(t, path)
+	b := newLock(t, path, flock.WithTimeout(20*time.Millisecond))
+	if err := a.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Acquire(context.Background())
+	if !errors.Is(err, flock.ErrTimeout) {
+		t.Fatalf("Acquire = %v; want ErrTimeout", err)
+	}
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Op != "acquire" || pe.Path != path {
+		t.Errorf("Acquire error = %#v; want a *fs.PathError for acquire %s", err, path)
+	}
+	// A ctx that ends earlier wins over the timeout, and says so.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("shutting down"))
+	err = b.Acquire(ctx)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, flock.ErrTimeout) || !strings.Contains(err.Error(), "shutting down") {
+		t.Errorf("Acquire(cancelled) = %v; want context.Canceled with its cause", err)
+	}
+}
+
+// fakeClock moves only when told to. Timers fire at once, so waits do
+// not sleep.
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+func (c *fakeClock) NewTimer(time.Duration) retry.Timer {
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return fakeTimer(ch)
+}
+
+type fakeTimer chan time.Time
+
+func (t fakeTimer) C() <-chan time.Time { return t }
+func (t fakeTimer) Stop() bool          { return true }
+
+func TestBreakExpired(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	clock := &fakeClock{now: time.Now()}
+	a := newLock(t, path, flock.WithLifetime(time.Minute))
+	b := newLock(t, path, flock.WithClock(clock))
+	if err := a.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	aClaim := a.ClaimPath()
+	if ok, _ := b.TryAcquire(); ok {
+		t.Fatal("b took an unexpired lock")
+	}
+	clock.now = clock.now.Add(time.Minute + flock.DefaultClockSlop - time.Second)
+	if ok, _ := b.TryAcquire(); ok {
+		t.Fatal("b broke the lock within the clock slop")
+	}
+	if s, _ := b.State(); s != flock.TheirsExpired {
+		t.Errorf("State() = %v; want theirs_expired", s)
+	}
+	clock.now = clock.now.Add(2 * time.Second)
+	if ok, err := b.TryAcquire(); !ok || err != nil {
+		t.Fatalf("b.TryAcquire() after expiry = %v, %v; want true", ok, err)
+	}
+	if _, err := os.Stat(aClaim); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the broken holder's claim is still there: %v", err)
+	}
+	if ok, err := a.IsLocked(); ok || !errors.Is(err, flock.ErrLockLost) {
+		t.Errorf("a.IsLocked() = %v, %v; want false, ErrLockLost", ok, err)
+	}
+	if err := a.Refresh(0); !errors.Is(err, flock.ErrLockLost) || !errors.Is(err, flock.ErrNotLocked) {
+		t.Errorf("a.Refresh = %v; want ErrLockLost (and so ErrNotLocked)", err)
+	}
+	if err := a.Release(); !errors.Is(err, flock.ErrLockLost) {
+		t.Errorf("a.Release = %v; want ErrLockLost", err)
+	}
+	if ok, err := b.IsLocked(); !ok || err != nil {
+		t.Errorf("a's Release disturbed b: IsLocked() = %v, %v", ok, err)
+	}
+	if err := b.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("dir holds %q", names)
+	}
+}
+
+// TestZeroTimeoutBreaks: an already-expired deadline still gets one
+// attempt, which breaks an expired lock (flufl.lock's defect 2).
+func TestZeroTimeoutBreaks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.lck")
+	clock := &fakeClock{now: time.Now()}
+	a := newLock(t, path, flock.WithLifetime(time.Second))
+	b := newLock(t, path, flock.WithClock(clock))
+	if err := a.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.now = clock.now.Add(time.Hour)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if err := b.Acquire(ctx); err != nil {
+		t.Fatalf("Acquire(expired ctx) on an expired lock = %v; want nil", err)
+	}
+}
+
+func TestRefresh(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.lck")
+	l := newLock(t, path, flock.WithLifetime(time.Minute))
+	if err := l.Refresh(0); !errors.Is(err, flock.ErrNotLocked) || errors.Is(err, flock.ErrLockLost) {
+		t.Errorf("Refresh unheld = %v; want ErrNotLocked", err)
+	}
+	if err := l.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Refresh(time.Hour); err != nil {
+		t.Fatalf("Refresh = %v", err)
+	}
+	exp, _ := l.Expiration()
+	if until := time.Until(exp); until < 50*time.Minute {
+		t.Errorf("after Refresh(1h) the lock expires in %v", until)
+	}
+	if l.Lifetime() != time.Hour {
+		t.Errorf("Lifetime() = %v; want 1h", l.Lifetime())
+	}
+	if err := l.Refresh(-time.Second); !errors.Is(err, flock.ErrInvalid) {
+		t.Errorf("Refresh(-1s) = %v; want ErrInvalid", err)
+	}
+	// A lock file replaced under us is lost, and not extended.
+	os.Remove(path)
+	os.WriteFile(path, []byte("someone else"), 0o644)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(path, old, old)
+	if err := l.Refresh(0); !errors.Is(err, flock.ErrLockLost) {
+		t.Errorf("Refresh of a replaced lock = %v; want ErrLockLost", err)
+	}
+	if fi, _ := os.Stat(path); !fi.ModTime().Equal(old) {
+		t.Errorf("Refresh touched another's lock file")
+	}
+	if err := l.Release(); !errors.Is(err, flock.ErrLockLost) {
+		t.Errorf("Release = %v; want ErrLockLost", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "someone else" {
+		t.Errorf("Release removed another's lock file")
+	}
+}
+
+func TestClose(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	l, err := flock.New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newLock(t, path)
+	if err := l.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- other.Acquire(context.Background()) }()
+	mustBlock(t, done)
+	if err := other.Close(); err != nil {
+		t.Fatalf("Close of a waiting Lock = %v", err)
+	}
+	if err := <-done; !errors.Is(err, flock.ErrClosed) {
+		t.Errorf("waiting Acquire after Close = %v; want ErrClosed", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("after Close, dir holds %q", names)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+	for name, err := range map[string]error{
+		"Acquire": l.Acquire(context.Background()),
+		"Release": l.Release(),
+		"Refresh": l.Refresh(0),
+		"TryAcquire": func() error {
+			_, err := l.TryAcquire()
+			return err
+		}(),
+		"IsLocked": func() error {
+			_, err := l.IsLocked()
+			return err
+		}(),
+		"State": func() error {
+			_, err := l.State()
+			return err
+		}(),
+		"Details": func() error {
+			_, err := l.Details()
+			return err
+		}(),
+		"Expiration": func() error {
+			_, err := l.Expiration()
+			return err
+		}(),
+	} {
+		if !errors.Is(err, flock.ErrClosed) {
+			t.Errorf("%s after Close = %v; want ErrClosed", name, err)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	symlink := filepath.Join(dir, "symlink")
+	os.Symlink(file, symlink)
+	ok := filepath.Join(dir, "ok.lck")
+	tests := []struct {
+		name string
+		path string
+		opts []flock.Option
+		want error
+	}{
+		{"empty path", "", nil, flock.ErrInvalid},
+		{"directory", dir, nil, flock.ErrInvalid},
+		{"trailing slash", ok + "/", nil, flock.ErrInvalid},
+		{"missing directory", filepath.Join(dir, "nope", "x.lck"), nil, fs.ErrNotExist},
+		{"parent is a file", filepath.Join(file, "x.lck"), nil, syscall.ENOTDIR},
+		{"fifo", fifo, nil, flock.ErrNotRegular},
+		{"symlink", symlink, nil, flock.ErrNotRegular},
+		{"zero lifetime", ok, []flock.Option{flock.WithLifetime(0)}, flock.ErrInvalid},
+		{"negative lifetime", ok, []flock.Option{flock.WithLifetime(-time.Second)}, flock.ErrInvalid},
+		{"negative timeout", ok, []flock.Option{flock.WithTimeout(-time.Second)}, flock.ErrInvalid},
+		{"negative slop", ok, []flock.Option{flock.WithClockSlop(-time.Second)}, flock.ErrInvalid},
+		{"empty separator", ok, []flock.Option{flock.WithSeparator("")}, flock.ErrInvalid},
+		{"slash separator", ok, []flock.Option{flock.WithSeparator("/")}, flock.ErrInvalid},
+		{"separator in path", filepath.Join(dir, "a|b.lck"), nil, flock.ErrInvalid},
+		{"separator in hostname", ok, []flock.Option{flock.WithHostname("a|b")}, flock.ErrInvalid},
+		{"slash in hostname", ok, []flock.Option{flock.WithHostname("a/b")}, flock.ErrInvalid},
+		{"space around hostname", ok, []flock.Option{flock.WithHostname(" a")}, flock.ErrInvalid},
+		{"bad retry policy", ok, []flock.Option{flock.WithRetry(retry.Policy{})}, flock.ErrInvalid},
+		{"claim name too long", filepath.Join(dir, strings.Repeat("x", 230)), nil, flock.ErrInvalid},
+		{"long hostname", ok, []flock.Option{flock.WithHostname(strings.Repeat("h", 240))}, flock.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := dirNames(t, dir)
+			l, err := flock.New(tt.path, tt.opts...)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("New(%q) = %v, %v; want %v", tt.path, l, err, tt.want)
+			}
+			var pe *fs.PathError
+			if err != nil && !errors.As(err, &pe) {
+				t.Errorf("New error %v is not a *fs.PathError", err)
+			}
+			if after := dirNames(t, dir); !slices.Equal(before, after) {
+				t.Errorf("New left files: %q -> %q", before, after)
+			}
+		})
+	}
+}
+
+// TestNotRegularAtAcquire: a lock path that becomes a symlink, FIFO or
+// directory after New is reported and never touched or removed.
+func TestNotRegularAtAcquire(t *testing.T) {
+	for _, kind := range []string{"symlink", "fifo", "directory", "dangling symlink"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.lck")
+			target := filepath.Join(dir, "target")
+			os.WriteFile(target, []byte("precious"), 0o644)
+			old := time.Now().Add(-time.Hour)
+			os.Chtimes(target, old, old)
+			l := newLock(t, path)
+			switch kind {
+			case "symlink":
+				os.Symlink(target, path)
+			case "dangling symlink":
+				os.Symlink(filepath.Join(dir, "nowhere"), path)
+			case "fifo":
+				syscall.Mkfifo(path, 0o644)
+			case "directory":
+				os.Mkdir(path, 0o755)
+			}
+			before := dirNames(t, dir)
+			err := l.Acquire(context.Background())
+			if !errors.Is(err, flock.ErrNotRegular) {
+				t.Fatalf("Acquire = %v; want ErrNotRegular", err)
+			}
+			if after := dirNames(t, dir); !slices.Equal(before, after) {
+				t.Errorf("Acquire changed the directory: %q -> %q", before, after)
+			}
+			if fi, _ := os.Stat(target); !fi.ModTime().Equal(old) {
+				t.Errorf("the symlink's target was touched")
+			}
+			if _, err := l.State(); !errors.Is(err, flock.ErrNotRegular) {
+				t.Errorf("State() = %v; want ErrNotRegular", err)
+			}
+		})
+	}
+}
+
+func TestPermanentErrorsFailFast(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores directory permissions")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o555)
+	defer os.Chmod(dir, 0o755)
+	l := newLock(t, filepath.Join(dir, "app.lck"))
+	if err := l.Acquire(context.Background()); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("Acquire in a read-only directory = %v; want a permission error", err)
+	}
+}
+
+func TestMissingDirectoryAtAcquire(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	os.Mkdir(dir, 0o755)
+	l := newLock(t, filepath.Join(dir, "app.lck"))
+	os.Remove(dir)
+	if err := l.Acquire(context.Background()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Acquire with its directory gone = %v; want ErrNotExist", err)
+	}
+}
+
+// TestHostileContents: whatever a lock file names, only a claim of this
+// lock in its own directory is removed when it is broken.
+func TestHostileContents(t *testing.T) {
+	for _, contents := range []string{
+		"",
+		"garbage",
+		"../victim",
+		"VICTIM",
+		"/etc/passwd|host|1|2",
+		"app.lck|host|1|2/../../VICTIM",
+		strings.Repeat("x", 1<<20),
+	} {
+		t.Run(contents[:min(len(contents), 20)], func(t *testing.T) {
+			dir := t.TempDir()
+			sub := filepath.Join(dir, "sub")
+			os.Mkdir(sub, 0o755)
+			path := filepath.Join(sub, "app.lck")
+			victim := filepath.Join(dir, "victim")
+			contents := strings.ReplaceAll(contents, "VICTIM", victim)
+			os.WriteFile(victim, nil, 0o644)
+			os.WriteFile(path, []byte(contents), 0o644)
+			old := time.Now().Add(-time.Hour)
+			os.Chtimes(path, old, old)
+			l := newLock(t, path, flock.WithClockSlop(0))
+			if ok, err := l.TryAcquire(); !ok || err != nil {
+				t.Fatalf("TryAcquire over an expired garbage lock = %v, %v", ok, err)
+			}
+			if _, err := os.Stat(victim); err != nil {
+				t.Errorf("breaking removed a file outside the lock's claims: %v", err)
+			}
+		})
+	}
+}
+
+// TestPlantedClaim: a file planted at the claim's name is not written
+// through, and the Lock picks another name.
+func TestPlantedClaim(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	l := newLock(t, path)
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, []byte("precious"), 0o644)
+	planted := l.ClaimPath()
+	if err := os.Symlink(target, planted); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Acquire(context.Background()); err != nil {
+		t.Fatalf("Acquire = %v", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious" {
+		t.Errorf("the claim was written through a planted symlink")
+	}
+	if l.ClaimPath() == planted {
+		t.Errorf("the Lock kept the planted name")
+	}
+}
