@@ -1,0 +1,299 @@
+package flock_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfsflock/nfsflock/flock"
+	"github.com/nfsflock/nfsflock/retry"
+)
+
+// Exit statuses of the child roles.
+const (
+	exitOverlap = 3 // two holders at once
+	exitLost    = 4 // a fresh lock was taken from its holder
+	exitError   = 5
+)
+
+func init() {
+	roles["counter"] = roleCounter
+	roles["holder"] = roleHolder
+	roles["racer"] = roleRacer
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
+}
+
+func childLock() (*flock.Lock, error) {
+	return flock.New(os.Getenv("LOCK"),
+		flock.WithLifetime(envDuration("LIFETIME", time.Minute)),
+		flock.WithClockSlop(envDuration("SLOP", 0)),
+		flock.WithRetry(retry.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2, Jitter: 0.5}))
+}
+
+// inside marks the critical section with a file made by O_EXCL, which a
+// second holder would fail to make.
+func inside(marker string, fn func() error) int {
+	f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "overlap: %v\n", err)
+		return exitOverlap
+	}
+	f.Close()
+	if err := fn(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	if err := os.Remove(marker); err != nil {
+		fmt.Fprintf(os.Stderr, "overlap: marker vanished: %v\n", err)
+		return exitOverlap
+	}
+	return 0
+}
+
+// roleCounter increments a counter file ROUNDS times under the lock.
+func roleCounter() int {
+	l, err := childLock()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	defer l.Close()
+	counter := filepath.Join(os.Getenv("DIR"), "counter")
+	rounds, _ := strconv.Atoi(os.Getenv("ROUNDS"))
+	for range rounds {
+		if err := l.Acquire(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return exitError
+		}
+		code := inside(filepath.Join(os.Getenv("DIR"), "marker"), func() error {
+			b, _ := os.ReadFile(counter)
+			n, _ := strconv.Atoi(string(b))
+			return os.WriteFile(counter, []byte(strconv.Itoa(n+1)), 0o644)
+		})
+		if code != 0 {
+			return code
+		}
+		if err := l.Release(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return exitLost
+		}
+	}
+	return 0
+}
+
+// roleHolder takes the lock, says so on stdout and waits to be killed.
+func roleHolder() int {
+	l, err := childLock()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	if err := l.Acquire(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	fmt.Println("held", l.ClaimPath())
+	select {}
+}
+
+// roleRacer waits for the lock, breaking it once expired, and holds it a
+// moment, checking that nobody else holds it meanwhile and that it is
+// still ours before releasing.
+func roleRacer() int {
+	l, err := childLock()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	defer l.Close()
+	if err := l.Acquire(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	code := inside(filepath.Join(os.Getenv("DIR"), "marker"), func() error {
+		time.Sleep(20 * time.Millisecond)
+		if ok, err := l.IsLocked(); !ok {
+			return fmt.Errorf("lost a fresh lock: %v", err)
+		}
+		return nil
+	})
+	if code != 0 {
+		return code
+	}
+	if err := l.Release(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitLost
+	}
+	return 0
+}
+
+// startHolder starts a holder process and returns once it holds the lock,
+// with the path of its claim.
+func startHolder(t *testing.T, env ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := child(t, "holder", env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	claim, ok := strings.CutPrefix(strings.TrimSpace(line), "held ")
+	if err != nil || !ok {
+		t.Fatalf("holder said %q, %v", line, err)
+	}
+	return cmd, claim
+}
+
+func waitAll(t *testing.T, cmds []*exec.Cmd) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(cmds))
+	for i, cmd := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = cmd.Wait()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("process %d: %v", i, err)
+		}
+	}
+}
+
+// TestProcessesExclude: eight processes increment a shared counter under
+// the lock; an O_EXCL marker catches any overlap.
+func TestProcessesExclude(t *testing.T) {
+	const procs, rounds = 8, 40
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "app.lck")
+	var cmds []*exec.Cmd
+	for range procs {
+		cmd := child(t, "counter", "LOCK="+lock, "DIR="+dir, "ROUNDS="+strconv.Itoa(rounds))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	waitAll(t, cmds)
+	b, _ := os.ReadFile(filepath.Join(dir, "counter"))
+	if got := string(b); got != strconv.Itoa(procs*rounds) {
+		t.Errorf("counter = %s; want %d", got, procs*rounds)
+	}
+	if names := dirNames(t, dir); len(names) != 1 {
+		t.Errorf("left behind: %q", names)
+	}
+}
+
+// TestKilledHolderIsBroken: a holder killed with SIGKILL leaves its lock,
+// which another process breaks once it has expired, claim file and all.
+func TestKilledHolderIsBroken(t *testing.T) {
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "app.lck")
+	holder, claim := startHolder(t, "LOCK="+lock, "LIFETIME=500ms")
+	if err := holder.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	holder.Wait()
+	l := newLock(t, lock, flock.WithClockSlop(0))
+	if s, err := l.State(); err != nil || (s != flock.Stale) {
+		t.Errorf("State() of a dead holder's lock = %v, %v; want stale", s, err)
+	}
+	if err := l.Acquire(context.Background()); err != nil {
+		t.Fatalf("Acquire = %v", err)
+	}
+	if _, err := os.Stat(claim); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dead holder's claim %s is still there: %v", claim, err)
+	}
+	l.Release()
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("left behind: %q", names)
+	}
+}
+
+// TestRacingBreakers: several processes wait on one lock whose holder was
+// killed, and race to break it when it expires. Each must find itself the
+// only holder and keep its fresh lock until it releases it.
+func TestRacingBreakers(t *testing.T) {
+	const racers = 6
+	for round := range 3 {
+		t.Run(strconv.Itoa(round), func(t *testing.T) {
+			dir := t.TempDir()
+			lock := filepath.Join(dir, "app.lck")
+			holder, _ := startHolder(t, "LOCK="+lock, "LIFETIME=300ms")
+			holder.Process.Signal(syscall.SIGKILL)
+			holder.Wait()
+			var cmds []*exec.Cmd
+			for range racers {
+				cmd := child(t, "racer", "LOCK="+lock, "DIR="+dir)
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				cmds = append(cmds, cmd)
+			}
+			waitAll(t, cmds)
+			if names := dirNames(t, dir); len(names) != 0 {
+				t.Errorf("left behind: %q", names)
+			}
+		})
+	}
+}
+
+// TestSweepStaleClaims: claims of dead processes of this host are removed
+// when a lock is broken; claims of other hosts and of live processes stay.
+func TestSweepStaleClaims(t *testing.T) {
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "app.lck")
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	dead.Run()
+	deadPID := strconv.Itoa(dead.ProcessState.Pid())
+	stale := filepath.Join(dir, "app.lck|"+host+"|"+deadPID+"|11")
+	foreign := filepath.Join(dir, "app.lck|elsewhere|"+deadPID+"|12")
+	live := filepath.Join(dir, "app.lck|"+host+"|1|13")
+	other := filepath.Join(dir, "other.lck|"+host+"|"+deadPID+"|14")
+	for _, p := range []string{stale, foreign, live, other} {
+		os.WriteFile(p, []byte(p), 0o644)
+	}
+	os.WriteFile(lock, []byte("expired"), 0o644)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(lock, old, old)
+	l := newLock(t, lock)
+	if ok, err := l.TryAcquire(); !ok || err != nil {
+		t.Fatalf("TryAcquire = %v, %v", ok, err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale claim of a dead local process kept: %v", err)
+	}
+	for _, p := range []string{foreign, live, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was swept: %v", filepath.Base(p), err)
+		}
+	}
+}
