@@ -1,0 +1,270 @@
+package flock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/retry"
+)
+
+// These tests inject what a real filesystem here cannot be made to do on
+// demand: lost replies, a link count of 1, passing read errors.
+
+func faultyLock(t *testing.T, f *fsys.Faulty, opts ...Option) (*Lock, string) {
+	t.Helper()
+	dir := t.TempDir()
+	f.FS = fsys.OS
+	l, err := New(filepath.Join(dir, "app.lck"), append(opts, withFS(f))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, dir
+}
+
+func linkErr(oldname, newname string, errno syscall.Errno) error {
+	return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: errno}
+}
+
+func checkHeldThenClean(t *testing.T, l *Lock, dir string) {
+	t.Helper()
+	if ok, err := l.IsLocked(); !ok || err != nil {
+		t.Fatalf("IsLocked() = %v, %v; want true", ok, err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatalf("Release() = %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// TestLostLinkReply: link succeeds on the server but the reply is lost
+// and the retransmission answers EEXIST (or ENOENT).
+func TestLostLinkReply(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EEXIST, syscall.ENOENT, syscall.ESTALE} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			var calls atomic.Int32
+			f := &fsys.Faulty{OnLink: func(next func(string, string) error, o, n string) error {
+				if calls.Add(1) == 1 {
+					if err := next(o, n); err != nil {
+						return err
+					}
+					return linkErr(o, n, errno)
+				}
+				return next(o, n)
+			}}
+			l, dir := faultyLock(t, f)
+			if err := l.Acquire(context.Background()); err != nil {
+				t.Fatalf("Acquire = %v", err)
+			}
+			checkHeldThenClean(t, l, dir)
+		})
+	}
+}
+
+// TestTransientNotFound: link reports ENOENT or ESTALE without linking,
+// as some NFS clients do right after the claim was written.
+func TestTransientNotFound(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ENOENT, syscall.ESTALE} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			var calls atomic.Int32
+			f := &fsys.Faulty{OnLink: func(next func(string, string) error, o, n string) error {
+				if calls.Add(1) <= 2 {
+					return linkErr(o, n, errno)
+				}
+				return next(o, n)
+			}}
+			l, dir := faultyLock(t, f)
+			if err := l.Acquire(context.Background()); err != nil {
+				t.Fatalf("Acquire = %v", err)
+			}
+			checkHeldThenClean(t, l, dir)
+		})
+	}
+}
+
+// TestNoLinkCount: a filesystem that reports a link count of 1 and no
+// inode numbers, as sshfs and SMB do. Ownership is decided by contents.
+func TestNoLinkCount(t *testing.T) {
+	noID := func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		file, err := next(p)
+		if err != nil {
+			return nil, err
+		}
+		return fsys.NoIdentity{File: file}, nil
+	}
+	clock := &testClock{now: time.Now()}
+	a, dir := faultyLock(t, &fsys.Faulty{OnOpen: noID}, WithLifetime(time.Minute))
+	b, err := New(a.Path(), withFS(&fsys.Faulty{FS: fsys.OS, OnOpen: noID}), WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := a.Acquire(context.Background()); err != nil {
+		t.Fatalf("Acquire = %v", err)
+	}
+	if s, _ := a.State(); s != Ours {
+		t.Errorf("State() = %v; want ours", s)
+	}
+	if err := a.Refresh(0); err != nil {
+		t.Errorf("Refresh = %v", err)
+	}
+	if ok, _ := b.TryAcquire(); ok {
+		t.Fatal("b took a held lock")
+	}
+	clock.now = clock.now.Add(time.Hour)
+	if ok, err := b.TryAcquire(); !ok || err != nil {
+		t.Fatalf("b.TryAcquire() after expiry = %v, %v", ok, err)
+	}
+	if ok, err := a.IsLocked(); ok || !errors.Is(err, ErrLockLost) {
+		t.Errorf("a.IsLocked() = %v, %v; want ErrLockLost", ok, err)
+	}
+	a.Release()
+	checkHeldThenClean(t, b, dir)
+}
+
+// TestLinkRefused: sshfs answers EPERM for a link onto an existing name;
+// that is contention. Where the lock file does not exist, a refused link
+// means the filesystem has no hard links.
+func TestLinkRefused(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EPERM, syscall.ENOTSUP, syscall.ENOSYS, syscall.EMLINK} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			refuseExisting := func(next func(string, string) error, o, n string) error {
+				if _, err := os.Lstat(n); err == nil {
+					return linkErr(o, n, errno)
+				}
+				return next(o, n)
+			}
+			a, dir := faultyLock(t, &fsys.Faulty{OnLink: refuseExisting})
+			b, err := New(a.Path(), withFS(&fsys.Faulty{FS: fsys.OS, OnLink: refuseExisting}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if err := a.Acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := b.TryAcquire(); ok || err != nil {
+				t.Fatalf("TryAcquire of a held lock = %v, %v; want false, nil", ok, err)
+			}
+			a.Release()
+
+			refuseAll := func(next func(string, string) error, o, n string) error { return linkErr(o, n, errno) }
+			c, err := New(a.Path(), withFS(&fsys.Faulty{FS: fsys.OS, OnLink: refuseAll}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Acquire(context.Background()); !errors.Is(err, ErrLinkUnsupported) {
+				t.Fatalf("Acquire without hard links = %v; want ErrLinkUnsupported", err)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("left behind: %v", ents)
+			}
+		})
+	}
+}
+
+// TestRetryErrnos: errors reading the lock file listed by WithRetryErrnos
+// are waited out; others fail Acquire at once.
+func TestRetryErrnos(t *testing.T) {
+	flaky := func() *fsys.Faulty {
+		var calls atomic.Int32
+		return &fsys.Faulty{OnOpen: func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+			if filepath.Base(p) == "app.lck" && calls.Add(1) <= 3 {
+				return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EIO}
+			}
+			return next(p)
+		}}
+	}
+	for _, retry := range []bool{true, false} {
+		var opts []Option
+		if retry {
+			opts = append(opts, WithRetryErrnos(syscall.EIO))
+		}
+		l, dir := faultyLock(t, flaky(), opts...)
+		holder, err := New(l.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		holder.Acquire(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- l.Acquire(context.Background()) }()
+		if retry {
+			time.Sleep(20 * time.Millisecond)
+			holder.Close()
+			if err := <-done; err != nil {
+				t.Errorf("Acquire with EIO retried = %v", err)
+			}
+			checkHeldThenClean(t, l, dir)
+		} else {
+			err := <-done
+			if !errors.Is(err, syscall.EIO) {
+				t.Errorf("Acquire with EIO not retried = %v; want EIO", err)
+			}
+			holder.Close()
+		}
+	}
+}
+
+// TestBreakRestoresFreshLock: a breaker that judged an old instance
+// expired, but finds a fresh one by the time it moves the lock file aside,
+// puts the fresh one back; its holder keeps the lock.
+func TestBreakRestoresFreshLock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	os.WriteFile(path, []byte("old holder"), 0o644)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(path, old, old)
+	fresh, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	// Between the breaker's read and its rename, another process breaks
+	// the old instance and takes the lock.
+	f := &fsys.Faulty{FS: fsys.OS}
+	var once atomic.Bool
+	f.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && once.CompareAndSwap(false, true) {
+			os.Remove(path)
+			if ok, err := fresh.TryAcquire(); !ok || err != nil {
+				t.Errorf("fresh.TryAcquire() = %v, %v", ok, err)
+			}
+		}
+		return next(o, n)
+	}
+	breaker, err := New(path, withFS(f), WithClockSlop(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer breaker.Close()
+	if ok, err := breaker.TryAcquire(); ok || err != nil {
+		t.Fatalf("breaker.TryAcquire() = %v, %v; want false: the lock is fresh", ok, err)
+	}
+	if ok, err := fresh.IsLocked(); !ok || err != nil {
+		t.Errorf("fresh.IsLocked() = %v, %v; the breaker took a fresh lock", ok, err)
+	}
+}
+
+type testClock struct{ now time.Time }
+
+func (c *testClock) Now() time.Time { return c.now }
+func (c *testClock) NewTimer(time.Duration) retry.Timer {
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return chanTimer(ch)
+}
+
+type chanTimer chan time.Time
+
+func (t chanTimer) C() <-chan time.Time { return t }
+func (t chanTimer) Stop() bool          { return true }
