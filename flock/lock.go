@@ -48,6 +48,8 @@ type Lock struct {
 	held     bool
 	lost     bool // held, then found not ours; reported until the next Acquire or Release
 	closed   bool
+
+	lastSweep time.Time // when this Lock last swept stale claims
 }
 
 // New returns a Lock for the lock file at path, which need not exist. It

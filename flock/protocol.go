@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
 	"github.com/nfsflock/nfsflock/internal/fsys"
@@ -298,10 +299,18 @@ func (l *Lock) removeIf(match func(snapshot) bool) (bool, error) {
 	return false, nil
 }
 
-// sweep removes claim files left by crashed processes of this host.
+// sweepEvery spaces the sweeps that follow a wait: each reads the whole
+// directory, which may be large and shared.
+const sweepEvery = time.Minute
+
+// sweep removes claim files left by crashed processes of this host, unless
+// this Lock swept less than sweepEvery ago.
 func (l *Lock) sweep() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !l.lastSweep.IsZero() && l.cfg.clock.Now().Sub(l.lastSweep) < sweepEvery {
+		return
+	}
 	l.sweepLocked()
 }
 
@@ -310,6 +319,7 @@ func (l *Lock) sweep() {
 // other hosts are left alone: we cannot tell whether their owners live, and
 // a flufl.lock waiter whose claim vanishes waits until its timeout.
 func (l *Lock) sweepLocked() {
+	l.lastSweep = l.cfg.clock.Now()
 	names, err := l.cfg.fs.ReadDir(l.dir)
 	if err != nil {
 		l.cfg.logger.Debug("flock: sweep", "dir", l.dir, "err", err)
