@@ -1,0 +1,173 @@
+// Package testenv finds, for tests, the environment that .ci/setup
+// prepares (sshfs mounts, Python's flufl.lock) and re-runs the test binary
+// as child processes.
+//
+// A test whose environment is missing is skipped with a message that says
+// what to set up, unless the environment variable CI is "true": there it
+// fails, so that CI cannot pass by skipping.
+package testenv
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Environment variables that .ci/setup writes.
+const (
+	// SSHFSAEnv and SSHFSBEnv name two sshfs mounts of one directory: two
+	// clients of one network filesystem, each with its own caches.
+	SSHFSAEnv = "NFSFLOCK_SSHFS_A"
+	SSHFSBEnv = "NFSFLOCK_SSHFS_B"
+	// SSHFSNoLinkEnv names an sshfs mount made with -o disable_hardlink,
+	// on which link(2) fails.
+	SSHFSNoLinkEnv = "NFSFLOCK_SSHFS_NOLINK"
+	// PythonEnv overrides the Python interpreter that must import
+	// flufl.lock; the default is DefaultPython.
+	PythonEnv = "NFSFLOCK_PYTHON"
+)
+
+// DefaultPython is Debian's interpreter, for which python3-flufl.lock is
+// packaged.
+const DefaultPython = "/usr/bin/python3"
+
+// missing skips t, or fails it when CI=true, because the environment
+// lacks what it needs.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: a missing test environment is a failure, not a skip)", msg)
+	}
+	t.Skip(msg)
+}
+
+// SSHFS returns a new empty directory seen through the two sshfs mounts
+// named by NFSFLOCK_SSHFS_A and NFSFLOCK_SSHFS_B: a and b are one
+// directory on the server, reached by two clients with separate caches. It
+// checks that a file made through a is seen through b, and removes the
+// directory when the test ends.
+//
+// Without the variables it skips t (fails it when CI=true), naming them
+// and .ci/setup.
+func SSHFS(t testing.TB) (a, b string) {
+	t.Helper()
+	rootA, rootB := os.Getenv(SSHFSAEnv), os.Getenv(SSHFSBEnv)
+	if rootA == "" || rootB == "" {
+		missing(t, "%s and %s are not set: run `source .ci/setup` as root to mount two sshfs views of one directory", SSHFSAEnv, SSHFSBEnv)
+	}
+	name := dirName(t)
+	a, b = filepath.Join(rootA, name), filepath.Join(rootB, name)
+	if err := os.Mkdir(a, 0o755); err != nil {
+		t.Fatalf("%s=%s is set but unusable: %v", SSHFSAEnv, rootA, err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(a); err != nil {
+			t.Errorf("removing the test directory: %v", err)
+		}
+	})
+	if fi, err := os.Stat(b); err != nil || !fi.IsDir() {
+		t.Fatalf("directory %s made through %s is not seen through %s=%s (%v): are they mounts of one directory?", a, SSHFSAEnv, SSHFSBEnv, rootB, err)
+	}
+	if sameMount(t, rootA, rootB) {
+		t.Fatalf("%s and %s are one mount; they must be two clients of one directory", rootA, rootB)
+	}
+	return a, b
+}
+
+// SSHFSNoLink returns a new empty directory on the mount named by
+// NFSFLOCK_SSHFS_NOLINK, a filesystem on which link(2) fails, and removes
+// it when the test ends. It checks that link(2) does fail there.
+//
+// Without the variable it skips t (fails it when CI=true).
+func SSHFSNoLink(t testing.TB) string {
+	t.Helper()
+	root := os.Getenv(SSHFSNoLinkEnv)
+	if root == "" {
+		missing(t, "%s is not set: run `source .ci/setup` as root to mount sshfs with -o disable_hardlink", SSHFSNoLinkEnv)
+	}
+	dir := filepath.Join(root, dirName(t))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("%s=%s is set but unusable: %v", SSHFSNoLinkEnv, root, err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("removing the test directory: %v", err)
+		}
+	})
+	probe := filepath.Join(dir, "probe")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := os.Link(probe, probe+".link")
+	os.Remove(probe + ".link")
+	os.Remove(probe)
+	if err == nil {
+		t.Fatalf("link(2) works on %s=%s; it must be mounted with -o disable_hardlink", SSHFSNoLinkEnv, root)
+	}
+	return dir
+}
+
+// dirName is a name for a test's directory on a shared mount: readable,
+// and unique across runs and processes.
+func dirName(t testing.TB) string {
+	var b [6]byte
+	rand.Read(b[:])
+	safe := regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "_")
+	return safe + "." + hex.EncodeToString(b[:])
+}
+
+func sameMount(t testing.TB, a, b string) bool {
+	t.Helper()
+	fa, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.SameFile(fa, fb) // compares device and inode
+}
+
+var python struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// FluflPython returns the path of a Python interpreter that imports
+// flufl.lock: $NFSFLOCK_PYTHON, or /usr/bin/python3 (Debian's, for which
+// python3-flufl.lock is packaged).
+//
+// If it cannot import flufl.lock, FluflPython skips t (fails it when
+// CI=true), naming the package and .ci/setup.
+func FluflPython(t testing.TB) string {
+	t.Helper()
+	python.once.Do(func() {
+		python.path = os.Getenv(PythonEnv)
+		if python.path == "" {
+			python.path = DefaultPython
+		}
+		out, err := exec.Command(python.path, "-c", "import flufl.lock").CombinedOutput()
+		if err != nil {
+			python.err = fmt.Errorf("%s cannot import flufl.lock: %v: %s", python.path, err, strings.TrimSpace(string(out)))
+			if errors.Is(err, fs.ErrNotExist) {
+				python.err = fmt.Errorf("no %s: %v", python.path, err)
+			}
+		}
+	})
+	if python.err != nil {
+		missing(t, "%v; install python3-flufl.lock (`.ci/setup` does, as root) or set %s", python.err, PythonEnv)
+	}
+	return python.path
+}
