@@ -37,6 +37,11 @@ var (
 	ErrInvalid = errors.New("flock: invalid argument")
 )
 
+// NotRegularError is the error, wrapped in an [*fs.PathError], that says
+// what was found where the lock file belongs: its Kind is "symlink",
+// "directory", "FIFO", "socket" or "device". It matches [ErrNotRegular].
+type NotRegularError = fsys.NotRegularError
+
 type lostError struct{}
 
 func (lostError) Error() string { return "flock: lock lost" }

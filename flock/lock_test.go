@@ -527,3 +527,41 @@ func TestPlantedClaim(t *testing.T) {
 		t.Errorf("the Lock kept the planted name")
 	}
 }
+
+// TestClaimRemovedWhileWaiting: a waiter whose claim file is removed by
+// someone else makes a new one and still gets the lock.
+func TestClaimRemovedWhileWaiting(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	holder := newLock(t, path)
+	waiter := newLock(t, path)
+	if err := holder.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- waiter.Acquire(context.Background()) }()
+	mustBlock(t, done)
+	if err := os.Remove(waiter.ClaimPath()); err != nil {
+		t.Fatalf("removing the waiter's claim: %v", err)
+	}
+	mustBlock(t, done)
+	holder.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("Acquire = %v", err)
+	}
+	if ok, err := waiter.IsLocked(); !ok || err != nil {
+		t.Errorf("IsLocked() = %v, %v", ok, err)
+	}
+}
+
+func TestNotRegularErrorSaysWhat(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	l := newLock(t, path)
+	os.Mkdir(path, 0o755)
+	err := l.Acquire(context.Background())
+	var nr *flock.NotRegularError
+	if !errors.As(err, &nr) || nr.Kind != "directory" {
+		t.Errorf("Acquire = %v; want a *NotRegularError of kind directory", err)
+	}
+}
