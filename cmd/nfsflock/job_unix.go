@@ -1,0 +1,150 @@
+//go:build unix
+
+package main
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// relayedSignals are passed on to the command's process group.
+var relayedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP}
+
+// A job is the command, running as the leader of its own process group.
+type job struct {
+	pid int // also the process group id
+	// tty is the terminal whose foreground the command's group was given,
+	// or -1. A command in a background group would stop as soon as it read
+	// the terminal, and the terminal's ^C would reach nfsflock instead.
+	tty int
+
+	exited chan struct{} // closed once the command has ended and been reaped
+	status int           // its exit status, 128+N for signal N; set before exited closes
+	err    error         // an error from waiting, set before exited closes
+}
+
+// startJob starts the command in a new process group, in the terminal's
+// foreground if nfsflock is there itself.
+func startJob(prog string, argv []string) (*job, error) {
+	tty := foregroundTerminal()
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	if tty >= 0 {
+		attr.Foreground, attr.Ctty = true, tty
+	}
+	p, err := os.StartProcess(prog, argv, &os.ProcAttr{
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   attr,
+	})
+	if err != nil {
+		return nil, startError{err}
+	}
+	// The job waits for the process itself, to see it stop too. Release
+	// forgets the pid: take it first.
+	pid := p.Pid
+	p.Release()
+	if tty >= 0 {
+		// To take the terminal back from the background. Ignored only now:
+		// the command would have inherited it.
+		signal.Ignore(unix.SIGTTOU)
+	}
+	j := &job{pid: pid, tty: tty, exited: make(chan struct{})}
+	go j.reap()
+	return j, nil
+}
+
+// foregroundTerminal returns the descriptor of the terminal on standard
+// input if nfsflock's process group is its foreground, else -1.
+func foregroundTerminal() int {
+	fd := int(os.Stdin.Fd())
+	if !isTerminalFd(fd) {
+		return -1
+	}
+	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	if err != nil || pgrp != unix.Getpgrp() {
+		return -1
+	}
+	return fd
+}
+
+// reap waits for the command to end. When a command given the terminal is
+// stopped (^Z, or reading the terminal from the background), nfsflock takes
+// the terminal back and stops itself, so that the shell sees its job stop;
+// once continued, it continues the command.
+func (j *job) reap() {
+	defer close(j.exited)
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(j.pid, &ws, unix.WUNTRACED, nil)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			j.err = err
+			j.status = exitFailed
+		case ws.Exited():
+			j.status = ws.ExitStatus()
+		case ws.Signaled():
+			j.status = exitSignalBase + int(ws.Signal())
+		case ws.Stopped():
+			if j.tty >= 0 {
+				j.suspend()
+			}
+			continue
+		default:
+			continue
+		}
+		if j.tty >= 0 {
+			unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, unix.Getpgrp())
+		}
+		return
+	}
+}
+
+// suspend stops nfsflock along with its stopped command, and continues the
+// command when nfsflock is continued, in the foreground if nfsflock is.
+func (j *job) suspend() {
+	unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, unix.Getpgrp())
+	unix.Kill(unix.Getpid(), unix.SIGSTOP)
+	if pgrp, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && pgrp == unix.Getpgrp() {
+		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
+	}
+	j.signalGroup(unix.SIGCONT)
+}
+
+// signalGroup sends sig to the command's process group.
+func (j *job) signalGroup(sig unix.Signal) error {
+	if j.pid <= 1 {
+		// Never a group of ours: -1 would signal every process we may.
+		return unix.ESRCH
+	}
+	return unix.Kill(-j.pid, sig)
+}
+
+// signal relays sig to the command's process group.
+func (j *job) signal(sig os.Signal) {
+	if s, ok := sig.(syscall.Signal); ok {
+		j.signalGroup(s)
+	}
+}
+
+// terminate asks the command's process group to end, waking it if it is
+// stopped.
+func (j *job) terminate() {
+	j.signalGroup(unix.SIGTERM)
+	j.signalGroup(unix.SIGCONT)
+}
+
+// kill ends whatever is left of the command's process group.
+func (j *job) kill() {
+	j.signalGroup(unix.SIGKILL)
+}
+
+// groupAlive reports whether any process of the command's group is left.
+func (j *job) groupAlive() bool {
+	err := j.signalGroup(0)
+	return err == nil || errors.Is(err, unix.EPERM)
+}

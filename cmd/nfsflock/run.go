@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nfsflock/nfsflock/flock"
+)
+
+// defaultGrace is how long a command whose lock was lost has between
+// SIGTERM and SIGKILL.
+const defaultGrace = 5 * time.Second
+
+type runOptions struct {
+	path     string
+	argv     []string
+	lifetime time.Duration
+	timeout  time.Duration // 0: no limit
+	nonblock bool
+	conflict int // exit status when the lock could not be had
+	grace    time.Duration
+	slop     time.Duration
+	quiet    bool
+}
+
+func parseRun(args []string) (runOptions, error) {
+	var o runOptions
+	flags := newFlagSet("run")
+	durationVar(flags, &o.lifetime, flock.DefaultLifetime, "l", "lifetime")
+	durationVar(flags, &o.timeout, 0, "w", "timeout")
+	durationVar(flags, &o.grace, defaultGrace, "k", "kill-after")
+	durationVar(flags, &o.slop, flock.DefaultClockSlop, "clock-slop")
+	for _, name := range []string{"n", "nonblock"} {
+		flags.BoolVar(&o.nonblock, name, false, "")
+	}
+	for _, name := range []string{"E", "conflict-exit-code"} {
+		flags.IntVar(&o.conflict, name, exitUnavailable, "")
+	}
+	for _, name := range []string{"q", "quiet"} {
+		flags.BoolVar(&o.quiet, name, false, "")
+	}
+	if err := parseFlags(flags, args); err != nil {
+		return o, err
+	}
+	flags.Visit(func(f *flag.Flag) {
+		if (f.Name == "w" || f.Name == "timeout") && o.timeout == 0 {
+			o.nonblock = true // as in flock(1), -w 0 does not wait
+		}
+	})
+	rest := flags.Args()
+	if len(rest) == 0 {
+		return o, usagef("missing LOCKFILE")
+	}
+	o.path, rest = rest[0], rest[1:]
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	}
+	switch {
+	case o.path == "":
+		return o, usagef("empty LOCKFILE")
+	case len(rest) == 0:
+		return o, usagef("missing COMMAND after LOCKFILE %s", o.path)
+	case rest[0] == "":
+		return o, usagef("empty COMMAND")
+	case o.lifetime <= 0:
+		return o, usagef("lifetime must be positive")
+	case o.conflict < 0 || o.conflict > 255:
+		return o, usagef("conflict exit code %d is not in 0-255", o.conflict)
+	}
+	o.argv = rest
+	return o, nil
+}
+
+// runVerb takes the lock, runs the command, releases the lock, and returns
+// the command's status: nfsflock [run] [flags] LOCKFILE [--] COMMAND [ARGS...].
+func runVerb(args []string, _, stderr io.Writer) (int, error) {
+	o, err := parseRun(args)
+	if err != nil {
+		return exitUsage, err
+	}
+	// Find the command before waiting for the lock, not after.
+	prog, err := exec.LookPath(o.argv[0])
+	if errors.Is(err, exec.ErrDot) {
+		err = nil // a shell would run it too
+	}
+	if err != nil {
+		return startStatus(err), err
+	}
+	opts := []flock.Option{flock.WithLifetime(o.lifetime), flock.WithClockSlop(o.slop)}
+	switch {
+	case o.nonblock:
+		// Acquire makes one attempt, breaking an expired lock included,
+		// before it looks at its timeout.
+		opts = append(opts, flock.WithTimeout(time.Nanosecond))
+	case o.timeout > 0:
+		opts = append(opts, flock.WithTimeout(o.timeout))
+	}
+	// observer checks the path and options now, and reads the holder's
+	// details for the waiting display and the messages. It never takes
+	// the lock.
+	observer, err := newLock(o.path, opts...)
+	if err != nil {
+		return exitFailed, err
+	}
+	defer observer.Close()
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	relay := startRelay(cancel)
+	defer relay.stop()
+
+	var display *waitDisplay
+	if !o.quiet && !o.nonblock {
+		var giveUp time.Time
+		if o.timeout > 0 {
+			giveUp = time.Now().Add(o.timeout)
+		}
+		display = showWait(os.Stderr, observer, o.slop, giveUp)
+	}
+	defer display.stop()
+
+	var (
+		started bool
+		status  int
+	)
+	err = lockedDo(ctx, o.path, func(ctx context.Context) error {
+		display.stop()
+		j, err := relay.start(ctx, func() (*job, error) { return startJob(prog, o.argv) })
+		if err != nil {
+			return err
+		}
+		started = true
+		status, err = j.supervise(ctx, o.grace)
+		relay.clear()
+		return err
+	}, opts...)
+	display.stop()
+
+	var (
+		interrupted interruptedError
+		se          startError
+	)
+	switch {
+	case errors.Is(err, flock.ErrLockLost):
+		if started {
+			fmt.Fprintf(stderr, "nfsflock: %v\nnfsflock: the lock was lost while %s ran; it was stopped or had ended\n", err, o.argv[0])
+		} else {
+			fmt.Fprintf(stderr, "nfsflock: %v\n", err)
+		}
+		return exitLost, nil
+	case started:
+		if err != nil {
+			fmt.Fprintf(stderr, "nfsflock: after %s ended: %v\n", o.argv[0], err)
+		}
+		return status, nil
+	case errors.As(err, &interrupted):
+		return exitSignalBase + interrupted.number(), nil
+	case errors.Is(err, flock.ErrTimeout):
+		if !o.quiet {
+			fmt.Fprintf(stderr, "nfsflock: %s\n", unavailableText(observer, o))
+		}
+		return o.conflict, nil
+	case errors.As(err, &se):
+		return startStatus(se.err), err
+	default:
+		return exitFailed, err
+	}
+}
+
+// unavailableText says who holds the lock that could not be had.
+func unavailableText(observer *flock.Lock, o runOptions) string {
+	wait := "not waiting (-n)"
+	if !o.nonblock {
+		wait = fmt.Sprintf("gave up after %v", o.timeout)
+	}
+	r, err := readReport(observer, o.slop, time.Now)
+	if err != nil || !r.Locked {
+		return fmt.Sprintf("%s: lock not taken; %s", observer.Path(), wait)
+	}
+	return fmt.Sprintf("%s: held by %s, expires %s; %s", r.Path, r.holderText(), r.expiryText(time.Now()), wait)
+}
+
+// startError is a command that could not be started.
+type startError struct{ err error }
+
+func (e startError) Error() string { return e.err.Error() }
+func (e startError) Unwrap() error { return e.err }
+
+// startStatus is the exit status for a command that could not be run, as
+// shells have it.
+func startStatus(err error) int {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return exitNotFound
+	}
+	return exitCannotRun
+}
+
+// interruptedError is a signal that ended the wait for the lock.
+type interruptedError struct{ sig os.Signal }
+
+func (e interruptedError) Error() string { return "interrupted by " + e.sig.String() }
+
+func (e interruptedError) number() int {
+	if s, ok := e.sig.(syscall.Signal); ok {
+		return int(s)
+	}
+	return 0
+}
+
+// A relay passes the signals that nfsflock gets to the command's process
+// group while the command runs. Before it runs, a signal ends the wait for
+// the lock instead.
+type relay struct {
+	sigs   chan os.Signal
+	done   chan struct{}
+	joined chan struct{}
+	once   sync.Once
+
+	mu      sync.Mutex
+	job     *job
+	cancel  context.CancelCauseFunc
+	started bool
+}
+
+// startRelay catches the relayed signals, leaving alone those that
+// nfsflock was started ignoring (as under nohup), which the command then
+// ignores too.
+func startRelay(cancel context.CancelCauseFunc) *relay {
+	r := &relay{
+		sigs:   make(chan os.Signal, 8),
+		done:   make(chan struct{}),
+		joined: make(chan struct{}),
+		cancel: cancel,
+	}
+	for _, sig := range relayedSignals {
+		if !signal.Ignored(sig) {
+			signal.Notify(r.sigs, sig)
+		}
+	}
+	go r.loop()
+	return r
+}
+
+func (r *relay) loop() {
+	defer close(r.joined)
+	for {
+		select {
+		case <-r.done:
+			return
+		case sig := <-r.sigs:
+			r.mu.Lock()
+			switch {
+			case r.job != nil:
+				r.job.signal(sig)
+			case !r.started:
+				r.cancel(interruptedError{sig})
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// start runs startJob unless a signal or a lost lock has ended ctx first,
+// and relays signals to the job from then on.
+func (r *relay) start(ctx context.Context, startJob func() (*job, error)) (*job, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	j, err := startJob()
+	if err != nil {
+		return nil, err
+	}
+	r.job, r.started = j, true
+	return j, nil
+}
+
+// clear stops relaying to the job, which has ended.
+func (r *relay) clear() {
+	r.mu.Lock()
+	r.job = nil
+	r.mu.Unlock()
+}
+
+// stop restores the signals' handling and joins the relay's goroutine.
+func (r *relay) stop() {
+	r.once.Do(func() {
+		signal.Stop(r.sigs)
+		close(r.done)
+		<-r.joined
+	})
+}
+
+// supervise waits for the command to end and returns its status. If ctx
+// ends first (the lock was lost) it stops the command's process group:
+// SIGTERM, then SIGKILL once grace has passed, to the whole group, so that
+// nothing the command started goes on without the lock. It then returns
+// ctx's cause.
+func (j *job) supervise(ctx context.Context, grace time.Duration) (int, error) {
+	select {
+	case <-j.exited:
+		return j.status, j.err
+	case <-ctx.Done():
+	}
+	j.terminate()
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	exited := j.exited
+wait:
+	for {
+		select {
+		case <-exited:
+			exited = nil
+		case <-poll.C:
+			if exited == nil && !j.groupAlive() {
+				break wait
+			}
+		case <-deadline.C:
+			break wait
+		}
+	}
+	j.kill()
+	<-j.exited
+	return j.status, context.Cause(ctx)
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nfsflock/nfsflock/flock"
+)
+
+// statusVerb prints what the lock file says: nfsflock status [--json] LOCKFILE.
+func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
+	flags := newFlagSet("status")
+	asJSON := flags.Bool("json", false, "")
+	var slop time.Duration
+	durationVar(flags, &slop, flock.DefaultClockSlop, "clock-slop")
+	pos, err := parseInterleaved(flags, args)
+	if err != nil {
+		return exitUsage, err
+	}
+	path, err := lockPathArg("status", pos)
+	if err != nil {
+		return exitUsage, err
+	}
+	l, err := newLock(path, flock.WithClockSlop(slop))
+	if err != nil {
+		return exitFailed, err
+	}
+	defer l.Close()
+	r, err := readReport(l, slop, time.Now)
+	if err != nil {
+		return exitFailed, err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return exitOK, enc.Encode(r)
+	}
+	fmt.Fprintf(stdout, "lock:    %s\nstate:   %s\n", r.Path, r.State)
+	if !r.Locked {
+		return exitOK, nil
+	}
+	fmt.Fprintf(stdout, "holder:  %s\nexpires: %s (%s)\n", r.holderText(), r.Expires.Format(time.RFC3339), r.expiryText(time.Now()))
+	return exitOK, nil
+}
+
+// parseInterleaved parses flags that may come before and after the
+// positional arguments, which it returns. After "--" all are positional.
+func parseInterleaved(flags *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(flags, args); err != nil {
+			return nil, err
+		}
+		rest := flags.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// A report is what can be read of a lock file at one moment. It is also
+// the JSON that status --json prints.
+type report struct {
+	Path      string    `json:"path"`
+	State     string    `json:"state"`  // flufl.lock's name of the flock.State
+	Locked    bool      `json:"locked"` // a lock file exists
+	Holder    *holder   `json:"holder,omitempty"`
+	Expires   time.Time `json:"expires,omitzero"`
+	Expired   bool      `json:"expired"`   // its expiry has passed
+	Breakable bool      `json:"breakable"` // its expiry and the clock slop have passed
+
+	slop time.Duration
+}
+
+// holder is what the lock file says of its holder; absent when its contents
+// cannot be parsed.
+type holder struct {
+	Hostname string `json:"hostname"`
+	PID      int    `json:"pid"`
+	LockFile string `json:"lockfile"`
+}
+
+// readReport reads the state, holder and expiry of the lock file. They
+// come from separate reads; when the lock file disappears between them it
+// reads again, so that the report describes one lock or none.
+func readReport(l *flock.Lock, slop time.Duration, now func() time.Time) (report, error) {
+	var (
+		r   report
+		err error
+	)
+	for range 5 {
+		var changed bool
+		r, changed, err = readReportOnce(l, slop, now)
+		if !changed {
+			break
+		}
+	}
+	return r, err
+}
+
+func readReportOnce(l *flock.Lock, slop time.Duration, now func() time.Time) (r report, changed bool, err error) {
+	r = report{Path: l.Path(), slop: slop}
+	state, err := l.State()
+	if err != nil {
+		return r, false, err
+	}
+	r.State = state.String()
+	if state == flock.Unlocked {
+		return r, false, nil
+	}
+	r.Locked = true
+	expires, err := l.Expiration()
+	if errors.Is(err, flock.ErrNotLocked) {
+		return r, true, nil
+	}
+	if err != nil {
+		return r, false, err
+	}
+	d, err := l.Details()
+	switch {
+	case err == nil:
+		r.Holder = &holder{Hostname: d.Hostname, PID: d.PID, LockFile: d.LockFile}
+	case errors.Is(err, flock.ErrNotLocked):
+		// Gone, or there but unparseable: only the second leaves an expiry.
+		if _, err := l.Expiration(); err != nil {
+			return r, errors.Is(err, flock.ErrNotLocked), err
+		}
+	default:
+		return r, false, err
+	}
+	t := now()
+	r.Expires = expires
+	r.Expired = t.After(expires)
+	r.Breakable = t.After(expires.Add(slop))
+	return r, false, nil
+}
+
+func (r report) holderText() string {
+	if r.Holder == nil {
+		return "unknown (the lock file's contents cannot be parsed)"
+	}
+	return fmt.Sprintf("pid %d on %s", r.Holder.PID, r.Holder.Hostname)
+}
+
+// expiryText says when the lock expires, relative to now, and when it may
+// be broken.
+func (r report) expiryText(now time.Time) string {
+	switch {
+	case !now.After(r.Expires):
+		return "in " + approx(r.Expires.Sub(now))
+	case !now.After(r.Expires.Add(r.slop)):
+		return fmt.Sprintf("expired %s ago; breakable in %s", approx(now.Sub(r.Expires)), approx(r.Expires.Add(r.slop).Sub(now)))
+	default:
+		return fmt.Sprintf("expired %s ago; breakable", approx(now.Sub(r.Expires)))
+	}
+}
+
+// approx rounds d for people: tenths of a second below 10s, seconds above.
+func approx(d time.Duration) string {
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
