@@ -28,12 +28,12 @@ import (
 	"github.com/nfsflock/nfsflock/internal/testenv"
 )
 
-// netfsWait bounds each wait in these tests, so that a broken lock fails
+// waitBound bounds each wait in these tests, so that a broken lock fails
 // the test rather than hanging it. It is never a measure of speed.
-const netfsWait = 2 * time.Minute
+const waitBound = 2 * time.Minute
 
-func netfsContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), netfsWait)
+func boundedContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -117,7 +117,7 @@ func netfsWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), netfsWait)
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	defer cancel()
 	marker := filepath.Join(referee, "inside")
 	for i := range rounds {
@@ -198,7 +198,7 @@ func writeCounter(t *testing.T, dir string, n int) {
 // decided by contents, not link counts.
 func TestNetFSOperations(t *testing.T) {
 	a, b := testenv.SSHFS(t)
-	ctx := netfsContext(t)
+	ctx := boundedContext(t)
 	const lifetime = time.Minute
 	la := lockAt(t, filepath.Join(a, "app.lck"), flock.WithLifetime(lifetime))
 	lb := lockAt(t, filepath.Join(b, "app.lck"))
@@ -281,7 +281,7 @@ func TestNetFSOperations(t *testing.T) {
 // without disturbing B's.
 func TestNetFSBreakExpired(t *testing.T) {
 	a, b := testenv.SSHFS(t)
-	ctx := netfsContext(t)
+	ctx := boundedContext(t)
 	la := lockAt(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Second))
 	lb := lockAt(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
 	if err := la.Acquire(ctx); err != nil {
@@ -321,7 +321,7 @@ func TestNetFSBreakExpired(t *testing.T) {
 // fresh lock: what it moves aside before removing must be what it judged.
 func TestNetFSStaleAttributes(t *testing.T) {
 	a, b := testenv.SSHFS(t)
-	ctx := netfsContext(t)
+	ctx := boundedContext(t)
 	short := lockAt(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Second))
 	fresh := lockAt(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Hour), flock.WithClockSlop(time.Second))
 	lb := lockAt(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
