@@ -1,0 +1,647 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is nfsflock, built once by TestMain; the tests run it as users do.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nfsflock-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "nfsflock")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+		// The race runtime lingers a second at exit by default; a race
+		// found still makes the binary exit 66, which no test expects.
+		os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=20"))
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// A proc is an nfsflock process started by a test.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error // set before done closes
+}
+
+// start starts nfsflock with args in dir. Its standard input is a pipe that
+// proc.closeStdin closes. The test's cleanup ends it if the test has not.
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stdin.Close()
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		// SIGTERM first: nfsflock passes it on to its command's group.
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) closeStdin() { p.stdin.Close() }
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// wait waits for the process to end and returns its exit status.
+func (p *proc) wait() int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("nfsflock %q has not ended", p.cmd.Args[1:])
+	}
+	return exitStatus(p.t, p.err)
+}
+
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("nfsflock was killed by %v", ws.Signal())
+	}
+	return ee.ExitCode()
+}
+
+// run runs nfsflock with args in dir and returns its exit status,
+// standard output and standard error.
+func run(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	p := start(t, dir, args...)
+	p.closeStdin()
+	status := p.wait()
+	return status, p.stdout.String(), p.stderr.String()
+}
+
+// waitFor polls cond until it holds; it fails the test if that takes
+// unreasonably long (which is a hang, not slowness).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// hold starts an nfsflock that holds lock in dir until closeStdin, and
+// returns once its command runs.
+func hold(t *testing.T, dir, lock string, flags ...string) *proc {
+	t.Helper()
+	ready := filepath.Join(dir, "ready-"+strconv.Itoa(len(t.Name()))+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	args := append(append([]string(nil), flags...), lock, "--", "sh", "-c", `touch "$0"; exec cat`, ready)
+	p := start(t, dir, args...)
+	waitFor(t, "the holder's command to start", func() bool { return exists(ready) })
+	return p
+}
+
+// status runs nfsflock status --json.
+func status(t *testing.T, dir string, args ...string) report {
+	t.Helper()
+	code, out, errOut := run(t, dir, append([]string{"status", "--json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("nfsflock status --json %q = %d, stderr %q; want 0", args, code, errOut)
+	}
+	var r report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("nfsflock status --json: %v in %q", err, out)
+	}
+	return r
+}
+
+// leftovers lists the files in dir other than those named in keep and the
+// ready files of hold.
+func leftovers(t *testing.T, dir string, keep ...string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !slices.Contains(keep, e.Name()) && !strings.HasPrefix(e.Name(), "ready-") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+func TestCommandStatus(t *testing.T) {
+	notExec := filepath.Join(t.TempDir(), "not-executable")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		argv []string
+		want int
+	}{
+		{"success", []string{"true"}, 0},
+		{"failure", []string{"sh", "-c", "exit 3"}, 3},
+		{"255", []string{"sh", "-c", "exit 255"}, 255},
+		{"SIGTERM", []string{"sh", "-c", "kill -TERM $$"}, 128 + 15},
+		{"SIGKILL", []string{"sh", "-c", "kill -KILL $$"}, 128 + 9},
+		{"not found", []string{"nfsflock-test-no-such-command"}, 127},
+		{"not executable", []string{notExec}, 126},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"L", "--"}, tt.argv...)
+			if got, _, stderr := run(t, dir, args...); got != tt.want {
+				t.Errorf("nfsflock %q = %d, stderr %q; want %d", args, got, stderr, tt.want)
+			}
+			if left := leftovers(t, dir); len(left) > 0 {
+				t.Errorf("files left behind: %q", left)
+			}
+		})
+	}
+}
+
+// The -- is optional, and the lock is held while the command runs.
+func TestRunHoldsLock(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := run(t, dir, "L", "sh", "-c", `"$0" status --json L`, binary)
+	if code != 0 {
+		t.Fatalf("nfsflock L sh -c 'nfsflock status --json L' = %d, stderr %q; want 0", code, stderr)
+	}
+	var r report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("status --json inside: %v in %q", err, out)
+	}
+	if !r.Locked || r.Holder == nil {
+		t.Errorf("status inside the command = %+v; want locked with a holder", r)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	tests := [][]string{
+		{},
+		{"-x", "L", "true"},
+		{"L"},
+		{"L", "--"},
+		{"-E", "256", "L", "true"},
+		{"-E", "x", "L", "true"},
+		{"-l", "0", "L", "true"},
+		{"-w", "-1", "L", "true"},
+		{"-w", "soon", "L", "true"},
+		{"-k", "1parsec", "L", "true"},
+		{"", "true"},
+		{"a|b", "true"},
+		{"run"},
+		{"status"},
+		{"status", "a", "b"},
+		{"status", "--nope", "L"},
+		{"break"},
+		{"break", "--force", "a", "b"},
+		{"break", "--clock-slop", "x", "L"},
+	}
+	for _, args := range tests {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			code, _, stderr := run(t, dir, args...)
+			if code != exitUsage {
+				t.Errorf("nfsflock %q = %d, stderr %q; want %d", args, code, stderr, exitUsage)
+			}
+			if !strings.Contains(stderr, "nfsflock -h") {
+				t.Errorf("nfsflock %q: stderr %q does not point to nfsflock -h", args, stderr)
+			}
+			if left := leftovers(t, dir); len(left) > 0 {
+				t.Errorf("files left behind: %q", left)
+			}
+		})
+	}
+}
+
+// Something other than a regular file where the lock file belongs is an
+// error, and is left as it is.
+func TestNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("target", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"d", "link", "fifo"} {
+		for _, args := range [][]string{{name, "true"}, {"status", name}, {"break", "--force", name}} {
+			code, _, stderr := run(t, dir, args...)
+			if code != exitFailed || !strings.Contains(stderr, "not a regular file") {
+				t.Errorf("nfsflock %q = %d, stderr %q; want %d, not a regular file", args, code, stderr, exitFailed)
+			}
+		}
+	}
+	if left := leftovers(t, dir, "d", "link", "fifo"); len(left) > 0 {
+		t.Errorf("files left behind: %q", left)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"status", "-h"}, {"break", "--help"}, {"run", "-h"}} {
+		code, out, _ := run(t, t.TempDir(), args...)
+		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "Exit status:") {
+			t.Errorf("nfsflock %q = %d with output %.40q...; want 0 and the usage", args, code, out)
+		}
+	}
+}
+
+// A first argument that is a verb is the verb; ./status names a file.
+func TestVerbOrFile(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"./status", "--", "test", "-f", "status"}
+	if code, _, stderr := run(t, dir, args...); code != 0 {
+		t.Fatalf("nfsflock %q = %d, stderr %q; want 0 (the lock file named status exists)", args, code, stderr)
+	}
+	if r := status(t, dir, "./status"); r.State != "unlocked" || filepath.Base(r.Path) != "status" {
+		t.Errorf("status ./status = %+v; want unlocked, path ending in /status", r)
+	}
+	args = []string{"run", "status", "true"}
+	if code, _, stderr := run(t, dir, args...); code != 0 {
+		t.Fatalf("nfsflock %q = %d, stderr %q; want 0", args, code, stderr)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	dir := t.TempDir()
+	holder := hold(t, dir, "L")
+	tests := []struct {
+		args  []string
+		want  int
+		quiet bool
+	}{
+		{[]string{"-n", "L", "true"}, 75, false},
+		{[]string{"--nonblock", "-E", "9", "L", "true"}, 9, false},
+		{[]string{"-w", "0.2", "L", "true"}, 75, false},
+		{[]string{"--timeout", "200ms", "--conflict-exit-code", "0", "L", "true"}, 0, false},
+		{[]string{"-w", "0", "-E", "3", "L", "true"}, 3, false},
+		{[]string{"-q", "-n", "L", "true"}, 75, true},
+	}
+	for _, tt := range tests {
+		code, _, stderr := run(t, dir, tt.args...)
+		if code != tt.want {
+			t.Errorf("nfsflock %q with the lock held = %d, stderr %q; want %d", tt.args, code, stderr, tt.want)
+		}
+		switch want := fmt.Sprintf("held by pid %d", holder.pid()); {
+		case tt.quiet && stderr != "":
+			t.Errorf("nfsflock %q: stderr %q; want nothing", tt.args, stderr)
+		case !tt.quiet && !strings.Contains(stderr, want):
+			t.Errorf("nfsflock %q: stderr %q; want it to say %q", tt.args, stderr, want)
+		}
+	}
+	holder.closeStdin()
+	if code := holder.wait(); code != 0 {
+		t.Fatalf("holder = %d, stderr %q; want 0", code, holder.stderr.String())
+	}
+	if code, _, stderr := run(t, dir, "-n", "L", "true"); code != 0 {
+		t.Errorf("nfsflock -n L true after the holder ended = %d, stderr %q; want 0", code, stderr)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	dir := t.TempDir()
+	if r := status(t, dir, "L"); r.State != "unlocked" || r.Locked || r.Holder != nil || !r.Expires.IsZero() {
+		t.Errorf("status of no lock = %+v; want unlocked, no holder, no expiry", r)
+	}
+	holder := hold(t, dir, "L")
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(dir, "L")
+	r := status(t, dir, "L")
+	want := holderJSON{Hostname: host, PID: holder.pid(), LockFile: abs}
+	if r.State != "unknown" || !r.Locked || r.Path != abs || r.Expires.IsZero() || r.Expired || r.Breakable {
+		t.Errorf("status of a held lock = %+v; want unknown, locked, path %s, an expiry, not expired", r, abs)
+	}
+	if r.Holder == nil || holderJSON(*r.Holder) != want {
+		t.Errorf("status holder = %+v; want %+v", r.Holder, want)
+	}
+	code, out, _ := run(t, dir, "status", "L")
+	for _, line := range []string{"lock:    " + abs, "state:   unknown", fmt.Sprintf("holder:  pid %d on %s", holder.pid(), host), "expires: "} {
+		if code != 0 || !strings.Contains(out, line) {
+			t.Errorf("status L = %d, %q; want 0 and a line %q", code, out, line)
+		}
+	}
+}
+
+type holderJSON struct {
+	Hostname string
+	PID      int
+	LockFile string
+}
+
+func TestBreak(t *testing.T) {
+	t.Run("unlocked", func(t *testing.T) {
+		dir := t.TempDir()
+		if code, out, stderr := run(t, dir, "break", "L"); code != 0 || !strings.Contains(out, "not locked") {
+			t.Errorf("break L = %d, %q, stderr %q; want 0, not locked", code, out, stderr)
+		}
+	})
+	t.Run("refuses an unexpired lock", func(t *testing.T) {
+		dir := t.TempDir()
+		holder := hold(t, dir, "L")
+		code, _, stderr := run(t, dir, "break", "L")
+		if code != exitUnavailable || !strings.Contains(stderr, "not expired") {
+			t.Errorf("break L of a held lock = %d, stderr %q; want %d, not expired", code, stderr, exitUnavailable)
+		}
+		if r := status(t, dir, "L"); r.Holder == nil || r.Holder.PID != holder.pid() {
+			t.Errorf("after a refused break, status = %+v; want held by %d", r, holder.pid())
+		}
+		holder.closeStdin()
+		if code := holder.wait(); code != 0 {
+			t.Errorf("holder = %d, stderr %q; want 0: its lock was not lost", code, holder.stderr.String())
+		}
+	})
+	t.Run("force", func(t *testing.T) {
+		dir := t.TempDir()
+		holder := hold(t, dir, "L", "-l", "0.6", "-k", "0.1")
+		if code, out, stderr := run(t, dir, "break", "--force", "L"); code != 0 || !strings.Contains(out, "broke") {
+			t.Errorf("break --force L = %d, %q, stderr %q; want 0, broke", code, out, stderr)
+		}
+		if code := holder.wait(); code != exitLost {
+			t.Errorf("holder whose lock was broken by force = %d, stderr %q; want %d", code, holder.stderr.String(), exitLost)
+		}
+		if left := leftovers(t, dir); len(left) > 0 {
+			t.Errorf("files left behind: %q", left)
+		}
+	})
+}
+
+// A holder that is paused past its lifetime has its lock broken, and when
+// it resumes it stops its command and exits 70.
+func TestLostWhileStopped(t *testing.T) {
+	dir := t.TempDir()
+	holder := start(t, dir, "-l", "0.3", "L", "--", "sh", "-c", `touch ready; exec sleep 600`)
+	waitFor(t, "the holder's command to start", func() bool { return exists(filepath.Join(dir, "ready")) })
+	holder.signal(syscall.SIGSTOP)
+	waitFor(t, "the lock to expire", func() bool { return status(t, dir, "--clock-slop", "0", "L").Breakable })
+	if code, out, stderr := run(t, dir, "break", "--clock-slop", "0", "L"); code != 0 || !strings.Contains(out, "broke") {
+		t.Fatalf("break --clock-slop 0 L of an expired lock = %d, %q, stderr %q; want 0, broke", code, out, stderr)
+	}
+	// A waiter takes the lock while the holder is stopped.
+	if code, _, stderr := run(t, dir, "-n", "L", "true"); code != 0 {
+		t.Fatalf("nfsflock -n L true after the break = %d, stderr %q; want 0", code, stderr)
+	}
+	holder.signal(syscall.SIGCONT)
+	if code := holder.wait(); code != exitLost {
+		t.Errorf("resumed holder = %d, stderr %q; want %d", code, holder.stderr.String(), exitLost)
+	}
+	if !strings.Contains(holder.stderr.String(), "lock lost") {
+		t.Errorf("resumed holder's stderr %q does not say the lock was lost", holder.stderr.String())
+	}
+}
+
+// A holder whose lock file is replaced or removed stops its command and
+// exits 70, leaving the new lock file alone; a command that ignores
+// SIGTERM gets SIGKILL after the grace period, with all its group.
+func TestLostLockFile(t *testing.T) {
+	replace := func(t *testing.T, lock string) {
+		tmp := lock + ".new"
+		if err := os.WriteFile(tmp, []byte("someone else"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, lock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name   string
+		ignore string // shell trap for SIGTERM
+		change func(t *testing.T, lock string)
+	}{
+		{"replaced", "", replace},
+		{"removed", "", func(t *testing.T, lock string) { os.Remove(lock) }},
+		{"replaced, TERM ignored", `trap "" TERM;`, replace},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			script := tt.ignore + ` echo $$ > pgid; sleep 600 & echo $! > child; touch ready; wait`
+			holder := start(t, dir, "-l", "0.6", "-k", "0.2", "L", "--", "sh", "-c", script)
+			waitFor(t, "the holder's command to start", func() bool { return exists(filepath.Join(dir, "ready")) })
+			pgid := readInt(t, filepath.Join(dir, "pgid"))
+			lock := filepath.Join(dir, "L")
+			tt.change(t, lock)
+			if code := holder.wait(); code != exitLost {
+				t.Fatalf("holder = %d, stderr %q; want %d", code, holder.stderr.String(), exitLost)
+			}
+			waitFor(t, "the command's process group to end", func() bool { return !groupRunning(pgid) })
+			if b, err := os.ReadFile(lock); tt.name != "removed" && (err != nil || string(b) != "someone else") {
+				t.Errorf("the replacement lock file = %q, %v; want it untouched", b, err)
+			}
+		})
+	}
+}
+
+// groupRunning reports whether a process of group pgid runs. Where /proc
+// tells, zombies, which the init process reaps in its own time, do not
+// count.
+func groupRunning(pgid int) bool {
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil || len(stats) == 0 {
+		return syscall.Kill(-pgid, 0) != syscall.ESRCH
+	}
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(fields) >= 3 && fields[2] == strconv.Itoa(pgid) && fields[0] != "Z" && fields[0] != "X" {
+			return true
+		}
+	}
+	return false
+}
+
+func readInt(t *testing.T, path string) int {
+	t.Helper()
+	var n int
+	waitFor(t, path, func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		n, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil
+	})
+	return n
+}
+
+// SIGINT, SIGTERM and SIGHUP reach the command, whose status nfsflock
+// then returns.
+func TestSignalsRelayed(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			script := `trap 'echo "$0" > got; exit 7' ` + strings.TrimPrefix(signalName(sig), "SIG") + `; touch ready; while :; do sleep 0.05; done`
+			p := start(t, dir, "L", "--", "sh", "-c", script, signalName(sig))
+			waitFor(t, "the command to start", func() bool { return exists(filepath.Join(dir, "ready")) })
+			p.signal(sig)
+			if code := p.wait(); code != 7 {
+				t.Errorf("nfsflock after %v = %d, stderr %q; want the command's 7", sig, code, p.stderr.String())
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "got")); err != nil || strings.TrimSpace(string(b)) != signalName(sig) {
+				t.Errorf("the command's trap wrote %q, %v; want %s", b, err, signalName(sig))
+			}
+		})
+	}
+}
+
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
+}
+
+// A signal while nfsflock waits for the lock ends the wait: 128+N, and
+// nothing of the waiter is left behind.
+func TestSignalWhileWaiting(t *testing.T) {
+	dir := t.TempDir()
+	holder := hold(t, dir, "L")
+	waiter := start(t, dir, "L", "--", "touch", "ran")
+	mark := fmt.Sprintf("%s%d%s", "|", waiter.pid(), "|")
+	claimed := func() bool {
+		for _, name := range leftovers(t, dir) {
+			if strings.Contains(name, mark) {
+				return true
+			}
+		}
+		return false
+	}
+	// Its claim file shows that it waits, with its signal handling in place.
+	waitFor(t, "the waiter's claim", claimed)
+	waiter.signal(syscall.SIGTERM)
+	if code := waiter.wait(); code != 128+int(syscall.SIGTERM) {
+		t.Errorf("waiter after SIGTERM = %d, stderr %q; want %d", code, waiter.stderr.String(), 128+int(syscall.SIGTERM))
+	}
+	if exists(filepath.Join(dir, "ran")) {
+		t.Error("the waiter's command ran")
+	}
+	if claimed() {
+		t.Error("the waiter's claim file was left behind")
+	}
+	holder.closeStdin()
+	if code := holder.wait(); code != 0 {
+		t.Errorf("holder = %d; want 0", code)
+	}
+}
+
+// Two nfsflock processes, each running a command many times over, take
+// turns: no command runs while the other's does, and no update is lost.
+func TestTakingTurns(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "count"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const perProcess = 10
+	script := `mkdir inside || exit 99; n=$(cat count); sleep 0.01; echo $((n + 1)) > count; rmdir inside`
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for range perProcess {
+				cmd := exec.Command(binary, "L", "--", "sh", "-c", script)
+				cmd.Dir = dir
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("nfsflock L -- sh -c %q: %v, output %q", script, err, out)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b, err := os.ReadFile(filepath.Join(dir, "count"))
+	if got := strings.TrimSpace(string(b)); err != nil || got != strconv.Itoa(2*perProcess) {
+		t.Errorf("count = %q, %v; want %d", got, err, 2*perProcess)
+	}
+	if left := leftovers(t, dir, "count"); len(left) > 0 {
+		t.Errorf("files left behind: %q", left)
+	}
+}

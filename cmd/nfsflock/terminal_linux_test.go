@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A terminal is a pseudo-terminal whose far side is the controlling
+// terminal of an nfsflock started on it, as from an interactive shell.
+type terminal struct {
+	t      *testing.T
+	master *os.File
+	cmd    *exec.Cmd
+
+	mu   sync.Mutex
+	seen bytes.Buffer // all that nfsflock and its command wrote
+	read chan struct{}
+	done chan struct{}
+	err  error // set before done closes
+}
+
+func startOnTerminal(t *testing.T, dir string, args ...string) *terminal {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+
+	term := &terminal{t: t, master: master, read: make(chan struct{}), done: make(chan struct{})}
+	term.cmd = exec.Command(binary, args...)
+	term.cmd.Dir = dir
+	term.cmd.Stdin, term.cmd.Stdout, term.cmd.Stderr = slave, slave, slave
+	// A session of its own, with the terminal as its controlling one: the
+	// session's process group, nfsflock's, is the terminal's foreground.
+	term.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := term.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(term.read)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			term.mu.Lock()
+			term.seen.Write(buf[:n])
+			term.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		term.err = term.cmd.Wait()
+		close(term.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-term.done:
+		default:
+			term.cmd.Process.Kill()
+			<-term.done
+		}
+	})
+	return term
+}
+
+func (term *terminal) output() string {
+	term.mu.Lock()
+	defer term.mu.Unlock()
+	return term.seen.String()
+}
+
+// waitOutput waits until nfsflock or its command has written want.
+func (term *terminal) waitOutput(want string) {
+	term.t.Helper()
+	waitFor(term.t, fmt.Sprintf("%q on the terminal, which shows %q", want, term.output()), func() bool {
+		return strings.Contains(term.output(), want)
+	})
+}
+
+func (term *terminal) write(s string) {
+	term.t.Helper()
+	if _, err := term.master.WriteString(s); err != nil {
+		term.t.Fatal(err)
+	}
+}
+
+func (term *terminal) wait() int {
+	term.t.Helper()
+	select {
+	case <-term.done:
+	case <-time.After(60 * time.Second):
+		term.t.Fatalf("nfsflock on a terminal has not ended; it shows %q", term.output())
+	}
+	return exitStatus(term.t, term.err)
+}
+
+// processState is the state letter of /proc/pid/stat: R, S, T (stopped)...
+func processState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
+}
+
+// While it waits on a terminal, nfsflock shows who holds the lock.
+func TestTerminalShowsHolder(t *testing.T) {
+	dir := t.TempDir()
+	holder := hold(t, dir, "L")
+	term := startOnTerminal(t, dir, "L", "--", "echo", "ran")
+	term.waitOutput(fmt.Sprintf("held by pid %d on ", holder.pid()))
+	term.waitOutput("expires in ")
+	holder.closeStdin()
+	if code := term.wait(); code != 0 {
+		t.Errorf("nfsflock on a terminal = %d, showing %q; want 0", code, term.output())
+	}
+	<-term.read
+	if out := term.output(); !strings.Contains(out, "ran") {
+		t.Errorf("the terminal shows %q; want the command's output", out)
+	}
+}
+
+// With -q, or when the lock is free, nothing is shown.
+func TestTerminalQuiet(t *testing.T) {
+	dir := t.TempDir()
+	holder := hold(t, dir, "L")
+	term := startOnTerminal(t, dir, "-q", "-w", "0.5", "L", "--", "true")
+	if code := term.wait(); code != exitUnavailable {
+		t.Errorf("nfsflock -q -w 0.5 on a terminal = %d; want %d", code, exitUnavailable)
+	}
+	<-term.read
+	if out := term.output(); out != "" {
+		t.Errorf("nfsflock -q shows %q on the terminal; want nothing", out)
+	}
+	holder.closeStdin()
+	holder.wait()
+
+	term = startOnTerminal(t, dir, "L", "--", "true")
+	if code := term.wait(); code != 0 {
+		t.Errorf("nfsflock with a free lock on a terminal = %d; want 0", code)
+	}
+	<-term.read
+	if out := term.output(); out != "" {
+		t.Errorf("nfsflock with a free lock shows %q on the terminal; want nothing", out)
+	}
+}
+
+// The command can read the terminal, and gets ^C from it.
+func TestTerminalForeground(t *testing.T) {
+	dir := t.TempDir()
+	term := startOnTerminal(t, dir, "L", "--", "sh", "-c", `trap 'echo interrupted; exit 9' INT; read x; echo "got $x"; touch ready; while :; do sleep 0.05; done`)
+	term.write("hello\n")
+	term.waitOutput("got hello")
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	term.write("\x03")
+	if code := term.wait(); code != 9 {
+		t.Errorf("nfsflock after ^C = %d, showing %q; want the command's 9", code, term.output())
+	}
+	term.waitOutput("interrupted")
+}
+
+// ^Z stops the command and nfsflock with it; continuing nfsflock continues
+// the command, in the terminal's foreground again.
+func TestTerminalSuspend(t *testing.T) {
+	dir := t.TempDir()
+	term := startOnTerminal(t, dir, "L", "--", "sh", "-c", `touch ready; read x; echo "got $x"`)
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	term.write("\x1a")
+	pid := term.cmd.Process.Pid
+	waitFor(t, "nfsflock to stop", func() bool { return processState(pid) == "T" })
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	term.write("again\n")
+	term.waitOutput("got again")
+	if code := term.wait(); code != 0 {
+		t.Errorf("nfsflock after ^Z and SIGCONT = %d, showing %q; want 0", code, term.output())
+	}
+}
