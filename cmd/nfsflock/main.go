@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -178,8 +179,8 @@ func (f durationFlag) Set(s string) error {
 func parseDuration(s string) (time.Duration, error) {
 	var d time.Duration
 	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if secs > float64(1<<63-1)/float64(time.Second) {
-			return 0, fmt.Errorf("%s seconds is too long", s)
+		if math.IsNaN(secs) || secs > float64(math.MaxInt64)/float64(time.Second) {
+			return 0, fmt.Errorf("%q is not a usable number of seconds", s)
 		}
 		d = time.Duration(secs * float64(time.Second))
 	} else if d, err = time.ParseDuration(s); err != nil {

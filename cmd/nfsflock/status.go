@@ -39,7 +39,7 @@ func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
 		enc.SetIndent("", "  ")
 		return exitOK, enc.Encode(r)
 	}
-	fmt.Fprintf(stdout, "lock:    %s\nstate:   %s\n", r.Path, r.State)
+	fmt.Fprintf(stdout, "lock:    %s\nstate:   %s (%s)\n", r.Path, r.State, r.stateText())
 	if !r.Locked {
 		return exitOK, nil
 	}
@@ -141,6 +141,24 @@ func readReportOnce(l *flock.Lock, slop time.Duration, now func() time.Time) (r 
 	r.Expired = t.After(expires)
 	r.Breakable = t.After(expires.Add(slop))
 	return r, false, nil
+}
+
+// stateText says what flufl.lock's name of the state means.
+func (r report) stateText() string {
+	switch r.State {
+	case flock.Unlocked.String():
+		return "no lock file"
+	case flock.Stale.String():
+		return "its holder is not running on this host"
+	case flock.TheirsExpired.String():
+		return "held by a running process of this host, expired"
+	case flock.Unknown.String():
+		if r.Holder == nil {
+			return "a lock file whose contents cannot be parsed"
+		}
+		return "held by another process or host"
+	}
+	return "held"
 }
 
 func (r report) holderText() string {
