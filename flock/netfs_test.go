@@ -350,6 +350,45 @@ func TestNetFSStaleAttributes(t *testing.T) {
 	}
 }
 
+// TestNetFSContentionIsNotLinkUnsupported: on sshfs a link(2) onto a
+// name that appeared after the kernel looked it up fails with EPERM, the
+// errno sshfs also gives when hard links are disabled. When the holder
+// then releases before the waiter reads the lock file, the waiter sees a
+// refusal with no lock file in the way. Twice in one attempt, and Acquire
+// used to report ErrLinkUnsupported on a filesystem with working links.
+// Many Locks on both mounts taking and releasing at once provoke it.
+func TestNetFSContentionIsNotLinkUnsupported(t *testing.T) {
+	a, b := testenv.SSHFS(t)
+	ctx := boundedContext(t)
+	const locks, rounds = 8, 300
+	errs := make(chan error, locks)
+	for i := range locks {
+		dir := a
+		if i%2 == 1 {
+			dir = b
+		}
+		l := lockAt(t, filepath.Join(dir, "app.lck"))
+		go func() {
+			for n := range rounds {
+				if err := l.Acquire(ctx); err != nil {
+					errs <- fmt.Errorf("round %d: Acquire(ctx) through %s = %w", n, dir, err)
+					return
+				}
+				if err := l.Release(); err != nil {
+					errs <- fmt.Errorf("round %d: Release() through %s = %w", n, dir, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range locks {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // TestNetFSLinkUnsupported: on a filesystem that refuses link(2), Acquire
 // fails at once with ErrLinkUnsupported instead of waiting, and leaves no
 // file behind.
