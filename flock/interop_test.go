@@ -837,3 +837,33 @@ func TestInteropWindowsSeparator(t *testing.T) {
 		t.Errorf("left %q", names)
 	}
 }
+
+// TestInteropOnSSHFS shows why interop needs real link counts: on sshfs,
+// which reports a link count of 1, flufl.lock takes the lock but never
+// believes it holds it, so its unlock fails and the lock file stays until
+// it expires. Go is not misled: it waits, then breaks the expired lock.
+func TestInteropOnSSHFS(t *testing.T) {
+	t.Parallel()
+	a, b := testenv.SSHFS(t)
+	py := startPy(t, a, filepath.Join(a, "app.lck"), "--lifetime=2")
+	py.must("lock", nil)
+	if py.isLocked() {
+		t.Errorf("python is_locked = true on sshfs; want false (flufl needs a link count of 2, which sshfs never reports)")
+	}
+	py.mustRaise("unlock", "NotLockedError")
+
+	l := lockAt(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
+	if d, err := l.Details(); err != nil || d.PID != py.info.PID {
+		t.Errorf("Details() through B after Python's failed unlock = %+v, %v; want Python's lock", d, err)
+	}
+	if ok, err := l.TryAcquire(); ok || err != nil {
+		t.Errorf("TryAcquire() through B = %v, %v; want false, nil", ok, err)
+	}
+	if err := l.Acquire(boundedContext(t)); err != nil {
+		t.Fatalf("Acquire(ctx) through B of Python's expired lock = %v", err)
+	}
+	mustNotExist(t, "Python's claim", filepath.Join(b, filepath.Base(py.info.ClaimFile)))
+	if err := l.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
+	}
+}
