@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock"
+	"github.com/nfsflock/nfsflock/guard"
 )
 
 // defaultGrace is how long a command whose lock was lost has between
@@ -131,16 +132,17 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 
 	var (
 		started bool
+		stopped bool
 		status  int
 	)
-	err = lockedDo(ctx, o.path, func(ctx context.Context) error {
+	err = guard.Do(ctx, o.path, func(ctx context.Context) error {
 		display.stop()
 		j, err := relay.start(ctx, func() (*job, error) { return startJob(prog, o.argv) })
 		if err != nil {
 			return err
 		}
 		started = true
-		status, err = j.supervise(ctx, o.grace)
+		status, stopped, err = j.supervise(ctx, o.grace)
 		relay.clear()
 		return err
 	}, opts...)
@@ -152,10 +154,12 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 	)
 	switch {
 	case errors.Is(err, flock.ErrLockLost):
-		if started {
-			fmt.Fprintf(stderr, "nfsflock: %v\nnfsflock: the lock was lost while %s ran; it was stopped or had ended\n", err, o.argv[0])
-		} else {
-			fmt.Fprintf(stderr, "nfsflock: %v\n", err)
+		fmt.Fprintf(stderr, "nfsflock: %v\n", err)
+		switch {
+		case stopped:
+			fmt.Fprintf(stderr, "nfsflock: terminated %s, whose lock was lost while it ran\n", o.argv[0])
+		case started:
+			fmt.Fprintf(stderr, "nfsflock: %s ended with status %d, but its lock was lost while it ran\n", o.argv[0], status)
 		}
 		return exitLost, nil
 	case started:
@@ -302,15 +306,16 @@ func (r *relay) stop() {
 	})
 }
 
-// supervise waits for the command to end and returns its status. If ctx
-// ends first (the lock was lost) it stops the command's process group:
-// SIGTERM, then SIGKILL once grace has passed, to the whole group, so that
-// nothing the command started goes on without the lock. It then returns
-// ctx's cause.
-func (j *job) supervise(ctx context.Context, grace time.Duration) (int, error) {
+// supervise waits for the command to end and returns its status and any
+// error from waiting for it. If ctx ends first (the lock was lost; guard.Do
+// reports that) it stops the command's process group: SIGTERM, then
+// SIGKILL to whatever of the group is left once grace has passed, so that
+// nothing the command started goes on without the lock; it reports that it
+// did.
+func (j *job) supervise(ctx context.Context, grace time.Duration) (status int, stopped bool, err error) {
 	select {
 	case <-j.exited:
-		return j.status, j.err
+		return j.status, false, j.err
 	case <-ctx.Done():
 	}
 	j.terminate()
@@ -334,5 +339,5 @@ wait:
 	}
 	j.kill()
 	<-j.exited
-	return j.status, context.Cause(ctx)
+	return j.status, true, j.err
 }
