@@ -1,3 +1,5 @@
+//go:build unix
+
 package flock
 
 import (
@@ -20,7 +22,9 @@ import (
 func faultyLock(t *testing.T, f *fsys.Faulty, opts ...Option) (*Lock, string) {
 	t.Helper()
 	dir := t.TempDir()
-	f.FS = fsys.OS
+	if f.FS == nil {
+		f.FS = fsys.OS
+	}
 	l, err := New(filepath.Join(dir, "app.lck"), append(opts, withFS(f))...)
 	if err != nil {
 		t.Fatal(err)
@@ -94,16 +98,9 @@ func TestTransientNotFound(t *testing.T) {
 // TestNoLinkCount: a filesystem that reports a link count of 1 and no
 // inode numbers, as sshfs and SMB do. Ownership is decided by contents.
 func TestNoLinkCount(t *testing.T) {
-	noID := func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
-		file, err := next(p)
-		if err != nil {
-			return nil, err
-		}
-		return fsys.NoIdentity{File: file}, nil
-	}
 	clock := &testClock{now: time.Now()}
-	a, dir := faultyLock(t, &fsys.Faulty{OnOpen: noID}, WithLifetime(time.Minute))
-	b, err := New(a.Path(), withFS(&fsys.Faulty{FS: fsys.OS, OnOpen: noID}), WithClock(clock))
+	a, dir := faultyLock(t, fsys.NoIdentityFS(fsys.OS), WithLifetime(time.Minute))
+	b, err := New(a.Path(), withFS(fsys.NoIdentityFS(fsys.OS)), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
+	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -41,15 +42,19 @@ type Lock struct {
 	acquiring chan struct{} // a token while an Acquire or TryAcquire runs
 	closing   chan struct{} // closed by Close
 
-	mu       sync.Mutex
-	lifetime time.Duration
-	claim    string // path of the claim file, which is also its contents
-	onDisk   bool   // whether the claim file is believed to exist
-	held     bool
-	lost     bool // held, then found not ours; reported until the next Acquire or Release
-	closed   bool
+	mu        sync.Mutex
+	lifetime  time.Duration
+	claim     string    // path of the claim file, which is also its contents
+	onDisk    bool      // whether the claim file is believed to exist
+	claimInfo fsys.Info // its identity, as read when it was created
+	held      bool
+	lost      bool // held, then found not ours; reported until the next Acquire or Release
+	closed    bool
 
 	lastSweep time.Time // when this Lock last swept stale claims
+
+	expiry time.Time // when the current acquisition expires by our clock, set just after linking (keepalive.go)
+	token  uint64    // fencing token of the current acquisition; 0 for none (fencing.go)
 }
 
 // New returns a Lock for the lock file at path, which need not exist. It
@@ -366,6 +371,38 @@ func (l *Lock) IsLocked() (bool, error) {
 	}
 	l.markLost()
 	return false, l.err("islocked", ErrLockLost)
+}
+
+// Break removes the lock file if its lifetime and the clock slop have
+// passed, or whatever its expiry if force is set, together with the claim
+// file it names, the same safe way a waiting Acquire breaks a lock: it
+// removes only the instance it read, and puts back one that was refreshed
+// or taken anew meanwhile. It reports whether it removed a lock file; false
+// and nil when there was none, or it had not expired and force was not
+// set. Breaking this Lock's own lock gives [ErrAlreadyLocked].
+//
+// A lock broken by force is lost to its holder, which learns it at its
+// next Refresh, IsLocked or Release: a holder that is still working keeps
+// working, unprotected, so force is for holders known to be gone.
+func (l *Lock) Break(force bool) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false, l.err("break", ErrClosed)
+	}
+	s, err := l.inspect(l.path, l.claim)
+	switch {
+	case gone(err):
+		return false, nil
+	case err != nil:
+		return false, l.err("break", err)
+	case s.ours:
+		return false, l.err("break", ErrAlreadyLocked)
+	case !force && !l.breakable(s):
+		return false, nil
+	}
+	broke, err := l.breakLocked(s, force)
+	return broke, l.err("break", err)
 }
 
 // State infers the state of the lock file; see [State].

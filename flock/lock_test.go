@@ -1,3 +1,5 @@
+//go:build unix
+
 package flock_test
 
 import (
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nfsflock/nfsflock/flock"
 	"github.com/nfsflock/nfsflock/retry"
@@ -357,7 +361,7 @@ func TestBadInput(t *testing.T) {
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
 	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	symlink := filepath.Join(dir, "symlink")
@@ -426,7 +430,7 @@ func TestNotRegularAtAcquire(t *testing.T) {
 			case "dangling symlink":
 				os.Symlink(filepath.Join(dir, "nowhere"), path)
 			case "fifo":
-				syscall.Mkfifo(path, 0o644)
+				unix.Mkfifo(path, 0o644)
 			case "directory":
 				os.Mkdir(path, 0o755)
 			}
@@ -563,5 +567,53 @@ func TestNotRegularErrorSaysWhat(t *testing.T) {
 	var nr *flock.NotRegularError
 	if !errors.As(err, &nr) || nr.Kind != "directory" {
 		t.Errorf("Acquire = %v; want a *NotRegularError of kind directory", err)
+	}
+}
+
+func TestBreak(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	clock := &fakeClock{now: time.Now()}
+	holder := newLock(t, path, flock.WithLifetime(time.Minute))
+	breaker := newLock(t, path, flock.WithClock(clock))
+	if ok, err := breaker.Break(false); ok || err != nil {
+		t.Errorf("Break(false) with no lock = %v, %v; want false, nil", ok, err)
+	}
+	if err := holder.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Break(true); !errors.Is(err, flock.ErrAlreadyLocked) {
+		t.Errorf("Break of our own lock = %v; want ErrAlreadyLocked", err)
+	}
+	if ok, err := breaker.Break(false); ok || err != nil {
+		t.Errorf("Break(false) of a fresh lock = %v, %v; want false, nil", ok, err)
+	}
+	if ok, _ := holder.IsLocked(); !ok {
+		t.Fatal("Break(false) took a fresh lock")
+	}
+	clock.now = clock.now.Add(time.Minute + flock.DefaultClockSlop + time.Second)
+	if ok, err := breaker.Break(false); !ok || err != nil {
+		t.Errorf("Break(false) of an expired lock = %v, %v; want true, nil", ok, err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("after Break, dir holds %q", names)
+	}
+	if ok, err := holder.IsLocked(); ok || !errors.Is(err, flock.ErrLockLost) {
+		t.Errorf("holder.IsLocked() after Break = %v, %v; want ErrLockLost", ok, err)
+	}
+	holder.Release()
+
+	clock.now = time.Now()
+	if err := holder.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := breaker.Break(true); !ok || err != nil {
+		t.Errorf("Break(true) of a fresh lock = %v, %v; want true, nil", ok, err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("after Break(true), dir holds %q", names)
+	}
+	if err := holder.Release(); !errors.Is(err, flock.ErrLockLost) {
+		t.Errorf("holder.Release() after a forced break = %v; want ErrLockLost", err)
 	}
 }

@@ -58,7 +58,6 @@ func (l *Lock) attempt() (bool, error) {
 		return false, ErrAlreadyLocked
 	}
 	l.lost = false
-	refusedOnce := false
 	// A few immediate retries cover a lock released or broken under us.
 	for range 4 {
 		if err := l.writeClaim(); err != nil {
@@ -83,10 +82,11 @@ func (l *Lock) attempt() (bool, error) {
 		switch {
 		case gone(ierr):
 			if linkRefused(err) {
-				if refusedOnce {
+				if ok, err := l.linksWork(); err != nil {
+					return false, err
+				} else if !ok {
 					return false, ErrLinkUnsupported
 				}
-				refusedOnce = true
 			}
 			continue
 		case ierr != nil && l.retryable(ierr):
@@ -97,7 +97,7 @@ func (l *Lock) attempt() (bool, error) {
 		case s.ours:
 			return l.acquired()
 		case l.breakable(s):
-			if err := l.breakLocked(s); err != nil {
+			if _, err := l.breakLocked(s, false); err != nil {
 				return false, err
 			}
 			continue
@@ -111,13 +111,27 @@ func (l *Lock) attempt() (bool, error) {
 // acquired is called once the lock file is known to be our claim.
 func (l *Lock) acquired() (bool, error) {
 	l.held = true
+	// A moment after the claim's times were set: keep-alive's estimate.
+	l.expiry = l.cfg.clock.Now().Add(l.lifetime)
+	l.token = 0
+	if l.cfg.fencing {
+		return l.fence()
+	}
 	return true, nil
 }
 
 // breakable reports whether the lock instance s, held by another, may be
-// broken: its expiry and the clock slop have passed.
+// broken: its expiry and the clock slop have passed, or, with
+// WithDeadOwnerBreak, its holder was a process of this host that is gone.
 func (l *Lock) breakable(s snapshot) bool {
-	return l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop))
+	if l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop)) {
+		return true
+	}
+	if !l.cfg.deadOwnerBreak {
+		return false
+	}
+	d, ok := claim.Parse(s.contents, l.cfg.sep)
+	return ok && d.Hostname == l.cfg.hostname && d.PID != l.pid && !l.cfg.fs.ProcessAlive(d.PID)
 }
 
 // writeClaim makes sure the claim file exists with our contents and sets
@@ -135,11 +149,11 @@ func (l *Lock) writeClaim() error {
 		l.onDisk = false
 	}
 	for range 3 {
-		err := l.cfg.fs.CreateExclusive(l.claim, []byte(l.claim))
+		info, err := l.cfg.fs.CreateExclusive(l.claim, []byte(l.claim), expiry)
 		if errors.Is(err, fs.ErrExist) {
 			if s, ierr := l.inspect(l.claim, l.claim); ierr == nil && s.ours {
 				// Ours after all: an earlier create whose reply was lost.
-				l.onDisk = true
+				l.onDisk, l.claimInfo = true, s.info
 				return l.cfg.fs.SetTimes(l.claim, expiry)
 			}
 			// Planted by someone else: never write through it; pick another name.
@@ -149,8 +163,8 @@ func (l *Lock) writeClaim() error {
 		if err != nil {
 			return err
 		}
-		l.onDisk = true
-		return l.cfg.fs.SetTimes(l.claim, expiry)
+		l.onDisk, l.claimInfo = true, info
+		return nil
 	}
 	return &fs.PathError{Op: "create", Path: l.claim, Err: fs.ErrExist}
 }
@@ -196,7 +210,7 @@ func (l *Lock) releaseLocked() error {
 		return ErrNotLocked
 	}
 	l.held = false
-	ours, err := l.removeIf(func(s snapshot) bool { return s.ours })
+	ours, err := l.removeIf(func(s snapshot) bool { return s.ours }, l.claimInfo)
 	if rerr := l.removeClaim(); err == nil {
 		err = rerr
 	}
@@ -235,8 +249,71 @@ func (l *Lock) refreshLocked() error {
 	return f.SetTimes(l.cfg.clock.Now().Add(l.lifetime))
 }
 
-// breakLocked removes the expired lock instance s. Called with l.mu held.
-func (l *Lock) breakLocked(s snapshot) error {
+// linksWork tells a filesystem without hard links from a refused link that
+// was contention: sshfs answers EPERM both where links are disabled and
+// where the lock file appeared between its lookup and the link (and may be
+// gone again by the time we look). It links our claim to a fresh name of
+// our own, which nothing else can be using.
+func (l *Lock) linksWork() (bool, error) {
+	probe := l.freshName()
+	err := l.cfg.fs.Link(l.claim, probe)
+	if err == nil {
+		if err := l.cfg.fs.Remove(probe); err != nil && !gone(err) {
+			return true, err
+		}
+		return true, nil
+	}
+	if linkRefused(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// freshName returns an unused name of our own beside the lock file, shaped
+// like one of our claims so that a sweep after a crash removes it.
+func (l *Lock) freshName() string {
+	return filepath.Join(l.dir, filepath.Base(l.newClaimName()))
+}
+
+// recheck reads the lock instance s again through a new name, a hard link
+// of our own: network filesystems cache attributes by path (sshfs for up to
+// 20 s, even the expiry of an earlier file at that path), and a new path
+// has nothing cached. It returns what the new name shows and whether that
+// is still the same holder's lock and still breakable (or force is set).
+// Where the link cannot be made, s is all there is to go by.
+func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
+	probe := l.freshName()
+	if err := l.cfg.fs.Link(l.path, probe); err != nil {
+		return s, !gone(err)
+	}
+	fresh, err := l.inspect(probe, l.claim)
+	if rerr := l.cfg.fs.Remove(probe); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing probe link", "path", probe, "err", rerr)
+	}
+	if err != nil || !bytes.Equal(fresh.contents, s.contents) {
+		return s, false
+	}
+	// A filesystem that counts the probe link has real inode numbers: a
+	// different one means the lock file was replaced since s was read.
+	// Others (sshfs) number files by path, so the probe's number says
+	// nothing; the rename aside keeps the lock path's number, so that is
+	// the one to compare against.
+	if fresh.info.Nlink >= 2 && !fresh.info.SameFile(s.info) {
+		return s, false
+	}
+	fresh.info.Ino, fresh.info.Dev = s.info.Ino, s.info.Dev
+	return fresh, force || l.breakable(fresh)
+}
+
+// breakLocked removes the lock instance s, which was judged expired (or is
+// to be broken by force), and the claim it names. It reports whether it
+// removed s; false if the lock file changed meanwhile. Called with l.mu
+// held.
+func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
+	s, ok := l.recheck(s, force)
+	if !ok {
+		return false, nil
+	}
 	expired := func(moved snapshot) bool {
 		if !bytes.Equal(moved.contents, s.contents) || !moved.info.ModTime.Equal(s.info.ModTime) {
 			return false
@@ -247,9 +324,9 @@ func (l *Lock) breakLocked(s snapshot) error {
 		}
 		return true
 	}
-	broke, err := l.removeIf(expired)
+	broke, err := l.removeIf(expired, fsys.Info{})
 	if err != nil || !broke {
-		return err
+		return false, err
 	}
 	l.cfg.logger.Debug("flock: broke expired lock", "path", l.path, "expired", s.info.ModTime, "holder", string(bytes.TrimSpace(s.contents)))
 	if name, ok := claim.Removable(s.contents, l.base); ok {
@@ -258,22 +335,32 @@ func (l *Lock) breakLocked(s snapshot) error {
 		}
 	}
 	l.sweepLocked()
-	return nil
+	return true, nil
 }
 
 // removeIf removes the lock file if match approves of what it holds. To
 // remove only the instance that match saw, never one that replaced it
 // meanwhile, it first moves the lock file aside under a name of its own,
-// reads what it moved, and links it back if match refuses it. It reports
+// reads what it moved, and links it back if match refuses it. If what it
+// moved is the very file known as same (our claim, where the filesystem
+// reports inode numbers), that is a match without reading it. It reports
 // whether it removed the lock file; false and nil when there was none or
 // it was put back.
-func (l *Lock) removeIf(match func(snapshot) bool) (bool, error) {
-	aside := filepath.Join(l.dir, filepath.Base(l.newClaimName()))
+func (l *Lock) removeIf(match func(snapshot) bool, same fsys.Info) (bool, error) {
+	aside := l.freshName()
 	if err := l.cfg.fs.Rename(l.path, aside); err != nil {
 		if gone(err) {
 			return false, nil
 		}
 		return false, err
+	}
+	if same.Ino != 0 {
+		if i, err := l.cfg.fs.Lstat(aside); err == nil && i.Mode.IsRegular() && i.SameFile(same) {
+			if err := l.cfg.fs.Remove(aside); err != nil && !gone(err) {
+				return true, err
+			}
+			return true, nil
+		}
 	}
 	moved, err := l.inspect(aside, l.claim)
 	if gone(err) {

@@ -39,28 +39,32 @@ func pathErr(op, path string, err error) error {
 }
 
 // CreateExclusive creates path, which must not exist, with contents data and
-// mode perm (less the umask). It never follows a symlink at path. If writing
-// fails, the file is removed again.
-func CreateExclusive(path string, data []byte, perm fs.FileMode) error {
+// mode perm (less the umask), and returns it open for writing, so that its
+// times can be set and its identity read without another lookup. It never
+// follows a symlink at path. If writing fails, the file is removed again.
+func CreateExclusive(path string, data []byte, perm fs.FileMode) (*File, error) {
 	fd, err := open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
-		return pathErr("create", path, err)
+		return nil, pathErr("create", path, err)
 	}
-	f := os.NewFile(uintptr(fd), path)
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		unix.Unlink(path)
-		var pe *fs.PathError
-		if errors.As(werr, &pe) {
-			return pe
+	for len(data) > 0 && err == nil {
+		var n int
+		err = ignoringEINTR(func() error {
+			var err error
+			n, err = unix.Write(fd, data)
+			return err
+		})
+		if n == 0 && err == nil {
+			err = io.ErrShortWrite
 		}
-		return pathErr("write", path, werr)
+		data = data[n:]
 	}
-	return nil
+	if err != nil {
+		unix.Close(fd)
+		unix.Unlink(path)
+		return nil, pathErr("write", path, err)
+	}
+	return &File{fd: fd, path: path}, nil
 }
 
 // Link makes newname a hard link to oldname.
@@ -110,6 +114,16 @@ type Info struct {
 type File struct {
 	fd   int
 	path string
+	info Info // as read by Open
+}
+
+// Lstat returns the attributes of path itself, not following a symlink.
+func Lstat(path string) (Info, error) {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Lstat(path, &st) }); err != nil {
+		return Info{}, pathErr("lstat", path, err)
+	}
+	return infoOf(&st), nil
 }
 
 // Open opens path for reading if it is a regular file. It does not follow a
@@ -117,12 +131,12 @@ type File struct {
 // what is not a regular file gives a [*NotRegularError]. On network
 // filesystems, opening revalidates the attributes that Stat then reports.
 func Open(path string) (*File, error) {
-	var st unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Lstat(path, &st) }); err != nil {
-		return nil, pathErr("open", path, err)
+	li, err := Lstat(path)
+	if err != nil {
+		return nil, pathErr("open", path, errors.Unwrap(err))
 	}
-	if m := fileMode(uint32(st.Mode)); !m.IsRegular() {
-		return nil, pathErr("open", path, &NotRegularError{Mode: m})
+	if !li.Mode.IsRegular() {
+		return nil, pathErr("open", path, &NotRegularError{Mode: li.Mode})
 	}
 	fd, err := open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -133,24 +147,30 @@ func Open(path string) (*File, error) {
 		return nil, pathErr("open", path, err)
 	}
 	f := &File{fd: fd, path: path}
-	info, err := f.Stat()
-	if err != nil {
+	if f.info, err = f.Stat(); err != nil {
 		f.Close()
 		return nil, err
 	}
-	if !info.Mode.IsRegular() {
+	if !f.info.Mode.IsRegular() {
 		f.Close()
-		return nil, pathErr("open", path, &NotRegularError{Mode: info.Mode})
+		return nil, pathErr("open", path, &NotRegularError{Mode: f.info.Mode})
 	}
 	return f, nil
 }
 
-// Stat reports the file's attributes as its descriptor sees them.
+// Info returns the attributes that Open read through the new descriptor.
+func (f *File) Info() Info { return f.info }
+
+// Stat reads the file's attributes through its descriptor.
 func (f *File) Stat() (Info, error) {
 	var st unix.Stat_t
 	if err := ignoringEINTR(func() error { return unix.Fstat(f.fd, &st) }); err != nil {
 		return Info{}, pathErr("stat", f.path, err)
 	}
+	return infoOf(&st), nil
+}
+
+func infoOf(st *unix.Stat_t) Info {
 	return Info{
 		Mode:    fileMode(uint32(st.Mode)),
 		Size:    st.Size,
@@ -158,7 +178,7 @@ func (f *File) Stat() (Info, error) {
 		Dev:     uint64(st.Dev),
 		Ino:     uint64(st.Ino),
 		Nlink:   uint64(st.Nlink),
-	}, nil
+	}
 }
 
 // ReadAll reads the file from its start, at most max bytes. A short read
@@ -192,9 +212,7 @@ func (f *File) ReadAll(max int) ([]byte, error) {
 // It acts on the file that was opened even if its path has since been
 // renamed or removed.
 func (f *File) SetTimes(t time.Time) error {
-	ts := unix.NsecToTimespec(t.UnixNano())
-	tv := []unix.Timeval{unix.NsecToTimeval(ts.Nano()), unix.NsecToTimeval(ts.Nano())}
-	return pathErr("chtimes", f.path, ignoringEINTR(func() error { return unix.Futimes(f.fd, tv) }))
+	return pathErr("chtimes", f.path, ignoringEINTR(func() error { return futimens(f.fd, t) }))
 }
 
 // Close closes the descriptor.

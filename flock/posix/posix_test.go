@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nfsflock/nfsflock/flock/posix"
 )
@@ -37,7 +38,7 @@ func TestOpenRefusesNonRegular(t *testing.T) {
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
 	fifo := filepath.Join(dir, "fifo")
-	syscall.Mkfifo(fifo, 0o644)
+	unix.Mkfifo(fifo, 0o644)
 	link := filepath.Join(dir, "link")
 	os.Symlink(file, link)
 	for _, p := range []string{dir, fifo, link, "/dev/null"} {
@@ -58,19 +59,21 @@ func TestOpenRefusesNonRegular(t *testing.T) {
 func TestCreateExclusive(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "claim")
-	if err := posix.CreateExclusive(p, []byte("hello"), 0o644); err != nil {
+	f, err := posix.CreateExclusive(p, []byte("hello"), 0o644)
+	if err != nil {
 		t.Fatal(err)
 	}
+	f.Close()
 	if b, _ := os.ReadFile(p); string(b) != "hello" {
 		t.Errorf("contents = %q", b)
 	}
-	if err := posix.CreateExclusive(p, nil, 0o644); !errors.Is(err, fs.ErrExist) {
+	if _, err := posix.CreateExclusive(p, nil, 0o644); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("CreateExclusive over a file = %v; want ErrExist", err)
 	}
 	target := filepath.Join(dir, "target")
 	link := filepath.Join(dir, "link")
 	os.Symlink(target, link)
-	if err := posix.CreateExclusive(link, []byte("x"), 0o644); err == nil {
+	if _, err := posix.CreateExclusive(link, []byte("x"), 0o644); err == nil {
 		t.Errorf("CreateExclusive through a dangling symlink succeeded")
 	}
 	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {

@@ -55,6 +55,37 @@ type NoIdentity struct{ File }
 
 func (n NoIdentity) Stat() (Info, error) {
 	i, err := n.File.Stat()
+	return noIdentity(i), err
+}
+
+func noIdentity(i Info) Info {
 	i.Nlink, i.Ino, i.Dev = 1, 0, 0
-	return i, err
+	return i
+}
+
+// NoIdentityFS wraps an FS so that every file reports a link count of 1
+// and no inode number, as on sshfs and SMB.
+func NoIdentityFS(fs FS) *Faulty {
+	return &Faulty{
+		FS: &noIdentityFS{fs},
+		OnOpen: func(next func(string) (File, error), p string) (File, error) {
+			f, err := next(p)
+			if err != nil {
+				return nil, err
+			}
+			return NoIdentity{f}, nil
+		},
+	}
+}
+
+type noIdentityFS struct{ FS }
+
+func (n *noIdentityFS) CreateExclusive(path string, data []byte, t time.Time) (Info, error) {
+	i, err := n.FS.CreateExclusive(path, data, t)
+	return noIdentity(i), err
+}
+
+func (n *noIdentityFS) Lstat(path string) (Info, error) {
+	i, err := n.FS.Lstat(path)
+	return noIdentity(i), err
 }

@@ -12,9 +12,12 @@ import (
 
 // FS is what the lock protocol needs from the system.
 type FS interface {
-	// CreateExclusive creates path with contents data; it fails if path
-	// exists, and never follows a symlink.
-	CreateExclusive(path string, data []byte) error
+	// CreateExclusive creates path with contents data and both times t,
+	// and returns its attributes; it fails if path exists, and never
+	// follows a symlink. On failure nothing is left at path.
+	CreateExclusive(path string, data []byte, t time.Time) (Info, error)
+	// Lstat returns the attributes of path itself, not following a symlink.
+	Lstat(path string) (Info, error)
 	// Link publishes oldname under newname as a hard link.
 	Link(oldname, newname string) error
 	// Rename moves oldname to newname.
@@ -44,6 +47,7 @@ type File interface {
 // Info is a file's identity and times. Ino and Dev are 0 where the system
 // has no stable file identity to report.
 type Info struct {
+	Mode    fs.FileMode
 	Size    int64
 	ModTime time.Time
 	Dev     uint64

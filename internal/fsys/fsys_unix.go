@@ -15,8 +15,33 @@ var OS FS = posixFS{}
 
 type posixFS struct{}
 
-func (posixFS) CreateExclusive(path string, data []byte) error {
-	return posix.CreateExclusive(path, data, 0o644)
+func (posixFS) CreateExclusive(path string, data []byte, t time.Time) (Info, error) {
+	f, err := posix.CreateExclusive(path, data, 0o644)
+	if err != nil {
+		return Info{}, err
+	}
+	var i posix.Info
+	err = f.SetTimes(t)
+	if err == nil {
+		i, err = f.Stat()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		posix.Remove(path)
+		return Info{}, err
+	}
+	return infoOf(i), nil
+}
+
+func (posixFS) Lstat(path string) (Info, error) {
+	i, err := posix.Lstat(path)
+	return infoOf(i), err
+}
+
+func infoOf(i posix.Info) Info {
+	return Info{Mode: i.Mode, Size: i.Size, ModTime: i.ModTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink}
 }
 func (posixFS) Link(oldname, newname string) error      { return posix.Link(oldname, newname) }
 func (posixFS) Rename(oldname, newname string) error    { return posix.Rename(oldname, newname) }
@@ -40,10 +65,8 @@ func (posixFS) Open(path string) (File, error) {
 
 type posixFile struct{ f *posix.File }
 
-func (p posixFile) Stat() (Info, error) {
-	i, err := p.f.Stat()
-	return Info{Size: i.Size, ModTime: i.ModTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink}, err
-}
+// Stat returns what Open read through the new descriptor.
+func (p posixFile) Stat() (Info, error)             { return infoOf(p.f.Info()), nil }
 func (p posixFile) ReadAll(max int) ([]byte, error) { return p.f.ReadAll(max) }
 func (p posixFile) SetTimes(t time.Time) error      { return p.f.SetTimes(t) }
 func (p posixFile) Close() error                    { return p.f.Close() }
