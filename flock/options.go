@@ -46,6 +46,9 @@ type config struct {
 	retryErrnos []syscall.Errno
 	clock       retry.Clock
 	fs          fsys.FS
+
+	fencing        bool // WithFencing
+	deadOwnerBreak bool // WithDeadOwnerBreak
 }
 
 func defaults() config {
@@ -119,6 +122,29 @@ func WithClock(clock retry.Clock) Option {
 		}
 	}
 }
+
+// WithFencing makes each acquisition take a fencing token, which
+// [Lock.Token] reports: a number larger than that of every earlier
+// acquisition of the lock by any process on any host, for as long as the
+// counter's side files next to the lock file exist. A store that the lock
+// protects rejects a writer whose lock was lost by comparing tokens; see
+// [Lock.Token]. Every process that takes the lock to write to that store
+// must use it.
+func WithFencing() Option { return func(c *config) { c.fencing = true } }
+
+// WithDeadOwnerBreak lets the Lock break at once, without waiting for its
+// lifetime and the clock slop, a lock whose holder's hostname is ours and
+// whose pid runs no process here (the [Stale] state).
+//
+// It is off by default because the pid test can be wrong in the dangerous
+// direction: a holder in another pid namespace (a container) that shares
+// this hostname, or another machine that reports the same hostname (a
+// cloned VM, "localhost"), runs a pid this host may not see, and its live
+// lock would be broken. The other error, a pid reused by an unrelated
+// process, only delays the break until the lifetime has passed. Use it
+// where every process sharing the lock runs in this host's pid namespace
+// under a hostname no other machine uses.
+func WithDeadOwnerBreak() Option { return func(c *config) { c.deadOwnerBreak = true } }
 
 // withFS replaces the filesystem, for fault injection in tests.
 func withFS(f fsys.FS) Option { return func(c *config) { c.fs = f } }
