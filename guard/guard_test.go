@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 
 func init() {
 	roles["stopped-holder"] = roleStoppedHolder
+	roles["doomed-holder"] = roleDoomedHolder
 }
 
 // lockPath returns a lock path in a new directory.
@@ -363,5 +365,69 @@ func TestLostLockAfterStop(t *testing.T) {
 	}
 	if err := waiter.Release(); err != nil {
 		t.Errorf("waiter's Release() = %v", err)
+	}
+}
+
+// roleDoomedHolder holds the lock with guard.Do and says so on stdout;
+// then its fn panics (HOW=panic), or waits for SIGINT to cancel its
+// context (HOW=interrupt).
+func roleDoomedHolder() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := guard.Do(ctx, os.Getenv("LOCK"), func(ctx context.Context) error {
+		fmt.Println("held")
+		if os.Getenv("HOW") == "panic" {
+			panic("doomed")
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}, flock.WithLifetime(time.Hour))
+	fmt.Fprintln(os.Stderr, "Do returned", err)
+	if !errors.Is(err, context.Canceled) {
+		return 1
+	}
+	return 0
+}
+
+// TestProcessEndsReleased: a process whose fn panics, and one whose
+// context is cancelled by a signal, release the lock before they exit:
+// another process takes it at once, though its lifetime is an hour.
+func TestProcessEndsReleased(t *testing.T) {
+	for _, how := range []string{"panic", "interrupt"} {
+		t.Run(how, func(t *testing.T) {
+			path := lockPath(t)
+			cmd := child(t, "doomed-holder", "LOCK="+path, "HOW="+how)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := bufio.NewReader(out).ReadString('\n'); line != "held\n" {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("holder said %q, %v", line, err)
+			}
+			if how == "interrupt" {
+				cmd.Process.Signal(os.Interrupt)
+			}
+			err = cmd.Wait()
+			if how == "panic" && err == nil {
+				t.Error("the panicking holder exited with status 0")
+			}
+			if how == "interrupt" && err != nil {
+				t.Errorf("holder: %v", err)
+			}
+			checkReleased(t, path)
+			l, err := flock.New(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if ok, err := l.TryAcquire(); !ok || err != nil {
+				t.Errorf("TryAcquire() after the holder ended = %v, %v; want true", ok, err)
+			}
+		})
 	}
 }
