@@ -68,7 +68,7 @@ func TestFencingTokens(t *testing.T) {
 	}
 	// The side files are not claims, for the sweeper or anyone else.
 	for _, name := range []string{"app.lck.fence", "app.lck.fence.6", "app.lck.fence.tmp-1f"} {
-		if claim.IsClaimOf(name, "app.lck") {
+		if claim.IsClaimOf(name, "app.lck", "|") {
 			t.Errorf("IsClaimOf(%q) = true", name)
 		}
 	}

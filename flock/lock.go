@@ -127,6 +127,10 @@ func New(path string, opts ...Option) (*Lock, error) {
 	if longest > nameMax {
 		return invalid("claim file name of %d bytes would exceed %d; use a shorter lock file name or hostname", longest, nameMax)
 	}
+	// Fencing's side files add a suffix of up to 27 bytes to the base name.
+	if longest := len(base) + len(fenceSuffix) + len(".tmp-") + 16; cfg.fencing && longest > nameMax {
+		return invalid("fencing file name of %d bytes would exceed %d; use a shorter lock file name", longest, nameMax)
+	}
 	if fi, err := os.Lstat(abs); err == nil && !fi.Mode().IsRegular() {
 		return invalid("%w", notRegular(fi.Mode()))
 	}
@@ -363,14 +367,14 @@ func (l *Lock) IsLocked() (bool, error) {
 		return false, nil
 	}
 	s, err := l.inspect(l.path, l.claim)
-	if err != nil && !gone(err) {
+	if err != nil && !gone(err) && !errors.Is(err, ErrNotRegular) {
 		return false, l.err("islocked", err)
 	}
 	if err == nil && s.ours {
 		return true, nil
 	}
 	l.markLost()
-	return false, l.err("islocked", ErrLockLost)
+	return false, l.err("islocked", lostBecause(err))
 }
 
 // Break removes the lock file if its lifetime and the clock slop have

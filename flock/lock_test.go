@@ -393,6 +393,7 @@ func TestBadInput(t *testing.T) {
 		{"bad retry policy", ok, []flock.Option{flock.WithRetry(retry.Policy{})}, flock.ErrInvalid},
 		{"claim name too long", filepath.Join(dir, strings.Repeat("x", 230)), nil, flock.ErrInvalid},
 		{"long hostname", ok, []flock.Option{flock.WithHostname(strings.Repeat("h", 240))}, flock.ErrInvalid},
+		{"fencing name too long", filepath.Join(dir, strings.Repeat("x", 230)), []flock.Option{flock.WithFencing(), flock.WithHostname("h")}, flock.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -615,5 +616,48 @@ func TestBreak(t *testing.T) {
 	}
 	if err := holder.Release(); !errors.Is(err, flock.ErrLockLost) {
 		t.Errorf("holder.Release() after a forced break = %v; want ErrLockLost", err)
+	}
+}
+
+// TestReplacedByNonRegular: a held lock whose file is replaced by a
+// directory or a symlink is lost, and what replaced it is left in place.
+func TestReplacedByNonRegular(t *testing.T) {
+	for _, kind := range []string{"directory", "symlink"} {
+		for _, op := range []string{"IsLocked", "Refresh", "Release"} {
+			t.Run(kind+"/"+op, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "app.lck")
+				l := newLock(t, path)
+				if err := l.Acquire(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				os.Remove(path)
+				if kind == "directory" {
+					os.Mkdir(path, 0o755)
+				} else {
+					os.Symlink(l.ClaimPath(), path)
+				}
+				var err error
+				switch op {
+				case "IsLocked":
+					_, err = l.IsLocked()
+				case "Refresh":
+					err = l.Refresh(0)
+				case "Release":
+					err = l.Release()
+				}
+				if !errors.Is(err, flock.ErrLockLost) || !errors.Is(err, flock.ErrNotRegular) {
+					t.Errorf("%s = %v; want ErrLockLost saying what is there", op, err)
+				}
+				l.Release()
+				fi, err := os.Lstat(path)
+				if err != nil || (kind == "directory") != fi.IsDir() || (kind == "symlink") != (fi.Mode()&fs.ModeSymlink != 0) {
+					t.Errorf("the %s at the lock path was disturbed: %v, %v", kind, fi, err)
+				}
+				if names := dirNames(t, dir); len(names) != 1 {
+					t.Errorf("dir holds %q; want only the %s", names, kind)
+				}
+			})
+		}
 	}
 }

@@ -3,6 +3,7 @@ package flock
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -190,6 +191,15 @@ func (l *Lock) removeClaim() error {
 	return nil
 }
 
+// lostBecause is ErrLockLost, saying why when the lock path now holds
+// something other than a regular file.
+func lostBecause(err error) error {
+	if errors.Is(err, ErrNotRegular) {
+		return fmt.Errorf("%w: %w", ErrLockLost, err)
+	}
+	return ErrLockLost
+}
+
 // markLost records that the lock is no longer ours, and removes our claim:
 // no lock file names it any more.
 func (l *Lock) markLost() {
@@ -211,6 +221,9 @@ func (l *Lock) releaseLocked() error {
 	}
 	l.held = false
 	ours, err := l.removeIf(func(s snapshot) bool { return s.ours }, l.claimInfo)
+	if errors.Is(err, ErrNotRegular) {
+		err = lostBecause(err)
+	}
 	if rerr := l.removeClaim(); err == nil {
 		err = rerr
 	}
@@ -228,9 +241,9 @@ func (l *Lock) refreshLocked() error {
 		return ErrNotLocked
 	}
 	f, err := l.cfg.fs.Open(l.path)
-	if gone(err) {
+	if gone(err) || errors.Is(err, ErrNotRegular) {
 		l.markLost()
-		return ErrLockLost
+		return lostBecause(err)
 	}
 	if err != nil {
 		return err
@@ -329,7 +342,7 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 		return false, err
 	}
 	l.cfg.logger.Debug("flock: broke expired lock", "path", l.path, "expired", s.info.ModTime, "holder", string(bytes.TrimSpace(s.contents)))
-	if name, ok := claim.Removable(s.contents, l.base); ok {
+	if name, ok := claim.Removable(s.contents, l.base, l.cfg.sep); ok {
 		if err := l.cfg.fs.Remove(filepath.Join(l.dir, name)); err != nil && !gone(err) {
 			l.cfg.logger.Debug("flock: removing broken lock's claim", "err", err)
 		}
@@ -374,16 +387,22 @@ func (l *Lock) removeIf(match func(snapshot) bool, same fsys.Info) (bool, error)
 	}
 	// Not what we meant to remove (or unreadable, which we cannot judge):
 	// put it back without replacing any lock file taken since.
-	if lerr := l.cfg.fs.Link(aside, l.path); lerr != nil {
+	lerr := l.cfg.fs.Link(aside, l.path)
+	if lerr != nil && errors.Is(err, ErrNotRegular) {
+		// A directory cannot be linked back; renaming it back cannot
+		// replace a lock file taken since, as rename refuses to put a
+		// directory over a file.
+		if rerr := l.cfg.fs.Rename(aside, l.path); rerr == nil {
+			return false, err
+		}
+	}
+	if lerr != nil {
 		l.cfg.logger.Warn("flock: could not restore a lock file moved aside; its holder will find the lock lost", "path", l.path, "err", lerr)
 	}
 	if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
 		l.cfg.logger.Warn("flock: removing moved-aside lock file", "path", aside, "err", rerr)
 	}
-	if err != nil {
-		return false, err
-	}
-	return false, nil
+	return false, err
 }
 
 // sweepEvery spaces the sweeps that follow a wait: each reads the whole
@@ -414,11 +433,11 @@ func (l *Lock) sweepLocked() {
 	}
 	var current string
 	if s, err := l.inspect(l.path, l.claim); err == nil {
-		current, _ = claim.Removable(s.contents, l.base)
+		current, _ = claim.Removable(s.contents, l.base, l.cfg.sep)
 	}
 	own := filepath.Base(l.claim)
 	for _, name := range names {
-		if name == current || name == own || !claim.IsClaimOf(name, l.base) {
+		if name == current || name == own || !claim.IsClaimOf(name, l.base, l.cfg.sep) {
 			continue
 		}
 		d, _ := claim.Parse([]byte(name), l.cfg.sep)

@@ -82,25 +82,26 @@ func isDigits(s string) bool {
 // Removable returns the base name of the claim file that contents name, if
 // it is one that a process sharing the lock whose base name is lockBase may
 // remove: the last path element of the contents, starting with
-// lockBase+sep and parsing as a claim with that separator. The caller joins
-// the name to the lock's own directory, so a hostile lock file can never
-// direct a removal elsewhere.
-func Removable(contents []byte, lockBase string) (string, bool) {
+// lockBase+sep and parsing as a claim with that separator (sep, or one of
+// Separators). The caller joins the name to the lock's own directory, so a
+// hostile lock file can never direct a removal elsewhere.
+func Removable(contents []byte, lockBase, sep string) (string, bool) {
 	s := string(bytes.TrimSpace(contents))
 	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
 		s = s[i+1:]
 	}
-	return s, IsClaimOf(s, lockBase)
+	return s, IsClaimOf(s, lockBase, sep)
 }
 
 // IsClaimOf reports whether name, a base name, has the shape of a claim (or
-// of a lock moved aside) for the lock file whose base name is lockBase.
-func IsClaimOf(name, lockBase string) bool {
+// of a lock moved aside) for the lock file whose base name is lockBase,
+// with the separator sep or one of Separators.
+func IsClaimOf(name, lockBase, sep string) bool {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
 		return false
 	}
-	for _, sep := range Separators {
-		if !strings.HasPrefix(name, lockBase+sep) {
+	for _, sep := range append([]string{sep}, Separators...) {
+		if sep == "" || !strings.HasPrefix(name, lockBase+sep) {
 			continue
 		}
 		if d, ok := Parse([]byte(name), sep); ok && d.Sep == sep && d.LockFile == lockBase {

@@ -65,7 +65,7 @@ func TestRemovable(t *testing.T) {
 		{"", "", false},
 	}
 	for _, tt := range tests {
-		got, ok := Removable([]byte(tt.contents), "app.lck")
+		got, ok := Removable([]byte(tt.contents), "app.lck", "|")
 		if ok != tt.ok || (ok && got != tt.want) {
 			t.Errorf("Removable(%q) = %q, %v; want %q, %v", tt.contents, got, ok, tt.want, tt.ok)
 		}
@@ -79,7 +79,7 @@ func FuzzRemovable(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, contents []byte) {
-		name, ok := Removable(contents, "app.lck")
+		name, ok := Removable(contents, "app.lck", "|")
 		if !ok {
 			return
 		}
