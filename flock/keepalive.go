@@ -131,16 +131,6 @@ func (k *keeper) run(expiry time.Time) {
 		case errors.Is(err, ErrLockLost):
 			k.end(l.lostCause(err, expiry))
 			return
-		case errors.Is(err, ErrNotRegular):
-			// Something else stands where the lock file was: ours is gone,
-			// and Release must not touch what is there.
-			l.mu.Lock()
-			if l.held {
-				l.markLost()
-			}
-			l.mu.Unlock()
-			k.end(l.lostCause(ErrLockLost, expiry))
-			return
 		case errors.Is(err, ErrNotLocked), errors.Is(err, ErrClosed):
 			k.end(err)
 			return
