@@ -1,3 +1,5 @@
+//go:build unix
+
 package flock_test
 
 // Interop with Python's flufl.lock: real Python processes running the

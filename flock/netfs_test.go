@@ -1,3 +1,5 @@
+//go:build unix
+
 package flock_test
 
 // Tests on a real network filesystem: two sshfs mounts of one directory
