@@ -293,14 +293,14 @@ func TestFencingProcesses(t *testing.T) {
 	env := []string{"LOCK=" + lock, "DIR=" + dir, "ROUNDS=" + strconv.Itoa(rounds)}
 	var cmds []*exec.Cmd
 	for range procs {
-		cmd := child(t, "fencer", env...)
+		cmd := testenv.Child(t, "fencer", env...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		cmds = append(cmds, cmd)
 	}
 	for range crashers {
-		cmd := child(t, "crasher", env...)
+		cmd := testenv.Child(t, "crasher", env...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock"
+	"github.com/nfsflock/nfsflock/internal/testenv"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -150,7 +151,7 @@ func roleRacer() int {
 // with the path of its claim.
 func startHolder(t *testing.T, env ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := child(t, "holder", env...)
+	cmd := testenv.Child(t, "holder", env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +198,7 @@ func TestProcessesExclude(t *testing.T) {
 	lock := filepath.Join(dir, "app.lck")
 	var cmds []*exec.Cmd
 	for range procs {
-		cmd := child(t, "counter", "LOCK="+lock, "DIR="+dir, "ROUNDS="+strconv.Itoa(rounds))
+		cmd := testenv.Child(t, "counter", "LOCK="+lock, "DIR="+dir, "ROUNDS="+strconv.Itoa(rounds))
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +254,7 @@ func TestRacingBreakers(t *testing.T) {
 			holder.Wait()
 			var cmds []*exec.Cmd
 			for range racers {
-				cmd := child(t, "racer", "LOCK="+lock, "DIR="+dir)
+				cmd := testenv.Child(t, "racer", "LOCK="+lock, "DIR="+dir)
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}

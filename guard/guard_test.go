@@ -21,6 +21,7 @@ import (
 
 	"github.com/nfsflock/nfsflock/flock"
 	"github.com/nfsflock/nfsflock/guard"
+	"github.com/nfsflock/nfsflock/internal/testenv"
 )
 
 func init() {
@@ -305,7 +306,7 @@ func roleStoppedHolder() int {
 // lock until the holder has reported.
 func TestLostLockAfterStop(t *testing.T) {
 	path := lockPath(t)
-	cmd := child(t, "stopped-holder", "LOCK="+path, "LIFETIME=300ms")
+	cmd := testenv.Child(t, "stopped-holder", "LOCK="+path, "LIFETIME=300ms")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +397,7 @@ func TestProcessEndsReleased(t *testing.T) {
 	for _, how := range []string{"panic", "interrupt"} {
 		t.Run(how, func(t *testing.T) {
 			path := lockPath(t)
-			cmd := child(t, "doomed-holder", "LOCK="+path, "HOW="+how)
+			cmd := testenv.Child(t, "doomed-holder", "LOCK="+path, "HOW="+how)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
