@@ -325,7 +325,7 @@ func TestInteropAlternate(t *testing.T) {
 	})
 
 	log, marker := filepath.Join(work, "log"), filepath.Join(work, "inside")
-	l := lockAt(t, lockPath, flock.WithLifetime(time.Minute))
+	l := newLock(t, lockPath, flock.WithLifetime(time.Minute))
 	goWaited := 0
 	for n := range rounds {
 		// Our turn n is line 2n: wait for Python's turn n-1.
@@ -394,7 +394,7 @@ func TestInteropAlternate(t *testing.T) {
 	if got, _ := os.ReadFile(log); string(got) != want.String() {
 		t.Errorf("log of turns:\n%s\nwant go/py alternating %d times", got, rounds)
 	}
-	if names := namesIn(t, dir); len(names) != 0 {
+	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("left in the lock directory: %q", names)
 	}
 }
@@ -434,7 +434,7 @@ func TestInteropGoBreaksPython(t *testing.T) {
 	lockPath := filepath.Join(dir, "app.lck")
 	py := startPy(t, dir, lockPath, "--lifetime=1")
 	py.must("lock", nil)
-	l := lockAt(t, lockPath, flock.WithClockSlop(time.Second))
+	l := newLock(t, lockPath, flock.WithClockSlop(time.Second))
 	if err := l.Acquire(boundedContext(t)); err != nil {
 		t.Fatalf("Acquire(ctx) of Python's expired lock = %v", err)
 	}
@@ -455,7 +455,7 @@ func TestInteropGoBreaksPython(t *testing.T) {
 	// Python can take it again, and leaves nothing behind.
 	py.must("lock 30", nil)
 	py.must("unlock", nil)
-	if names := namesIn(t, dir); len(names) != 0 {
+	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("left %q", names)
 	}
 }
@@ -467,7 +467,7 @@ func TestInteropPythonBreaksGo(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	lockPath := filepath.Join(dir, "app.lck")
-	l := lockAt(t, lockPath, flock.WithLifetime(time.Second))
+	l := newLock(t, lockPath, flock.WithLifetime(time.Second))
 	if err := l.Acquire(boundedContext(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +490,7 @@ func TestInteropPythonBreaksGo(t *testing.T) {
 		t.Errorf("State() = %v, %v; want %v (another host name)", s, err, flock.Unknown)
 	}
 	py.must("unlock", nil)
-	if names := namesIn(t, dir); len(names) != 0 {
+	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("left %q", names)
 	}
 }
@@ -506,7 +506,7 @@ func TestInteropDetailsAndState(t *testing.T) {
 	// seconds, so a lifetime of 1 may expire at once.
 	py := startPy(t, dir, lockPath, "--lifetime=3")
 	host := py.info.Hostname
-	l := lockAt(t, lockPath, flock.WithHostname(host), flock.WithLifetime(3*time.Second), flock.WithClockSlop(time.Second))
+	l := newLock(t, lockPath, flock.WithHostname(host), flock.WithLifetime(3*time.Second), flock.WithClockSlop(time.Second))
 	if goHost, _ := os.Hostname(); goHost != host {
 		t.Logf("Python's host name is %q, os.Hostname's %q", host, goHost)
 	}
@@ -656,7 +656,7 @@ func TestInteropRefresh(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		lockPath := filepath.Join(dir, "app.lck")
-		l := lockAt(t, lockPath, flock.WithLifetime(lifetime))
+		l := newLock(t, lockPath, flock.WithLifetime(lifetime))
 		if err := l.Acquire(boundedContext(t)); err != nil {
 			t.Fatal(err)
 		}
@@ -700,7 +700,7 @@ func TestInteropRefresh(t *testing.T) {
 		lockPath := filepath.Join(dir, "app.lck")
 		py := startPy(t, dir, lockPath, "--lifetime="+strconv.Itoa(int(lifetime/time.Second)))
 		py.must("lock", nil)
-		l := lockAt(t, lockPath, flock.WithClockSlop(slop), flock.WithTimeout(waiterTimeout))
+		l := newLock(t, lockPath, flock.WithClockSlop(slop), flock.WithTimeout(waiterTimeout))
 		result := make(chan error, 1)
 		go func() { result <- l.Acquire(context.Background()) }()
 		refreshes := 0
@@ -720,11 +720,11 @@ func TestInteropRefresh(t *testing.T) {
 		if !py.isLocked() {
 			t.Errorf("python is_locked = false after Go gave up")
 		}
-		if names := namesIn(t, dir); len(names) != 2 {
+		if names := dirNames(t, dir); len(names) != 2 {
 			t.Errorf("after Go's timeout: %q; want the lock file and Python's claim", names)
 		}
 		// Without refreshes, Go breaks in.
-		l2 := lockAt(t, lockPath, flock.WithClockSlop(slop))
+		l2 := newLock(t, lockPath, flock.WithClockSlop(slop))
 		if err := l2.Acquire(boundedContext(t)); err != nil {
 			t.Fatalf("Acquire(ctx) once Python stopped refreshing = %v", err)
 		}
@@ -760,7 +760,7 @@ func TestInteropRelativePath(t *testing.T) {
 			// Python holds, with a relative claim.
 			py.must("lock", nil)
 			checkContents(t, lockPath, py.info.ClaimFile, "|", tc.rel, py.info.Hostname, py.info.PID)
-			l := lockAt(t, lockPath, flock.WithClockSlop(time.Second), flock.WithLifetime(time.Second))
+			l := newLock(t, lockPath, flock.WithClockSlop(time.Second), flock.WithLifetime(time.Second))
 			if d, err := l.Details(); err != nil || d.LockFile != tc.rel {
 				t.Errorf("Details() = %+v, %v; want LockFile %q as Python wrote it", d, err, tc.rel)
 			}
@@ -786,7 +786,7 @@ func TestInteropRelativePath(t *testing.T) {
 				t.Errorf("IsLocked() = %v, %v; want false, ErrLockLost", ok, err)
 			}
 			py.must("unlock", nil)
-			if names := namesIn(t, dir); len(names) != 0 {
+			if names := dirNames(t, dir); len(names) != 0 {
 				t.Errorf("left %q", names)
 			}
 		})
@@ -804,9 +804,9 @@ func TestInteropWindowsSeparator(t *testing.T) {
 	lockPath := filepath.Join(dir, "app.lck")
 	py := startPy(t, dir, lockPath, "--separator=^", "--lifetime=1", "--clock-slop=1")
 	host := py.info.Hostname
-	caret := lockAt(t, lockPath, flock.WithSeparator("^"), flock.WithHostname(host),
+	caret := newLock(t, lockPath, flock.WithSeparator("^"), flock.WithHostname(host),
 		flock.WithLifetime(2*time.Second), flock.WithClockSlop(time.Second))
-	bar := lockAt(t, lockPath) // the default separator reads '^' claims too
+	bar := newLock(t, lockPath) // the default separator reads '^' claims too
 
 	py.must("lock", nil)
 	checkContents(t, lockPath, py.info.ClaimFile, "^", lockPath, host, py.info.PID)
@@ -835,7 +835,7 @@ func TestInteropWindowsSeparator(t *testing.T) {
 		t.Errorf("IsLocked() = %v, %v; want false, ErrLockLost", ok, err)
 	}
 	py.must("unlock", nil)
-	if names := namesIn(t, dir); len(names) != 0 {
+	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("left %q", names)
 	}
 }
@@ -854,7 +854,7 @@ func TestInteropOnSSHFS(t *testing.T) {
 	}
 	py.mustRaise("unlock", "NotLockedError")
 
-	l := lockAt(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
+	l := newLock(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
 	if d, err := l.Details(); err != nil || d.PID != py.info.PID {
 		t.Errorf("Details() through B after Python's failed unlock = %+v, %v; want Python's lock", d, err)
 	}

@@ -103,7 +103,7 @@ func TestNetFSMutualExclusion(t *testing.T) {
 	if got, want := readCounter(t, referee), workers*rounds; got != want {
 		t.Errorf("counter = %d after %d workers of %d rounds; want %d (critical sections overlapped)", got, workers, rounds, want)
 	}
-	if names := namesIn(t, a); len(names) != 1 || names[0] != "referee" {
+	if names := dirNames(t, a); len(names) != 1 || names[0] != "referee" {
 		t.Errorf("left in the lock directory: %q; want only the referee", names)
 	}
 }
@@ -148,31 +148,6 @@ func netfsWorker(t *testing.T) {
 	}
 }
 
-// lockAt returns a new Lock for path, closed when the test ends.
-func lockAt(t *testing.T, path string, opts ...flock.Option) *flock.Lock {
-	t.Helper()
-	l, err := flock.New(path, opts...)
-	if err != nil {
-		t.Fatalf("New(%q) = %v", path, err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
-// namesIn lists the names in dir, sorted.
-func namesIn(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func readCounter(t *testing.T, dir string) int {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "counter"))
@@ -202,8 +177,8 @@ func TestNetFSOperations(t *testing.T) {
 	a, b := testenv.SSHFS(t)
 	ctx := boundedContext(t)
 	const lifetime = time.Minute
-	la := lockAt(t, filepath.Join(a, "app.lck"), flock.WithLifetime(lifetime))
-	lb := lockAt(t, filepath.Join(b, "app.lck"))
+	la := newLock(t, filepath.Join(a, "app.lck"), flock.WithLifetime(lifetime))
+	lb := newLock(t, filepath.Join(b, "app.lck"))
 
 	if s, err := la.State(); err != nil || s != flock.Unlocked {
 		t.Errorf("before Acquire: State() = %v, %v; want %v", s, err, flock.Unlocked)
@@ -256,7 +231,7 @@ func TestNetFSOperations(t *testing.T) {
 	if s, err := la.State(); err != nil || s != flock.Unlocked {
 		t.Errorf("after Release: State() = %v, %v; want %v", s, err, flock.Unlocked)
 	}
-	if names := namesIn(t, a); len(names) != 0 {
+	if names := dirNames(t, a); len(names) != 0 {
 		t.Errorf("after Release: left %q", names)
 	}
 	// B may still believe, from its own cache, that the lock file is
@@ -273,7 +248,7 @@ func TestNetFSOperations(t *testing.T) {
 	if err := lb.Release(); err != nil {
 		t.Errorf("Release() through B = %v", err)
 	}
-	if names := namesIn(t, b); len(names) != 0 {
+	if names := dirNames(t, b); len(names) != 0 {
 		t.Errorf("after Release through B: left %q", names)
 	}
 }
@@ -284,8 +259,8 @@ func TestNetFSOperations(t *testing.T) {
 func TestNetFSBreakExpired(t *testing.T) {
 	a, b := testenv.SSHFS(t)
 	ctx := boundedContext(t)
-	la := lockAt(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Second))
-	lb := lockAt(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
+	la := newLock(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Second))
+	lb := newLock(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
 	if err := la.Acquire(ctx); err != nil {
 		t.Fatalf("Acquire(ctx) through A = %v", err)
 	}
@@ -312,7 +287,7 @@ func TestNetFSBreakExpired(t *testing.T) {
 	if err := lb.Release(); err != nil {
 		t.Errorf("Release() through B = %v", err)
 	}
-	if names := namesIn(t, b); len(names) != 0 {
+	if names := dirNames(t, b); len(names) != 0 {
 		t.Errorf("left %q", names)
 	}
 }
@@ -324,9 +299,9 @@ func TestNetFSBreakExpired(t *testing.T) {
 func TestNetFSStaleAttributes(t *testing.T) {
 	a, b := testenv.SSHFS(t)
 	ctx := boundedContext(t)
-	short := lockAt(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Second))
-	fresh := lockAt(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Hour), flock.WithClockSlop(time.Second))
-	lb := lockAt(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
+	short := newLock(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Second))
+	fresh := newLock(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Hour), flock.WithClockSlop(time.Second))
+	lb := newLock(t, filepath.Join(b, "app.lck"), flock.WithClockSlop(time.Second))
 	if err := short.Acquire(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +344,7 @@ func TestNetFSContentionIsNotLinkUnsupported(t *testing.T) {
 		if i%2 == 1 {
 			dir = b
 		}
-		l := lockAt(t, filepath.Join(dir, "app.lck"))
+		l := newLock(t, filepath.Join(dir, "app.lck"))
 		go func() {
 			for n := range rounds {
 				if err := l.Acquire(ctx); err != nil {
@@ -396,7 +371,7 @@ func TestNetFSContentionIsNotLinkUnsupported(t *testing.T) {
 // file behind.
 func TestNetFSLinkUnsupported(t *testing.T) {
 	dir := testenv.SSHFSNoLink(t)
-	l := lockAt(t, filepath.Join(dir, "app.lck"))
+	l := newLock(t, filepath.Join(dir, "app.lck"))
 	// No deadline: if Acquire took the refusal for contention, it would
 	// wait until the test binary's timeout.
 	if err := l.Acquire(context.Background()); !errors.Is(err, flock.ErrLinkUnsupported) {
@@ -405,7 +380,7 @@ func TestNetFSLinkUnsupported(t *testing.T) {
 	if ok, err := l.TryAcquire(); ok || !errors.Is(err, flock.ErrLinkUnsupported) {
 		t.Errorf("TryAcquire() = %v, %v; want false, ErrLinkUnsupported", ok, err)
 	}
-	if names := namesIn(t, dir); len(names) != 0 {
+	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("left %q", names)
 	}
 	if s, err := l.State(); err != nil || s != flock.Unlocked {
