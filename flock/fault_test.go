@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/fsys"
-	"github.com/nfsflock/nfsflock/retry"
+	"github.com/nfsflock/nfsflock/internal/testenv"
 )
 
 // These tests inject what a real filesystem here cannot be made to do on
@@ -98,7 +98,7 @@ func TestTransientNotFound(t *testing.T) {
 // TestNoLinkCount: a filesystem that reports a link count of 1 and no
 // inode numbers, as sshfs and SMB do. Ownership is decided by contents.
 func TestNoLinkCount(t *testing.T) {
-	clock := &testClock{now: time.Now()}
+	clock := testenv.NewClock(time.Now())
 	a, dir := faultyLock(t, fsys.NoIdentityFS(fsys.OS), WithLifetime(time.Minute))
 	b, err := New(a.Path(), withFS(fsys.NoIdentityFS(fsys.OS)), WithClock(clock))
 	if err != nil {
@@ -117,7 +117,7 @@ func TestNoLinkCount(t *testing.T) {
 	if ok, _ := b.TryAcquire(); ok {
 		t.Fatal("b took a held lock")
 	}
-	clock.now = clock.now.Add(time.Hour)
+	clock.Advance(time.Hour)
 	if ok, err := b.TryAcquire(); !ok || err != nil {
 		t.Fatalf("b.TryAcquire() after expiry = %v, %v", ok, err)
 	}
@@ -251,17 +251,3 @@ func TestBreakRestoresFreshLock(t *testing.T) {
 		t.Errorf("fresh.IsLocked() = %v, %v; the breaker took a fresh lock", ok, err)
 	}
 }
-
-type testClock struct{ now time.Time }
-
-func (c *testClock) Now() time.Time { return c.now }
-func (c *testClock) NewTimer(time.Duration) retry.Timer {
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return chanTimer(ch)
-}
-
-type chanTimer chan time.Time
-
-func (t chanTimer) C() <-chan time.Time { return t }
-func (t chanTimer) Stop() bool          { return true }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfsflock/nfsflock/flock"
+	"github.com/nfsflock/nfsflock/internal/testenv"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -174,26 +175,10 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
-// fakeClock moves only when told to. Timers fire at once, so waits do
-// not sleep.
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.now }
-func (c *fakeClock) NewTimer(time.Duration) retry.Timer {
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return fakeTimer(ch)
-}
-
-type fakeTimer chan time.Time
-
-func (t fakeTimer) C() <-chan time.Time { return t }
-func (t fakeTimer) Stop() bool          { return true }
-
 func TestBreakExpired(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.lck")
-	clock := &fakeClock{now: time.Now()}
+	clock := testenv.NewClock(time.Now())
 	a := newLock(t, path, flock.WithLifetime(time.Minute))
 	b := newLock(t, path, flock.WithClock(clock))
 	if err := a.Acquire(context.Background()); err != nil {
@@ -203,14 +188,14 @@ func TestBreakExpired(t *testing.T) {
 	if ok, _ := b.TryAcquire(); ok {
 		t.Fatal("b took an unexpired lock")
 	}
-	clock.now = clock.now.Add(time.Minute + flock.DefaultClockSlop - time.Second)
+	clock.Advance(time.Minute + flock.DefaultClockSlop - time.Second)
 	if ok, _ := b.TryAcquire(); ok {
 		t.Fatal("b broke the lock within the clock slop")
 	}
 	if s, _ := b.State(); s != flock.TheirsExpired {
 		t.Errorf("State() = %v; want theirs_expired", s)
 	}
-	clock.now = clock.now.Add(2 * time.Second)
+	clock.Advance(2 * time.Second)
 	if ok, err := b.TryAcquire(); !ok || err != nil {
 		t.Fatalf("b.TryAcquire() after expiry = %v, %v; want true", ok, err)
 	}
@@ -241,13 +226,13 @@ func TestBreakExpired(t *testing.T) {
 // attempt, which breaks an expired lock (flufl.lock's defect 2).
 func TestZeroTimeoutBreaks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.lck")
-	clock := &fakeClock{now: time.Now()}
+	clock := testenv.NewClock(time.Now())
 	a := newLock(t, path, flock.WithLifetime(time.Second))
 	b := newLock(t, path, flock.WithClock(clock))
 	if err := a.Acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	clock.now = clock.now.Add(time.Hour)
+	clock.Advance(time.Hour)
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	if err := b.Acquire(ctx); err != nil {
@@ -574,7 +559,7 @@ func TestNotRegularErrorSaysWhat(t *testing.T) {
 func TestBreak(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.lck")
-	clock := &fakeClock{now: time.Now()}
+	clock := testenv.NewClock(time.Now())
 	holder := newLock(t, path, flock.WithLifetime(time.Minute))
 	breaker := newLock(t, path, flock.WithClock(clock))
 	if ok, err := breaker.Break(false); ok || err != nil {
@@ -592,7 +577,7 @@ func TestBreak(t *testing.T) {
 	if ok, _ := holder.IsLocked(); !ok {
 		t.Fatal("Break(false) took a fresh lock")
 	}
-	clock.now = clock.now.Add(time.Minute + flock.DefaultClockSlop + time.Second)
+	clock.Advance(time.Minute + flock.DefaultClockSlop + time.Second)
 	if ok, err := breaker.Break(false); !ok || err != nil {
 		t.Errorf("Break(false) of an expired lock = %v, %v; want true, nil", ok, err)
 	}
@@ -604,7 +589,7 @@ func TestBreak(t *testing.T) {
 	}
 	holder.Release()
 
-	clock.now = time.Now()
+	clock.Set(time.Now())
 	if err := holder.Acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
