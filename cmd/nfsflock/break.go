@@ -12,19 +12,9 @@ import (
 func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
 	flags := newFlagSet("break")
 	force := flags.Bool("force", false, "")
-	var slop time.Duration
-	durationVar(flags, &slop, flock.DefaultClockSlop, "clock-slop")
-	pos, err := parseInterleaved(flags, args)
+	l, slop, code, err := lockFromArgs(flags, args)
 	if err != nil {
-		return exitUsage, err
-	}
-	path, err := lockPathArg("break", pos)
-	if err != nil {
-		return exitUsage, err
-	}
-	l, err := newLock(path, flock.WithClockSlop(slop))
-	if err != nil {
-		return exitFailed, err
+		return code, err
 	}
 	defer l.Close()
 

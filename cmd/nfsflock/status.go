@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock"
@@ -15,19 +16,9 @@ import (
 func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
 	flags := newFlagSet("status")
 	asJSON := flags.Bool("json", false, "")
-	var slop time.Duration
-	durationVar(flags, &slop, flock.DefaultClockSlop, "clock-slop")
-	pos, err := parseInterleaved(flags, args)
+	l, slop, code, err := lockFromArgs(flags, args)
 	if err != nil {
-		return exitUsage, err
-	}
-	path, err := lockPathArg("status", pos)
-	if err != nil {
-		return exitUsage, err
-	}
-	l, err := newLock(path, flock.WithClockSlop(slop))
-	if err != nil {
-		return exitFailed, err
+		return code, err
 	}
 	defer l.Close()
 	r, err := readReport(l, slop, time.Now)
@@ -187,4 +178,26 @@ func approx(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// lockFromArgs parses the arguments of a verb that inspects a lock: the
+// verb's own flags, already defined in flags, --clock-slop, and LOCKFILE.
+// It returns a Lock for the file and the slop, or the exit status and
+// error to end with.
+func lockFromArgs(flags *flag.FlagSet, args []string) (*flock.Lock, time.Duration, int, error) {
+	var slop time.Duration
+	durationVar(flags, &slop, flock.DefaultClockSlop, "clock-slop")
+	pos, err := parseInterleaved(flags, args)
+	if err != nil {
+		return nil, 0, exitUsage, err
+	}
+	path, err := lockPathArg(strings.TrimPrefix(flags.Name(), "nfsflock "), pos)
+	if err != nil {
+		return nil, 0, exitUsage, err
+	}
+	l, err := newLock(path, flock.WithClockSlop(slop))
+	if err != nil {
+		return nil, 0, exitFailed, err
+	}
+	return l, slop, exitOK, nil
 }
