@@ -51,8 +51,6 @@ type Lock struct {
 	lost      bool // held, then found not ours; reported until the next Acquire or Release
 	closed    bool
 
-	lastSweep time.Time // when this Lock last swept stale claims
-
 	expiry time.Time // when the current acquisition expires by our clock, set just after linking (keepalive.go)
 	token  uint64    // fencing token of the current acquisition; 0 for none (fencing.go)
 }
@@ -222,9 +220,7 @@ func (l *Lock) Acquire(ctx context.Context) error {
 			return l.err("acquire", err)
 		}
 		if held {
-			if waited {
-				l.sweep()
-			}
+			l.sweep(waited)
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -286,6 +282,9 @@ func (l *Lock) TryAcquire() (bool, error) {
 	}
 	if err != nil {
 		return false, l.err("acquire", err)
+	}
+	if held {
+		l.sweep(false)
 	}
 	return held, nil
 }

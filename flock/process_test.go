@@ -300,3 +300,22 @@ func TestSweepStaleClaims(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepOnFirstAcquire: what crashed processes left is cleared by the
+// next process to take the lock, even when it does not have to wait.
+func TestSweepOnFirstAcquire(t *testing.T) {
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "app.lck")
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	dead.Run()
+	stale := filepath.Join(dir, "app.lck|"+host+"|"+strconv.Itoa(dead.ProcessState.Pid())+"|11")
+	os.WriteFile(stale, []byte(stale), 0o644)
+	l := newLock(t, lock)
+	if err := l.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a dead process's claim survived the first acquisition: %v", err)
+	}
+}

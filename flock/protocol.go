@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
@@ -409,14 +410,41 @@ func (l *Lock) removeIf(match func(snapshot) bool, same fsys.Info) (bool, error)
 // directory, which may be large and shared.
 const sweepEvery = time.Minute
 
-// sweep removes claim files left by crashed processes of this host, unless
-// this Lock swept less than sweepEvery ago.
-func (l *Lock) sweep() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.lastSweep.IsZero() && l.cfg.clock.Now().Sub(l.lastSweep) < sweepEvery {
+// swept records, per lock path, when this process last swept for it. It is
+// kept per process rather than per Lock, since callers such as guard make a
+// new Lock for every acquisition.
+var swept struct {
+	sync.Mutex
+	at map[string]time.Time
+}
+
+// sweepDue reports whether an acquisition should be followed by a sweep:
+// the first time this process takes the lock, so that what crashed
+// processes left is cleared even where nobody waits any more, and after a
+// wait at most once every sweepEvery. It counts in real time, whatever the
+// Lock's clock, as it only spaces out work.
+func (l *Lock) sweepDue(waited bool) bool {
+	swept.Lock()
+	defer swept.Unlock()
+	last, ok := swept.at[l.path]
+	if ok && (!waited || time.Since(last) < sweepEvery) {
+		return false
+	}
+	if swept.at == nil {
+		swept.at = map[string]time.Time{}
+	}
+	swept.at[l.path] = time.Now()
+	return true
+}
+
+// sweep removes claim files left by crashed processes of this host after
+// an acquisition, if one is due.
+func (l *Lock) sweep(waited bool) {
+	if !l.sweepDue(waited) {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.sweepLocked()
 }
 
@@ -425,7 +453,6 @@ func (l *Lock) sweep() {
 // other hosts are left alone: we cannot tell whether their owners live, and
 // a flufl.lock waiter whose claim vanishes waits until its timeout.
 func (l *Lock) sweepLocked() {
-	l.lastSweep = l.cfg.clock.Now()
 	names, err := l.cfg.fs.ReadDir(l.dir)
 	if err != nil {
 		l.cfg.logger.Debug("flock: sweep", "dir", l.dir, "err", err)
