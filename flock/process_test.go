@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ func init() {
 	roles["counter"] = roleCounter
 	roles["holder"] = roleHolder
 	roles["racer"] = roleRacer
+	roles["stormer"] = roleStormer
 }
 
 func envDuration(name string, def time.Duration) time.Duration {
@@ -317,5 +319,107 @@ func TestSweepOnFirstAcquire(t *testing.T) {
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a dead process's claim survived the first acquisition: %v", err)
+	}
+}
+
+// roleStormer takes the lock over and over until killed. Inside, it
+// claims a marker file with its pid; a marker left by a holder that was
+// killed inside (its pid no longer runs) is taken over, but one of a live
+// process means two holders at once.
+func roleStormer() int {
+	l, err := childLock()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	marker := filepath.Join(os.Getenv("DIR"), "marker")
+	me := []byte(strconv.Itoa(os.Getpid()))
+	// Each process writes its own file and links it to the marker: a file
+	// shared by all would, when left linked by a killed holder, be
+	// rewritten through the marker.
+	mine := marker + "." + string(me)
+	for {
+		if err := l.Acquire(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return exitError
+		}
+		got := time.Now()
+		if err := os.WriteFile(mine, me, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return exitError
+		}
+		if err := os.Link(mine, marker); err != nil {
+			b, _ := os.ReadFile(marker)
+			pid, _ := strconv.Atoi(string(b))
+			if pid > 0 && syscall.Kill(pid, 0) == nil {
+				c, _ := os.ReadFile(os.Getenv("LOCK"))
+				ok, err := l.IsLocked()
+				fmt.Fprintf(os.Stderr, "overlap with live holder %d (we %d, held for %v, IsLocked %v %v, lock names %q)\n", pid, os.Getpid(), time.Since(got), ok, err, c)
+				return exitOverlap
+			}
+			os.Remove(marker)
+			if err := os.Link(mine, marker); err != nil {
+				fmt.Fprintf(os.Stderr, "overlap: %v\n", err)
+				return exitOverlap
+			}
+		}
+		os.Remove(mine)
+		os.Remove(marker)
+		if err := l.Release(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return exitLost
+		}
+	}
+}
+
+// TestKillStorm: processes take the lock in a loop while others are
+// killed with SIGKILL at random moments, inside and outside the lock, and
+// replaced. No two live processes ever hold it at once, and once the storm
+// is over, one more acquisition leaves nothing behind but the lock's own
+// files: dead holders' locks are broken and their claims swept.
+func TestKillStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill storm skipped in -short mode")
+	}
+	const procs, kills = 6, 40
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "app.lck")
+	env := []string{"LOCK=" + lock, "DIR=" + dir, "LIFETIME=500ms"}
+	start := func() *exec.Cmd {
+		cmd := testenv.Child(t, "stormer", env...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	running := make([]*exec.Cmd, procs)
+	for i := range running {
+		running[i] = start()
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range kills {
+		time.Sleep(time.Duration(rnd.IntN(40)) * time.Millisecond)
+		i := rnd.IntN(procs)
+		running[i].Process.Signal(syscall.SIGKILL)
+		if err := running[i].Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("stormer ended by itself: %v", err)
+		}
+		running[i] = start()
+	}
+	for _, cmd := range running {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	l := newLock(t, lock, flock.WithClockSlop(0))
+	if err := l.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range dirNames(t, dir) {
+		if !strings.HasPrefix(name, "marker") {
+			t.Errorf("left behind: %q", name)
+		}
 	}
 }
