@@ -40,9 +40,9 @@ const (
 // packaged.
 const DefaultPython = "/usr/bin/python3"
 
-// missing skips t, or fails it when CI=true, because the environment
+// Missing skips t, or fails it when CI=true, because the environment
 // lacks what it needs.
-func missing(t testing.TB, format string, args ...any) {
+func Missing(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv("CI") == "true" {
@@ -63,7 +63,7 @@ func SSHFS(t testing.TB) (a, b string) {
 	t.Helper()
 	rootA, rootB := os.Getenv(SSHFSAEnv), os.Getenv(SSHFSBEnv)
 	if rootA == "" || rootB == "" {
-		missing(t, "%s and %s are not set: run `source .ci/setup` as root to mount two sshfs views of one directory", SSHFSAEnv, SSHFSBEnv)
+		Missing(t, "%s and %s are not set: run `source .ci/setup` as root to mount two sshfs views of one directory", SSHFSAEnv, SSHFSBEnv)
 	}
 	name := dirName(t)
 	a, b = filepath.Join(rootA, name), filepath.Join(rootB, name)
@@ -93,7 +93,7 @@ func SSHFSNoLink(t testing.TB) string {
 	t.Helper()
 	root := os.Getenv(SSHFSNoLinkEnv)
 	if root == "" {
-		missing(t, "%s is not set: run `source .ci/setup` as root to mount sshfs with -o disable_hardlink", SSHFSNoLinkEnv)
+		Missing(t, "%s is not set: run `source .ci/setup` as root to mount sshfs with -o disable_hardlink", SSHFSNoLinkEnv)
 	}
 	dir := filepath.Join(root, dirName(t))
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -167,7 +167,7 @@ func FluflPython(t testing.TB) string {
 		}
 	})
 	if python.err != nil {
-		missing(t, "%v; install python3-flufl.lock (`.ci/setup` does, as root) or set %s", python.err, PythonEnv)
+		Missing(t, "%v; install python3-flufl.lock (`.ci/setup` does, as root) or set %s", python.err, PythonEnv)
 	}
 	return python.path
 }
