@@ -32,6 +32,15 @@
 //	                            left alone before it is broken (10s)
 //	-q, --quiet                 show nothing while waiting, and say nothing
 //	                            when the lock could not be had
+//	    --fencing               take a fencing token with the lock and pass
+//	                            it to COMMAND as NFSFLOCK_TOKEN
+//
+// With --fencing, each run takes the next fencing token of the lock (see
+// [github.com/nfsflock/nfsflock/flock.Lock.Token]): a number larger than
+// that of every earlier holder, kept in side files next to the lock file.
+// A command that writes to a store passes it along, and the store refuses
+// writes with a smaller token than it has seen, so that a command whose
+// lock was lost while it was paused cannot overwrite its successor's work.
 //
 // Like flock(1) it has -n, -w and -E, but the default -E is 75, not 1,
 // which the command's own failure would collide with. One attempt, with

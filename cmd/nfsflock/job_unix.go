@@ -28,14 +28,15 @@ type job struct {
 }
 
 // startJob starts the command in a new process group, in the terminal's
-// foreground if nfsflock is there itself.
-func startJob(prog string, argv []string) (*job, error) {
+// foreground if nfsflock is there itself, with the environment env.
+func startJob(prog string, argv, env []string) (*job, error) {
 	tty := foregroundTerminal()
 	attr := &syscall.SysProcAttr{Setpgid: true}
 	if tty >= 0 {
 		attr.Foreground, attr.Ctty = true, tty
 	}
 	p, err := os.StartProcess(prog, argv, &os.ProcAttr{
+		Env:   env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys:   attr,
 	})

@@ -19,8 +19,9 @@ type job struct {
 	err    error         // an error from waiting, set before exited closes
 }
 
-func startJob(prog string, argv []string) (*job, error) {
-	p, err := os.StartProcess(prog, argv, &os.ProcAttr{Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}})
+// startJob starts the command with the environment env.
+func startJob(prog string, argv, env []string) (*job, error) {
+	p, err := os.StartProcess(prog, argv, &os.ProcAttr{Env: env, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}})
 	if err != nil {
 		return nil, startError{err}
 	}

@@ -60,6 +60,8 @@ nfsflock shows who holds the lock and when that lock expires.
                               filesystem's attributes can be (default 10s)
   -q, --quiet                 show nothing while waiting and say nothing when
                               the lock could not be had
+      --fencing               take a fencing token with the lock and pass it
+                              to COMMAND as NFSFLOCK_TOKEN (see below)
 
 status prints the lock's state (flufl.lock's names: unlocked, stale,
 theirs_expired, unknown), its holder (pid and host) and its expiry.
@@ -75,6 +77,11 @@ waiter would. It refuses an unexpired lock (exit 75) unless --force.
       --force                 break the lock even if it has not expired; its
                               holder, if alive, finds the lock lost
       --clock-slop DURATION   as for run (default 10s)
+
+With --fencing, COMMAND finds in NFSFLOCK_TOKEN a number larger than that of
+every earlier holder of the lock (kept in LOCKFILE.fence files beside it); a
+store that refuses writes with a smaller token than it has seen is safe from a
+command whose lock was lost while it was paused.
 
 A DURATION is a number of seconds (2, 0.5) or a Go duration (500ms, 1m30s).
 A first argument that is a verb is the verb: write ./status for a lock file

@@ -251,6 +251,25 @@ func TestRunHoldsLock(t *testing.T) {
 	}
 }
 
+// TestFencing: with --fencing each run hands its command a larger token
+// than the run before; without it there is none.
+func TestFencing(t *testing.T) {
+	dir := t.TempDir()
+	last := uint64(0)
+	for i := range 3 {
+		code, out, stderr := run(t, dir, "--fencing", "L", "sh", "-c", `echo "$NFSFLOCK_TOKEN"`)
+		token, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+		if code != 0 || err != nil || token <= last {
+			t.Fatalf("run %d: nfsflock --fencing = %d, token %q (%v), stderr %q; want a token above %d", i, code, out, err, stderr, last)
+		}
+		last = token
+	}
+	code, out, _ := run(t, dir, "L", "sh", "-c", `echo "${NFSFLOCK_TOKEN-unset}"`)
+	if code != 0 || strings.TrimSpace(out) != "unset" {
+		t.Errorf("without --fencing the command sees NFSFLOCK_TOKEN=%q", out)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	tests := [][]string{
 		{},

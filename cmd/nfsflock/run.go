@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +18,9 @@ import (
 	"github.com/nfsflock/nfsflock/flock"
 	"github.com/nfsflock/nfsflock/guard"
 )
+
+// tokenEnv passes the fencing token to the command, with --fencing.
+const tokenEnv = "NFSFLOCK_TOKEN"
 
 // defaultGrace is how long a command whose lock was lost has between
 // SIGTERM and SIGKILL.
@@ -32,6 +36,7 @@ type runOptions struct {
 	grace    time.Duration
 	slop     time.Duration
 	quiet    bool
+	fencing  bool
 }
 
 func parseRun(args []string) (runOptions, error) {
@@ -50,6 +55,7 @@ func parseRun(args []string) (runOptions, error) {
 	for _, name := range []string{"q", "quiet"} {
 		flags.BoolVar(&o.quiet, name, false, "")
 	}
+	flags.BoolVar(&o.fencing, "fencing", false, "")
 	if err := parseFlags(flags, args); err != nil {
 		return o, err
 	}
@@ -98,6 +104,9 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 		return startStatus(err), err
 	}
 	opts := []flock.Option{flock.WithLifetime(o.lifetime), flock.WithClockSlop(o.slop)}
+	if o.fencing {
+		opts = append(opts, flock.WithFencing())
+	}
 	switch {
 	case o.nonblock:
 		// Acquire makes one attempt, breaking an expired lock included,
@@ -137,7 +146,11 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 	)
 	err = guard.Do(ctx, o.path, func(ctx context.Context) error {
 		display.stop()
-		j, err := relay.start(ctx, func() (*job, error) { return startJob(prog, o.argv) })
+		env := os.Environ()
+		if token, ok := guard.Token(ctx); ok {
+			env = append(env, tokenEnv+"="+strconv.FormatUint(token, 10))
+		}
+		j, err := relay.start(ctx, func() (*job, error) { return startJob(prog, o.argv, env) })
 		if err != nil {
 			return err
 		}
