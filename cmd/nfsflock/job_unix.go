@@ -65,10 +65,20 @@ func foregroundTerminal() int {
 		return -1
 	}
 	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-	if err != nil || pgrp != unix.Getpgrp() {
+	if err != nil {
+		return -1
+	}
+	if pgrp != ownGroup() {
 		return -1
 	}
 	return fd
+}
+
+// ownGroup returns nfsflock's process group. (Getpgrp's signature differs
+// on Solaris; Getpgid(0) has one everywhere.)
+func ownGroup() int {
+	pgrp, _ := unix.Getpgid(0)
+	return pgrp
 }
 
 // reap waits for the command to end. When a command given the terminal is
@@ -99,7 +109,7 @@ func (j *job) reap() {
 			continue
 		}
 		if j.tty >= 0 {
-			unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, unix.Getpgrp())
+			unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
 		}
 		return
 	}
@@ -108,9 +118,9 @@ func (j *job) reap() {
 // suspend stops nfsflock along with its stopped command, and continues the
 // command when nfsflock is continued, in the foreground if nfsflock is.
 func (j *job) suspend() {
-	unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, unix.Getpgrp())
+	unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
 	unix.Kill(unix.Getpid(), unix.SIGSTOP)
-	if pgrp, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && pgrp == unix.Getpgrp() {
+	if pgrp, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && pgrp == ownGroup() {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
 	}
 	j.signalGroup(unix.SIGCONT)
