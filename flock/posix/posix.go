@@ -54,10 +54,12 @@ func CreateExclusive(path string, data []byte, perm fs.FileMode) (*File, error) 
 			n, err = unix.Write(fd, data)
 			return err
 		})
-		if n == 0 && err == nil {
+		if n <= 0 && err == nil {
 			err = io.ErrShortWrite
 		}
-		data = data[n:]
+		if err == nil {
+			data = data[n:]
+		}
 	}
 	if err != nil {
 		unix.Close(fd)
