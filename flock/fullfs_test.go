@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nfsflock/nfsflock/internal/testenv"
 )
@@ -66,5 +67,25 @@ func TestFullFilesystem(t *testing.T) {
 	}
 	if after := dirNames(t, dir); !slices.Equal(before, after) {
 		t.Errorf("a failed Acquire left files: %q -> %q", before, after)
+	}
+}
+
+// TestReadOnlyFilesystem: on a read-only filesystem Acquire fails at once
+// with EROFS, whether the lock is free or held by an expired holder that it
+// would have to break.
+func TestReadOnlyFilesystem(t *testing.T) {
+	dir := smallTmpfs(t)
+	expired := filepath.Join(dir, "expired.lck")
+	os.WriteFile(expired, []byte("old holder"), 0o644)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(expired, old, old)
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount read-only: %v: %s", err, out)
+	}
+	for _, name := range []string{"free.lck", "expired.lck"} {
+		l := newLock(t, filepath.Join(dir, name))
+		if err := l.Acquire(boundedContext(t)); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("Acquire of %s on a read-only filesystem = %v; want EROFS", name, err)
+		}
 	}
 }
