@@ -75,8 +75,6 @@ func (l *Lock) attempt() (bool, error) {
 			// or an NFS server's view lagging): write it again.
 			l.onDisk = false
 			continue
-		case errnoOf(err) == 0 && !errors.Is(err, fs.ErrExist):
-			return false, err
 		case !errors.Is(err, fs.ErrExist) && !linkRefused(err):
 			return false, err
 		}
