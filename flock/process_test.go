@@ -45,11 +45,18 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-func childLock() (*flock.Lock, error) {
-	return flock.New(os.Getenv("LOCK"),
+// childLock returns the Lock a child role works with, configured from its
+// environment; a child that cannot make it exits.
+func childLock() *flock.Lock {
+	l, err := flock.New(os.Getenv("LOCK"),
 		flock.WithLifetime(envDuration("LIFETIME", time.Minute)),
 		flock.WithClockSlop(envDuration("SLOP", 0)),
 		flock.WithRetry(retry.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2, Jitter: 0.5}))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(exitError)
+	}
+	return l
 }
 
 // inside marks the critical section with a file made by O_EXCL, which a
@@ -74,11 +81,7 @@ func inside(marker string, fn func() error) int {
 
 // roleCounter increments a counter file ROUNDS times under the lock.
 func roleCounter() int {
-	l, err := childLock()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitError
-	}
+	l := childLock()
 	defer l.Close()
 	counter := filepath.Join(os.Getenv("DIR"), "counter")
 	rounds, _ := strconv.Atoi(os.Getenv("ROUNDS"))
@@ -105,11 +108,7 @@ func roleCounter() int {
 
 // roleHolder takes the lock, says so on stdout and waits to be killed.
 func roleHolder() int {
-	l, err := childLock()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitError
-	}
+	l := childLock()
 	if err := l.Acquire(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return exitError
@@ -122,11 +121,7 @@ func roleHolder() int {
 // moment, checking that nobody else holds it meanwhile and that it is
 // still ours before releasing.
 func roleRacer() int {
-	l, err := childLock()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitError
-	}
+	l := childLock()
 	defer l.Close()
 	if err := l.Acquire(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -327,11 +322,7 @@ func TestSweepOnFirstAcquire(t *testing.T) {
 // killed inside (its pid no longer runs) is taken over, but one of a live
 // process means two holders at once.
 func roleStormer() int {
-	l, err := childLock()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitError
-	}
+	l := childLock()
 	marker := filepath.Join(os.Getenv("DIR"), "marker")
 	me := []byte(strconv.Itoa(os.Getpid()))
 	// Each process writes its own file and links it to the marker: a file
