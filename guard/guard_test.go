@@ -163,17 +163,7 @@ func TestCancelledContextReleases(t *testing.T) {
 	})
 	t.Run("waiting", func(t *testing.T) {
 		path := lockPath(t)
-		held := make(chan struct{})
-		release := make(chan struct{})
-		holderDone := make(chan error)
-		go func() {
-			holderDone <- guard.Do(context.Background(), path, func(context.Context) error {
-				close(held)
-				<-release
-				return nil
-			})
-		}()
-		<-held
+		release := holdInBackground(path)
 		ctx, cancel := context.WithCancelCause(context.Background())
 		why := errors.New("user gave up")
 		waiterDone := make(chan error)
@@ -187,27 +177,36 @@ func TestCancelledContextReleases(t *testing.T) {
 		if err := <-waiterDone; !errors.Is(err, context.Canceled) || !errors.Is(err, why) {
 			t.Errorf("Do = %v; want context.Canceled and its cause", err)
 		}
-		close(release)
-		if err := <-holderDone; err != nil {
+		if err := release(); err != nil {
 			t.Errorf("holder's Do = %v", err)
 		}
 		checkReleased(t, path)
 	})
 }
 
-func TestAcquireFails(t *testing.T) {
-	path := lockPath(t)
+// holdInBackground holds the lock at path in a goroutine, through Do,
+// until the returned function is called; that returns Do's error.
+func holdInBackground(path string) (release func() error) {
 	held := make(chan struct{})
-	release := make(chan struct{})
-	holderDone := make(chan error)
+	stop := make(chan struct{})
+	done := make(chan error)
 	go func() {
-		holderDone <- guard.Do(context.Background(), path, func(context.Context) error {
+		done <- guard.Do(context.Background(), path, func(context.Context) error {
 			close(held)
-			<-release
+			<-stop
 			return nil
 		})
 	}()
 	<-held
+	return func() error {
+		close(stop)
+		return <-done
+	}
+}
+
+func TestAcquireFails(t *testing.T) {
+	path := lockPath(t)
+	release := holdInBackground(path)
 	_, err := guard.WithLock(context.Background(), path, func(context.Context) (int, error) {
 		t.Error("fn ran without the lock")
 		return 0, nil
@@ -215,8 +214,9 @@ func TestAcquireFails(t *testing.T) {
 	if !errors.Is(err, flock.ErrTimeout) {
 		t.Errorf("WithLock = %v; want ErrTimeout", err)
 	}
-	close(release)
-	<-holderDone
+	if err := release(); err != nil {
+		t.Errorf("holder's Do = %v", err)
+	}
 
 	if err := guard.Do(context.Background(), "", func(context.Context) error { return nil }); !errors.Is(err, flock.ErrInvalid) {
 		t.Errorf("Do with an empty path = %v; want ErrInvalid", err)
