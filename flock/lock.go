@@ -404,6 +404,13 @@ func (l *Lock) Break(force bool) (bool, error) {
 	case !force && !l.breakable(s):
 		return false, nil
 	}
+	// The claim takes the breakers' lock; it goes again afterwards.
+	if err := l.writeClaim(); err != nil {
+		return false, l.err("break", err)
+	}
+	if !l.held {
+		defer l.removeClaim()
+	}
 	broke, err := l.breakLocked(s, force)
 	return broke, l.err("break", err)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -644,5 +645,61 @@ func TestReplacedByNonRegular(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestBreakersLock: a process breaks a lock only while it holds the
+// breakers' lock beside it (path|break). One held by a live breaker makes
+// others leave the lock alone for now; one left by a dead local breaker,
+// or one that has expired, is broken in turn; none is left behind.
+func TestBreakersLock(t *testing.T) {
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	dead.Run()
+	deadPID := strconv.Itoa(dead.ProcessState.Pid())
+	tests := []struct {
+		name     string
+		contents string
+		age      time.Duration // how long ago it expired; negative: in the future
+		breaks   bool
+	}{
+		{"live breaker", "app.lck|" + host + "|" + itoa(os.Getpid()) + "|1", -time.Hour, false},
+		{"dead local breaker", "app.lck|" + host + "|" + deadPID + "|1", -time.Hour, true},
+		{"expired breaker elsewhere", "app.lck|elsewhere|1|1", time.Hour, true},
+		{"garbage, expired", "garbage", time.Hour, true},
+		{"none", "", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.lck")
+			os.WriteFile(path, []byte("expired holder"), 0o644)
+			old := time.Now().Add(-time.Hour)
+			os.Chtimes(path, old, old)
+			breakers := path + "|break"
+			if tt.contents != "" {
+				os.WriteFile(breakers, []byte(tt.contents), 0o644)
+				when := time.Now().Add(-tt.age)
+				os.Chtimes(breakers, when, when)
+			}
+			l := newLock(t, path)
+			ok, err := l.TryAcquire()
+			if ok != tt.breaks || err != nil {
+				t.Fatalf("TryAcquire() = %v, %v; want %v", ok, err, tt.breaks)
+			}
+			_, err = os.Lstat(breakers)
+			if tt.breaks && !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the breakers' lock is still there after the break: %v", err)
+			}
+			if !tt.breaks {
+				if b, _ := os.ReadFile(path); string(b) != "expired holder" {
+					t.Errorf("the lock was broken while another held the breakers' lock")
+				}
+				os.Remove(breakers)
+				if ok, err := l.TryAcquire(); !ok || err != nil {
+					t.Errorf("TryAcquire() once the breaker is done = %v, %v", ok, err)
+				}
+			}
+		})
 	}
 }

@@ -127,11 +127,7 @@ func (l *Lock) breakable(s snapshot) bool {
 	if l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop)) {
 		return true
 	}
-	if !l.cfg.deadOwnerBreak {
-		return false
-	}
-	d, ok := claim.Parse(s.contents, l.cfg.sep)
-	return ok && d.Hostname == l.cfg.hostname && d.PID != l.pid && !l.cfg.fs.ProcessAlive(d.PID)
+	return l.cfg.deadOwnerBreak && l.deadLocal(s)
 }
 
 // writeClaim makes sure the claim file exists with our contents and sets
@@ -219,7 +215,7 @@ func (l *Lock) releaseLocked() error {
 		return ErrNotLocked
 	}
 	l.held = false
-	ours, err := l.removeIf(func(s snapshot) bool { return s.ours }, l.claimInfo)
+	ours, err := l.removeIf(l.path, func(s snapshot) bool { return s.ours }, l.claimInfo)
 	if errors.Is(err, ErrNotRegular) {
 		err = lostBecause(err)
 	}
@@ -322,21 +318,16 @@ func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
 // removed s; false if the lock file changed meanwhile. Called with l.mu
 // held.
 func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
+	held, err := l.lockBreakers()
+	if err != nil || !held {
+		return false, err
+	}
+	defer l.unlockBreakers()
 	s, ok := l.recheck(s, force)
 	if !ok {
 		return false, nil
 	}
-	expired := func(moved snapshot) bool {
-		if !bytes.Equal(moved.contents, s.contents) || !moved.info.ModTime.Equal(s.info.ModTime) {
-			return false
-		}
-		// Compare identities only where both reads report one.
-		if moved.info.Ino != 0 && s.info.Ino != 0 {
-			return moved.info.SameFile(s.info)
-		}
-		return true
-	}
-	broke, err := l.removeIf(expired, fsys.Info{})
+	broke, err := l.removeIf(l.path, sameInstance(s), fsys.Info{})
 	if err != nil || !broke {
 		return false, err
 	}
@@ -350,17 +341,87 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	return true, nil
 }
 
-// removeIf removes the lock file if match approves of what it holds. To
-// remove only the instance that match saw, never one that replaced it
-// meanwhile, it first moves the lock file aside under a name of its own,
-// reads what it moved, and links it back if match refuses it. If what it
-// moved is the very file known as same (our claim, where the filesystem
-// reports inode numbers), that is a match without reading it. It reports
-// whether it removed the lock file; false and nil when there was none or
-// it was put back.
-func (l *Lock) removeIf(match func(snapshot) bool, same fsys.Info) (bool, error) {
+// sameInstance returns a match for removeIf that accepts only the file
+// instance s: the same contents, the same expiry and, where both reads
+// report one, the same inode.
+func sameInstance(s snapshot) func(snapshot) bool {
+	return func(moved snapshot) bool {
+		if !bytes.Equal(moved.contents, s.contents) || !moved.info.ModTime.Equal(s.info.ModTime) {
+			return false
+		}
+		if moved.info.Ino != 0 && s.info.Ino != 0 {
+			return moved.info.SameFile(s.info)
+		}
+		return true
+	}
+}
+
+// breakersPath is the breakers' lock: a second lock file beside the lock,
+// which a process holds while it breaks the lock, so that two never break
+// at once. Without it, a breaker that judged an instance expired could move
+// aside the fresh lock that a faster breaker had taken meanwhile, and
+// another process could take the lock before the fresh one was put back.
+// Python's flufl.lock does not know it; its own breaker race remains.
+func (l *Lock) breakersPath() string { return l.path + l.cfg.sep + "break" }
+
+// lockBreakers takes the breakers' lock by linking our claim to it, as the
+// lock itself is taken; its expiry is our claim's. One that has expired
+// (its breaker died or stalled) is broken, safely, like a lock. It reports
+// false and nil when another process is breaking the lock right now.
+func (l *Lock) lockBreakers() (bool, error) {
+	path := l.breakersPath()
+	for range 3 {
+		err := l.cfg.fs.Link(l.claim, path)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) && !linkRefused(err) {
+			return false, err
+		}
+		s, ierr := l.inspect(path, l.claim)
+		switch {
+		case gone(ierr):
+			continue
+		case ierr != nil:
+			return false, ierr
+		case s.ours:
+			return true, nil // a lost reply
+		case l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop)) || l.deadLocal(s):
+			if _, err := l.removeIf(path, sameInstance(s), fsys.Info{}); err != nil {
+				return false, err
+			}
+		default:
+			return false, nil
+		}
+	}
+	return false, nil
+}
+
+// unlockBreakers removes the breakers' lock if it is still ours.
+func (l *Lock) unlockBreakers() {
+	if _, err := l.removeIf(l.breakersPath(), func(s snapshot) bool { return s.ours }, l.claimInfo); err != nil {
+		l.cfg.logger.Warn("flock: removing the breakers' lock", "path", l.breakersPath(), "err", err)
+	}
+}
+
+// deadLocal reports whether the file s names a claim of this host whose
+// process no longer runs.
+func (l *Lock) deadLocal(s snapshot) bool {
+	d, ok := claim.Parse(s.contents, l.cfg.sep)
+	return ok && d.Hostname == l.cfg.hostname && d.PID != l.pid && !l.cfg.fs.ProcessAlive(d.PID)
+}
+
+// removeIf removes the file at path (the lock file, or the breakers'
+// lock) if match approves of what it holds. To remove only the instance
+// that match saw, never one that replaced it meanwhile, it first moves the
+// file aside under a name of its own, reads what it moved, and links it
+// back if match refuses it. If what it moved is the very file known as
+// same (our claim, where the filesystem reports inode numbers), that is a
+// match without reading it. It reports whether it removed the file; false
+// and nil when there was none or it was put back.
+func (l *Lock) removeIf(path string, match func(snapshot) bool, same fsys.Info) (bool, error) {
 	aside := l.freshName()
-	if err := l.cfg.fs.Rename(l.path, aside); err != nil {
+	if err := l.cfg.fs.Rename(path, aside); err != nil {
 		if gone(err) {
 			return false, nil
 		}
@@ -386,17 +447,17 @@ func (l *Lock) removeIf(match func(snapshot) bool, same fsys.Info) (bool, error)
 	}
 	// Not what we meant to remove (or unreadable, which we cannot judge):
 	// put it back without replacing any lock file taken since.
-	lerr := l.cfg.fs.Link(aside, l.path)
+	lerr := l.cfg.fs.Link(aside, path)
 	if lerr != nil && errors.Is(err, ErrNotRegular) {
 		// A directory cannot be linked back; renaming it back cannot
 		// replace a lock file taken since, as rename refuses to put a
 		// directory over a file.
-		if rerr := l.cfg.fs.Rename(aside, l.path); rerr == nil {
+		if rerr := l.cfg.fs.Rename(aside, path); rerr == nil {
 			return false, err
 		}
 	}
 	if lerr != nil {
-		l.cfg.logger.Warn("flock: could not restore a lock file moved aside; its holder will find the lock lost", "path", l.path, "err", lerr)
+		l.cfg.logger.Warn("flock: could not restore a lock file moved aside; its holder will find the lock lost", "path", path, "err", lerr)
 	}
 	if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
 		l.cfg.logger.Warn("flock: removing moved-aside lock file", "path", aside, "err", rerr)
@@ -451,6 +512,9 @@ func (l *Lock) sweep(waited bool) {
 // other hosts are left alone: we cannot tell whether their owners live, and
 // a flufl.lock waiter whose claim vanishes waits until its timeout.
 func (l *Lock) sweepLocked() {
+	if s, err := l.inspect(l.breakersPath(), l.claim); err == nil && l.deadLocal(s) {
+		l.removeIf(l.breakersPath(), sameInstance(s), fsys.Info{})
+	}
 	names, err := l.cfg.fs.ReadDir(l.dir)
 	if err != nil {
 		l.cfg.logger.Debug("flock: sweep", "dir", l.dir, "err", err)
