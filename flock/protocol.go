@@ -111,8 +111,15 @@ func (l *Lock) attempt() (bool, error) {
 // acquired is called once the lock file is known to be our claim.
 func (l *Lock) acquired() (bool, error) {
 	l.held = true
-	// A moment after the claim's times were set: keep-alive's estimate.
 	l.expiry = l.cfg.clock.Now().Add(l.lifetime)
+	// Set the expiry again, through the lock path, as flufl.lock does after
+	// linking. Besides counting the lifetime from now, this makes a
+	// network filesystem client drop what it cached for that path: sshfs
+	// does not on link, and could report the size of a lock file that
+	// stood there before, truncating our own reads of our lock.
+	if err := l.cfg.fs.SetTimes(l.path, l.expiry); err != nil {
+		l.cfg.logger.Debug("flock: setting the expiry after linking", "path", l.path, "err", err)
+	}
 	l.token = 0
 	if l.cfg.fencing {
 		return l.fence()
