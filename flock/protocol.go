@@ -382,6 +382,9 @@ func (l *Lock) lockBreakers() (bool, error) {
 		if err == nil {
 			return true, nil
 		}
+		if gone(err) {
+			return false, nil // our claim vanished; the next attempt writes it again
+		}
 		if !errors.Is(err, fs.ErrExist) && !linkRefused(err) {
 			return false, err
 		}
