@@ -190,6 +190,11 @@ func fencerLock() (*flock.Lock, error) {
 		flock.WithRetry(retry.Policy{Initial: 500 * time.Microsecond, Max: 5 * time.Millisecond, Multiplier: 2, Jitter: 0.5}))
 }
 
+// openFenceLog opens the shared log that fenced rounds append to.
+func openFenceLog() (*os.File, error) {
+	return os.OpenFile(filepath.Join(os.Getenv("DIR"), "log"), os.O_WRONLY|os.O_APPEND, 0)
+}
+
 // fenceLog writes one line to the log with one O_APPEND write, so that
 // lines of different processes do not interleave.
 func fenceLog(log *os.File, format string, args ...any) error {
@@ -227,7 +232,7 @@ func roleFencer() int {
 		fmt.Fprintln(os.Stderr, err)
 		return exitError
 	}
-	log, err := os.OpenFile(filepath.Join(os.Getenv("DIR"), "log"), os.O_WRONLY|os.O_APPEND, 0)
+	log, err := openFenceLog()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return exitError
@@ -268,7 +273,7 @@ func roleCrasher() int {
 		fmt.Fprintln(os.Stderr, err)
 		return exitError
 	}
-	log, err := os.OpenFile(filepath.Join(os.Getenv("DIR"), "log"), os.O_WRONLY|os.O_APPEND, 0)
+	log, err := openFenceLog()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return exitError
