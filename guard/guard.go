@@ -1,8 +1,10 @@
 // Package guard runs a function while holding a lock file: [WithLock] takes
 // the lock, keeps it refreshed while the function runs, cancels the
 // function's context if the lock is lost, and releases the lock however the
-// function ends. It is the part of nfsflock most programs need; the
-// [flock.Lock] underneath is for code that cannot be shaped as a callback.
+// function ends. Inside the function, [Token] gives the fencing token of
+// that lock, never one of an outer WithLock's. It is the part of nfsflock
+// most programs need; the [flock.Lock] underneath is for code that cannot
+// be shaped as a callback.
 package guard
 
 import (
@@ -37,7 +39,8 @@ import (
 // The lock is released when fn returns, when ctx is cancelled, and when fn
 // panics, after which the panic goes on. No goroutine outlives the call.
 // Inside fn, [Token] reports the fencing token if opts include
-// [flock.WithFencing].
+// [flock.WithFencing], and 0 and false otherwise, even inside another
+// WithLock's fn.
 //
 // Every call uses a Lock of its own, so concurrent calls for one path, in
 // one process or in many, run fn one at a time.
@@ -61,9 +64,10 @@ func WithLock[T any](ctx context.Context, path string, fn func(ctx context.Conte
 	}
 
 	kctx, stop := l.KeepAlive(ctx)
-	if token, ok := l.Token(); ok {
-		kctx = context.WithValue(kctx, tokenKey{}, token)
-	}
+	// Stored even without fencing, so that it hides the token of any
+	// WithLock that ctx comes from: that token is another lock's.
+	token, ok := l.Token()
+	kctx = context.WithValue(kctx, fencingKey{}, fencing{token, ok})
 	returned := false
 	defer func() {
 		if !returned {
@@ -116,17 +120,28 @@ func Do(ctx context.Context, path string, fn func(ctx context.Context) error, op
 	return err
 }
 
-type tokenKey struct{}
+// fencingKey is the context key under which WithLock stores the fencing
+// of its lock.
+type fencingKey struct{}
+
+// fencing is what [Token] reports.
+type fencing struct {
+	token uint64
+	ok    bool
+}
 
 // Token returns the fencing token of the lock that WithLock or Do holds
 // while it runs the function that was given ctx (or a context derived from
 // it), and true; or 0 and false if there is none, because the lock was
 // taken without [flock.WithFencing] or ctx does not come from WithLock.
-// Pass it to the store that the lock protects with every write; see
-// [flock.Lock.Token].
+// When calls nest, only the innermost counts: inside an inner WithLock
+// without fencing, Token reports 0 and false, not the outer lock's token,
+// which a store protected by the inner lock must not be sent.
+// Pass the token to the store that the lock protects with every write;
+// see [flock.Lock.Token].
 func Token(ctx context.Context) (uint64, bool) {
-	token, ok := ctx.Value(tokenKey{}).(uint64)
-	return token, ok
+	f, _ := ctx.Value(fencingKey{}).(fencing)
+	return f.token, f.ok
 }
 
 // ctxErr is ctx's error, and its cause if that says more.

@@ -283,6 +283,55 @@ func TestToken(t *testing.T) {
 	}
 }
 
+// TestTokenIsInnermostLocks: inside nested WithLock calls, Token reports
+// the fencing of the innermost one alone, so that a store the inner lock
+// protects never gets a token from the outer lock's counter.
+func TestTokenIsInnermostLocks(t *testing.T) {
+	fencing := func(fenced bool) []flock.Option {
+		if fenced {
+			return []flock.Option{flock.WithFencing()}
+		}
+		return nil
+	}
+	tests := []struct {
+		name                     string
+		outerFenced, innerFenced bool
+		wantOuter, wantInner     uint64
+		wantOuterOK, wantInnerOK bool
+	}{
+		{"unfenced in fenced", true, false, 2, 0, true, false},
+		{"fenced in unfenced", false, true, 0, 1, false, true},
+		{"fenced in fenced", true, true, 2, 1, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			outer := filepath.Join(dir, "outer.lck")
+			inner := filepath.Join(dir, "inner.lck")
+			// Move the outer lock's counter on, so that its token differs
+			// from the inner lock's.
+			if err := guard.Do(context.Background(), outer, func(context.Context) error { return nil }, flock.WithFencing()); err != nil {
+				t.Fatalf("Do(%s) = %v", outer, err)
+			}
+			err := guard.Do(context.Background(), outer, func(ctx context.Context) error {
+				err := guard.Do(ctx, inner, func(ctx context.Context) error {
+					if got, ok := guard.Token(ctx); got != tt.wantInner || ok != tt.wantInnerOK {
+						t.Errorf("Token in the inner fn = %d, %v; want %d, %v", got, ok, tt.wantInner, tt.wantInnerOK)
+					}
+					return nil
+				}, fencing(tt.innerFenced)...)
+				if got, ok := guard.Token(ctx); got != tt.wantOuter || ok != tt.wantOuterOK {
+					t.Errorf("Token in the outer fn = %d, %v; want %d, %v", got, ok, tt.wantOuter, tt.wantOuterOK)
+				}
+				return err
+			}, fencing(tt.outerFenced)...)
+			if err != nil {
+				t.Errorf("Do = %v", err)
+			}
+		})
+	}
+}
+
 // roleStoppedHolder holds the lock with guard.Do until it is lost, and
 // reports on stdout what its fn and Do saw.
 func roleStoppedHolder() int {
