@@ -11,7 +11,7 @@
 // A first argument that is a verb is the verb; a lock file named like one
 // is written ./status. Flags come before LOCKFILE; the -- before COMMAND
 // may be left out. A DURATION is a number of seconds (2, 0.5) or a Go
-// duration (500ms, 1m30s).
+// duration (500ms, 1m30s), at most 876000h (100 years).
 //
 // # run
 //

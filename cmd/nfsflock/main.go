@@ -83,7 +83,8 @@ every earlier holder of the lock (kept in LOCKFILE.fence files beside it); a
 store that refuses writes with a smaller token than it has seen is safe from a
 command whose lock was lost while it was paused.
 
-A DURATION is a number of seconds (2, 0.5) or a Go duration (500ms, 1m30s).
+A DURATION is a number of seconds (2, 0.5) or a Go duration (500ms, 1m30s),
+at most 876000h (100 years).
 A first argument that is a verb is the verb: write ./status for a lock file
 named status. The -- before COMMAND may be left out.
 
@@ -163,8 +164,15 @@ func parseFlags(flags *flag.FlagSet, args []string) error {
 	return usageError{err}
 }
 
-// durationFlag is a flag.Value for a non-negative duration, given as
-// seconds ("2", "0.5", as flock(1) takes them) or as a Go duration.
+// maxDuration is the longest lifetime, timeout, clock slop or grace period
+// nfsflock takes: 100 years, the bound of flock.MaxLifetime, which flock is
+// about to export. Longer ones would overflow the arithmetic of expiry
+// times and deadlines.
+const maxDuration = 100 * 365 * 24 * time.Hour
+
+// durationFlag is a flag.Value for a non-negative duration no longer than
+// maxDuration, given as seconds ("2", "0.5", as flock(1) takes them) or as
+// a Go duration.
 type durationFlag struct{ d *time.Duration }
 
 func (f durationFlag) String() string {
@@ -186,8 +194,11 @@ func (f durationFlag) Set(s string) error {
 func parseDuration(s string) (time.Duration, error) {
 	var d time.Duration
 	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(secs) || secs > float64(math.MaxInt64)/float64(time.Second) {
+		if math.IsNaN(secs) {
 			return 0, fmt.Errorf("%q is not a usable number of seconds", s)
+		}
+		if secs > maxDuration.Seconds() {
+			return 0, fmt.Errorf("%s seconds is longer than the largest allowed, %v (100 years)", s, maxDuration)
 		}
 		d = time.Duration(secs * float64(time.Second))
 	} else if d, err = time.ParseDuration(s); err != nil {
@@ -195,6 +206,9 @@ func parseDuration(s string) (time.Duration, error) {
 	}
 	if d < 0 || strings.HasPrefix(s, "-") {
 		return 0, fmt.Errorf("%s is negative", s)
+	}
+	if d > maxDuration {
+		return 0, fmt.Errorf("%s is longer than the largest allowed, %v (100 years)", s, maxDuration)
 	}
 	return d, nil
 }

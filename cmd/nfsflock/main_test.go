@@ -311,6 +311,32 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// Durations whose arithmetic would overflow are usage errors that name
+// the largest allowed value; that value itself is taken.
+func TestDurationBound(t *testing.T) {
+	tests := [][]string{
+		{"-l", "8e9", "L", "true"},
+		{"--lifetime", "1e300", "L", "true"},
+		{"-w", "876001h", "L", "true"},
+		{"--clock-slop", "+Inf", "L", "true"},
+		{"-k", "9e9", "L", "true"},
+		{"status", "--clock-slop", "8e9", "L"},
+		{"break", "--clock-slop", "2562047h", "L"},
+	}
+	for _, args := range tests {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, _, stderr := run(t, t.TempDir(), args...)
+			if code != exitUsage || !strings.Contains(stderr, "876000h0m0s") {
+				t.Errorf("nfsflock %q = %d, stderr %q; want %d and the largest allowed, 876000h0m0s", args, code, stderr, exitUsage)
+			}
+		})
+	}
+	args := []string{"-l", "876000h", "--clock-slop", "876000h", "-w", "876000h", "L", "true"}
+	if code, _, stderr := run(t, t.TempDir(), args...); code != 0 {
+		t.Errorf("nfsflock %q = %d, stderr %q; want 0", args, code, stderr)
+	}
+}
+
 // Something other than a regular file where the lock file belongs is an
 // error, and is left as it is.
 func TestNotRegular(t *testing.T) {
