@@ -113,6 +113,8 @@
 //	75     run: the lock could not be had (-n, -w; -E changes it);
 //	       break: the lock has not expired
 //	126    run: COMMAND could not be started
-//	127    run: COMMAND was not found
+//	127    run: COMMAND was not found, or only through a relative entry
+//	       of PATH (. or an empty one), which nfsflock refuses, as
+//	       os/exec does: write ./COMMAND to run it
 //	128+N  run: nfsflock got signal N while it waited for the lock
 package main

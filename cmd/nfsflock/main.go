@@ -23,7 +23,7 @@ const (
 	exitFailed      = 71  // EX_OSERR: nfsflock itself failed (filesystem, system)
 	exitUnavailable = 75  // EX_TEMPFAIL: the lock could not be had; the default of -E
 	exitCannotRun   = 126 // the command was found but could not be started
-	exitNotFound    = 127 // the command was not found
+	exitNotFound    = 127 // the command was not found, or only through a relative PATH entry
 	exitSignalBase  = 128 // 128+N: signal N ended the command, or nfsflock while it waited
 )
 
@@ -98,7 +98,8 @@ Exit status:
   75      run: the lock could not be had (-n, -w; -E changes it);
           break: the lock has not expired
   126     run: COMMAND could not be started
-  127     run: COMMAND was not found
+  127     run: COMMAND was not found, or only through a relative entry of
+          PATH (. or an empty one), which nfsflock refuses: write ./COMMAND
   128+N   run: nfsflock got signal N while it waited for the lock
 `
 

@@ -64,8 +64,15 @@ type proc struct {
 // proc.closeStdin closes. The test's cleanup ends it if the test has not.
 func start(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, dir, nil, args...)
+}
+
+// startEnv is start with the environment env; nil is the test's own.
+func startEnv(t *testing.T, dir string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
 	p.cmd.Dir = dir
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -139,7 +146,13 @@ func exitStatus(t *testing.T, err error) int {
 // standard output and standard error.
 func run(t *testing.T, dir string, args ...string) (int, string, string) {
 	t.Helper()
-	p := start(t, dir, args...)
+	return runEnv(t, dir, nil, args...)
+}
+
+// runEnv is run with the environment env; nil is the test's own.
+func runEnv(t *testing.T, dir string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	p := startEnv(t, dir, env, args...)
 	p.closeStdin()
 	status := p.wait()
 	return status, p.stdout.String(), p.stderr.String()
@@ -235,6 +248,43 @@ func TestCommandStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A command found through a relative entry of PATH ("." or an empty one)
+// is refused, as os/exec refuses it, with exit status 127 and a sentence
+// that says how to run it on purpose; given as ./prog it runs.
+func TestRelativePathRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prog"), []byte("#!/bin/sh\ntouch ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{".:" + os.Getenv("PATH"), ":" + os.Getenv("PATH"), os.Getenv("PATH") + ":"} {
+		env := append(withoutEnv(os.Environ(), "PATH"), "PATH="+path)
+		code, _, stderr := runEnv(t, dir, env, "L", "prog")
+		if code != exitNotFound || !strings.Contains(stderr, "./prog") {
+			t.Errorf("PATH=%q nfsflock L prog = %d, stderr %q; want %d and a hint to run ./prog", path, code, stderr, exitNotFound)
+		}
+		if exists(filepath.Join(dir, "ran")) {
+			t.Fatalf("PATH=%q nfsflock L prog ran ./prog", path)
+		}
+		if code, _, stderr := runEnv(t, dir, env, "L", "./prog"); code != 0 || !exists(filepath.Join(dir, "ran")) {
+			t.Errorf("PATH=%q nfsflock L ./prog = %d, stderr %q; want 0 and ./prog run", path, code, stderr)
+		}
+		if err := os.Remove(filepath.Join(dir, "ran")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// withoutEnv returns env without the variable name.
+func withoutEnv(env []string, name string) []string {
+	var kept []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
 }
 
 // The -- is optional, and the lock is held while the command runs.

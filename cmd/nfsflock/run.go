@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -98,7 +100,11 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 	// Find the command before waiting for the lock, not after.
 	prog, err := exec.LookPath(o.argv[0])
 	if errors.Is(err, exec.ErrDot) {
-		err = nil // a shell would run it too
+		// A program planted in the working directory must not run in
+		// place of the one meant, least of all as root: refuse it as
+		// os/exec does, and say how to run it on purpose.
+		return exitNotFound, fmt.Errorf("not running %s: it was found as %s through a relative entry of PATH (such as . or an empty one); to run it on purpose, give its path: %s",
+			o.argv[0], explicitPath(prog), explicitPath(prog))
 	}
 	if err != nil {
 		return startStatus(err), err
@@ -205,6 +211,16 @@ func unavailableText(observer *flock.Lock, o runOptions) string {
 		return fmt.Sprintf("%s: lock not taken; %s", observer.Path(), wait)
 	}
 	return fmt.Sprintf("%s: held by %s, expires %s; %s", r.Path, r.holderText(), r.expiryText(time.Now()), wait)
+}
+
+// explicitPath returns the relative path prog as one that PATH plays no
+// part in: ./prog rather than prog.
+func explicitPath(prog string) string {
+	parent := ".." + string(filepath.Separator)
+	if filepath.IsAbs(prog) || strings.HasPrefix(prog, parent) {
+		return prog
+	}
+	return "." + string(filepath.Separator) + prog
 }
 
 // startError is a command that could not be started.
