@@ -41,6 +41,8 @@
 // A command that writes to a store passes it along, and the store refuses
 // writes with a smaller token than it has seen, so that a command whose
 // lock was lost while it was paused cannot overwrite its successor's work.
+// The command's environment holds that one NFSFLOCK_TOKEN only; without
+// --fencing it holds none, even if nfsflock's own environment had one.
 //
 // Like flock(1) it has -n, -w and -E, but the default -E is 75, not 1,
 // which the command's own failure would collide with. One attempt, with

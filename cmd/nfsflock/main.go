@@ -81,7 +81,8 @@ waiter would. It refuses an unexpired lock (exit 75) unless --force.
 With --fencing, COMMAND finds in NFSFLOCK_TOKEN a number larger than that of
 every earlier holder of the lock (kept in LOCKFILE.fence files beside it); a
 store that refuses writes with a smaller token than it has seen is safe from a
-command whose lock was lost while it was paused.
+command whose lock was lost while it was paused. Without --fencing, COMMAND
+finds no NFSFLOCK_TOKEN, even if nfsflock was given one.
 
 A DURATION is a number of seconds (2, 0.5) or a Go duration (500ms, 1m30s),
 at most 876000h (100 years).

@@ -322,6 +322,33 @@ func TestFencing(t *testing.T) {
 	}
 }
 
+// The command's environment holds exactly one NFSFLOCK_TOKEN, the lock's,
+// with --fencing, and none without it, whatever nfsflock inherited.
+func TestFencingTokenEnv(t *testing.T) {
+	dir := t.TempDir()
+	env := append(withoutEnv(os.Environ(), "NFSFLOCK_TOKEN"), "NFSFLOCK_TOKEN=999", "NFSFLOCK_TOKEN=998")
+	tokens := func(args ...string) []string {
+		t.Helper()
+		code, out, stderr := runEnv(t, dir, env, append(args, "L", "env")...)
+		if code != 0 {
+			t.Fatalf("nfsflock %q L env = %d, stderr %q; want 0", args, code, stderr)
+		}
+		var found []string
+		for line := range strings.Lines(out) {
+			if v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "NFSFLOCK_TOKEN="); ok {
+				found = append(found, v)
+			}
+		}
+		return found
+	}
+	if got := tokens("--fencing"); len(got) != 1 || got[0] != "1" {
+		t.Errorf("nfsflock --fencing L env, the first run, with NFSFLOCK_TOKEN=999 inherited: the command sees NFSFLOCK_TOKEN %q; want [1]", got)
+	}
+	if got := tokens(); len(got) != 0 {
+		t.Errorf("nfsflock L env with NFSFLOCK_TOKEN=999 inherited: the command sees NFSFLOCK_TOKEN %q; want none", got)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	tests := [][]string{
 		{},

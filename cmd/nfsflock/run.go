@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,10 +153,8 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 	)
 	err = guard.Do(ctx, o.path, func(ctx context.Context) error {
 		display.stop()
-		env := os.Environ()
-		if token, ok := guard.Token(ctx); ok {
-			env = append(env, tokenEnv+"="+strconv.FormatUint(token, 10))
-		}
+		token, fenced := guard.Token(ctx)
+		env := commandEnv(os.Environ(), token, fenced)
 		j, err := relay.start(ctx, func() (*job, error) { return startJob(prog, o.argv, env) })
 		if err != nil {
 			return err
@@ -198,6 +197,34 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 	default:
 		return exitFailed, err
 	}
+}
+
+// commandEnv returns the command's environment: environ without any
+// NFSFLOCK_TOKEN, which only this acquisition may set, and with the fencing
+// token if there is one (ok). An inherited one would be an earlier
+// holder's, smaller than this one's, or a second entry of which the
+// command might read either.
+func commandEnv(environ []string, token uint64, ok bool) []string {
+	env := make([]string, 0, len(environ)+1)
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !sameEnvName(name, tokenEnv) {
+			env = append(env, kv)
+		}
+	}
+	if ok {
+		env = append(env, tokenEnv+"="+strconv.FormatUint(token, 10))
+	}
+	return env
+}
+
+// sameEnvName reports whether a and b name one environment variable: on
+// Windows, case does not count.
+func sameEnvName(a, b string) bool {
+	if runtime.GOOS == "windows" {
+		return strings.EqualFold(a, b)
+	}
+	return a == b
 }
 
 // unavailableText says who holds the lock that could not be had.
