@@ -26,7 +26,7 @@ func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
 			return exitFailed, err
 		}
 		if !r.Locked {
-			fmt.Fprintf(stdout, "%s: not locked\n", r.Path)
+			fmt.Fprintf(stdout, "%s: not locked\n", printable(r.Path))
 			return exitOK, nil
 		}
 		if !r.Breakable && !*force {
@@ -34,7 +34,7 @@ func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
 			if r.State == flock.Stale.String() {
 				hint = "; its holder is not running on this host, so --force is safe"
 			}
-			fmt.Fprintf(stderr, "nfsflock: %s: not breaking the lock of %s, which has not expired: expires %s (%s)%s\n",
+			warnf(stderr, "%s: not breaking the lock of %s, which has not expired: expires %s (%s)%s",
 				r.Path, r.holderText(), r.Expires.Format(time.RFC3339), r.expiryText(time.Now()), hint)
 			return exitUnavailable, nil
 		}
@@ -43,10 +43,10 @@ func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
 			return exitFailed, err
 		}
 		if broke {
-			fmt.Fprintf(stdout, "%s: broke the lock of %s (%s)\n", r.Path, r.holderText(), r.expiryText(time.Now()))
+			fmt.Fprintf(stdout, "%s\n", printable(fmt.Sprintf("%s: broke the lock of %s (%s)", r.Path, r.holderText(), r.expiryText(time.Now()))))
 			return exitOK, nil
 		}
 	}
-	fmt.Fprintf(stderr, "nfsflock: %s: the lock changed each time it was about to be broken; left alone\n", l.Path())
+	warnf(stderr, "%s: the lock changed each time it was about to be broken; left alone", l.Path())
 	return exitUnavailable, nil
 }

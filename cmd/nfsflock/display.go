@@ -94,7 +94,7 @@ func (d *waitDisplay) line(now time.Time) (string, bool) {
 	if !d.giveUp.IsZero() {
 		fmt.Fprintf(&b, "; giving up in %s", approx(max(0, d.giveUp.Sub(now))))
 	}
-	return b.String(), true
+	return printable(b.String()), true
 }
 
 // overwrite replaces the line of width shown on a terminal of width

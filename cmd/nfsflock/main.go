@@ -128,10 +128,11 @@ func nfsflock(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "nfsflock: %v\nRun 'nfsflock -h' for help.\n", ue.err)
+		warnf(stderr, "%v", ue.err)
+		fmt.Fprintln(stderr, "Run 'nfsflock -h' for help.")
 		return exitUsage
 	case err != nil:
-		fmt.Fprintf(stderr, "nfsflock: %v\n", err)
+		warnf(stderr, "%v", err)
 		if status == exitOK {
 			status = exitFailed
 		}

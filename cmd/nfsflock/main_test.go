@@ -528,6 +528,98 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// hostileHost is a hostname that a lock file may claim: it clears the
+// screen (ESC [2J, and the 8-bit CSI U+009B) and forges a line of its own.
+const hostileHost = "evil\x1b[2J\u009b2J\nfake: nfsflock released the lock"
+
+// writeHostileLock writes a lock file at dir/L whose holder is hostileHost,
+// expiring at expires.
+func writeHostileLock(t *testing.T, dir string, expires time.Time) {
+	t.Helper()
+	lock := filepath.Join(dir, "L")
+	contents := lock + "|" + hostileHost + "|4242|1"
+	if err := os.WriteFile(lock+".new", []byte(contents), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(lock+".new", expires, expires); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(lock+".new", lock); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkEscaped fails t if out, what nfsflock printed, holds a control
+// character of hostileHost or a line that it forged.
+func checkEscaped(t *testing.T, what, out string) {
+	t.Helper()
+	if strings.ContainsAny(out, "\x1b\u009b") || strings.Contains(out, "\nfake") {
+		t.Errorf("%s printed the lock file's text raw: %q", what, out)
+	}
+}
+
+// Text from a lock file reaches the terminal escaped, on every path that
+// prints it: status, -n, break, and the message of a lost lock.
+func TestHostileLockFile(t *testing.T) {
+	future := time.Now().Add(time.Hour)
+	t.Run("status", func(t *testing.T) {
+		dir := t.TempDir()
+		writeHostileLock(t, dir, future)
+		code, out, stderr := run(t, dir, "status", "L")
+		if code != 0 || !strings.Contains(out, "holder:  pid 4242 on ") {
+			t.Errorf("status L = %d, %q, stderr %q; want 0 and a holder line", code, out, stderr)
+		}
+		checkEscaped(t, "status L", out+stderr)
+	})
+	t.Run("status --json", func(t *testing.T) {
+		dir := t.TempDir()
+		writeHostileLock(t, dir, future)
+		code, out, stderr := run(t, dir, "status", "--json", "L")
+		var r report
+		if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Holder == nil || r.Holder.Hostname != hostileHost {
+			t.Errorf("status --json L = %d, %q (%v), stderr %q; want 0 and the hostname %q", code, out, err, stderr, hostileHost)
+		}
+		checkEscaped(t, "status --json L", out+stderr)
+	})
+	t.Run("-n", func(t *testing.T) {
+		dir := t.TempDir()
+		writeHostileLock(t, dir, future)
+		code, _, stderr := run(t, dir, "-n", "L", "true")
+		if code != exitUnavailable || !strings.Contains(stderr, "held by pid 4242") {
+			t.Errorf("nfsflock -n L true = %d, stderr %q; want %d, held by pid 4242", code, stderr, exitUnavailable)
+		}
+		checkEscaped(t, "nfsflock -n L true", stderr)
+	})
+	t.Run("break refused", func(t *testing.T) {
+		dir := t.TempDir()
+		writeHostileLock(t, dir, future)
+		code, out, stderr := run(t, dir, "break", "L")
+		if code != exitUnavailable {
+			t.Errorf("break L = %d, stderr %q; want %d", code, stderr, exitUnavailable)
+		}
+		checkEscaped(t, "break L", out+stderr)
+	})
+	t.Run("break", func(t *testing.T) {
+		dir := t.TempDir()
+		writeHostileLock(t, dir, time.Now().Add(-time.Hour))
+		code, out, stderr := run(t, dir, "break", "--clock-slop", "0", "L")
+		if code != 0 || !strings.Contains(out, "broke the lock of pid 4242") {
+			t.Errorf("break --clock-slop 0 L = %d, %q, stderr %q; want 0, broke", code, out, stderr)
+		}
+		checkEscaped(t, "break --clock-slop 0 L", out+stderr)
+	})
+	t.Run("lost", func(t *testing.T) {
+		dir := t.TempDir()
+		holder := start(t, dir, "-l", "0.6", "-k", "0.2", "L", "--", "sh", "-c", `touch ready; exec sleep 600`)
+		waitFor(t, "the holder's command to start", func() bool { return exists(filepath.Join(dir, "ready")) })
+		writeHostileLock(t, dir, future)
+		if code := holder.wait(); code != exitLost {
+			t.Errorf("holder whose lock file was replaced = %d, stderr %q; want %d", code, holder.stderr.String(), exitLost)
+		}
+		checkEscaped(t, "the holder whose lock was lost", holder.stderr.String())
+	})
+}
+
 type holderJSON struct {
 	Hostname string
 	PID      int

@@ -172,24 +172,24 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 	)
 	switch {
 	case errors.Is(err, flock.ErrLockLost):
-		fmt.Fprintf(stderr, "nfsflock: %v\n", err)
+		warnf(stderr, "%v", err)
 		switch {
 		case stopped:
-			fmt.Fprintf(stderr, "nfsflock: terminated %s, whose lock was lost while it ran\n", o.argv[0])
+			warnf(stderr, "terminated %s, whose lock was lost while it ran", o.argv[0])
 		case started:
-			fmt.Fprintf(stderr, "nfsflock: %s ended with status %d, but its lock was lost while it ran\n", o.argv[0], status)
+			warnf(stderr, "%s ended with status %d, but its lock was lost while it ran", o.argv[0], status)
 		}
 		return exitLost, nil
 	case started:
 		if err != nil {
-			fmt.Fprintf(stderr, "nfsflock: after %s ended: %v\n", o.argv[0], err)
+			warnf(stderr, "after %s ended: %v", o.argv[0], err)
 		}
 		return status, nil
 	case errors.As(err, &interrupted):
 		return exitSignalBase + interrupted.number(), nil
 	case errors.Is(err, flock.ErrTimeout):
 		if !o.quiet {
-			fmt.Fprintf(stderr, "nfsflock: %s\n", unavailableText(observer, o))
+			warnf(stderr, "%s", unavailableText(observer, o))
 		}
 		return o.conflict, nil
 	case errors.As(err, &se):

@@ -26,15 +26,17 @@ func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
 		return exitFailed, err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return exitOK, enc.Encode(r)
+		text, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return exitFailed, err
+		}
+		return exitOK, printJSON(stdout, append(text, '\n'))
 	}
-	fmt.Fprintf(stdout, "lock:    %s\nstate:   %s (%s)\n", r.Path, r.State, r.stateText())
+	fmt.Fprintf(stdout, "lock:    %s\nstate:   %s (%s)\n", printable(r.Path), r.State, r.stateText())
 	if !r.Locked {
 		return exitOK, nil
 	}
-	fmt.Fprintf(stdout, "holder:  %s\nexpires: %s (%s)\n", r.holderText(), r.Expires.Format(time.RFC3339), r.expiryText(time.Now()))
+	fmt.Fprintf(stdout, "holder:  %s\nexpires: %s (%s)\n", printable(r.holderText()), r.Expires.Format(time.RFC3339), r.expiryText(time.Now()))
 	return exitOK, nil
 }
 
@@ -152,11 +154,13 @@ func (r report) stateText() string {
 	return "held"
 }
 
+// holderText says who holds the lock, with the hostname that the lock file
+// names quoted if it holds characters that do not print.
 func (r report) holderText() string {
 	if r.Holder == nil {
 		return "unknown (the lock file's contents cannot be parsed)"
 	}
-	return fmt.Sprintf("pid %d on %s", r.Holder.PID, r.Holder.Hostname)
+	return fmt.Sprintf("pid %d on %s", r.Holder.PID, quoted(r.Holder.Hostname))
 }
 
 // expiryText says when the lock expires, relative to now, and when it may

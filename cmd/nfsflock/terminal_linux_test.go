@@ -149,6 +149,19 @@ func TestTerminalShowsHolder(t *testing.T) {
 	}
 }
 
+// The line shown while waiting escapes text from the lock file.
+func TestTerminalHostileLockFile(t *testing.T) {
+	dir := t.TempDir()
+	writeHostileLock(t, dir, time.Now().Add(time.Hour))
+	term := startOnTerminal(t, dir, "-w", "1", "L", "--", "true")
+	term.waitOutput("held by pid 4242 on ")
+	if code := term.wait(); code != exitUnavailable {
+		t.Errorf("nfsflock -w 1 on a terminal = %d, showing %q; want %d", code, term.output(), exitUnavailable)
+	}
+	<-term.read
+	checkEscaped(t, "the waiting line", term.output())
+}
+
 // With -q, or when the lock is free, nothing is shown.
 func TestTerminalQuiet(t *testing.T) {
 	dir := t.TempDir()
