@@ -94,6 +94,12 @@
 // holder and expires are absent when there is no lock. breakable says
 // whether the expiry and the clock slop have passed.
 //
+// Whoever can write the lock's directory controls what a lock file says.
+// nfsflock never prints a character of it that does not print: a hostname
+// holding one is shown quoted as a Go string ("evil\x1b[2J"), messages
+// show such characters escaped (\n, \x1b), and --json writes them as
+// \u escapes, the C1 controls that encoding/json leaves raw included.
+//
 // # break
 //
 // break removes a lock whose expiry and clock slop have passed, as a
