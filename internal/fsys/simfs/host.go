@@ -230,6 +230,16 @@ func (n *Namespace) Spawn(step Stepper) *Proc {
 	return &Proc{h: n.h, ns: n, pid: pid, step: step}
 }
 
+// SpawnUnused is Spawn with a pid that no process of the namespace has
+// had, even where pids are reused.
+func (n *Namespace) SpawnUnused(step Stepper) *Proc {
+	n.h.s.mu.Lock()
+	defer n.h.s.mu.Unlock()
+	n.last++
+	n.alive[n.last] = true
+	return &Proc{h: n.h, ns: n, pid: n.last, step: step}
+}
+
 // ttl draws how long an entry fetched now stays cached.
 func (h *Host) ttl(lo, hi time.Duration) time.Time {
 	d := lo

@@ -13,6 +13,7 @@ package simfs
 import (
 	"io/fs"
 	"math/rand/v2"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -269,6 +270,17 @@ func (s *Server) MkdirAll(p string) error {
 // up a run (a file planted by someone else, a lock left by a crash).
 func (s *Server) WriteFile(p string, data []byte, mtime time.Time, uid uint32) error {
 	return s.plant(p, 0o644, data, mtime, uid)
+}
+
+// Link makes newname another name of oldname, for setting up a run.
+func (s *Server) Link(oldname, newname string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	oldname, newname = clean(oldname), clean(newname)
+	if e := s.link(nil, oldname, newname); e != 0 {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: e}
+	}
+	return nil
 }
 
 // Symlink puts a symbolic link to target at p, replacing what is there.
