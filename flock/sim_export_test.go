@@ -1,0 +1,19 @@
+package flock
+
+// Hooks for the simulation (sim_test.go), which is in package flock_test
+// so that it can drive guard too.
+var (
+	SimWithFS     = withFS
+	SimWithPID    = withPID
+	SimWithRandom = withRandom
+)
+
+// SimForgetSweep forgets when this process last swept for path, so that
+// the next acquisition sweeps as a new process's first one does: in the
+// simulation many simulated processes share one real one, and with it the
+// bookkeeping that is per process in production.
+func SimForgetSweep(path string) {
+	swept.Lock()
+	defer swept.Unlock()
+	delete(swept.at, path)
+}

@@ -1,0 +1,1143 @@
+package flock_test
+
+// The deterministic simulation of issue 8: simulated processes on
+// simulated hosts drive the real Lock (and guard) against the model
+// network filesystem of internal/fsys/simfs, one filesystem call at a
+// time, in an order, with crashes, pauses and faults, that a seed
+// decides. Invariants are checked after every step; a failing schedule
+// prints its seed and the end of its trace, and
+//
+//	go test ./flock/ -run '^TestSimulation$' -sim.schedules=1 -sim.seed=SEED
+//
+// replays it.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/nfsflock/nfsflock/flock"
+	"github.com/nfsflock/nfsflock/guard"
+	"github.com/nfsflock/nfsflock/internal/claim"
+	"github.com/nfsflock/nfsflock/internal/fsys/simfs"
+	"github.com/nfsflock/nfsflock/retry"
+)
+
+var (
+	simSchedules = flag.Int("sim.schedules", 200, "number of simulation schedules to explore")
+	simSeed      = flag.Uint64("sim.seed", 1, "seed of the first simulation schedule; schedule i uses seed+i")
+	simLines     = flag.Int("sim.lines", 300, "trace lines a failing simulation schedule prints")
+	simShow      = flag.Bool("sim.trace", false, "print the whole trace of every simulation schedule")
+)
+
+// The columns of a simulation's counts.
+const (
+	colExclusion = iota // invariant 1: two holders within their leases, or a stale holder not told
+	colTouch            // invariant 2: another holder's instance removed, moved or re-timed
+	colFencing          // invariant 3: tokens not increasing
+	colLeftovers        // invariant 4: files left behind
+	colOutside          // invariant 5: a name that is not the lock's touched
+	colLiveness         // the schedule did not end within its horizon
+	colStale            // overlaps where one holder was past its lease: allowed, counted
+	numCols
+)
+
+var colNames = [numCols]string{"1", "2", "3", "4", "5", "liveness", "stale overlaps"}
+
+// horizon bounds a schedule's virtual time: every wait in a script is
+// bounded far below it.
+const horizon = time.Hour
+
+// maxSteps bounds a schedule's steps: a process that calls the
+// filesystem over and over without time passing never reaches the
+// horizon.
+const maxSteps = 20000
+
+func TestSimulation(t *testing.T) {
+	n, first := *simSchedules, *simSeed
+	if testing.Short() && n > 50 {
+		n = 50
+	}
+	outcomes := explore(t, first, n)
+	var total [numCols]int
+	violations, failed := 0, 0
+	for _, o := range outcomes {
+		for c, k := range o.counts {
+			total[c] += k
+			if c < colStale {
+				violations += k
+			}
+		}
+		if o.failed() {
+			failed++
+			if failed <= 3 {
+				t.Errorf("schedule %d failed: %s\n%s\nreplay: go test ./flock/ -run '^TestSimulation$' -sim.schedules=1 -sim.seed=%d",
+					o.seed, o.verdict(), o.tail(*simLines), o.seed)
+			}
+		}
+		if *simShow {
+			fmt.Printf("--- schedule %d: %s\n%s\n", o.seed, o.verdict(), strings.Join(o.trace, "\n"))
+		}
+	}
+	var cols []string
+	for c := range numCols {
+		cols = append(cols, fmt.Sprintf("%s: %d", colNames[c], total[c]))
+	}
+	fmt.Printf("simulation: %d schedules, %d violations (%s)\n", n, violations, strings.Join(cols, ", "))
+	if failed > 3 {
+		t.Errorf("%d more schedules failed", failed-3)
+	}
+}
+
+// TestSimulationReplays runs schedules twice and compares their traces
+// byte for byte: a seed must say everything about a run.
+func TestSimulationReplays(t *testing.T) {
+	for seed := uint64(1000); seed < 1020; seed++ {
+		a := runOne(t, seed)
+		b := runOne(t, seed)
+		if x, y := strings.Join(a.trace, "\n"), strings.Join(b.trace, "\n"); x != y {
+			i := 0
+			for i < len(a.trace) && i < len(b.trace) && a.trace[i] == b.trace[i] {
+				i++
+			}
+			line := func(tr []string) string {
+				if i < len(tr) {
+					return tr[i]
+				}
+				return "(end)"
+			}
+			t.Fatalf("seed %d: two runs differ at trace line %d:\n%s\n%s", seed, i+1, line(a.trace), line(b.trace))
+		}
+	}
+}
+
+// explore runs n schedules from seed first on all CPUs, each in a bubble
+// of its own, and returns their outcomes in seed order.
+func explore(t *testing.T, first uint64, n int) []*outcome {
+	outcomes := make([]*outcome, n)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := range jobs {
+				outcomes[i] = runOne(t, first+uint64(i))
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return outcomes
+}
+
+// runOne runs the schedule of seed in a testing/synctest bubble.
+func runOne(t *testing.T, seed uint64) *outcome {
+	var o *outcome
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(newScenario(seed))
+		w.run()
+		o = w.outcome()
+	})
+	return o
+}
+
+// outcome is what a schedule found.
+type outcome struct {
+	seed    uint64
+	summary string
+	counts  [numCols]int
+	trace   []string
+}
+
+func (o *outcome) failed() bool {
+	for c := range colStale {
+		if o.counts[c] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *outcome) verdict() string {
+	var broke []string
+	for c := range numCols {
+		if o.counts[c] > 0 {
+			broke = append(broke, fmt.Sprintf("%s: %d", colNames[c], o.counts[c]))
+		}
+	}
+	if len(broke) == 0 {
+		broke = []string{"no violations"}
+	}
+	return o.summary + "; " + strings.Join(broke, ", ")
+}
+
+func (o *outcome) tail(n int) string {
+	tr := o.trace
+	if len(tr) > n {
+		tr = append([]string{fmt.Sprintf("... %d earlier lines", len(tr)-n)}, tr[len(tr)-n:]...)
+	}
+	return strings.Join(tr, "\n")
+}
+
+// scenario is what a seed decides before the run: hosts and their
+// mounts, processes and their scripts, fault rates.
+type scenario struct {
+	seed            uint64
+	lifetime, slop  time.Duration
+	fencing         bool
+	deadOwnerBreak  bool
+	hosts           []hostSpec
+	procs           []procSpec
+	crashRate       float64 // per step
+	pauseRate       float64 // per step
+	plant           string  // what the lock path holds at the start: "", "stale", "hostile"
+	schedulerSeed   uint64
+	filesystemSeed  uint64
+	pauseLongChance float64
+}
+
+type hostSpec struct {
+	name   string
+	cfg    simfs.HostConfig
+	spaces int // pid namespaces sharing the hostname (containers)
+}
+
+type procSpec struct {
+	host, ns int
+	policy   retry.Policy
+	rounds   []round
+}
+
+// round is one use of the lock in a process's script.
+type round struct {
+	kind    string        // "acquire", "try", "guard", "break", "force"
+	timeout time.Duration // Acquire's and guard's
+	body    []step        // while held
+	close   bool          // end with Close rather than Release
+}
+
+type step struct {
+	kind string // "sleep", "refresh", "islocked", "keepalive"
+	d    time.Duration
+}
+
+func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
+
+func newScenario(seed uint64) *scenario {
+	r := rand.New(rand.NewPCG(seed, 0x51a7e))
+	sc := &scenario{seed: seed, schedulerSeed: r.Uint64(), filesystemSeed: r.Uint64()}
+	sc.lifetime = pick(r, 2*time.Second, 5*time.Second, 15*time.Second)
+	sc.slop = pick(r, time.Second, 3*time.Second, 10*time.Second)
+	sc.fencing = r.IntN(2) == 0
+	sc.deadOwnerBreak = r.IntN(3) == 0
+	sc.crashRate = pick(r, 0, 0.003, 0.02)
+	sc.pauseRate = pick(r, 0, 0.01, 0.04)
+	sc.pauseLongChance = pick(r, 0.2, 0.5)
+	sc.plant = pick(r, "", "", "stale", "hostile")
+	nh := 1 + r.IntN(3)
+	for i := range nh {
+		var cfg simfs.HostConfig
+		switch k := r.IntN(10); {
+		case nh == 1 && k < 3:
+			cfg = simfs.Local()
+		case k < 6:
+			cfg = simfs.NFS()
+		default:
+			cfg = simfs.SSHFS()
+			cfg.NoHardLinks = r.IntN(25) == 0
+		}
+		// Pairwise skew stays within half the clock slop.
+		cfg.Skew = time.Duration(r.Int64N(int64(sc.slop/2)+1)) - sc.slop/4
+		cfg.LostReplies = pick(r, 0, 0, 0.05, 0.2)
+		cfg.ReusePIDs = r.IntN(2) == 0
+		spaces := 1
+		if r.IntN(4) == 0 {
+			spaces = 2
+		}
+		sc.hosts = append(sc.hosts, hostSpec{name: fmt.Sprintf("h%d", i), cfg: cfg, spaces: spaces})
+	}
+	np := 2 + r.IntN(3)
+	for range np {
+		h := r.IntN(nh)
+		p := procSpec{
+			host: h,
+			ns:   r.IntN(sc.hosts[h].spaces),
+			policy: retry.Policy{
+				Initial:    pick(r, 10*time.Millisecond, 100*time.Millisecond),
+				Max:        pick(r, 500*time.Millisecond, 2*time.Second),
+				Multiplier: 2,
+			},
+		}
+		for range 1 + r.IntN(3) {
+			p.rounds = append(p.rounds, newRound(r, sc))
+		}
+		sc.procs = append(sc.procs, p)
+	}
+	return sc
+}
+
+func newRound(r *rand.Rand, sc *scenario) round {
+	patience := sc.lifetime + sc.slop
+	rd := round{timeout: pick(r, time.Second, patience+3*time.Second, 2*patience)}
+	switch k := r.IntN(20); {
+	case k < 10:
+		rd.kind = "acquire"
+	case k < 14:
+		rd.kind = "try"
+	case k < 18:
+		rd.kind = "guard"
+	case k < 19:
+		rd.kind = "break"
+	default:
+		rd.kind = "force"
+	}
+	hold := func() time.Duration {
+		if r.IntN(6) == 0 {
+			// Past the lifetime and the slop: others may break it.
+			return patience + time.Duration(r.Int64N(int64(patience)))
+		}
+		return time.Duration(r.Int64N(int64(sc.lifetime)))
+	}
+	if rd.kind == "guard" {
+		rd.body = []step{{kind: "sleep", d: hold()}}
+		return rd
+	}
+	for range r.IntN(4) {
+		st := step{kind: pick(r, "sleep", "sleep", "refresh", "islocked", "keepalive")}
+		if st.kind == "sleep" || st.kind == "keepalive" {
+			st.d = hold()
+		}
+		rd.body = append(rd.body, st)
+	}
+	rd.close = r.IntN(4) == 0
+	return rd
+}
+
+func (sc *scenario) String() string {
+	var hs []string
+	for _, h := range sc.hosts {
+		s := fmt.Sprintf("%s=%v skew %v", h.name, h.cfg.Cache, h.cfg.Skew)
+		if h.cfg.LostReplies > 0 {
+			s += fmt.Sprintf(" lost %.2f", h.cfg.LostReplies)
+		}
+		if h.cfg.NoHardLinks {
+			s += " no-links"
+		}
+		if h.spaces > 1 {
+			s += fmt.Sprintf(" %d pid namespaces", h.spaces)
+		}
+		hs = append(hs, s)
+	}
+	opts := ""
+	if sc.fencing {
+		opts += " fencing"
+	}
+	if sc.deadOwnerBreak {
+		opts += " dead-owner-break"
+	}
+	plant := sc.plant
+	if plant == "" {
+		plant = "none"
+	}
+	return fmt.Sprintf("seed %d: %d procs, lifetime %v, slop %v,%s crash %.3f pause %.2f, plant %s; hosts: %s",
+		sc.seed, len(sc.procs), sc.lifetime, sc.slop, opts, sc.crashRate, sc.pauseRate, plant, strings.Join(hs, "; "))
+}
+
+// world is one run: the model filesystem, the processes, the scheduler's
+// state and what the invariants need to know.
+type world struct {
+	sc       *scenario
+	rng      *rand.Rand // the scheduler's choices
+	srv      *simfs.Server
+	hosts    []*simfs.Host
+	dir      string
+	base     string
+	lockPath string
+	start    time.Time
+	decoys   map[string]simfs.Node
+
+	kick chan struct{} // a process parked, or finished
+
+	mu        sync.Mutex // guards what follows, and every proc's scheduler-side state
+	procs     []*proc
+	trace     []string
+	counts    [numCols]int
+	acqs      int    // acquisitions granted so far
+	lastToken uint64 // largest fencing token granted
+	reported  map[string]bool
+	over      bool // the horizon was reached
+	steps     int
+}
+
+func newWorld(sc *scenario) *world {
+	w := &world{
+		sc:       sc,
+		rng:      rand.New(rand.NewPCG(sc.schedulerSeed, 1)),
+		dir:      filepath.Clean(os.TempDir()),
+		base:     fmt.Sprintf("sim%016x.lck", sc.seed),
+		start:    time.Now(),
+		kick:     make(chan struct{}, 1),
+		reported: map[string]bool{},
+		decoys:   map[string]simfs.Node{},
+	}
+	w.lockPath = filepath.Join(w.dir, w.base)
+	w.srv = simfs.NewServer(rand.New(rand.NewPCG(sc.filesystemSeed, 2)), time.Now)
+	for _, h := range sc.hosts {
+		w.hosts = append(w.hosts, w.srv.NewHost(h.cfg))
+	}
+	must(w.srv.MkdirAll(w.dir))
+	must(w.srv.MkdirAll("/elsewhere"))
+	// Names that are not the lock's: nothing may touch them (invariant 5).
+	for _, d := range []struct{ path, data string }{
+		{filepath.Join(w.dir, "other.txt"), "keep"},
+		{w.lockPath + ".bak", "keep"},
+		{filepath.Join(w.dir, "other.lck|h0|99|1"), filepath.Join(w.dir, "other.lck|h0|99|1")},
+		{"/elsewhere/secret", "keep"},
+	} {
+		must(w.srv.WriteFile(d.path, []byte(d.data), w.start.Add(-time.Hour), 0))
+		w.decoys[d.path], _ = w.srv.Lookup(d.path)
+	}
+	switch sc.plant {
+	case "stale":
+		// Left by pid 99 of h0, which no longer runs; expired or not yet.
+		tag := w.hosts[0].Namespace(0).Tag()
+		c := claim.Name(w.lockPath, "|", "h0", 99, 7, tag)
+		expiry := w.start.Add(time.Duration(w.rng.Int64N(int64(2*sc.lifetime))) - sc.lifetime)
+		must(w.srv.WriteFile(c, []byte(c), expiry, 1000))
+		must(w.srv.Link(c, w.lockPath)) // as a holder leaves it
+	case "hostile":
+		must(w.srv.WriteFile(w.lockPath, []byte(pick(w.rng, "/elsewhere/secret", filepath.Join(w.dir, "other.txt"), "../other.txt")), w.start.Add(-time.Hour), 0))
+	}
+	return w
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// proc is one simulated process. Its script runs in its own goroutine;
+// the fields below the line are the scheduler's, guarded by world.mu.
+type proc struct {
+	w     *world
+	id    int
+	label string
+	spec  procSpec
+	host  int
+	fs    *simfs.Proc
+	final bool // the last process of a host, which checks invariant 4
+	rnd   *rand.Rand
+
+	pending     []*pendingCall
+	pausedUntil time.Time
+	crashed     bool
+	done        bool
+	events      []event
+	hold        *holding // what the process believes it holds
+	mustLose    bool     // was past its lease while another held the lock
+	checkLost   bool     // mustLose was set when the call now running began
+	forcing     bool     // inside Break(true)
+	lastWrite   time.Time
+	lastWriteID uint64
+	forcedID    uint64 // a claim of its own that a forced break touched before it held the lock
+}
+
+type pendingCall struct {
+	c     *simfs.Call
+	apply func()
+	wake  chan bool // true: the call happened; false: the process crashed
+}
+
+// holding is one acquisition, as its process believes in it.
+type holding struct {
+	seq      int
+	instance uint64    // the inode of the claim it linked
+	lease    time.Time // the expiry it last wrote, by its host's clock
+	kctx     context.Context
+	forced   bool // broken by Break(true): exclusion no longer promised
+}
+
+type event struct {
+	kind  string // "begin", "acquired", "keepalive", "release", "result", "force"
+	op    string
+	note  string // what the call returned besides err
+	err   error
+	token uint64
+	ok    bool
+	ctx   context.Context
+}
+
+func (w *world) newProc(spec procSpec, final bool) *proc {
+	h := w.hosts[spec.host]
+	p := &proc{w: w, id: len(w.procs) + 1, spec: spec, host: spec.host, final: final}
+	if final {
+		// A pid of its own: with a dead process's pid, it could not tell
+		// that process's claims from its own.
+		p.fs = h.Namespace(spec.ns).SpawnUnused(p.step)
+	} else {
+		p.fs = h.Namespace(spec.ns).Spawn(p.step)
+	}
+	p.rnd = rand.New(rand.NewPCG(w.sc.seed, uint64(p.id)))
+	ns := ""
+	if spec.ns > 0 {
+		ns = fmt.Sprintf("/ns%d", spec.ns)
+	}
+	p.label = fmt.Sprintf("P%d %s%s:%d", p.id, w.sc.hosts[spec.host].name, ns, p.fs.PID())
+	w.procs = append(w.procs, p)
+	return p
+}
+
+// step parks the calling goroutine of p until the scheduler lets its call
+// happen (or crashes p).
+func (p *proc) step(c *simfs.Call, apply func()) {
+	w := p.w
+	w.mu.Lock()
+	if p.crashed {
+		w.mu.Unlock()
+		return
+	}
+	pc := &pendingCall{c: c, apply: apply, wake: make(chan bool)}
+	p.pending = append(p.pending, pc)
+	w.mu.Unlock()
+	w.poke()
+	<-pc.wake
+}
+
+func (w *world) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *proc) event(e event) {
+	p.w.mu.Lock()
+	p.events = append(p.events, e)
+	p.w.mu.Unlock()
+}
+
+func (p *proc) isCrashed() bool {
+	p.w.mu.Lock()
+	defer p.w.mu.Unlock()
+	return p.crashed
+}
+
+// run drives the processes of the scenario to their end, then one last
+// process per host and pid namespace, and checks what is left.
+func (w *world) run() {
+	w.log(nil, w.sc.String())
+	var first []*proc
+	for _, spec := range w.sc.procs {
+		first = append(first, w.newProc(spec, false))
+	}
+	w.drive(first)
+	for h, hs := range w.sc.hosts {
+		for ns := range hs.spaces {
+			spec := procSpec{host: h, ns: ns, policy: retry.Policy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2},
+				rounds: []round{{kind: "acquire", timeout: 10 * time.Minute, close: true}}}
+			w.mu.Lock()
+			p := w.newProc(spec, true)
+			w.mu.Unlock()
+			w.drive([]*proc{p})
+		}
+	}
+	w.checkLeftovers()
+}
+
+// drive starts procs and schedules them until all have finished.
+func (w *world) drive(procs []*proc) {
+	for _, p := range procs {
+		go p.main()
+	}
+	for {
+		synctest.Wait()
+		w.mu.Lock()
+		w.drainEvents()
+		w.checkHolders()
+		if !slices.ContainsFunc(procs, func(p *proc) bool { return !p.done }) {
+			w.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		w.steps++
+		if (now.Sub(w.start) > horizon || w.steps > maxSteps) && !w.over {
+			w.over = true
+			w.violate(colLiveness, nil, "the schedule ran past its horizon of %v or %d steps; crashing what is left", horizon, maxSteps)
+			for _, p := range procs {
+				w.crash(p)
+			}
+		}
+		runnable, wake := w.runnable(now)
+		if len(runnable) == 0 {
+			w.mu.Unlock()
+			w.idle(wake)
+			continue
+		}
+		pc := runnable[w.rng.IntN(len(runnable))]
+		p := w.owner(pc)
+		r := w.rng.Float64()
+		switch {
+		case !p.final && r < w.sc.crashRate:
+			w.crash(p)
+		case !p.final && r < w.sc.crashRate+w.sc.pauseRate:
+			d := time.Duration(w.rng.Int64N(int64(2 * time.Second)))
+			if w.rng.Float64() < w.sc.pauseLongChance {
+				d = w.sc.lifetime + time.Duration(w.rng.Int64N(int64(w.sc.lifetime+2*w.sc.slop)))
+			}
+			p.pausedUntil = now.Add(d)
+			w.log(p, fmt.Sprintf("PAUSE for %v, before %s", d, pc.c.Op))
+		default:
+			p.pending = slices.DeleteFunc(p.pending, func(x *pendingCall) bool { return x == pc })
+			pc.apply()
+			w.afterCall(p, pc.c)
+			w.mu.Unlock()
+			pc.wake <- true
+			continue
+		}
+		w.mu.Unlock()
+	}
+}
+
+// runnable returns the parked calls that may happen now, in a fixed
+// order, and the earliest time a paused one may.
+func (w *world) runnable(now time.Time) ([]*pendingCall, time.Time) {
+	var run []*pendingCall
+	var wake time.Time
+	for _, p := range w.procs {
+		if p.crashed || len(p.pending) == 0 {
+			continue
+		}
+		if now.Before(p.pausedUntil) {
+			if wake.IsZero() || p.pausedUntil.Before(wake) {
+				wake = p.pausedUntil
+			}
+			continue
+		}
+		calls := slices.Clone(p.pending)
+		slices.SortStableFunc(calls, func(a, b *pendingCall) int { return strings.Compare(a.c.String(), b.c.String()) })
+		run = append(run, calls...)
+	}
+	return run, wake
+}
+
+func (w *world) owner(pc *pendingCall) *proc {
+	for _, p := range w.procs {
+		if slices.Contains(p.pending, pc) {
+			return p
+		}
+	}
+	panic("simulation: a pending call without a process")
+}
+
+// idle waits, durably, until a process parks or finishes, or a pause
+// ends, or the horizon passes.
+func (w *world) idle(wake time.Time) {
+	end := w.start.Add(horizon + time.Second)
+	if wake.IsZero() || wake.After(end) {
+		wake = end
+	}
+	t := time.NewTimer(time.Until(wake))
+	defer t.Stop()
+	select {
+	case <-w.kick:
+	case <-t.C:
+	}
+}
+
+// crash stops p for good: its calls never happen, its pid is dead, its
+// files stay. Called with w.mu held.
+func (w *world) crash(p *proc) {
+	if p.crashed || p.done {
+		return
+	}
+	p.crashed = true
+	p.hold = nil
+	p.fs.Exit()
+	w.log(p, "CRASH")
+	for _, pc := range p.pending {
+		close(pc.wake)
+	}
+	p.pending = nil
+}
+
+func (w *world) log(p *proc, text string) {
+	who := "-"
+	if p != nil {
+		who = p.label
+	}
+	elapsed := time.Since(w.start)
+	w.trace = append(w.trace, fmt.Sprintf("%10.6f %-14s %s", elapsed.Seconds(), who, text))
+}
+
+func (w *world) violate(col int, p *proc, format string, args ...any) {
+	w.counts[col]++
+	w.log(p, fmt.Sprintf("VIOLATION of invariant %s: %s", colNames[col], fmt.Sprintf(format, args...)))
+}
+
+// short writes paths of the run the way the trace shows them: the lock
+// path as L, the lock's directory left out.
+func (w *world) short(p string) string {
+	p = strings.ReplaceAll(p, w.lockPath, "L")
+	return strings.TrimPrefix(p, w.dir+"/")
+}
+
+func (w *world) hostNow(p *proc) time.Time { return w.hosts[p.host].Now() }
+
+func (w *world) within(p *proc) bool {
+	return p.hold != nil && w.hostNow(p).Before(p.hold.lease)
+}
+
+// afterCall checks a call that just happened (invariants 2 and 5) and
+// follows what it wrote. Called with w.mu held.
+func (w *world) afterCall(p *proc, c *simfs.Call) {
+	w.log(p, c.Format(w.short))
+	for _, name := range []string{c.Path, c.Path2} {
+		if name != "" && !w.allowed(name) {
+			w.violate(colOutside, p, "%s touched %s, which is not one of the lock's names", c.Op, name)
+		}
+	}
+	for _, e := range c.Effects {
+		if (e.Kind == simfs.Created || e.Kind == simfs.Retimed) && w.claimOf(p, e.ID) {
+			p.lastWrite, p.lastWriteID = c.Time, e.ID
+			// An expiry written on an instance that is no longer the lock
+			// file (an orphan, after a break) extends no lease.
+			if n, ok := w.srv.Lookup(w.lockPath); ok && p.hold != nil && p.hold.instance == e.ID && n.ID == e.ID {
+				p.hold.lease = c.Time
+			}
+		}
+		w.checkTouch(p, e)
+	}
+}
+
+// allowed reports whether a process of the lock may touch name: the
+// lock's directory, the lock file, its claims (and names shaped like them:
+// probes, locks moved aside) and side files (the fencing counter, its hint
+// and temporary files, the breakers' lock).
+func (w *world) allowed(name string) bool {
+	if name == w.dir {
+		return true
+	}
+	if filepath.Dir(name) != w.dir {
+		return false
+	}
+	b := filepath.Base(name)
+	return b == w.base || strings.HasPrefix(b, w.base+"|") || strings.HasPrefix(b, w.base+"^") ||
+		b == w.base+".fence" || strings.HasPrefix(b, w.base+".fence.") || b == w.base+".break"
+}
+
+// claimOf reports whether inode id holds a claim of p's.
+func (w *world) claimOf(p *proc, id uint64) bool {
+	n, ok := w.srv.Inode(id)
+	if !ok {
+		return false
+	}
+	d, ok := claim.Parse(n.Data, "|")
+	if !ok || d.LockFile != w.lockPath || d.Hostname != w.sc.hosts[p.host].name || d.PID != p.fs.PID() {
+		return false
+	}
+	tag, _ := claim.TagOf(strings.TrimSpace(string(n.Data)), "|")
+	return tag == p.fs.Namespace()
+}
+
+// checkTouch checks invariant 2 for one change p made.
+func (w *world) checkTouch(p *proc, e simfs.Effect) {
+	for _, h := range w.procs {
+		if p.forcing && h != p && h.hold == nil && e.ID == h.lastWriteID && e.ID != 0 {
+			// Broken by force while h is still acquiring it.
+			h.forcedID = e.ID
+		}
+		if h == p || h.hold == nil || h.hold.forced || e.ID != h.hold.instance {
+			continue
+		}
+		what := ""
+		switch e.Kind {
+		case simfs.Unlinked, simfs.Replaced:
+			if e.Path == w.lockPath {
+				what = "removed"
+			}
+		case simfs.Moved:
+			if e.Path == w.lockPath {
+				what = "moved"
+			}
+		case simfs.Retimed:
+			what = "re-timed"
+		}
+		switch {
+		case what == "":
+		case p.forcing:
+			h.hold.forced, h.mustLose = true, true
+			w.log(h, fmt.Sprintf("its lock was %s by a forced break of %s", what, p.label))
+		case !w.within(h):
+			w.log(h, fmt.Sprintf("its lock, past its lease, was %s by %s", what, p.label))
+		default:
+			w.violate(colTouch, p, "%s %s's lock instance #%d within its lease (expiry %s by %s's clock, now %s there)",
+				what, h.label, e.ID, clock(h.hold.lease), h.label, clock(w.hostNow(h)))
+		}
+	}
+}
+
+func clock(t time.Time) string { return t.UTC().Format("15:04:05.000") }
+
+// drainEvents takes in what the processes' scripts reported since the
+// last step, process by process. Called with w.mu held.
+func (w *world) drainEvents() {
+	for _, p := range w.procs {
+		evs := p.events
+		p.events = nil
+		if p.crashed {
+			continue
+		}
+		for _, e := range evs {
+			w.handle(p, e)
+		}
+	}
+}
+
+func (w *world) handle(p *proc, e event) {
+	switch e.kind {
+	case "begin":
+		p.lastWrite, p.lastWriteID, p.forcedID = time.Time{}, 0, 0
+		w.log(p, e.op+" begins")
+	case "acquired":
+		w.acqs++
+		h := &holding{seq: w.acqs, instance: p.lastWriteID, lease: p.lastWrite}
+		p.hold = h
+		note := ""
+		if h.instance != 0 && h.instance == p.forcedID {
+			h.forced, p.mustLose = true, true
+			note += "; broken by force while it acquired"
+		}
+		if h.lease.IsZero() {
+			// No claim of its own written: hold it to the lifetime it asked for.
+			h.lease = w.hostNow(p).Add(w.sc.lifetime)
+			note = "; NOTE: no claim of its own was written"
+		}
+		msg := fmt.Sprintf("holds the lock: instance #%d, expiry %s%s", h.instance, clock(h.lease), note)
+		if e.ok {
+			msg += fmt.Sprintf(", token %d", e.token)
+		}
+		if n, ok := w.srv.Lookup(w.lockPath); !ok || n.ID != h.instance {
+			msg += "; NOTE: L is not that instance"
+		}
+		w.log(p, msg)
+		if w.sc.fencing {
+			switch {
+			case !e.ok:
+				w.violate(colFencing, p, "acquired with fencing but without a token")
+			case e.token <= w.lastToken:
+				w.violate(colFencing, p, "token %d granted after token %d", e.token, w.lastToken)
+			}
+			w.lastToken = max(w.lastToken, e.token)
+		}
+	case "keepalive":
+		if p.hold != nil {
+			p.hold.kctx = e.ctx
+		}
+	case "release":
+		p.hold = nil
+		p.checkLost = p.mustLose
+		w.log(p, e.op+" begins")
+	case "call":
+		p.checkLost = p.mustLose
+	case "force":
+		p.forcing = e.ok
+	case "result":
+		w.log(p, fmt.Sprintf("%s = %s%s", e.op, e.note, errText(e.err)))
+		lost := errors.Is(e.err, flock.ErrLockLost)
+		if lost {
+			p.hold = nil
+		}
+		switch e.op {
+		case "Refresh", "IsLocked", "Release", "guard":
+			if p.checkLost && !lost {
+				w.violate(colExclusion, p, "was past its lease while another process held the lock, yet %s, called after that, returned %v, not ErrLockLost", e.op, errText(e.err))
+			}
+			if p.checkLost || lost {
+				p.mustLose = false
+			}
+		}
+		p.checkLost = false
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "nil"
+	}
+	return err.Error()
+}
+
+// checkHolders checks invariant 1 over every pair of processes that
+// believe they hold the lock. Called with w.mu held.
+func (w *world) checkHolders() {
+	var holders []*proc
+	for _, p := range w.procs {
+		if p.hold == nil || p.crashed {
+			continue
+		}
+		if k := p.hold.kctx; k != nil && k.Err() != nil {
+			if cause := context.Cause(k); errors.Is(cause, flock.ErrLockLost) {
+				w.log(p, "keep-alive: "+cause.Error())
+				p.hold, p.mustLose = nil, false
+				continue
+			}
+		}
+		if !p.hold.forced {
+			holders = append(holders, p)
+		}
+	}
+	for i, a := range holders {
+		for _, b := range holders[i+1:] {
+			key := fmt.Sprintf("%d/%d", a.hold.seq, b.hold.seq)
+			inA, inB := w.within(a), w.within(b)
+			if inA && inB {
+				if w.reported[key+" both"] {
+					continue
+				}
+				w.reported[key+" both"] = true
+				w.violate(colExclusion, nil, "%s and %s both hold the lock within their leases (expiries %s and %s by their clocks, now %s and %s)",
+					a.label, b.label, clock(a.hold.lease), clock(b.hold.lease), clock(w.hostNow(a)), clock(w.hostNow(b)))
+				continue
+			}
+			if w.reported[key+" stale"] {
+				continue
+			}
+			w.reported[key+" stale"] = true
+			w.counts[colStale]++
+			for _, p := range []*proc{a, b} {
+				if !w.within(p) {
+					p.mustLose = true
+					w.log(p, "overlaps another holder while past its lease: its next call must report ErrLockLost")
+				}
+			}
+		}
+	}
+}
+
+// checkLeftovers checks invariant 4 once every process has finished, and
+// that the names that are not the lock's are as they were (5).
+func (w *world) checkLeftovers() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	counters := 0
+	for _, name := range w.srv.List(w.dir) {
+		full := filepath.Join(w.dir, name)
+		if _, ok := w.decoys[full]; ok {
+			continue
+		}
+		switch {
+		case name == w.base+".fence":
+		case strings.HasPrefix(name, w.base+".fence.") && isDigits(strings.TrimPrefix(name, w.base+".fence.")):
+			counters++
+			if counters > 1 {
+				w.violate(colLeftovers, nil, "a second fencing counter %s", w.short(full))
+			}
+		default:
+			w.violate(colLeftovers, nil, "%s left behind", w.short(full))
+		}
+	}
+	for path, was := range w.decoys {
+		n, ok := w.srv.Lookup(path)
+		if !ok || n.ID != was.ID || !n.ModTime.Equal(was.ModTime) || string(n.Data) != string(was.Data) {
+			w.violate(colOutside, nil, "%s was changed or removed", path)
+		}
+	}
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+func (w *world) outcome() *outcome {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return &outcome{seed: w.sc.seed, summary: w.sc.String(), counts: w.counts, trace: w.trace}
+}
+
+// hostClock is a host's wall clock for the Lock: the bubble's fake time
+// plus the host's skew.
+type hostClock struct{ h *simfs.Host }
+
+func (c hostClock) Now() time.Time                       { return c.h.Now() }
+func (c hostClock) NewTimer(d time.Duration) retry.Timer { return timer{time.NewTimer(d)} }
+
+type timer struct{ t *time.Timer }
+
+func (t timer) C() <-chan time.Time { return t.t.C }
+func (t timer) Stop() bool          { return t.t.Stop() }
+
+func (p *proc) options() []flock.Option {
+	sc := p.w.sc
+	opts := []flock.Option{
+		flock.WithHostname(sc.hosts[p.host].name),
+		flock.WithClock(hostClock{p.w.hosts[p.host]}),
+		flock.WithLifetime(sc.lifetime),
+		flock.WithClockSlop(sc.slop),
+		flock.WithRetry(p.spec.policy),
+		flock.SimWithFS(p.fs),
+		flock.SimWithPID(p.fs.PID()),
+		flock.SimWithRandom(func() uint64 { return p.rnd.Uint64N(1 << 20) }),
+	}
+	if sc.fencing {
+		opts = append(opts, flock.WithFencing())
+	}
+	if sc.deadOwnerBreak {
+		opts = append(opts, flock.WithDeadOwnerBreak())
+	}
+	return opts
+}
+
+// main is the process's script.
+func (p *proc) main() {
+	w := p.w
+	defer func() {
+		w.mu.Lock()
+		p.done = true
+		if !p.crashed {
+			p.fs.Exit()
+		}
+		w.mu.Unlock()
+		w.poke()
+	}()
+	var l *flock.Lock
+	defer func() {
+		if l != nil {
+			if !p.isCrashed() {
+				p.event(event{kind: "release", op: "Close"})
+			}
+			l.Close()
+		}
+	}()
+	swept := false
+	for _, rd := range p.spec.rounds {
+		if p.isCrashed() {
+			return
+		}
+		if rd.kind == "guard" {
+			p.guardRound(rd)
+			continue
+		}
+		if l == nil {
+			var err error
+			if l, err = flock.New(w.lockPath, p.options()...); err != nil {
+				panic(fmt.Sprintf("simulation: New: %v", err))
+			}
+		}
+		if !swept {
+			flock.SimForgetSweep(w.lockPath)
+			swept = true
+		}
+		if p.lockRound(l, rd) {
+			l = nil
+		}
+	}
+}
+
+// lockRound runs one round on l and reports whether it closed l.
+func (p *proc) lockRound(l *flock.Lock, rd round) (closed bool) {
+	switch rd.kind {
+	case "break", "force":
+		force := rd.kind == "force"
+		p.event(event{kind: "begin", op: fmt.Sprintf("Break(%v)", force)})
+		p.event(event{kind: "force", ok: force})
+		broke, err := l.Break(force)
+		p.event(event{kind: "force", ok: false})
+		p.event(event{kind: "result", op: "Break", note: fmt.Sprintf("%v, ", broke), err: err})
+		return false
+	}
+	var held bool
+	var err error
+	if rd.kind == "try" {
+		p.event(event{kind: "begin", op: "TryAcquire"})
+		held, err = l.TryAcquire()
+		p.event(event{kind: "result", op: "TryAcquire", note: fmt.Sprintf("%v, ", held), err: err})
+	} else {
+		p.event(event{kind: "begin", op: fmt.Sprintf("Acquire(timeout %v)", rd.timeout)})
+		ctx, cancel := context.WithTimeout(context.Background(), rd.timeout)
+		err = l.Acquire(ctx)
+		cancel()
+		held = err == nil
+		p.event(event{kind: "result", op: "Acquire", err: err})
+	}
+	if !held || p.isCrashed() {
+		return false
+	}
+	token, ok := l.Token()
+	p.event(event{kind: "acquired", token: token, ok: ok})
+	for _, st := range rd.body {
+		if p.isCrashed() {
+			return false
+		}
+		switch st.kind {
+		case "sleep":
+			time.Sleep(st.d)
+		case "refresh":
+			p.event(event{kind: "call"})
+			err := l.Refresh(0)
+			p.event(event{kind: "result", op: "Refresh", err: err})
+		case "islocked":
+			p.event(event{kind: "call"})
+			ok, err := l.IsLocked()
+			p.event(event{kind: "result", op: "IsLocked", note: fmt.Sprintf("%v, ", ok), err: err})
+		case "keepalive":
+			kctx, stop := l.KeepAlive(context.Background())
+			p.event(event{kind: "keepalive", ctx: kctx})
+			t := time.NewTimer(st.d)
+			select {
+			case <-t.C:
+			case <-kctx.Done():
+			}
+			t.Stop()
+			err := stop()
+			p.event(event{kind: "result", op: "KeepAlive stop", err: err})
+		}
+	}
+	if p.isCrashed() {
+		return false
+	}
+	if rd.close {
+		p.event(event{kind: "release", op: "Close"})
+		err := l.Close()
+		p.event(event{kind: "result", op: "Close", err: err})
+		return true
+	}
+	p.event(event{kind: "release", op: "Release"})
+	err = l.Release()
+	p.event(event{kind: "result", op: "Release", err: err})
+	return false
+}
+
+// guardRound runs one guard.Do, holding the lock for the round's sleep.
+func (p *proc) guardRound(rd round) {
+	flock.SimForgetSweep(p.w.lockPath)
+	p.event(event{kind: "begin", op: fmt.Sprintf("guard.Do(timeout %v)", rd.timeout)})
+	opts := append(p.options(), flock.WithTimeout(rd.timeout))
+	err := guard.Do(context.Background(), p.w.lockPath, func(ctx context.Context) error {
+		token, ok := guard.Token(ctx)
+		p.event(event{kind: "acquired", token: token, ok: ok})
+		p.event(event{kind: "keepalive", ctx: ctx})
+		t := time.NewTimer(rd.body[0].d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		p.event(event{kind: "release", op: "guard fn returns; release"})
+		return nil
+	}, opts...)
+	p.event(event{kind: "result", op: "guard", err: err})
+}
