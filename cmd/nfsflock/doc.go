@@ -69,9 +69,16 @@
 // lock expires and may be broken. It shows nothing when standard error is
 // not a terminal or with -q.
 //
+// If nfsflock dies without a chance to stop the command (SIGKILL, SIGQUIT,
+// a crash), nobody refreshes the lock any more, and another process takes
+// it once it has expired. On Linux and FreeBSD the command then gets
+// SIGKILL (a parent-death signal), but processes it started in the
+// background of its group do not; on other systems the command runs on.
+//
 // On Windows, ^C reaches the command from the console, and a lost lock
 // ends the command at once (TerminateProcess) without a grace period,
-// leaving processes it started running.
+// leaving processes it started running. A command whose nfsflock dies
+// runs on.
 //
 // # status
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -28,33 +29,54 @@ type job struct {
 }
 
 // startJob starts the command in a new process group, in the terminal's
-// foreground if nfsflock is there itself, with the environment env.
+// foreground if nfsflock is there itself, with the environment env. Where
+// the system has a parent-death signal, the command gets SIGKILL if
+// nfsflock dies, so that it never runs on without the lock, which nobody
+// refreshes then.
 func startJob(prog string, argv, env []string) (*job, error) {
 	tty := foregroundTerminal()
 	attr := &syscall.SysProcAttr{Setpgid: true}
 	if tty >= 0 {
 		attr.Foreground, attr.Ctty = true, tty
 	}
-	p, err := os.StartProcess(prog, argv, &os.ProcAttr{
+	setDeathSignal(attr, unix.SIGKILL)
+	j := &job{tty: tty, exited: make(chan struct{})}
+	started := make(chan error)
+	go j.run(prog, argv, &os.ProcAttr{
 		Env:   env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys:   attr,
-	})
-	if err != nil {
+	}, started)
+	if err := <-started; err != nil {
 		return nil, startError{err}
 	}
-	// The job waits for the process itself, to see it stop too. Release
-	// forgets the pid: take it first.
-	pid := p.Pid
-	p.Release()
 	if tty >= 0 {
 		// To take the terminal back from the background. Ignored only now:
 		// the command would have inherited it.
 		signal.Ignore(unix.SIGTTOU)
 	}
-	j := &job{pid: pid, tty: tty, exited: make(chan struct{})}
-	go j.reap()
 	return j, nil
+}
+
+// run starts the command, reports on started whether it did, and waits
+// for it to end. Linux sends the parent-death signal when the thread that
+// started the command ends, not the process, and the Go runtime ends
+// threads of its own accord: run keeps its thread to itself until the
+// command has been reaped, so that the thread ends only with nfsflock.
+func (j *job) run(prog string, argv []string, attr *os.ProcAttr, started chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, err := os.StartProcess(prog, argv, attr)
+	if err != nil {
+		started <- err
+		return
+	}
+	// The job waits for the process itself, to see it stop too. Release
+	// forgets the pid: take it first.
+	j.pid = p.Pid
+	p.Release()
+	started <- nil
+	j.reap()
 }
 
 // foregroundTerminal returns the descriptor of the terminal on standard

@@ -42,7 +42,9 @@ ended it). SIGINT, SIGTERM and SIGHUP sent to nfsflock are passed on to the
 command's process group. If the lock is lost while the command runs (another
 process broke it after nfsflock was paused past its lifetime, or the lock file
 was removed or replaced), the group gets SIGTERM, then SIGKILL after the
-grace period of -k, and nfsflock exits 70. While it waits on a terminal,
+grace period of -k, and nfsflock exits 70. If nfsflock dies without a
+chance to stop the command (SIGKILL, a crash), the command gets SIGKILL on
+Linux and FreeBSD; elsewhere it runs on. While it waits on a terminal,
 nfsflock shows who holds the lock and when that lock expires.
 
   -l, --lifetime DURATION     how long the lock lasts unless refreshed; it is

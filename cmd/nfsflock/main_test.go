@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,9 @@ func startEnv(t *testing.T, dir string, env []string, args ...string) *proc {
 	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = env
+	// A command that outlives nfsflock keeps its output open; Wait would
+	// wait for it.
+	p.cmd.WaitDelay = 10 * time.Second
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -729,6 +733,40 @@ func TestLostLockFile(t *testing.T) {
 	}
 }
 
+// When nfsflock dies without a chance to stop its command (SIGKILL, or
+// SIGQUIT, with which the Go runtime exits at once), the command dies with
+// it rather than run on unprotected while the lock expires.
+func TestCommandDiesWithNfsflock(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" {
+		t.Skipf("%s has no parent-death signal: the command outlives nfsflock", runtime.GOOS)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGQUIT} {
+		t.Run(signalName(sig), func(t *testing.T) {
+			dir := t.TempDir()
+			p := start(t, dir, "L", "--", "sh", "-c", `echo $$ > pid; exec sleep 600`)
+			pid := readInt(t, filepath.Join(dir, "pid"))
+			t.Cleanup(func() {
+				if processRunning(pid) {
+					syscall.Kill(-pid, syscall.SIGKILL)
+				}
+			})
+			p.signal(sig)
+			waitFor(t, "the command to end with nfsflock", func() bool { return !processRunning(pid) })
+		})
+	}
+}
+
+// processRunning reports whether process pid runs; where /proc tells, a
+// zombie does not count.
+func processRunning(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) != syscall.ESRCH
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
+}
+
 // groupRunning reports whether a process of group pgid runs. Where /proc
 // tells, zombies, which the init process reaps in its own time, do not
 // count.
@@ -793,6 +831,10 @@ func signalName(sig syscall.Signal) string {
 		return "SIGTERM"
 	case syscall.SIGHUP:
 		return "SIGHUP"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
 	}
 	return sig.String()
 }
