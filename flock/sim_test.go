@@ -377,6 +377,7 @@ type world struct {
 	counts    [numCols]int
 	acqs      int    // acquisitions granted so far
 	lastToken uint64 // largest fencing token granted
+	tokens    map[uint64]bool
 	reported  map[string]bool
 	over      bool // the horizon was reached
 	steps     int
@@ -391,6 +392,7 @@ func newWorld(sc *scenario) *world {
 		start:    time.Now(),
 		kick:     make(chan struct{}, 1),
 		reported: map[string]bool{},
+		tokens:   map[uint64]bool{},
 		decoys:   map[string]simfs.Node{},
 	}
 	w.lockPath = filepath.Join(w.dir, w.base)
@@ -756,7 +758,8 @@ func (w *world) claimOf(p *proc, id uint64) bool {
 // checkTouch checks invariant 2 for one change p made.
 func (w *world) checkTouch(p *proc, e simfs.Effect) {
 	for _, h := range w.procs {
-		if p.forcing && h != p && h.hold == nil && e.ID == h.lastWriteID && e.ID != 0 {
+		if p.forcing && h != p && h.hold == nil && e.ID == h.lastWriteID && e.ID != 0 &&
+			(e.Path == w.lockPath && e.Kind != simfs.Linked || e.Kind == simfs.Retimed) {
 			// Broken by force while h is still acquiring it.
 			h.forcedID = e.ID
 		}
@@ -811,6 +814,7 @@ func (w *world) handle(p *proc, e event) {
 	switch e.kind {
 	case "begin":
 		p.lastWrite, p.lastWriteID, p.forcedID = time.Time{}, 0, 0
+		p.mustLose, p.checkLost = false, false // they were about an earlier acquisition
 		w.log(p, e.op+" begins")
 	case "acquired":
 		w.acqs++
@@ -835,12 +839,20 @@ func (w *world) handle(p *proc, e event) {
 		}
 		w.log(p, msg)
 		if w.sc.fencing {
+			// An acquisition that returns past its lease, or broken by
+			// force, may carry a token smaller than one granted since:
+			// that is what the token is for. It may never repeat one.
 			switch {
 			case !e.ok:
 				w.violate(colFencing, p, "acquired with fencing but without a token")
-			case e.token <= w.lastToken:
-				w.violate(colFencing, p, "token %d granted after token %d", e.token, w.lastToken)
+			case w.tokens[e.token]:
+				w.violate(colFencing, p, "token %d granted twice", e.token)
+			case e.token < w.lastToken && (h.forced || !w.within(p)):
+				w.log(p, fmt.Sprintf("token %d is below %d, granted since; this acquisition is stale", e.token, w.lastToken))
+			case e.token < w.lastToken:
+				w.violate(colFencing, p, "token %d granted, within its lease, after token %d", e.token, w.lastToken)
 			}
+			w.tokens[e.token] = true
 			w.lastToken = max(w.lastToken, e.token)
 		}
 	case "keepalive":
@@ -918,8 +930,11 @@ func (w *world) checkHolders() {
 			}
 			w.reported[key+" stale"] = true
 			w.counts[colStale]++
+			cur, _ := w.srv.Lookup(w.lockPath)
 			for _, p := range []*proc{a, b} {
-				if !w.within(p) {
+				// The one whose instance is still the lock file holds it,
+				// late as it is; the other has lost it.
+				if !w.within(p) && cur.ID != p.hold.instance {
 					p.mustLose = true
 					w.log(p, "overlaps another holder while past its lease: its next call must report ErrLockLost")
 				}
