@@ -138,10 +138,17 @@ func (j *job) reap() {
 }
 
 // suspend stops nfsflock along with its stopped command, and continues the
-// command when nfsflock is continued, in the foreground if nfsflock is.
+// command when nfsflock is continued, in the foreground if nfsflock is. It
+// waits for the SIGCONT, since kill returns before the SIGSTOP that
+// nfsflock sends itself has stopped it (another thread may be the one that
+// takes it).
 func (j *job) suspend() {
+	continued := make(chan os.Signal, 1)
+	signal.Notify(continued, unix.SIGCONT)
+	defer signal.Stop(continued)
 	unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
 	unix.Kill(unix.Getpid(), unix.SIGSTOP)
+	<-continued
 	if pgrp, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && pgrp == ownGroup() {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
 	}

@@ -201,15 +201,20 @@ func TestTerminalForeground(t *testing.T) {
 	term.waitOutput("interrupted")
 }
 
-// ^Z stops the command and nfsflock with it; continuing nfsflock continues
-// the command, in the terminal's foreground again.
+// ^Z stops the command and nfsflock with it, and the command stays
+// stopped while nfsflock is; continuing nfsflock continues the command, in
+// the terminal's foreground again.
 func TestTerminalSuspend(t *testing.T) {
 	dir := t.TempDir()
-	term := startOnTerminal(t, dir, "L", "--", "sh", "-c", `touch ready; read x; echo "got $x"`)
+	term := startOnTerminal(t, dir, "L", "--", "sh", "-c", `echo $$ > pid; touch ready; read x; echo "got $x"`)
 	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	command := readInt(t, filepath.Join(dir, "pid"))
 	term.write("\x1a")
 	pid := term.cmd.Process.Pid
 	waitFor(t, "nfsflock to stop", func() bool { return processState(pid) == "T" })
+	if state := processState(command); state != "T" {
+		t.Errorf("the command's state while nfsflock is stopped = %q; want T, stopped", state)
+	}
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
