@@ -56,13 +56,25 @@
 // command's group is put in the foreground, so that the command can read
 // the terminal and gets ^C itself; when it is stopped (^Z), nfsflock stops
 // too and the shell sees the job stop. The lock is not refreshed while
-// nfsflock is stopped.
+// nfsflock is stopped, and may expire and be taken by another process.
+// When nfsflock is continued, it refreshes the lock before it continues
+// the command; if the lock was lost meanwhile, or cannot be confirmed, the
+// command is not continued but ended as below, and nfsflock exits 70.
+//
+// A command that stops without nfsflock (SIGSTOP, or SIGTTIN from reading
+// the terminal while its group is in the background) would otherwise keep
+// its lock for as long as it stays stopped, refreshed by nfsflock. It
+// keeps it for the lock's lifetime at most: a command still stopped then
+// is ended as below, the lock is released, and nfsflock exits 70. One
+// continued sooner runs on.
 //
 // If the lock is lost while the command runs (another process broke it
 // after nfsflock was paused past its lifetime and the clock slop, the lock
 // file was removed or replaced, or refreshing failed until the lifetime
 // was gone), the command's process group gets SIGTERM, whatever of it
 // still runs after the grace period gets SIGKILL, and nfsflock exits 70.
+// A stopped command gets SIGTERM before SIGCONT, so that it runs again
+// only to handle SIGTERM.
 //
 // While nfsflock waits and standard error is a terminal, one line there,
 // updated in place, says who holds the lock (pid and host) and when that
@@ -78,7 +90,8 @@
 // On Windows, ^C reaches the command from the console, and a lost lock
 // ends the command at once (TerminateProcess) without a grace period,
 // leaving processes it started running. A command whose nfsflock dies
-// runs on.
+// runs on. Windows has no job control: neither the command nor nfsflock
+// is stopped as above.
 //
 // # status
 //
@@ -122,7 +135,8 @@
 //	0-255  run: the command's own status; 128+N if signal N ended it
 //	0      status, break: done (break: also when there was no lock)
 //	64     usage error
-//	70     run: the lock was lost while the command ran
+//	70     run: the lock was lost while the command ran, or the command
+//	       stayed stopped for longer than the lock's lifetime
 //	71     nfsflock failed: the lock file's directory is missing,
 //	       permissions, an I/O error
 //	75     run: the lock could not be had (-n, -w; -E changes it);

@@ -26,6 +26,7 @@ type job struct {
 	exited chan struct{} // closed once the command has ended and been reaped
 	status int           // its exit status, 128+N for signal N; set before exited closes
 	err    error         // an error from waiting, set before exited closes
+	stops  jobStops
 }
 
 // startJob starts the command in a new process group, in the terminal's
@@ -41,6 +42,7 @@ func startJob(prog string, argv, env []string) (*job, error) {
 	}
 	setDeathSignal(attr, unix.SIGKILL)
 	j := &job{tty: tty, exited: make(chan struct{})}
+	j.stops.changed = make(chan struct{}, 1)
 	started := make(chan error)
 	go j.run(prog, argv, &os.ProcAttr{
 		Env:   env,
@@ -60,9 +62,10 @@ func startJob(prog string, argv, env []string) (*job, error) {
 
 // run starts the command, reports on started whether it did, and waits
 // for it to end. Linux sends the parent-death signal when the thread that
-// started the command ends, not the process, and the Go runtime ends
-// threads of its own accord: run keeps its thread to itself until the
-// command has been reaped, so that the thread ends only with nfsflock.
+// started the command ends, not the process, and a thread ends when a
+// goroutine locked to it returns (go.dev/issue/27505): run keeps its
+// thread locked to itself until the command has been reaped, so that no
+// other goroutine runs there and the thread ends only with nfsflock.
 func (j *job) run(prog string, argv []string, attr *os.ProcAttr, started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -103,45 +106,43 @@ func ownGroup() int {
 	return pgrp
 }
 
-// reap waits for the command to end. When a command given the terminal is
-// stopped (^Z, or reading the terminal from the background), nfsflock takes
-// the terminal back and stops itself, so that the shell sees its job stop;
-// once continued, it continues the command.
+// reap waits for the command to end, and records its stops and
+// continues for supervise.
 func (j *job) reap() {
 	defer close(j.exited)
 	for {
 		var ws unix.WaitStatus
-		_, err := unix.Wait4(j.pid, &ws, unix.WUNTRACED, nil)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			j.err = err
-			j.status = exitFailed
-		case ws.Exited():
-			j.status = ws.ExitStatus()
-		case ws.Signaled():
-			j.status = exitSignalBase + int(ws.Signal())
-		case ws.Stopped():
-			if j.tty >= 0 {
-				j.suspend()
-			}
-			continue
-		default:
+		_, err := unix.Wait4(j.pid, &ws, waitOptions, nil)
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if j.tty >= 0 {
-			unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
+		if err != nil {
+			j.err, j.status = err, exitFailed
+			break
 		}
-		return
+		event, status := decodeWait(ws)
+		if event == waitEnded {
+			j.status = status
+			break
+		}
+		if event != waitOther {
+			j.stops.record(event == waitStopped)
+		}
+	}
+	if j.tty >= 0 {
+		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
 	}
 }
 
-// suspend stops nfsflock along with its stopped command, and continues the
-// command when nfsflock is continued, in the foreground if nfsflock is. It
-// waits for the SIGCONT, since kill returns before the SIGSTOP that
-// nfsflock sends itself has stopped it (another thread may be the one that
-// takes it).
+// jobControl reports whether the command was given the terminal. Then,
+// when it is stopped (^Z, or reading the terminal from the background),
+// nfsflock stops too, so that the shell sees its job stop.
+func (j *job) jobControl() bool { return j.tty >= 0 }
+
+// suspend takes the terminal back from the stopped command and stops
+// nfsflock. It returns once nfsflock is continued: it waits for the
+// SIGCONT, since kill returns before the SIGSTOP that nfsflock sends
+// itself has stopped it (another thread may be the one that takes it).
 func (j *job) suspend() {
 	continued := make(chan os.Signal, 1)
 	signal.Notify(continued, unix.SIGCONT)
@@ -149,6 +150,11 @@ func (j *job) suspend() {
 	unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
 	unix.Kill(unix.Getpid(), unix.SIGSTOP)
 	<-continued
+}
+
+// resume continues the command, in the terminal's foreground if nfsflock
+// was continued there.
+func (j *job) resume() {
 	if pgrp, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && pgrp == ownGroup() {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
 	}

@@ -17,6 +17,7 @@ type job struct {
 	exited chan struct{} // closed once the command has ended
 	status int           // its exit code; set before exited closes
 	err    error         // an error from waiting, set before exited closes
+	stops  jobStops      // never changes: commands do not stop here
 }
 
 // startJob starts the command with the environment env.
@@ -40,6 +41,15 @@ func startJob(prog string, argv, env []string) (*job, error) {
 
 // signal does nothing: the console has sent ^C to the command already.
 func (j *job) signal(os.Signal) {}
+
+// jobControl reports false: Windows has no job control.
+func (j *job) jobControl() bool { return false }
+
+// suspend is never called: see jobControl.
+func (j *job) suspend() {}
+
+// resume is never called: see jobControl.
+func (j *job) resume() {}
 
 func (j *job) terminate() { j.proc.Kill() }
 

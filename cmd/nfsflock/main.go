@@ -19,7 +19,7 @@ import (
 const (
 	exitOK          = 0
 	exitUsage       = 64  // EX_USAGE: bad flags or arguments
-	exitLost        = 70  // EX_SOFTWARE: the lock was lost while the command ran
+	exitLost        = 70  // EX_SOFTWARE: the lock was lost while the command ran, or it stayed stopped
 	exitFailed      = 71  // EX_OSERR: nfsflock itself failed (filesystem, system)
 	exitUnavailable = 75  // EX_TEMPFAIL: the lock could not be had; the default of -E
 	exitCannotRun   = 126 // the command was found but could not be started
@@ -44,8 +44,17 @@ process broke it after nfsflock was paused past its lifetime, or the lock file
 was removed or replaced), the group gets SIGTERM, then SIGKILL after the
 grace period of -k, and nfsflock exits 70. If nfsflock dies without a
 chance to stop the command (SIGKILL, a crash), the command gets SIGKILL on
-Linux and FreeBSD; elsewhere it runs on. While it waits on a terminal,
-nfsflock shows who holds the lock and when that lock expires.
+Linux and FreeBSD; elsewhere it runs on.
+
+A command that stops (SIGSTOP, or SIGTTIN from reading the terminal in the
+background) keeps its lock for the lock's lifetime at most: one still
+stopped then is ended the same way, before it runs again, the lock is
+released, and nfsflock exits 70. On a terminal, ^Z stops nfsflock along with
+the command instead; the lock is not refreshed while nfsflock is stopped,
+and once continued, nfsflock refreshes it before it continues the command.
+If the lock was lost meanwhile, the command is ended, not continued, and
+nfsflock exits 70. While it waits on a terminal, nfsflock shows who holds
+the lock and when that lock expires.
 
   -l, --lifetime DURATION     how long the lock lasts unless refreshed; it is
                               refreshed about every third of it (default 15s)
@@ -95,7 +104,8 @@ Exit status:
   0-255   run: the command's own status; 128+N if signal N ended it
   0       status, break: done (break: also when there was no lock)
   64      usage error
-  70      run: the lock was lost while the command ran
+  70      run: the lock was lost while the command ran, or the command
+          stayed stopped for longer than the lock's lifetime
   71      nfsflock failed: the lock file's directory is missing, permissions,
           an I/O error
   75      run: the lock could not be had (-n, -w; -E changes it);

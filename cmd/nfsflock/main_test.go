@@ -691,6 +691,38 @@ func TestLostWhileStopped(t *testing.T) {
 	}
 }
 
+// A command that stays stopped for longer than the lock's lifetime is
+// ended as for a lost lock, without running again, and the lock is
+// released: it is not kept refreshed for as long as the command stays
+// stopped. One continued sooner runs on, past the lifetime too.
+func TestStoppedCommand(t *testing.T) {
+	t.Run("stays stopped", func(t *testing.T) {
+		dir := t.TempDir()
+		p := start(t, dir, "-l", "0.5", "-k", "0.2", "L", "--", "sh", "-c", `kill -STOP $$; touch resumed`)
+		if code := p.wait(); code != exitLost || !strings.Contains(p.stderr.String(), "stopped") {
+			t.Errorf("nfsflock -l 0.5 L with a command that stops = %d, stderr %q; want %d, stopped", code, p.stderr.String(), exitLost)
+		}
+		if exists(filepath.Join(dir, "resumed")) {
+			t.Error("the stopped command ran again")
+		}
+		if r := status(t, dir, "L"); r.Locked {
+			t.Errorf("status after nfsflock ended = %+v; want unlocked", r)
+		}
+	})
+	t.Run("continued", func(t *testing.T) {
+		dir := t.TempDir()
+		p := start(t, dir, "-l", "2", "L", "--", "sh", "-c", `echo $$ > pid; kill -STOP $$; touch resumed; sleep 2.5`)
+		pid := readInt(t, filepath.Join(dir, "pid"))
+		waitFor(t, "the command to be continued", func() bool {
+			syscall.Kill(pid, syscall.SIGCONT)
+			return exists(filepath.Join(dir, "resumed"))
+		})
+		if code := p.wait(); code != 0 {
+			t.Errorf("nfsflock -l 2 L with a command stopped a moment = %d, stderr %q; want 0", code, p.stderr.String())
+		}
+	})
+}
+
 // A holder whose lock file is replaced or removed stops its command and
 // exits 70, leaving the new lock file alone; a command that ignores
 // SIGTERM gets SIGKILL after the grace period, with all its group.

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock"
-	"github.com/nfsflock/nfsflock/guard"
 )
 
 // tokenEnv passes the fencing token to the command, with --fencing.
@@ -122,14 +121,15 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 	case o.timeout > 0:
 		opts = append(opts, flock.WithTimeout(o.timeout))
 	}
-	// observer checks the path and options now, and reads the holder's
-	// details for the waiting display and the messages. It never takes
-	// the lock.
-	observer, err := newLock(o.path, opts...)
+	// l checks the path and options now, reads the holder's details for
+	// the waiting display and the messages, and takes the lock. It is a
+	// Lock, not guard.Do's callback, because nfsflock continued after ^Z
+	// must check the lock before it continues the command.
+	l, err := newLock(o.path, opts...)
 	if err != nil {
 		return exitFailed, err
 	}
-	defer observer.Close()
+	defer l.Close()
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -142,61 +142,99 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 		if o.timeout > 0 {
 			giveUp = time.Now().Add(o.timeout)
 		}
-		display = showWait(os.Stderr, observer, o.slop, giveUp)
+		display = showWait(os.Stderr, l, o.slop, giveUp)
 	}
-	defer display.stop()
-
-	var (
-		started bool
-		stopped bool
-		status  int
-	)
-	err = guard.Do(ctx, o.path, func(ctx context.Context) error {
-		display.stop()
-		token, fenced := guard.Token(ctx)
-		env := commandEnv(os.Environ(), token, fenced)
-		j, err := relay.start(ctx, func() (*job, error) { return startJob(prog, o.argv, env) })
-		if err != nil {
-			return err
-		}
-		started = true
-		status, stopped, err = j.supervise(ctx, o.grace)
-		relay.clear()
-		return err
-	}, opts...)
+	err = l.Acquire(ctx)
 	display.stop()
-
-	var (
-		interrupted interruptedError
-		se          startError
-	)
+	var interrupted interruptedError
 	switch {
-	case errors.Is(err, flock.ErrLockLost):
-		warnf(stderr, "%v", err)
-		switch {
-		case stopped:
-			warnf(stderr, "terminated %s, whose lock was lost while it ran", o.argv[0])
-		case started:
-			warnf(stderr, "%s ended with status %d, but its lock was lost while it ran", o.argv[0], status)
-		}
-		return exitLost, nil
-	case started:
-		if err != nil {
-			warnf(stderr, "after %s ended: %v", o.argv[0], err)
-		}
-		return status, nil
 	case errors.As(err, &interrupted):
 		return exitSignalBase + interrupted.number(), nil
 	case errors.Is(err, flock.ErrTimeout):
 		if !o.quiet {
-			warnf(stderr, "%s", unavailableText(observer, o))
+			warnf(stderr, "%s", unavailableText(l, o))
 		}
 		return o.conflict, nil
-	case errors.As(err, &se):
-		return startStatus(se.err), err
-	default:
+	case err != nil:
 		return exitFailed, err
 	}
+	return runHolding(ctx, l, relay, prog, o, stderr)
+}
+
+// runHolding runs the command while l holds the lock and keeps it
+// refreshed, releases the lock, and returns nfsflock's exit status.
+func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o runOptions, stderr io.Writer) (int, error) {
+	kctx, stopRefreshing := l.KeepAlive(ctx)
+	token, fenced := l.Token()
+	env := commandEnv(os.Environ(), token, fenced)
+	j, err := relay.start(kctx, func() (*job, error) { return startJob(prog, o.argv, env) })
+	if err != nil {
+		stopRefreshing()
+		l.Release()
+		var (
+			interrupted interruptedError
+			se          startError
+		)
+		switch {
+		case errors.As(err, &interrupted):
+			return exitSignalBase + interrupted.number(), nil
+		case errors.Is(err, flock.ErrLockLost):
+			warnf(stderr, "%v", err)
+			return exitLost, nil
+		case errors.As(err, &se):
+			return startStatus(se.err), err
+		}
+		return exitFailed, err
+	}
+	status, why, err := j.supervise(kctx, o.grace, o.lifetime, func() error { return confirmLock(l) })
+	relay.clear()
+
+	lost := stopRefreshing()
+	relErr := l.Release()
+	var stopped stoppedError
+	if why != nil && !errors.As(why, &stopped) {
+		lost = why // ctx ended, or confirmLock failed: the lock was lost
+	}
+	switch {
+	case lost == nil && errors.Is(relErr, flock.ErrLockLost):
+		lost, relErr = relErr, nil
+	case lost != nil && errors.Is(relErr, flock.ErrNotLocked):
+		relErr = nil // lost already, and lost says why
+	}
+	code := status
+	if why != nil {
+		code = exitLost
+		if lost == nil {
+			warnf(stderr, "%s was %v; terminated it and released the lock", o.argv[0], why)
+		}
+	}
+	if lost != nil {
+		code = exitLost
+		warnf(stderr, "%v", lost)
+		if why != nil {
+			warnf(stderr, "terminated %s, whose lock was lost while it ran", o.argv[0])
+		} else {
+			warnf(stderr, "%s ended with status %d, but its lock was lost while it ran", o.argv[0], status)
+		}
+	}
+	if err := errors.Join(err, relErr); err != nil {
+		warnf(stderr, "after %s ended: %v", o.argv[0], err)
+	}
+	return code, nil
+}
+
+// confirmLock checks, by refreshing it, that l still holds the lock,
+// after nfsflock has been suspended for who knows how long. A lock that
+// cannot be confirmed counts as lost: the command must not run without.
+func confirmLock(l *flock.Lock) error {
+	err := l.Refresh(0)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flock.ErrLockLost):
+		return fmt.Errorf("%w, found when nfsflock was continued", err)
+	}
+	return fmt.Errorf("%w: it could not be confirmed when nfsflock was continued: %w", flock.ErrLockLost, err)
 }
 
 // commandEnv returns the command's environment: environ without any
@@ -228,14 +266,14 @@ func sameEnvName(a, b string) bool {
 }
 
 // unavailableText says who holds the lock that could not be had.
-func unavailableText(observer *flock.Lock, o runOptions) string {
+func unavailableText(l *flock.Lock, o runOptions) string {
 	wait := "not waiting (-n)"
 	if !o.nonblock {
 		wait = fmt.Sprintf("gave up after %v", o.timeout)
 	}
-	r, err := readReport(observer, o.slop, time.Now)
+	r, err := readReport(l, o.slop, time.Now)
 	if err != nil || !r.Locked {
-		return fmt.Sprintf("%s: lock not taken; %s", observer.Path(), wait)
+		return fmt.Sprintf("%s: lock not taken; %s", l.Path(), wait)
 	}
 	return fmt.Sprintf("%s: held by %s, expires %s; %s", r.Path, r.holderText(), r.expiryText(time.Now()), wait)
 }
@@ -360,40 +398,4 @@ func (r *relay) stop() {
 		close(r.done)
 		<-r.joined
 	})
-}
-
-// supervise waits for the command to end and returns its status and any
-// error from waiting for it. If ctx ends first (the lock was lost; guard.Do
-// reports that) it stops the command's process group: SIGTERM, then
-// SIGKILL to whatever of the group is left once grace has passed, so that
-// nothing the command started goes on without the lock; it reports that it
-// did.
-func (j *job) supervise(ctx context.Context, grace time.Duration) (status int, stopped bool, err error) {
-	select {
-	case <-j.exited:
-		return j.status, false, j.err
-	case <-ctx.Done():
-	}
-	j.terminate()
-	deadline := time.NewTimer(grace)
-	defer deadline.Stop()
-	poll := time.NewTicker(50 * time.Millisecond)
-	defer poll.Stop()
-	exited := j.exited
-wait:
-	for {
-		select {
-		case <-exited:
-			exited = nil
-		case <-poll.C:
-			if exited == nil && !j.groupAlive() {
-				break wait
-			}
-		case <-deadline.C:
-			break wait
-		}
-	}
-	j.kill()
-	<-j.exited
-	return j.status, true, j.err
 }

@@ -224,3 +224,33 @@ func TestTerminalSuspend(t *testing.T) {
 		t.Errorf("nfsflock after ^Z and SIGCONT = %d, showing %q; want 0", code, term.output())
 	}
 }
+
+// When nfsflock is continued after ^Z and finds that its lock was broken
+// while it was suspended, it does not continue the command, which would
+// run without the lock until the next refresh (seconds away with -l 30),
+// but ends it: exit 70.
+func TestTerminalSuspendLostLock(t *testing.T) {
+	dir := t.TempDir()
+	term := startOnTerminal(t, dir, "-l", "30", "-k", "0.2", "L", "--", "sh", "-c", `touch ready; read x; echo "$x" > ran`)
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	term.write("\x1a")
+	pid := term.cmd.Process.Pid
+	waitFor(t, "nfsflock to stop", func() bool { return processState(pid) == "T" })
+	if code, out, stderr := run(t, dir, "break", "--force", "L"); code != 0 || !strings.Contains(out, "broke") {
+		t.Fatalf("break --force L while the holder is suspended = %d, %q, stderr %q; want 0, broke", code, out, stderr)
+	}
+	if code, _, stderr := run(t, dir, "-n", "L", "true"); code != 0 {
+		t.Fatalf("nfsflock -n L true after the break = %d, stderr %q; want 0", code, stderr)
+	}
+	// Input that the command would read at once, were it continued.
+	term.write("again\n")
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if code := term.wait(); code != exitLost {
+		t.Errorf("nfsflock continued after its lock was lost = %d, showing %q; want %d", code, term.output(), exitLost)
+	}
+	if exists(filepath.Join(dir, "ran")) {
+		t.Error("the command was continued after the lock was lost")
+	}
+}
