@@ -35,6 +35,9 @@ var (
 	ErrLinkUnsupported = errors.New("flock: hard links are not supported on this filesystem")
 	// ErrInvalid: New was given a bad path or option.
 	ErrInvalid = errors.New("flock: invalid argument")
+	// ErrBreaking: Break found another process breaking the lock, and
+	// force was not set. The error that wraps it says who.
+	ErrBreaking = errors.New("flock: another process is breaking the lock")
 )
 
 // NotRegularError is the error, wrapped in an [*fs.PathError], that says

@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
 	"github.com/nfsflock/nfsflock/internal/testenv"
 )
 
 // These tests inject what a real filesystem here cannot be made to do on
 // demand: lost replies, a link count of 1, passing read errors.
 
-func faultyLock(t *testing.T, f *fsys.Faulty, opts ...Option) (*Lock, string) {
+func faultyLock(t *testing.T, f *fsystest.Faulty, opts ...Option) (*Lock, string) {
 	t.Helper()
 	dir := t.TempDir()
 	if f.FS == nil {
@@ -56,7 +57,7 @@ func TestLostLinkReply(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.EEXIST, syscall.ENOENT, syscall.ESTALE} {
 		t.Run(errno.Error(), func(t *testing.T) {
 			var calls atomic.Int32
-			f := &fsys.Faulty{OnLink: func(next func(string, string) error, o, n string) error {
+			f := &fsystest.Faulty{OnLink: func(next func(string, string) error, o, n string) error {
 				if calls.Add(1) == 1 {
 					if err := next(o, n); err != nil {
 						return err
@@ -80,7 +81,7 @@ func TestTransientNotFound(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.ENOENT, syscall.ESTALE} {
 		t.Run(errno.Error(), func(t *testing.T) {
 			var calls atomic.Int32
-			f := &fsys.Faulty{OnLink: func(next func(string, string) error, o, n string) error {
+			f := &fsystest.Faulty{OnLink: func(next func(string, string) error, o, n string) error {
 				if calls.Add(1) <= 2 {
 					return linkErr(o, n, errno)
 				}
@@ -99,8 +100,8 @@ func TestTransientNotFound(t *testing.T) {
 // inode numbers, as sshfs and SMB do. Ownership is decided by contents.
 func TestNoLinkCount(t *testing.T) {
 	clock := testenv.NewClock(time.Now())
-	a, dir := faultyLock(t, fsys.NoIdentityFS(fsys.OS), WithLifetime(time.Minute))
-	b, err := New(a.Path(), withFS(fsys.NoIdentityFS(fsys.OS)), WithClock(clock))
+	a, dir := faultyLock(t, fsystest.NoIdentityFS(fsys.OS), WithLifetime(time.Minute))
+	b, err := New(a.Path(), withFS(fsystest.NoIdentityFS(fsys.OS)), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +141,8 @@ func TestLinkRefused(t *testing.T) {
 				}
 				return next(o, n)
 			}
-			a, dir := faultyLock(t, &fsys.Faulty{OnLink: refuseExisting})
-			b, err := New(a.Path(), withFS(&fsys.Faulty{FS: fsys.OS, OnLink: refuseExisting}))
+			a, dir := faultyLock(t, &fsystest.Faulty{OnLink: refuseExisting})
+			b, err := New(a.Path(), withFS(&fsystest.Faulty{FS: fsys.OS, OnLink: refuseExisting}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +156,7 @@ func TestLinkRefused(t *testing.T) {
 			a.Release()
 
 			refuseAll := func(next func(string, string) error, o, n string) error { return linkErr(o, n, errno) }
-			c, err := New(a.Path(), withFS(&fsys.Faulty{FS: fsys.OS, OnLink: refuseAll}))
+			c, err := New(a.Path(), withFS(&fsystest.Faulty{FS: fsys.OS, OnLink: refuseAll}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,9 +174,9 @@ func TestLinkRefused(t *testing.T) {
 // TestRetryErrnos: errors reading the lock file listed by WithRetryErrnos
 // are waited out; others fail Acquire at once.
 func TestRetryErrnos(t *testing.T) {
-	flaky := func() *fsys.Faulty {
+	flaky := func() *fsystest.Faulty {
 		var calls atomic.Int32
-		return &fsys.Faulty{OnOpen: func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		return &fsystest.Faulty{OnOpen: func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
 			if filepath.Base(p) == "app.lck" && calls.Add(1) <= 3 {
 				return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EIO}
 			}
@@ -228,7 +229,7 @@ func TestBreakRestoresFreshLock(t *testing.T) {
 	defer fresh.Close()
 	// Between the breaker's read and its rename, another process breaks
 	// the old instance and takes the lock.
-	f := &fsys.Faulty{FS: fsys.OS}
+	f := &fsystest.Faulty{FS: fsys.OS}
 	var once atomic.Bool
 	f.OnRename = func(next func(string, string) error, o, n string) error {
 		if o == path && once.CompareAndSwap(false, true) {

@@ -89,42 +89,22 @@ func (l *Lock) Token() (uint64, bool) {
 	return l.token, true
 }
 
-// fence takes a token for the acquisition just made, then checks that
-// the lock is still ours: a token taken after the lock was broken does
-// not count. Called from acquired with l.mu held and l.held set.
-func (l *Lock) fence() (bool, error) {
+// fence takes a token for the acquisition just made, and returns 0 and
+// nil if the attempt should be given up and tried again. acquired checks
+// afterwards that the lock is still ours: a token taken after the lock was
+// broken does not count. Called with l.mu held and l.held set.
+func (l *Lock) fence() (uint64, error) {
 	token, err := l.takeToken()
 	if errors.Is(err, errFenceBusy) {
 		l.cfg.logger.Warn("flock: fencing counter not found; releasing and retrying", "path", l.path, "err", err)
 		l.giveBack()
-		return false, nil
+		return 0, nil
 	}
 	if err != nil {
 		l.giveBack()
-		return false, err
+		return 0, err
 	}
-	s, err := l.inspect(l.path, l.claim)
-	switch {
-	case err == nil && s.ours:
-		l.token = token
-		return true, nil
-	case err == nil || gone(err):
-		// Broken since we linked (we were stopped long enough for it to
-		// expire): not ours, and the token does not count.
-		l.held = false
-		l.cfg.logger.Warn("flock: lock lost while taking a fencing token", "path", l.path, "token", token)
-		return false, nil
-	default:
-		l.giveBack()
-		return false, err
-	}
-}
-
-// giveBack releases a lock just taken whose acquisition cannot complete.
-func (l *Lock) giveBack() {
-	if err := l.releaseLocked(); err != nil && !errors.Is(err, ErrNotLocked) {
-		l.cfg.logger.Warn("flock: releasing after a failed fencing step", "path", l.path, "err", err)
-	}
+	return token, nil
 }
 
 // errFenceBusy: no counter name could be moved, though some are listed;
@@ -237,12 +217,14 @@ func (l *Lock) takeToken() (uint64, error) {
 	}
 	// No counter yet (or both files were deleted): start at 1. Exclusive
 	// creation, so that of two first takers only one gets it.
-	if _, err := l.cfg.fs.CreateExclusive(l.counterPath(1), nil, l.cfg.clock.Now()); err != nil {
+	f, err := l.cfg.fs.Create(l.counterPath(1), nil, l.cfg.clock.Now())
+	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return 0, errFenceBusy
 		}
 		return 0, err
 	}
+	f.Close()
 	l.writeFenceHint(1, state)
 	return 1, nil
 }
@@ -271,11 +253,13 @@ func (l *Lock) writeFenceHint(n uint64, was hintState) {
 	if was == hintForeign {
 		return
 	}
-	tmp := l.path + fenceSuffix + ".tmp-" + strconv.FormatUint(randomID(), 16)
-	if _, err := l.cfg.fs.CreateExclusive(tmp, []byte(strconv.FormatUint(n, 10)+"\n"), l.cfg.clock.Now()); err != nil {
+	tmp := l.path + fenceSuffix + ".tmp-" + strconv.FormatUint(l.cfg.random(), 16)
+	f, err := l.cfg.fs.Create(tmp, []byte(strconv.FormatUint(n, 10)+"\n"), l.cfg.clock.Now())
+	if err != nil {
 		l.cfg.logger.Debug("flock: writing the fencing hint", "path", tmp, "err", err)
 		return
 	}
+	f.Close()
 	if err := l.cfg.fs.Rename(tmp, l.fenceHintPath()); err != nil {
 		l.cfg.fs.Remove(tmp)
 		l.cfg.logger.Debug("flock: writing the fencing hint", "path", l.fenceHintPath(), "err", err)

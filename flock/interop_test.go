@@ -273,7 +273,8 @@ func mustNotExist(t *testing.T, what, path string) {
 
 // checkContents checks that the lock file holds exactly claim, which has
 // flufl's shape: path, host, pid and a random number below 2^63, joined
-// by sep, with no newline.
+// by sep, with no newline. Go's random field is that number zero-padded to
+// 19 digits and followed by a 15-digit namespace tag.
 func checkContents(t *testing.T, lockPath, claim, sep, lockField, host string, pid int) {
 	t.Helper()
 	got, err := os.ReadFile(lockPath)
@@ -284,13 +285,13 @@ func checkContents(t *testing.T, lockPath, claim, sep, lockField, host string, p
 		t.Errorf("lock file holds %q; want exactly the claim %q", got, claim)
 	}
 	q := regexp.QuoteMeta
-	re := regexp.MustCompile(`^` + q(lockField) + q(sep) + q(host) + q(sep) + strconv.Itoa(pid) + q(sep) + `([0-9]{1,19})$`)
+	re := regexp.MustCompile(`^` + q(lockField) + q(sep) + q(host) + q(sep) + strconv.Itoa(pid) + q(sep) + `([0-9]{1,19}|[0-9]{34})$`)
 	m := re.FindStringSubmatch(string(got))
 	if m == nil {
 		t.Errorf("lock file %q does not match %v", got, re)
 		return
 	}
-	if _, err := strconv.ParseInt(m[1], 10, 64); err != nil {
+	if _, err := strconv.ParseInt(m[1][:min(len(m[1]), 19)], 10, 64); err != nil {
 		t.Errorf("random part %s: %v; want below 2^63", m[1], err)
 	}
 }
@@ -563,8 +564,16 @@ func TestInteropDetailsAndState(t *testing.T) {
 	if s := py2.state(); s != "theirs_expired" {
 		t.Errorf("python state of Go's expired lock = %s; want theirs_expired", s)
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
+	// Past its lease a Release leaves the lock file to breakers, which may
+	// be at work already; a breaker removes it.
+	if err := l.Release(); !errors.Is(err, flock.ErrLockLost) {
+		t.Fatalf("Release() after the lease ran out = %v; want ErrLockLost", err)
+	}
+	if s := py2.state(); s != "theirs_expired" {
+		t.Errorf("python state after Go's late Release = %s; want theirs_expired", s)
+	}
+	if broke, err := l.Break(true); !broke || err != nil {
+		t.Fatalf("Break(true) = %v, %v; want true, nil", broke, err)
 	}
 	if s := py2.state(); s != "unlocked" {
 		t.Errorf("python state after Go's Release = %s; want unlocked", s)

@@ -47,13 +47,13 @@ const wallCheck = time.Second
 func (l *Lock) KeepAlive(ctx context.Context) (context.Context, func() error) {
 	kctx, cancel := context.WithCancelCause(ctx)
 	l.mu.Lock()
-	expiry := l.expiry
+	a := l.acq
 	var err error
 	switch {
 	case l.closed:
 		err = l.err("keepalive", ErrClosed)
 	case l.lost:
-		err = l.lostCause(ErrLockLost, expiry)
+		err = l.lostCause(ErrLockLost, a)
 	case !l.held:
 		err = l.err("keepalive", ErrNotLocked)
 	}
@@ -62,14 +62,68 @@ func (l *Lock) KeepAlive(ctx context.Context) (context.Context, func() error) {
 		cancel(err)
 		return kctx, func() error { return err }
 	}
-	k := &keeper{l: l, ctx: kctx, cancel: cancel, stopc: make(chan struct{}), done: make(chan struct{})}
-	go k.run(expiry)
+	k := &keeper{l: l, a: a, ctx: kctx, cancel: cancel, stopc: make(chan struct{}), done: make(chan struct{})}
+	go k.run()
 	return kctx, k.stop
+}
+
+// acquisition is one holding of the lock: the expiry last written for it,
+// by Refresh or a keeper alike, and its end, which its keepers wait for.
+type acquisition struct {
+	claim   string // the claim's name, which the lock file holds
+	mu      sync.Mutex
+	written time.Time     // when the expiry was last written; wall clock
+	expiry  time.Time     // as the filesystem stored it, maybe cut to seconds
+	life    time.Duration // the lifetime it was written with
+	changed chan struct{} // closed, and replaced, when expiry changes
+	done    chan struct{} // closed when the acquisition ends
+	cause   error         // why it ended
+}
+
+func newAcquisition(claim string) *acquisition {
+	return &acquisition{claim: claim, changed: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (a *acquisition) setExpiry(written, expiry time.Time, life time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.written, a.expiry, a.life = written, expiry, life
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// state returns the last expiry written, when the next refresh is due (a
+// third of its lifetime after it was written), and the channels that say
+// it changed or the acquisition ended.
+func (a *acquisition) state() (expiry, due time.Time, changed, done <-chan struct{}) {
+	if a == nil {
+		return time.Time{}, time.Time{}, nil, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// A floor, so that an absurdly short lifetime cannot spin.
+	return a.expiry, a.written.Add(max(a.life/3, time.Millisecond)), a.changed, a.done
+}
+
+// end ends the acquisition with cause; later calls do nothing.
+func (a *acquisition) end(cause error) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.done:
+	default:
+		a.cause = cause
+		close(a.done)
+	}
 }
 
 // keeper is one KeepAlive's goroutine and what it leaves behind.
 type keeper struct {
 	l      *Lock
+	a      *acquisition // the acquisition it keeps, and no later one
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	once   sync.Once
@@ -91,29 +145,40 @@ func (k *keeper) end(err error) {
 	k.cancel(err)
 }
 
-// run refreshes the lock until told to stop or the lock is lost. expiry is
-// a lower bound of the lock's current expiry by our clock.
-func (k *keeper) run(expiry time.Time) {
+// run refreshes the lock until told to stop, the acquisition ends, or the
+// lock is lost. It schedules from the expiry written last, whoever wrote
+// it: a Refresh with a shorter lifetime brings the next refresh forward.
+func (k *keeper) run() {
 	defer close(k.done)
 	l := k.l
 	clock := l.cfg.clock
 	var (
 		failures *retry.Schedule // backoff after failed refreshes; nil after success
 		lastErr  error
-		due      time.Time // when to refresh next
+		retryAt  time.Time
 	)
 	for {
-		lifetime := l.Lifetime()
-		now := clock.Now()
-		if failures == nil {
-			// A floor, so that an absurdly short lifetime cannot spin.
-			due = expiry.Add(max(lifetime/3, time.Millisecond) - lifetime)
+		expiry, due, changed, ended := k.a.state()
+		if failures != nil {
+			due = retryAt
+			if !clock.Now().Round(0).Before(expiry) {
+				// A refresh now would only find the lease over.
+				k.end(l.err("keepalive", fmt.Errorf("%w: refreshes failed until the lifetime ran out at %v: %w",
+					ErrLockLost, expiry, lastErr)))
+				return
+			}
 		}
-		if wait := until(now, due); wait > 0 {
+		if wait := until(clock.Now(), due); wait > 0 {
 			t := clock.NewTimer(min(wait, wallCheck))
 			select {
 			case <-t.C():
 				continue // look at both clocks again
+			case <-changed:
+				t.Stop()
+				failures = nil
+				continue
+			case <-ended:
+				k.end(k.endCause())
 			case <-k.stopc:
 			case <-k.ctx.Done():
 			case <-l.closing:
@@ -122,14 +187,13 @@ func (k *keeper) run(expiry time.Time) {
 			t.Stop()
 			return
 		}
-		start := clock.Now()
-		err := l.Refresh(0)
+		err := l.refreshFor(k.a)
 		switch {
 		case err == nil:
-			expiry, failures, lastErr = start.Add(lifetime), nil, nil
+			failures, lastErr = nil, nil
 			continue
 		case errors.Is(err, ErrLockLost):
-			k.end(l.lostCause(err, expiry))
+			k.end(l.lostCause(err, k.a))
 			return
 		case errors.Is(err, ErrNotLocked), errors.Is(err, ErrClosed):
 			k.end(err)
@@ -138,20 +202,39 @@ func (k *keeper) run(expiry time.Time) {
 		// A passing fault (a network filesystem not answering): retry
 		// until the lifetime is gone, when others may break the lock.
 		lastErr = err
-		now = clock.Now()
-		if !now.Before(expiry) || !now.Round(0).Before(expiry.Round(0)) {
-			k.end(l.err("keepalive", fmt.Errorf("%w: refreshes failed until the lifetime ran out at %v: %w",
-				ErrLockLost, expiry.Round(0), lastErr)))
-			return
-		}
+		now := clock.Now().Round(0)
 		if failures == nil {
 			failures = l.cfg.policy.Schedule()
 		}
-		due = now.Add(failures.Next())
-		if due.After(expiry) {
-			due = expiry
+		retryAt = now.Add(failures.Next())
+		if retryAt.After(expiry) {
+			retryAt = expiry
 		}
 	}
+}
+
+// endCause is why the keeper's acquisition ended, for its context.
+func (k *keeper) endCause() error {
+	k.a.mu.Lock()
+	cause := k.a.cause
+	k.a.mu.Unlock()
+	if errors.Is(cause, ErrLockLost) {
+		return k.l.lostCause(cause, k.a)
+	}
+	return k.l.err("keepalive", cause)
+}
+
+// refreshFor refreshes the lock if a is still the current acquisition.
+func (l *Lock) refreshFor(a *acquisition) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return l.err("refresh", ErrClosed)
+	case l.acq != a:
+		return l.err("refresh", ErrNotLocked)
+	}
+	return l.err("refresh", l.refreshLocked())
 }
 
 // until returns how long from now to t by the monotonic clock or by the
@@ -161,31 +244,37 @@ func until(now, t time.Time) time.Duration {
 	return min(t.Sub(now), t.Round(0).Sub(now.Round(0)))
 }
 
-// lostCause says why a lock that a refresh found lost is gone, as far as
-// the lock file still tells. expiry is when our lock expired or expires.
-func (l *Lock) lostCause(err error, expiry time.Time) error {
+// lostCause says why the lock of acquisition a is gone, as far as the
+// lock file still tells.
+func (l *Lock) lostCause(err error, a *acquisition) error {
+	expiry, _, _, _ := a.state()
 	why := "it is no longer ours"
-	s, ierr := l.inspect(l.path, "")
+	s, ierr := l.inspect(l.path)
 	switch {
 	case gone(ierr):
 		why = "the lock file was removed"
 	case errors.Is(ierr, ErrNotRegular):
 		why = fmt.Sprintf("the lock path now holds something else: %v", ierr)
+	case ierr == nil && a != nil && s.names(a.claim):
+		why = "the lock file is still ours, but others may break it at any moment"
 	case ierr == nil:
 		if d, ok := claim.Parse(s.contents, l.cfg.sep); ok {
-			why = fmt.Sprintf("the lock file now names pid %d on %s", d.PID, d.Hostname)
+			why = fmt.Sprintf("the lock file now names pid %d on %q", d.PID, d.Hostname)
 		} else {
-			why = fmt.Sprintf("the lock file now holds %.80q", s.contents)
+			why = fmt.Sprintf("the lock file now holds %d bytes that name no claim", len(s.contents))
 		}
 	}
-	if now := l.cfg.clock.Now(); !expiry.IsZero() && (now.After(expiry) || now.Round(0).After(expiry.Round(0))) {
-		why = fmt.Sprintf("broken after our lifetime ran out at %v: %s", expiry.Round(0), why)
+	if now := l.now(); !expiry.IsZero() && !now.Before(expiry) {
+		why = fmt.Sprintf("our lifetime ran out at %v: %s", expiry, why)
 	} else {
 		why += ", before our lifetime ran out"
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
+	}
+	if errors.Is(err, errLeaseOver) {
+		err = ErrLockLost
 	}
 	return l.err("keepalive", fmt.Errorf("%w: %s", err, why))
 }

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
-	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -42,18 +41,26 @@ type Lock struct {
 	acquiring chan struct{} // a token while an Acquire or TryAcquire runs
 	closing   chan struct{} // closed by Close
 
-	mu        sync.Mutex
-	lifetime  time.Duration
-	claim     string    // path of the claim file, which is also its contents
-	onDisk    bool      // whether the claim file is believed to exist
-	claimInfo fsys.Info // its identity, as read when it was created
-	held      bool
-	lost      bool // held, then found not ours; reported until the next Acquire or Release
-	closed    bool
+	mu       sync.Mutex
+	lifetime time.Duration
+	tag      uint64     // where this process's pids mean something (fsys.FS.Namespace)
+	claim    *claimFile // this acquisition's claim; nil while idle
+	// claimExpiry is the expiry last set on the claim before linking,
+	// to the second (the coarsest file times cut it to).
+	claimExpiry time.Time
+	ident       identity // whether the filesystem reports file identity
+	held        bool
+	lost        bool  // held, then found not ours; reported until the next Acquire or Release
+	waiting     error // why the last attempt could not break an expired lock; reported at a timeout
+	closed      bool
 
-	expiry time.Time // when the current acquisition expires by our clock, set just after linking (keepalive.go)
-	token  uint64    // fencing token of the current acquisition; 0 for none (fencing.go)
+	acq   *acquisition // the current or last acquisition: its expiry and keepers (keepalive.go)
+	token uint64       // fencing token of the current acquisition; 0 for none (fencing.go)
 }
+
+// MaxLifetime is the longest lifetime, clock slop or timeout a Lock
+// accepts: an expiry must stay within what file times can hold.
+const MaxLifetime = 100 * 365 * 24 * time.Hour
 
 // New returns a Lock for the lock file at path, which need not exist. It
 // checks the path and options and touches no file. A relative path is made
@@ -92,10 +99,16 @@ func New(path string, opts ...Option) (*Lock, error) {
 	switch {
 	case cfg.lifetime <= 0:
 		return invalid("lifetime %v must be positive", cfg.lifetime)
+	case cfg.lifetime > MaxLifetime:
+		return invalid("lifetime %v exceeds the largest allowed, %v", cfg.lifetime, MaxLifetime)
 	case cfg.timeout < 0:
 		return invalid("timeout %v must not be negative", cfg.timeout)
+	case cfg.timeout > MaxLifetime:
+		return invalid("timeout %v exceeds the largest allowed, %v", cfg.timeout, MaxLifetime)
 	case cfg.slop < 0:
 		return invalid("clock slop %v must not be negative", cfg.slop)
+	case cfg.slop > MaxLifetime:
+		return invalid("clock slop %v exceeds the largest allowed, %v", cfg.slop, MaxLifetime)
 	case cfg.sep == "" || strings.ContainsAny(cfg.sep, "/\x00\n\r\t ") || (filepath.Separator == '\\' && strings.Contains(cfg.sep, `\`)):
 		return invalid("separator %q", cfg.sep)
 	case strings.Contains(abs, cfg.sep):
@@ -119,9 +132,12 @@ func New(path string, opts ...Option) (*Lock, error) {
 		lifetime:  cfg.lifetime,
 		acquiring: make(chan struct{}, 1),
 		closing:   make(chan struct{}),
+		tag:       cfg.fs.Namespace(),
 	}
-	// The longest claim name has a 19-digit random part.
-	longest := len(base) + 3*len(cfg.sep) + len(cfg.hostname) + len(strconv.Itoa(l.pid)) + 19
+	if cfg.pid != 0 {
+		l.pid = cfg.pid
+	}
+	longest := len(base) + 3*len(cfg.sep) + len(cfg.hostname) + len(strconv.Itoa(l.pid)) + claim.RandomDigits
 	if longest > nameMax {
 		return invalid("claim file name of %d bytes would exceed %d; use a shorter lock file name or hostname", longest, nameMax)
 	}
@@ -137,31 +153,35 @@ func New(path string, opts ...Option) (*Lock, error) {
 	} else if !fi.IsDir() {
 		return invalid("%s: %w", dir, syscall.ENOTDIR)
 	}
-	l.claim = l.newClaimName()
 	return l, nil
 }
 
+// newClaimName returns a fresh claim name: the random part makes it
+// unpredictable, so nobody can plant a file under it in advance.
 func (l *Lock) newClaimName() string {
-	return claim.Name(l.path, l.cfg.sep, l.cfg.hostname, l.pid, randomID())
+	return claim.Name(l.path, l.cfg.sep, l.cfg.hostname, l.pid, l.cfg.random()>>1, l.tag)
 }
 
-// randomID returns a crypto-random number below 2^63, like flufl.lock's
-// random part (which is at most sys.maxsize).
+// randomID returns a crypto-random number.
 func randomID() uint64 {
 	var b [8]byte
 	rand.Read(b[:])
-	return binary.LittleEndian.Uint64(b[:]) >> 1
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 // Path returns the absolute lock path.
 func (l *Lock) Path() string { return l.path }
 
-// ClaimPath returns the path of this Lock's claim file. The file exists
-// only while the Lock holds the lock or is trying to take it.
+// ClaimPath returns the path of this Lock's claim file while it holds the
+// lock or is trying to take it, and "" otherwise. Each acquisition has a
+// claim of its own, under a fresh random name.
 func (l *Lock) ClaimPath() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.claim
+	if l.claim == nil {
+		return ""
+	}
+	return l.claim.name
 }
 
 // Hostname returns the hostname written into this Lock's claims.
@@ -238,18 +258,29 @@ func (l *Lock) Acquire(ctx context.Context) error {
 	}
 }
 
-// waitErr is the error for a wait that ctx ended.
+// waitErr is the error for a wait that ctx ended. It says why an expired
+// lock could not be broken, if that is why the wait went on.
 func (l *Lock) waitErr(parent, ctx context.Context) error {
-	if err := parent.Err(); err != nil {
+	l.mu.Lock()
+	why := l.waiting
+	l.waiting = nil
+	l.mu.Unlock()
+	var err error
+	switch {
+	case parent.Err() != nil:
+		err = parent.Err()
 		if cause := context.Cause(parent); cause != nil && cause != err {
 			err = fmt.Errorf("%w: %w", err, cause)
 		}
-		return l.err("acquire", err)
+	case errors.Is(context.Cause(ctx), ErrTimeout):
+		err = fmt.Errorf("%w after %v", ErrTimeout, l.cfg.timeout)
+	default:
+		err = ctx.Err()
 	}
-	if errors.Is(context.Cause(ctx), ErrTimeout) {
-		return l.err("acquire", fmt.Errorf("%w after %v", ErrTimeout, l.cfg.timeout))
+	if why != nil {
+		err = fmt.Errorf("%w (%v)", err, why)
 	}
-	return l.err("acquire", ctx.Err())
+	return l.err("acquire", err)
 }
 
 // sleep waits d unless ctx ends or the Lock is closed first.
@@ -289,11 +320,13 @@ func (l *Lock) TryAcquire() (bool, error) {
 	return held, nil
 }
 
-// Release gives up the lock. It never removes another holder's lock: it
-// moves the lock file aside, checks that it is ours, and puts it back if it
-// is not. It returns [ErrNotLocked] if this Lock does not hold the lock and
-// [ErrLockLost] if it held it and it is no longer ours. Either way, the
-// claim file is removed.
+// Release gives up the lock. It never touches another holder's lock: it
+// first checks that the lock file is ours and leaves it as it is if not;
+// then it moves it aside, checks again, and puts back whatever is not
+// ours. It returns [ErrNotLocked] if this Lock does not hold the lock and
+// [ErrLockLost] if it held it and it is no longer ours; either way the
+// claim file is removed. On any other error (a filesystem fault) the Lock
+// still holds the lock, and Release may be called again.
 func (l *Lock) Release() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -322,7 +355,11 @@ func (l *Lock) Close() error {
 			err = nil // nothing of ours is left to release
 		}
 	}
-	if rerr := l.removeClaim(); err == nil {
+	l.held = false
+	if l.acq != nil {
+		l.acq.end(ErrClosed)
+	}
+	if rerr := l.dropClaim(); err == nil {
 		err = rerr
 	}
 	return l.err("close", err)
@@ -330,13 +367,13 @@ func (l *Lock) Close() error {
 
 // Refresh extends the lock's lifetime from now. A lifetime of 0 keeps the
 // current one; a positive one becomes the lifetime of later refreshes too.
-// It checks that the lock is still ours and sets the expiry through the
-// descriptor it checked, so it never extends another holder's lock. It
-// returns [ErrNotLocked] if this Lock does not hold the lock and
-// [ErrLockLost] if it held it and it is no longer ours.
+// It sets the expiry through its own claim's descriptor, so it never
+// touches another holder's lock, and then checks that the lock file is
+// still that claim. It returns [ErrNotLocked] if this Lock does not hold
+// the lock and [ErrLockLost] if it held it and it is no longer ours.
 func (l *Lock) Refresh(lifetime time.Duration) error {
-	if lifetime < 0 {
-		return l.err("refresh", fmt.Errorf("%w: lifetime %v must not be negative", ErrInvalid, lifetime))
+	if lifetime < 0 || lifetime > MaxLifetime {
+		return l.err("refresh", fmt.Errorf("%w: lifetime %v must be between 0 and %v", ErrInvalid, lifetime, MaxLifetime))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -365,15 +402,10 @@ func (l *Lock) IsLocked() (bool, error) {
 	if !l.held {
 		return false, nil
 	}
-	s, err := l.inspect(l.path, l.claim)
-	if err != nil && !gone(err) && !errors.Is(err, ErrNotRegular) {
+	if err := l.check(); err != nil {
 		return false, l.err("islocked", err)
 	}
-	if err == nil && s.ours {
-		return true, nil
-	}
-	l.markLost()
-	return false, l.err("islocked", lostBecause(err))
+	return true, nil
 }
 
 // Break removes the lock file if its lifetime and the clock slop have
@@ -393,45 +425,48 @@ func (l *Lock) Break(force bool) (bool, error) {
 	if l.closed {
 		return false, l.err("break", ErrClosed)
 	}
-	s, err := l.inspect(l.path, l.claim)
-	switch {
-	case gone(err):
+	s, err := l.inspect(l.path)
+	if gone(err) {
 		return false, nil
-	case err != nil:
+	}
+	if err != nil {
 		return false, l.err("break", err)
-	case s.ours:
+	}
+	if mine, err := l.mine(s); err != nil {
+		return false, l.err("break", err)
+	} else if mine {
 		return false, l.err("break", ErrAlreadyLocked)
-	case !force && !l.breakable(s):
+	}
+	if !force && !l.breakable(s) {
 		return false, nil
-	}
-	// The claim takes the breakers' lock; it goes again afterwards.
-	if err := l.writeClaim(); err != nil {
-		return false, l.err("break", err)
-	}
-	if !l.held {
-		defer l.removeClaim()
 	}
 	broke, err := l.breakLocked(s, force)
+	if errors.Is(err, errBreaking) {
+		err = fmt.Errorf("%w: %w", ErrBreaking, err)
+	}
 	return broke, l.err("break", err)
 }
 
 // State infers the state of the lock file; see [State].
 func (l *Lock) State() (State, error) {
 	l.mu.Lock()
-	closed, ours := l.closed, l.claim
-	l.mu.Unlock()
-	if closed {
+	defer l.mu.Unlock()
+	if l.closed {
 		return 0, l.err("state", ErrClosed)
 	}
-	s, err := l.inspect(l.path, ours)
+	s, err := l.inspect(l.path)
 	if gone(err) {
 		return Unlocked, nil
 	}
 	if err != nil {
 		return 0, l.err("state", err)
 	}
-	expired := l.cfg.clock.Now().After(s.info.ModTime)
-	if s.ours {
+	ours, err := l.mine(s)
+	if err != nil {
+		return 0, l.err("state", err)
+	}
+	expired := l.now().After(s.info.ModTime)
+	if ours {
 		if expired {
 			return OursExpired, nil
 		}
@@ -458,7 +493,7 @@ func (l *Lock) Details() (Details, error) {
 	if l.isClosed() {
 		return Details{}, l.err("details", ErrClosed)
 	}
-	s, err := l.inspect(l.path, "")
+	s, err := l.inspect(l.path)
 	if gone(err) {
 		return Details{}, l.err("details", ErrNotLocked)
 	}
@@ -467,7 +502,7 @@ func (l *Lock) Details() (Details, error) {
 	}
 	d, ok := claim.Parse(s.contents, l.cfg.sep)
 	if !ok {
-		return Details{}, l.err("details", fmt.Errorf("%w: unparseable lock file contents %.80q", ErrNotLocked, s.contents))
+		return Details{}, l.err("details", fmt.Errorf("%w: the lock file's contents (%d bytes) are not a claim", ErrNotLocked, len(s.contents)))
 	}
 	return Details{Hostname: d.Hostname, PID: d.PID, LockFile: d.LockFile}, nil
 }
@@ -478,7 +513,7 @@ func (l *Lock) Expiration() (time.Time, error) {
 	if l.isClosed() {
 		return time.Time{}, l.err("expiration", ErrClosed)
 	}
-	s, err := l.inspect(l.path, "")
+	s, err := l.inspect(l.path)
 	if gone(err) {
 		return time.Time{}, l.err("expiration", ErrNotLocked)
 	}

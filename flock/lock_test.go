@@ -18,6 +18,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nfsflock/nfsflock/internal/claim"
+	"github.com/nfsflock/nfsflock/internal/fsys"
+
 	"github.com/nfsflock/nfsflock/flock"
 	"github.com/nfsflock/nfsflock/internal/testenv"
 	"github.com/nfsflock/nfsflock/retry"
@@ -105,6 +108,40 @@ func TestAcquireRelease(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// deadPID returns the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return dead.ProcessState.Pid()
+}
+
+// writeAged writes a file whose times lie age in the past (in the future
+// if age is negative).
+func writeAged(t *testing.T, path, contents string, age time.Duration) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(contents), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	when := time.Now().Add(-age)
+	if err := os.Chtimes(path, when, when); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sequence returns a source of random numbers that yields vals, then
+// counts on from the last.
+func sequence(vals ...uint64) func() uint64 {
+	i := 0
+	return func() uint64 {
+		v := vals[min(i, len(vals)-1)] + uint64(max(0, i-len(vals)+1))<<1
+		i++
+		return v
+	}
+}
 
 func TestTwoLocksInOneProcessExclude(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.lck")
@@ -503,8 +540,14 @@ func TestPlantedClaim(t *testing.T) {
 	path := filepath.Join(dir, "app.lck")
 	l := newLock(t, path)
 	target := filepath.Join(dir, "target")
-	os.WriteFile(target, []byte("precious"), 0o644)
-	planted := l.ClaimPath()
+	if err := os.WriteFile(target, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The claim's name is random: plant at the name the Lock will try
+	// first, as an attacker who guessed it would.
+	host, _ := os.Hostname()
+	planted := claim.Name(path, "|", host, os.Getpid(), 7, fsys.OS.Namespace())
+	l = newLock(t, path, flock.SimWithRandom(sequence(7<<1, 8<<1)))
 	if err := os.Symlink(target, planted); err != nil {
 		t.Fatal(err)
 	}
@@ -649,40 +692,40 @@ func TestReplacedByNonRegular(t *testing.T) {
 }
 
 // TestBreakersLock: a process breaks a lock only while it holds the
-// breakers' lock beside it (path|break). One held by a live breaker makes
-// others leave the lock alone for now; one left by a dead local breaker,
-// or one that has expired, is broken in turn; none is left behind.
+// breakers' lock beside it (path.break). One held by a live breaker within
+// its short lifetime makes others leave the lock alone for now; one that
+// has expired, or whose expiry lies further ahead than a breaker writes
+// (planted), is broken in turn; a dead local breaker's is judged by its
+// expiry unless WithDeadOwnerBreak is set; none is left behind.
 func TestBreakersLock(t *testing.T) {
 	host, _ := os.Hostname()
-	dead := exec.Command("true")
-	dead.Run()
-	deadPID := strconv.Itoa(dead.ProcessState.Pid())
+	deadPID := itoa(deadPID(t))
 	tests := []struct {
 		name     string
 		contents string
 		age      time.Duration // how long ago it expired; negative: in the future
+		opts     []flock.Option
 		breaks   bool
 	}{
-		{"live breaker", "app.lck|" + host + "|" + itoa(os.Getpid()) + "|1", -time.Hour, false},
-		{"dead local breaker", "app.lck|" + host + "|" + deadPID + "|1", -time.Hour, true},
-		{"expired breaker elsewhere", "app.lck|elsewhere|1|1", time.Hour, true},
-		{"garbage, expired", "garbage", time.Hour, true},
-		{"none", "", 0, true},
+		{"live breaker", "app.lck|" + host + "|" + itoa(os.Getpid()) + "|1", -2 * time.Second, nil, false},
+		{"live breaker elsewhere", "app.lck|elsewhere|1|1", -2 * time.Second, nil, false},
+		{"dead local breaker", "app.lck|" + host + "|" + deadPID + "|1", -2 * time.Second, nil, false},
+		{"dead local breaker, dead-owner break", "app.lck|" + host + "|" + deadPID + "|1", -2 * time.Second, []flock.Option{flock.WithDeadOwnerBreak()}, true},
+		{"planted far ahead", "app.lck|elsewhere|1|1", -time.Hour, nil, true},
+		{"expired breaker elsewhere", "app.lck|elsewhere|1|1", time.Hour, nil, true},
+		{"garbage, expired", "garbage", time.Hour, nil, true},
+		{"none", "", 0, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "app.lck")
-			os.WriteFile(path, []byte("expired holder"), 0o644)
-			old := time.Now().Add(-time.Hour)
-			os.Chtimes(path, old, old)
-			breakers := path + "|break"
+			writeAged(t, path, "expired holder", time.Hour)
+			breakers := path + ".break"
 			if tt.contents != "" {
-				os.WriteFile(breakers, []byte(tt.contents), 0o644)
-				when := time.Now().Add(-tt.age)
-				os.Chtimes(breakers, when, when)
+				writeAged(t, breakers, tt.contents, tt.age)
 			}
-			l := newLock(t, path)
+			l := newLock(t, path, tt.opts...)
 			ok, err := l.TryAcquire()
 			if ok != tt.breaks || err != nil {
 				t.Fatalf("TryAcquire() = %v, %v; want %v", ok, err, tt.breaks)

@@ -49,6 +49,10 @@ type config struct {
 
 	fencing        bool // WithFencing
 	deadOwnerBreak bool // WithDeadOwnerBreak
+
+	// For the simulation, which must control every source of chance.
+	pid    int           // withPID; 0 for os.Getpid
+	random func() uint64 // withRandom: claim names' random parts
 }
 
 func defaults() config {
@@ -60,6 +64,7 @@ func defaults() config {
 		logger:   slog.New(slog.DiscardHandler),
 		clock:    retry.SystemClock,
 		fs:       fsys.OS,
+		random:   randomID,
 	}
 }
 
@@ -148,5 +153,12 @@ func WithDeadOwnerBreak() Option { return func(c *config) { c.deadOwnerBreak = t
 
 // withFS replaces the filesystem, for fault injection in tests.
 func withFS(f fsys.FS) Option { return func(c *config) { c.fs = f } }
+
+// withPID replaces the process ID written into claims, for the simulation.
+func withPID(pid int) Option { return func(c *config) { c.pid = pid } }
+
+// withRandom replaces the source of claim names' random parts, for the
+// simulation.
+func withRandom(r func() uint64) Option { return func(c *config) { c.random = r } }
 
 func hostname() (string, error) { return os.Hostname() }

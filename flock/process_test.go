@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock"
+	"github.com/nfsflock/nfsflock/internal/claim"
+	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/internal/testenv"
 	"github.com/nfsflock/nfsflock/retry"
 )
@@ -271,15 +273,21 @@ func TestSweepStaleClaims(t *testing.T) {
 	dir := t.TempDir()
 	lock := filepath.Join(dir, "app.lck")
 	host, _ := os.Hostname()
-	dead := exec.Command("true")
-	dead.Run()
-	deadPID := strconv.Itoa(dead.ProcessState.Pid())
-	stale := filepath.Join(dir, "app.lck|"+host+"|"+deadPID+"|11")
-	foreign := filepath.Join(dir, "app.lck|elsewhere|"+deadPID+"|12")
-	live := filepath.Join(dir, "app.lck|"+host+"|1|13")
-	other := filepath.Join(dir, "other.lck|"+host+"|"+deadPID+"|14")
-	for _, p := range []string{stale, foreign, live, other} {
-		os.WriteFile(p, []byte(p), 0o644)
+	dead := deadPID(t)
+	tag := fsys.OS.Namespace()
+	stale := claim.Name(lock, "|", host, dead, 11, tag)
+	foreign := claim.Name(lock, "|", "elsewhere", dead, 12, tag)
+	live := claim.Name(lock, "|", host, 1, 13, tag)
+	other := claim.Name(filepath.Join(dir, "other.lck"), "|", host, dead, 14, tag)
+	// Without our namespace tag (flufl.lock's claims, or a Go process in
+	// another pid namespace), a pid that runs no process here proves
+	// nothing.
+	untagged := filepath.Join(dir, "app.lck|"+host+"|"+itoa(dead)+"|15")
+	otherNS := claim.Name(lock, "|", host, dead, 16, tag%claim.MaxTag+1)
+	for _, p := range []string{stale, foreign, live, other, untagged, otherNS} {
+		if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	os.WriteFile(lock, []byte("expired"), 0o644)
 	old := time.Now().Add(-time.Hour)
@@ -291,7 +299,7 @@ func TestSweepStaleClaims(t *testing.T) {
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stale claim of a dead local process kept: %v", err)
 	}
-	for _, p := range []string{foreign, live, other} {
+	for _, p := range []string{foreign, live, other, untagged, otherNS} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s was swept: %v", filepath.Base(p), err)
 		}
@@ -304,10 +312,10 @@ func TestSweepOnFirstAcquire(t *testing.T) {
 	dir := t.TempDir()
 	lock := filepath.Join(dir, "app.lck")
 	host, _ := os.Hostname()
-	dead := exec.Command("true")
-	dead.Run()
-	stale := filepath.Join(dir, "app.lck|"+host+"|"+strconv.Itoa(dead.ProcessState.Pid())+"|11")
-	os.WriteFile(stale, []byte(stale), 0o644)
+	stale := claim.Name(lock, "|", host, deadPID(t), 11, fsys.OS.Namespace())
+	if err := os.WriteFile(stale, []byte(stale), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	l := newLock(t, lock)
 	if err := l.Acquire(context.Background()); err != nil {
 		t.Fatal(err)

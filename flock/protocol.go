@@ -14,22 +14,57 @@ import (
 	"github.com/nfsflock/nfsflock/internal/fsys"
 )
 
+// The protocol follows one rule: look before you touch. Nothing at the
+// lock path is changed, moved or removed unless this call has just seen
+// that the file there is the one it means (its own claim, or the very
+// instance it judged expired), and times are only ever set through a
+// descriptor of the Lock's own claim, so they can never land on another
+// holder's lock file. doc.go describes the protocol as a whole.
+
+// claimFile is one acquisition's claim: created exclusively under a fresh
+// random name and kept open while the Lock seeks or holds the lock. The
+// open descriptor pins the inode, so that while the Lock may still compare
+// a file against info, no other file can be given the same inode number.
+type claimFile struct {
+	name string // the claim's path, which is also its contents
+	f    fsys.File
+	info fsys.Info // as created
+}
+
+// identity says whether the filesystem under the lock reports file
+// identity (device and inode numbers that stay with a file across its
+// names), which the Lock learns from its first claim.
+type identity int
+
+const (
+	identityUnknown identity = iota
+	identityYes              // local filesystems, NFS
+	identityNo               // sshfs, SMB, systems without inode numbers
+)
+
 // snapshot is one instance of a lock file as read through one descriptor.
 type snapshot struct {
 	info     fsys.Info
 	contents []byte
-	ours     bool // the contents are this Lock's claim
+}
+
+// names reports whether the snapshot's contents are the claim name c.
+func (s snapshot) names(c string) bool {
+	return c != "" && string(bytes.TrimSpace(s.contents)) == c
 }
 
 // inspect reads the file at path: attributes and contents from one open
-// descriptor, so that a network filesystem revalidates them. ours is this
-// Lock's claim, which l.mu guards.
-func (l *Lock) inspect(path, ours string) (snapshot, error) {
+// descriptor, so that a network filesystem revalidates them.
+func (l *Lock) inspect(path string) (snapshot, error) {
 	f, err := l.cfg.fs.Open(path)
 	if err != nil {
 		return snapshot{}, err
 	}
 	defer f.Close()
+	return read(f)
+}
+
+func read(f fsys.File) (snapshot, error) {
 	info, err := f.Stat()
 	if err != nil {
 		return snapshot{}, err
@@ -38,7 +73,7 @@ func (l *Lock) inspect(path, ours string) (snapshot, error) {
 	if err != nil {
 		return snapshot{}, err
 	}
-	return snapshot{info: info, contents: contents, ours: string(bytes.TrimSpace(contents)) == ours}, nil
+	return snapshot{info: info, contents: contents}, nil
 }
 
 // retryable reports a read error that the user asked to treat as passing.
@@ -46,9 +81,136 @@ func (l *Lock) retryable(err error) bool {
 	return slices.Contains(l.cfg.retryErrnos, errnoOf(err)) && errnoOf(err) != 0
 }
 
-// attempt makes one try at the lock: it writes the claim (with the expiry
-// as its times) and links it to the lock path. On contention it reads the
-// lock file: if it holds our claim the link did happen (an NFS reply can be
+// now is the wall clock, without Go's monotonic reading: expiries are
+// compared with file times, and the monotonic clock stops while a machine
+// sleeps.
+func (l *Lock) now() time.Time { return l.cfg.clock.Now().Round(0) }
+
+// newClaim creates a claim file under a fresh random name whose times are
+// expiry. A name found taken is never adopted, whatever it holds: nobody
+// can guess the name, so it is almost surely our own create whose reply
+// was lost, and it is removed; were it planted, it stood among our names.
+func (l *Lock) newClaim(expiry time.Time) (*claimFile, error) {
+	var err error
+	for range 3 {
+		name := l.newClaimName()
+		var f fsys.File
+		f, err = l.cfg.fs.Create(name, []byte(name), expiry)
+		if errors.Is(err, fs.ErrExist) {
+			if rerr := l.cfg.fs.Remove(name); rerr != nil && !gone(rerr) {
+				l.cfg.logger.Warn("flock: removing a file at a fresh claim name", "path", name, "err", rerr)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		info, err := f.Stat()
+		if err != nil {
+			f.Close()
+			l.cfg.fs.Remove(name)
+			return nil, err
+		}
+		if info.Ino == 0 {
+			l.ident = identityNo
+		}
+		return &claimFile{name: name, f: f, info: info}, nil
+	}
+	return nil, err
+}
+
+// dropClaim removes the claim file, if the file at its name is still the
+// one this Lock created, and closes it.
+func (l *Lock) dropClaim() error {
+	c := l.claim
+	if c == nil {
+		return nil
+	}
+	l.claim = nil
+	err := l.removeOwn(c)
+	c.f.Close()
+	return err
+}
+
+// removeOwn removes the claim-shaped file c.name if it is still c: a
+// breaker may have removed it, and then anything may stand there.
+func (l *Lock) removeOwn(c *claimFile) error {
+	if l.ident != identityNo {
+		i, err := l.cfg.fs.Lstat(c.name)
+		if gone(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !i.SameFile(c.info) {
+			return nil
+		}
+	}
+	if err := l.cfg.fs.Remove(c.name); err != nil && !gone(err) {
+		return err
+	}
+	return nil
+}
+
+// mine reports whether s, read at the lock path (or where this Lock moved
+// the lock file), is the lock file of this Lock's claim; see isFileOf.
+func (l *Lock) mine(s snapshot) (bool, error) {
+	return l.isFileOf(s, l.claim)
+}
+
+// isFileOf reports whether s is the file c: it names the claim and, where
+// the filesystem reports identity, it is the claim's very file. Contents
+// alone would let anyone who can write a file in the directory forge a
+// lock file that names a waiter's claim.
+func (l *Lock) isFileOf(s snapshot, c *claimFile) (bool, error) {
+	if c == nil || !s.names(c.name) {
+		return false, nil
+	}
+	if s.info.SameFile(c.info) {
+		l.ident = identityYes
+		return true, nil
+	}
+	if l.ident == identityUnknown {
+		if err := l.learnIdentity(c); err != nil {
+			return false, err
+		}
+	}
+	return l.ident == identityNo, nil
+}
+
+// learnIdentity finds out whether the filesystem keeps a file's identity
+// across its names, by linking the claim c to a fresh name of our own and
+// comparing the two. sshfs numbers files by name; a file there that
+// names our claim is taken to be ours (README says what that allows).
+func (l *Lock) learnIdentity(c *claimFile) error {
+	probe := l.freshName()
+	err := l.cfg.fs.Link(c.name, probe)
+	switch {
+	case err == nil, errors.Is(err, fs.ErrExist): // ours: a fresh name, so EEXIST is a lost reply
+	case linkRefused(err):
+		return ErrLinkUnsupported
+	default:
+		return err
+	}
+	i, err := l.cfg.fs.Lstat(probe)
+	if rerr := l.cfg.fs.Remove(probe); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing probe link", "path", probe, "err", rerr)
+	}
+	if err != nil {
+		return err
+	}
+	if i.SameFile(c.info) {
+		l.ident = identityYes
+	} else {
+		l.ident = identityNo
+	}
+	return nil
+}
+
+// attempt makes one try at the lock: it links the claim (created now, or
+// re-timed to the expiry) to the lock path. On contention it reads the
+// lock file: if it is our claim the link did happen (an NFS reply can be
 // lost); if it has expired it is broken and the link tried again.
 func (l *Lock) attempt() (bool, error) {
 	l.mu.Lock()
@@ -60,25 +222,26 @@ func (l *Lock) attempt() (bool, error) {
 		return false, ErrAlreadyLocked
 	}
 	l.lost = false
+	l.waiting = nil
 	// A few immediate retries cover a lock released or broken under us.
 	for range 4 {
-		if err := l.writeClaim(); err != nil {
+		if err := l.readyClaim(); err != nil {
 			return false, err
 		}
-		err := l.cfg.fs.Link(l.claim, l.path)
+		err := l.cfg.fs.Link(l.claim.name, l.path)
 		if err == nil {
-			return l.acquired()
+			return l.linked()
 		}
 		switch {
 		case gone(err):
-			// Our claim vanished (swept by a process that thought us dead,
-			// or an NFS server's view lagging): write it again.
-			l.onDisk = false
+			// Our claim vanished (an NFS server's view lagging, or
+			// removed by someone else): make a new one.
+			l.dropClaim()
 			continue
 		case !errors.Is(err, fs.ErrExist) && !linkRefused(err):
 			return false, err
 		}
-		s, ierr := l.inspect(l.path, l.claim)
+		s, ierr := l.inspect(l.path)
 		switch {
 		case gone(ierr):
 			if linkRefused(err) {
@@ -94,10 +257,23 @@ func (l *Lock) attempt() (bool, error) {
 			return false, nil
 		case ierr != nil:
 			return false, ierr
-		case s.ours:
+		case s.names(l.claim.name):
+			// A lost reply (the link happened), or a forgery.
+			ok, err := l.mine(s)
+			if err != nil || !ok {
+				return false, err
+			}
 			return l.acquired()
 		case l.breakable(s):
-			if _, err := l.breakLocked(s, false); err != nil {
+			_, err := l.breakLocked(s, false)
+			if errors.Is(err, errBreaking) || errors.Is(err, fs.ErrPermission) {
+				// Contention: another breaker is at work, or the lock
+				// file is another user's in a sticky directory, which
+				// only that user or root can remove.
+				l.waiting = l.blockedBy(s, err)
+				return false, nil
+			}
+			if err != nil {
 				return false, err
 			}
 			continue
@@ -108,68 +284,143 @@ func (l *Lock) attempt() (bool, error) {
 	return false, nil
 }
 
-// acquired is called once the lock file is known to be our claim.
+// readyClaim makes sure a claim exists and bears the expiry of a lock
+// taken now, which the lock file shares once linked.
+func (l *Lock) readyClaim() error {
+	expiry := l.now().Add(l.lifetime)
+	if l.claim != nil {
+		if err := l.claim.f.SetTimes(expiry); err != nil {
+			return err
+		}
+	} else {
+		c, err := l.newClaim(expiry)
+		if err != nil {
+			return err
+		}
+		l.claim = c
+	}
+	l.claimExpiry = expiry.Truncate(time.Second)
+	return nil
+}
+
+// linked is called after link(2) of our claim to the lock path succeeded.
+// It checks that the lock file is our claim before anything else: where
+// the filesystem reports identity, that is certain; elsewhere, the link
+// having succeeded is all there is, and the contents are checked once the
+// lock file's cached attributes are fresh.
+func (l *Lock) linked() (bool, error) {
+	if l.ident == identityYes {
+		return l.acquired() // which looks before it counts the lock as held
+	}
+	f, err := l.cfg.fs.Open(l.path)
+	if gone(err) || errors.Is(err, ErrNotRegular) {
+		return false, nil // broken already: we paused past the lifetime
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if info.SameFile(l.claim.info) {
+		l.ident = identityYes
+		return l.acquired()
+	}
+	if l.ident == identityUnknown {
+		if err := l.learnIdentity(l.claim); err != nil {
+			return false, err
+		}
+	}
+	if l.ident == identityYes {
+		return false, nil // replaced since we linked: we paused past the lifetime
+	}
+	// sshfs caches attributes by path, those of an earlier lock file too,
+	// and would cut our read of the lock file to that one's size. Setting
+	// the times through a descriptor of the lock path makes it drop them.
+	// This is the one write not through our claim: only a pause past the
+	// lifetime between the link and here lets it reach another holder's
+	// file, and then it lengthens that lock, never shortens it.
+	if err := f.SetTimes(l.now().Add(l.lifetime)); err != nil {
+		return false, err
+	}
+	s, err := l.inspect(l.path)
+	if err != nil || !s.names(l.claim.name) {
+		return false, nil
+	}
+	return l.acquired()
+}
+
+// acquired is called once the lock file was seen to be our claim. It takes
+// a fencing token if asked to, counts the lifetime from now (through our
+// claim's descriptor), and then looks again: a pause anywhere before that
+// may have outlasted the lifetime and let another process in.
 func (l *Lock) acquired() (bool, error) {
 	l.held = true
-	l.expiry = l.cfg.clock.Now().Add(l.lifetime)
-	// Set the expiry again, through the lock path, as flufl.lock does after
-	// linking. Besides counting the lifetime from now, this makes a
-	// network filesystem client drop what it cached for that path: sshfs
-	// does not on link, and could report the size of a lock file that
-	// stood there before, truncating our own reads of our lock.
-	if err := l.cfg.fs.SetTimes(l.path, l.expiry); err != nil {
-		l.cfg.logger.Debug("flock: setting the expiry after linking", "path", l.path, "err", err)
-	}
+	l.acq = newAcquisition(l.claim.name)
+	// Until the expiry is written again below, it is the claim's.
+	l.acq.setExpiry(l.now(), l.claimExpiry, l.lifetime)
 	l.token = 0
 	if l.cfg.fencing {
-		return l.fence()
+		token, err := l.fence()
+		if err != nil || token == 0 {
+			return false, err
+		}
+		l.token = token
 	}
+	written := l.now()
+	expiry, err := l.setExpiry()
+	if err != nil {
+		l.giveBack()
+		return false, err
+	}
+	if err := l.check(); err != nil {
+		l.lost, l.token = false, 0
+		if errors.Is(err, ErrLockLost) {
+			return false, nil // lost already: the next attempt starts afresh
+		}
+		l.giveBack()
+		return false, err
+	}
+	l.acq.setExpiry(written, expiry, l.lifetime)
 	return true, nil
+}
+
+// giveBack releases a lock just taken whose acquisition cannot complete.
+func (l *Lock) giveBack() {
+	if err := l.releaseLocked(); err != nil && !errors.Is(err, ErrNotLocked) && !errors.Is(err, ErrLockLost) {
+		l.cfg.logger.Warn("flock: releasing after a failed acquisition", "path", l.path, "err", err)
+		l.held = false
+		l.acq.end(ErrNotLocked)
+	}
+}
+
+// setExpiry sets the claim's times, and so the lock file's, to now plus
+// the lifetime, through the claim's own descriptor: if the lock was broken
+// and taken since, this touches our orphaned file, never the new holder's.
+// It returns the expiry as the filesystem stored it (which may be cut to
+// whole seconds), as others will judge it.
+func (l *Lock) setExpiry() (time.Time, error) {
+	expiry := l.now().Add(l.lifetime)
+	if err := l.claim.f.SetTimes(expiry); err != nil {
+		return time.Time{}, err
+	}
+	stored := expiry.Truncate(time.Second)
+	if info, err := l.claim.f.Stat(); err == nil && !info.ModTime.After(expiry) {
+		stored = info.ModTime
+	}
+	return stored, nil
 }
 
 // breakable reports whether the lock instance s, held by another, may be
 // broken: its expiry and the clock slop have passed, or, with
 // WithDeadOwnerBreak, its holder was a process of this host that is gone.
 func (l *Lock) breakable(s snapshot) bool {
-	if l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop)) {
+	if l.now().After(s.info.ModTime.Add(l.cfg.slop)) {
 		return true
 	}
-	return l.cfg.deadOwnerBreak && l.deadLocal(s)
-}
-
-// writeClaim makes sure the claim file exists with our contents and sets
-// its times to the expiry, which the lock file shares once linked.
-func (l *Lock) writeClaim() error {
-	expiry := l.cfg.clock.Now().Add(l.lifetime)
-	if l.onDisk {
-		err := l.cfg.fs.SetTimes(l.claim, expiry)
-		if err == nil {
-			return nil
-		}
-		if !gone(err) {
-			return err
-		}
-		l.onDisk = false
-	}
-	for range 3 {
-		info, err := l.cfg.fs.CreateExclusive(l.claim, []byte(l.claim), expiry)
-		if errors.Is(err, fs.ErrExist) {
-			if s, ierr := l.inspect(l.claim, l.claim); ierr == nil && s.ours {
-				// Ours after all: an earlier create whose reply was lost.
-				l.onDisk, l.claimInfo = true, s.info
-				return l.cfg.fs.SetTimes(l.claim, expiry)
-			}
-			// Planted by someone else: never write through it; pick another name.
-			l.claim = l.newClaimName()
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		l.onDisk, l.claimInfo = true, info
-		return nil
-	}
-	return &fs.PathError{Op: "create", Path: l.claim, Err: fs.ErrExist}
+	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
 }
 
 // abandon removes the claim after a failed attempt, so nothing is left
@@ -178,20 +429,12 @@ func (l *Lock) abandon() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.held {
-		l.removeClaim()
+		l.dropClaim()
 	}
 }
 
-func (l *Lock) removeClaim() error {
-	if !l.onDisk {
-		return nil
-	}
-	l.onDisk = false
-	if err := l.cfg.fs.Remove(l.claim); err != nil && !gone(err) {
-		return err
-	}
-	return nil
-}
+// errLeaseOver is Refresh's error when the lease had already run out.
+var errLeaseOver = fmt.Errorf("%w: the lifetime ran out before the refresh", ErrLockLost)
 
 // lostBecause is ErrLockLost, saying why when the lock path now holds
 // something other than a regular file.
@@ -202,34 +445,81 @@ func lostBecause(err error) error {
 	return ErrLockLost
 }
 
-// markLost records that the lock is no longer ours, and removes our claim:
-// no lock file names it any more.
-func (l *Lock) markLost() {
+// lose records that the lock is no longer ours, ends the acquisition's
+// keepers with cause, and removes our claim: no lock file names it any
+// more (or one does that is not ours to touch).
+func (l *Lock) lose(cause error) {
 	l.held = false
 	l.lost = true
-	l.removeClaim()
+	l.acq.end(cause)
+	l.dropClaim()
 	l.cfg.logger.Warn("flock: lock lost", "path", l.path)
+}
+
+// check reads the lock file and reports whether it is still ours. If it
+// is not, the Lock counts the lock as lost. An error other than the lock
+// file being gone or replaced leaves the Lock as it was.
+func (l *Lock) check() error {
+	s, err := l.inspect(l.path)
+	if gone(err) || errors.Is(err, ErrNotRegular) {
+		err = lostBecause(err)
+		l.lose(err)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	ok, err := l.mine(s)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		l.lose(ErrLockLost)
+		return ErrLockLost
+	}
+	return nil
 }
 
 func (l *Lock) releaseLocked() error {
 	if l.lost {
 		l.lost = false
-		l.removeClaim()
+		l.dropClaim()
 		return ErrLockLost
 	}
 	if !l.held {
-		l.removeClaim()
+		l.dropClaim()
 		return ErrNotLocked
 	}
+	// Look before touching: a lock file that is not ours stays as it is.
+	if err := l.check(); err != nil {
+		if errors.Is(err, ErrLockLost) {
+			l.lost = false
+		}
+		return err
+	}
+	// And touch it only within the lease: past it, a breaker may be moving
+	// the lock file this very moment, and another process may have taken
+	// the lock since we looked. The lock file is left to the breakers.
+	if expiry, _, _, _ := l.acq.state(); !l.now().Before(expiry) {
+		err := fmt.Errorf("%w: the lease ran out at %v, before the release; the lock file is left for others to break", ErrLockLost, expiry)
+		l.held = false
+		l.acq.end(err)
+		l.dropClaim()
+		return err
+	}
+	removed, err := l.removeIf(l.path, func(s snapshot) bool {
+		ok, _ := l.mine(s)
+		return ok
+	})
+	if err != nil && !removed {
+		return err // still held: Release may be called again
+	}
 	l.held = false
-	ours, err := l.removeIf(l.path, func(s snapshot) bool { return s.ours }, l.claimInfo)
-	if errors.Is(err, ErrNotRegular) {
-		err = lostBecause(err)
+	l.acq.end(ErrNotLocked)
+	if derr := l.dropClaim(); err == nil {
+		err = derr
 	}
-	if rerr := l.removeClaim(); err == nil {
-		err = rerr
-	}
-	if err == nil && !ours {
+	if err == nil && !removed {
 		err = ErrLockLost
 	}
 	return err
@@ -242,26 +532,30 @@ func (l *Lock) refreshLocked() error {
 	if !l.held {
 		return ErrNotLocked
 	}
-	f, err := l.cfg.fs.Open(l.path)
-	if gone(err) || errors.Is(err, ErrNotRegular) {
-		l.markLost()
-		return lostBecause(err)
+	// Once the lease has run out, others may be breaking the lock this
+	// very moment, judging an instance that a refresh would change under
+	// them: the lock counts as lost, and is given up if it is still ours.
+	written := l.now()
+	if expiry, _, _, _ := l.acq.state(); !written.Before(expiry) {
+		l.lose(errLeaseOver)
+		return errLeaseOver
 	}
+	// Write first, then look: the write only reaches our own claim, and
+	// the look afterwards tells whether that is still the lock file. Only
+	// then does the new expiry count.
+	expiry, err := l.setExpiry()
 	if err != nil {
+		if gone(err) {
+			err = ErrLockLost
+			l.lose(err)
+		}
 		return err
 	}
-	defer f.Close()
-	contents, err := f.ReadAll(claim.MaxContents)
-	if err != nil {
+	if err := l.check(); err != nil {
 		return err
 	}
-	if string(bytes.TrimSpace(contents)) != l.claim {
-		l.markLost()
-		return ErrLockLost
-	}
-	// Through the descriptor just checked: if the lock was broken and
-	// taken since, this touches our orphaned file, never the new holder's.
-	return f.SetTimes(l.cfg.clock.Now().Add(l.lifetime))
+	l.acq.setExpiry(written, expiry, l.lifetime)
+	return nil
 }
 
 // linksWork tells a filesystem without hard links from a refused link that
@@ -271,8 +565,8 @@ func (l *Lock) refreshLocked() error {
 // our own, which nothing else can be using.
 func (l *Lock) linksWork() (bool, error) {
 	probe := l.freshName()
-	err := l.cfg.fs.Link(l.claim, probe)
-	if err == nil {
+	err := l.cfg.fs.Link(l.claim.name, probe)
+	if err == nil || errors.Is(err, fs.ErrExist) {
 		if err := l.cfg.fs.Remove(probe); err != nil && !gone(err) {
 			return true, err
 		}
@@ -290,67 +584,101 @@ func (l *Lock) freshName() string {
 	return filepath.Join(l.dir, filepath.Base(l.newClaimName()))
 }
 
-// recheck reads the lock instance s again through a new name, a hard link
-// of our own: network filesystems cache attributes by path (sshfs for up to
-// 20 s, even the expiry of an earlier file at that path), and a new path
-// has nothing cached. It returns what the new name shows and whether that
-// is still the same holder's lock and still breakable (or force is set).
-// Where the link cannot be made, s is all there is to go by.
+// recheck reads the lock instance s again now that this Lock is the only
+// breaker, and reports what it shows and whether that is still the same
+// instance and still breakable (or force is set). Where the lock file
+// shows real link counts, reading it again through the lock path is
+// enough: opening it revalidates what a network client cached. Elsewhere
+// (sshfs caches attributes by path for up to 20 s, even the expiry of an
+// earlier file at that path), it is read through a new hard link of our
+// own, whose path has nothing cached. flufl.lock holders count links, so
+// the probe link is made only where link counts are not real anyway.
 func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
-	probe := l.freshName()
-	if err := l.cfg.fs.Link(l.path, probe); err != nil {
-		return s, !gone(err)
-	}
-	fresh, err := l.inspect(probe, l.claim)
-	if rerr := l.cfg.fs.Remove(probe); rerr != nil && !gone(rerr) {
-		l.cfg.logger.Warn("flock: removing probe link", "path", probe, "err", rerr)
-	}
+	fresh, err := l.inspect(l.path)
 	if err != nil || !bytes.Equal(fresh.contents, s.contents) {
 		return s, false
 	}
-	// A filesystem that counts the probe link has real inode numbers: a
-	// different one means the lock file was replaced since s was read.
-	// Others (sshfs) number files by path, so the probe's number says
-	// nothing; the rename aside keeps the lock path's number, so that is
-	// the one to compare against.
-	if fresh.info.Nlink >= 2 && !fresh.info.SameFile(s.info) {
+	if fresh.info.Ino != 0 && s.info.Ino != 0 && !fresh.info.SameFile(s.info) {
 		return s, false
 	}
-	fresh.info.Ino, fresh.info.Dev = s.info.Ino, s.info.Dev
-	return fresh, force || l.breakable(fresh)
+	if l.ident != identityNo && fresh.info.Nlink >= 2 {
+		return fresh, force || l.breakable(fresh)
+	}
+	probe := l.freshName()
+	if err := l.cfg.fs.Link(l.path, probe); err != nil && !errors.Is(err, fs.ErrExist) {
+		return s, false // a fresh name of ours: EEXIST is a lost reply
+	}
+	viaProbe, err := l.inspect(probe)
+	if rerr := l.cfg.fs.Remove(probe); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing probe link", "path", probe, "err", rerr)
+	}
+	if err != nil || !bytes.Equal(viaProbe.contents, s.contents) {
+		return s, false
+	}
+	// The probe's own inode number may differ (sshfs numbers by path);
+	// what is moved aside keeps the lock path's.
+	viaProbe.info.Ino, viaProbe.info.Dev = fresh.info.Ino, fresh.info.Dev
+	return viaProbe, force || l.breakable(viaProbe)
 }
 
 // breakLocked removes the lock instance s, which was judged expired (or is
 // to be broken by force), and the claim it names. It reports whether it
-// removed s; false if the lock file changed meanwhile. Called with l.mu
-// held.
+// removed s; false if the lock file changed meanwhile, or another process
+// is breaking it right now (then the error wraps errBreaking). Called with
+// l.mu held.
 func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
-	held, err := l.lockBreakers()
-	if err != nil || !held {
+	b, err := l.lockBreakers(force)
+	if err != nil {
 		return false, err
 	}
-	defer l.unlockBreakers()
+	defer l.unlockBreakers(b)
 	s, ok := l.recheck(s, force)
 	if !ok {
 		return false, nil
 	}
-	broke, err := l.removeIf(l.path, sameInstance(s), fsys.Info{})
+	// The breakers' lock must still be ours by its lease: a breaker that
+	// paused past it may have company by now.
+	if !l.now().Before(b.info.ModTime) {
+		return false, nil
+	}
+	var moved snapshot
+	broke, err := l.removeIf(l.path, func(m snapshot) bool {
+		moved = m
+		return sameInstance(s)(m)
+	})
 	if err != nil || !broke {
 		return false, err
 	}
 	l.cfg.logger.Debug("flock: broke expired lock", "path", l.path, "expired", s.info.ModTime, "holder", string(bytes.TrimSpace(s.contents)))
-	if name, ok := claim.Removable(s.contents, l.base, l.cfg.sep); ok {
-		if err := l.cfg.fs.Remove(filepath.Join(l.dir, name)); err != nil && !gone(err) {
-			l.cfg.logger.Debug("flock: removing broken lock's claim", "err", err)
-		}
-	}
+	l.removeNamedClaim(moved)
 	l.sweepLocked()
 	return true, nil
 }
 
+// removeNamedClaim removes the claim that the broken lock file moved
+// names: only a name of this lock's in its directory, and where the
+// filesystem reports identity only if it is the file that was broken.
+func (l *Lock) removeNamedClaim(moved snapshot) {
+	name, ok := claim.Removable(moved.contents, l.base, l.cfg.sep)
+	if !ok {
+		return
+	}
+	path := filepath.Join(l.dir, name)
+	if moved.info.Ino != 0 && l.ident != identityNo {
+		i, err := l.cfg.fs.Lstat(path)
+		if err != nil || !i.SameFile(moved.info) {
+			return
+		}
+	}
+	if err := l.cfg.fs.Remove(path); err != nil && !gone(err) {
+		l.cfg.logger.Debug("flock: removing broken lock's claim", "err", err)
+	}
+}
+
 // sameInstance returns a match for removeIf that accepts only the file
 // instance s: the same contents, the same expiry and, where both reads
-// report one, the same inode.
+// report one, the same inode. An inode number alone says little: a freed
+// number is handed to the next new file at once.
 func sameInstance(s snapshot) func(snapshot) bool {
 	return func(moved snapshot) bool {
 		if !bytes.Equal(moved.contents, s.contents) || !moved.info.ModTime.Equal(s.info.ModTime) {
@@ -363,89 +691,26 @@ func sameInstance(s snapshot) func(snapshot) bool {
 	}
 }
 
-// breakersPath is the breakers' lock: a second lock file beside the lock,
-// which a process holds while it breaks the lock, so that two never break
-// at once. Without it, a breaker that judged an instance expired could move
-// aside the fresh lock that a faster breaker had taken meanwhile, and
-// another process could take the lock before the fresh one was put back.
-// Python's flufl.lock does not know it; its own breaker race remains.
-func (l *Lock) breakersPath() string { return l.path + l.cfg.sep + "break" }
-
-// lockBreakers takes the breakers' lock by linking our claim to it, as the
-// lock itself is taken; its expiry is our claim's. One that has expired
-// (its breaker died or stalled) is broken, safely, like a lock. It reports
-// false and nil when another process is breaking the lock right now.
-func (l *Lock) lockBreakers() (bool, error) {
-	path := l.breakersPath()
-	for range 3 {
-		err := l.cfg.fs.Link(l.claim, path)
-		if err == nil {
-			return true, nil
-		}
-		if gone(err) {
-			return false, nil // our claim vanished; the next attempt writes it again
-		}
-		if !errors.Is(err, fs.ErrExist) && !linkRefused(err) {
-			return false, err
-		}
-		s, ierr := l.inspect(path, l.claim)
-		switch {
-		case gone(ierr):
-			continue
-		case ierr != nil:
-			return false, ierr
-		case s.ours:
-			return true, nil // a lost reply
-		case l.cfg.clock.Now().After(s.info.ModTime.Add(l.cfg.slop)) || l.deadLocal(s):
-			if _, err := l.removeIf(path, sameInstance(s), fsys.Info{}); err != nil {
-				return false, err
-			}
-		default:
-			return false, nil
-		}
-	}
-	return false, nil
-}
-
-// unlockBreakers removes the breakers' lock if it is still ours.
-func (l *Lock) unlockBreakers() {
-	if _, err := l.removeIf(l.breakersPath(), func(s snapshot) bool { return s.ours }, l.claimInfo); err != nil {
-		l.cfg.logger.Warn("flock: removing the breakers' lock", "path", l.breakersPath(), "err", err)
-	}
-}
-
-// deadLocal reports whether the file s names a claim of this host whose
-// process no longer runs.
-func (l *Lock) deadLocal(s snapshot) bool {
-	d, ok := claim.Parse(s.contents, l.cfg.sep)
-	return ok && d.Hostname == l.cfg.hostname && d.PID != l.pid && !l.cfg.fs.ProcessAlive(d.PID)
-}
-
 // removeIf removes the file at path (the lock file, or the breakers'
 // lock) if match approves of what it holds. To remove only the instance
 // that match saw, never one that replaced it meanwhile, it first moves the
-// file aside under a name of its own, reads what it moved, and links it
-// back if match refuses it. If what it moved is the very file known as
-// same (our claim, where the filesystem reports inode numbers), that is a
-// match without reading it. It reports whether it removed the file; false
-// and nil when there was none or it was put back.
-func (l *Lock) removeIf(path string, match func(snapshot) bool, same fsys.Info) (bool, error) {
+// file aside under a name of its own, reads what it moved, and puts it
+// back without replacing anything if match refuses it. It reports whether
+// it removed the file; false and nil when there was none or it was put
+// back. Callers look at path first: the move aside is the guard against a
+// change in between, not a way to look.
+func (l *Lock) removeIf(path string, match func(snapshot) bool) (bool, error) {
 	aside := l.freshName()
 	if err := l.cfg.fs.Rename(path, aside); err != nil {
-		if gone(err) {
+		if !gone(err) {
+			return false, err
+		}
+		// Nothing there, or a lost reply to a rename that happened.
+		if _, lerr := l.cfg.fs.Lstat(aside); lerr != nil {
 			return false, nil
 		}
-		return false, err
 	}
-	if same.Ino != 0 {
-		if i, err := l.cfg.fs.Lstat(aside); err == nil && i.Mode.IsRegular() && i.SameFile(same) {
-			if err := l.cfg.fs.Remove(aside); err != nil && !gone(err) {
-				return true, err
-			}
-			return true, nil
-		}
-	}
-	moved, err := l.inspect(aside, l.claim)
+	moved, err := l.inspect(aside)
 	if gone(err) {
 		return false, nil
 	}
@@ -457,22 +722,209 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool, same fsys.Info) 
 	}
 	// Not what we meant to remove (or unreadable, which we cannot judge):
 	// put it back without replacing any lock file taken since.
-	lerr := l.cfg.fs.Link(aside, path)
-	if lerr != nil && errors.Is(err, ErrNotRegular) {
-		// A directory cannot be linked back; renaming it back cannot
-		// replace a lock file taken since, as rename refuses to put a
-		// directory over a file.
-		if rerr := l.cfg.fs.Rename(aside, path); rerr == nil {
-			return false, err
+	if rerr := l.restore(aside, path, errors.Is(err, ErrNotRegular)); rerr != nil {
+		l.cfg.logger.Warn("flock: could not restore a lock file moved aside; its holder will find the lock lost", "path", path, "err", rerr)
+		if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
+			l.cfg.logger.Warn("flock: removing moved-aside lock file", "path", aside, "err", rerr)
 		}
 	}
-	if lerr != nil {
-		l.cfg.logger.Warn("flock: could not restore a lock file moved aside; its holder will find the lock lost", "path", path, "err", lerr)
-	}
-	if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
-		l.cfg.logger.Warn("flock: removing moved-aside lock file", "path", aside, "err", rerr)
-	}
 	return false, err
+}
+
+// restore moves aside back to path unless something is at path by now. It
+// renames without replacing where the filesystem can, which leaves the
+// file's link count alone (flufl.lock holders count links); elsewhere it
+// links and unlinks. A directory is renamed back: rename refuses to put a
+// directory over a file.
+func (l *Lock) restore(aside, path string, dir bool) error {
+	if dir {
+		return l.cfg.fs.Rename(aside, path)
+	}
+	return moveNoReplace(l.cfg.fs, aside, path)
+}
+
+// moveNoReplace renames oldname to newname, failing with an error that
+// matches fs.ErrExist rather than replace a file at newname.
+func moveNoReplace(fsys fsys.FS, oldname, newname string) error {
+	err := fsys.RenameNoReplace(oldname, newname)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	if err := fsys.Link(oldname, newname); err != nil {
+		return err
+	}
+	if err := fsys.Remove(oldname); err != nil && !gone(err) {
+		return err
+	}
+	return nil
+}
+
+// Breakers take turns through a second lock beside the lock file, which a
+// process holds while it breaks the lock, so that two never break at
+// once. Without it, a breaker that judged an instance expired could move
+// aside the fresh lock that a faster breaker had taken meanwhile, and
+// another process could take the lock before the fresh one was put back.
+// Python's flufl.lock does not know it; its own breaker race remains.
+//
+// A break takes milliseconds, so the breakers' lock has a short lifetime
+// of its own, breakTTL, whatever the lock's lifetime; others break it once
+// breakSlop has passed after that. An expiry further ahead than breakTTL
+// and that slop allow was not written by a breaker, and is broken at once.
+const breakTTL = 5 * time.Second
+
+// errBreaking says that another process holds the breakers' lock.
+var errBreaking = errors.New("another process is breaking the lock")
+
+// breakersPath is the breakers' lock, the same for every separator.
+func (l *Lock) breakersPath() string { return l.path + ".break" }
+
+// breakSlop is how long past its expiry a breakers' lock stays: the
+// lock's clock slop, which covers the hosts' clock differences, but at
+// least breakTTL, so that a slop of 0 cannot let a break be broken.
+func (l *Lock) breakSlop() time.Duration { return max(l.cfg.slop, breakTTL) }
+
+// lockBreakers takes the breakers' lock: a fresh file of ours, whose
+// expiry is breakTTL from now, linked to the breakers' path. One that has
+// expired, or was planted with an expiry no breaker writes, is broken like
+// a lock; so is any with force. It returns an error wrapping errBreaking
+// that says who holds it when another process does.
+func (l *Lock) lockBreakers(force bool) (*claimFile, error) {
+	b, err := l.newClaim(l.now().Add(breakTTL))
+	if err != nil {
+		return nil, err
+	}
+	held, err := l.linkBreakers(b, force)
+	if !held {
+		l.removeOwn(b)
+		b.f.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (l *Lock) linkBreakers(b *claimFile, force bool) (bool, error) {
+	path := l.breakersPath()
+	for range 3 {
+		err := l.cfg.fs.Link(b.name, path)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) && !linkRefused(err) {
+			return false, err
+		}
+		s, err := l.inspect(path)
+		switch {
+		case gone(err):
+			continue
+		case err != nil:
+			return false, err
+		case s.names(b.name):
+			// A lost reply, or a forgery naming our fresh claim.
+			ok, err := l.isFileOf(s, b)
+			if err == nil && !ok {
+				err = fmt.Errorf("%w (a file that is not ours names our claim)", errBreaking)
+			}
+			return ok, err
+		case force || l.breakersBreakable(s):
+			if _, err := l.removeIf(path, sameInstance(s)); err != nil {
+				return false, err
+			}
+		default:
+			return false, fmt.Errorf("%w (%s)", errBreaking, describeHolder(s, l.cfg.sep))
+		}
+	}
+	return false, errBreaking
+}
+
+// breakersBreakable reports whether the breakers' lock s may be broken:
+// it expired, it was planted, or (only with WithDeadOwnerBreak) its
+// holder is a process of this host known to be gone.
+func (l *Lock) breakersBreakable(s snapshot) bool {
+	now := l.now()
+	switch {
+	case now.After(s.info.ModTime.Add(l.breakSlop())):
+		return true
+	case s.info.ModTime.Sub(now) > breakTTL+l.breakSlop():
+		return true
+	}
+	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
+}
+
+// unlockBreakers removes the breakers' lock if it is still ours, and then
+// the file it was linked from.
+func (l *Lock) unlockBreakers(b *claimFile) {
+	path := l.breakersPath()
+	defer func() {
+		l.removeOwn(b)
+		b.f.Close()
+	}()
+	s, err := l.inspect(path)
+	if err != nil {
+		return
+	}
+	if ok, err := l.isFileOf(s, b); err != nil || !ok {
+		return // broken by another: not ours to touch
+	}
+	if !l.now().Before(b.info.ModTime) {
+		return // past its lease: another breaker may be at work; it expires
+	}
+	if _, err := l.removeIf(path, func(m snapshot) bool {
+		ok, _ := l.isFileOf(m, b)
+		return ok
+	}); err != nil {
+		l.cfg.logger.Warn("flock: removing the breakers' lock", "path", path, "err", err)
+	}
+}
+
+// blockedBy says why an expired lock s could not be broken.
+func (l *Lock) blockedBy(s snapshot, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		if s.info.Uid != fsys.NoUID {
+			return fmt.Errorf("the lock expired, but it is owned by uid %d: only that user or root can break it: %w", s.info.Uid, err)
+		}
+		return fmt.Errorf("the lock expired, but this user may not break it: %w", err)
+	}
+	return err
+}
+
+// describeHolder says who holds a lock or breakers' lock, quoting what
+// came from the file.
+func describeHolder(s snapshot, sep string) string {
+	if d, ok := claim.Parse(s.contents, sep); ok {
+		return fmt.Sprintf("pid %d on host %q, expiring %v", d.PID, d.Hostname, s.info.ModTime)
+	}
+	return fmt.Sprintf("an unparseable file expiring %v", s.info.ModTime)
+}
+
+// deadHolder reports, for WithDeadOwnerBreak, whether contents name a
+// claim of this host whose process no longer runs. A claim that carries
+// another namespace's tag is never dead here: its pid means nothing to
+// us. One without a tag (flufl.lock's) is judged by hostname and pid,
+// as the option's user accepted.
+func (l *Lock) deadHolder(contents []byte) bool {
+	name := string(bytes.TrimSpace(contents))
+	d, ok := claim.Parse([]byte(name), l.cfg.sep)
+	if !ok || d.Hostname != l.cfg.hostname || d.PID == l.pid {
+		return false
+	}
+	if tag, ok := claim.TagOf(name, l.cfg.sep); ok && tag != l.tag {
+		return false
+	}
+	return !l.cfg.fs.ProcessAlive(d.PID)
+}
+
+// provenDead reports whether name, a claim-shaped name of this lock, was
+// made by a process that is proven gone: it carries our namespace tag
+// (so its pid means what it means here), its hostname is ours, and no
+// process with its pid runs. flufl.lock's claims carry no tag and are
+// never proven dead: their owners may run in another pid namespace.
+func (l *Lock) provenDead(name string) bool {
+	d, ok := claim.Parse([]byte(name), l.cfg.sep)
+	if !ok || d.Hostname != l.cfg.hostname || d.PID == l.pid {
+		return false
+	}
+	tag, ok := claim.TagOf(name, l.cfg.sep)
+	return ok && tag == l.tag && !l.cfg.fs.ProcessAlive(d.PID)
 }
 
 // sweepEvery spaces the sweeps that follow a wait: each reads the whole
@@ -517,13 +969,18 @@ func (l *Lock) sweep(waited bool) {
 	l.sweepLocked()
 }
 
-// sweepLocked removes claims of this lock whose hostname is ours, whose
-// pid is not running here, and which the lock file does not name. Claims of
-// other hosts are left alone: we cannot tell whether their owners live, and
-// a flufl.lock waiter whose claim vanishes waits until its timeout.
+// sweepLocked removes the claims, aside names, probes and fencing
+// temporaries of this lock that processes proven dead left behind (see
+// provenDead), and a breakers' lock whose breaker is proven dead. Files
+// whose makers may live are left alone: a flufl.lock waiter whose claim
+// vanishes waits until its timeout.
 func (l *Lock) sweepLocked() {
-	if s, err := l.inspect(l.breakersPath(), l.claim); err == nil && l.deadLocal(s) {
-		l.removeIf(l.breakersPath(), sameInstance(s), fsys.Info{})
+	if l.tag == 0 {
+		return
+	}
+	if s, err := l.inspect(l.breakersPath()); err == nil &&
+		(l.provenDead(string(bytes.TrimSpace(s.contents))) || l.now().After(s.info.ModTime.Add(l.breakSlop()))) {
+		l.removeIf(l.breakersPath(), sameInstance(s))
 	}
 	names, err := l.cfg.fs.ReadDir(l.dir)
 	if err != nil {
@@ -531,16 +988,11 @@ func (l *Lock) sweepLocked() {
 		return
 	}
 	var current string
-	if s, err := l.inspect(l.path, l.claim); err == nil {
+	if s, err := l.inspect(l.path); err == nil {
 		current, _ = claim.Removable(s.contents, l.base, l.cfg.sep)
 	}
-	own := filepath.Base(l.claim)
 	for _, name := range names {
-		if name == current || name == own || !claim.IsClaimOf(name, l.base, l.cfg.sep) {
-			continue
-		}
-		d, _ := claim.Parse([]byte(name), l.cfg.sep)
-		if d.Hostname != l.cfg.hostname || d.PID == l.pid || l.cfg.fs.ProcessAlive(d.PID) {
+		if name == current || !claim.IsClaimOf(name, l.base, l.cfg.sep) || !l.provenDead(name) {
 			continue
 		}
 		if err := l.cfg.fs.Remove(filepath.Join(l.dir, name)); err == nil {

@@ -87,6 +87,23 @@ func Rename(oldname, newname string) error {
 	return nil
 }
 
+// RenameNoReplace renames oldname to newname, failing with EEXIST if
+// newname exists; it never replaces a file. Where the system or the
+// filesystem cannot do that in one step the error matches
+// [errors.ErrUnsupported], and the caller must fall back to [Link] and
+// [Remove].
+func RenameNoReplace(oldname, newname string) error {
+	err := ignoringEINTR(func() error { return renameNoReplace(oldname, newname) })
+	if err == nil {
+		return nil
+	}
+	// ENOTSUP and EOPNOTSUPP are one number on Linux, two on the BSDs.
+	if err == unix.EINVAL || err == unix.ENOSYS || err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+		err = errors.ErrUnsupported
+	}
+	return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+}
+
 // Remove unlinks path, which must not be a directory.
 func Remove(path string) error {
 	return pathErr("remove", path, ignoringEINTR(func() error { return unix.Unlink(path) }))
@@ -110,9 +127,11 @@ type Info struct {
 	Dev     uint64
 	Ino     uint64
 	Nlink   uint64
+	Uid     uint32
 }
 
-// File is a regular file opened for inspection.
+// File is a regular file opened for inspection, or created by
+// [CreateExclusive].
 type File struct {
 	fd   int
 	path string
@@ -180,6 +199,7 @@ func infoOf(st *unix.Stat_t) Info {
 		Dev:     uint64(st.Dev),
 		Ino:     uint64(st.Ino),
 		Nlink:   uint64(st.Nlink),
+		Uid:     st.Uid,
 	}
 }
 

@@ -8,6 +8,7 @@ package claim
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -21,9 +22,44 @@ const MaxContents = 8192
 // share understand each other.
 var Separators = []string{"|", "^"}
 
+// The random field of a claim that this package names is RandomDigits
+// decimal digits: a zero-padded random number below 2^63 (flufl.lock's
+// whole field is such a number, at most 19 digits), then TagDigits digits
+// of the writer's namespace tag. flufl.lock never reads the field, and no
+// claim it writes is that long, so a field of exactly this length proves
+// a claim (or other side file) of ours, and says where its writer ran.
+const (
+	randomDigits = 19
+	TagDigits    = 15
+	RandomDigits = randomDigits + TagDigits
+	// MaxTag is the largest namespace tag.
+	MaxTag = 999_999_999_999_999
+)
+
 // Name returns the claim string (and so the claim file's path) for a lock.
-func Name(lockPath, sep, host string, pid int, random uint64) string {
-	return lockPath + sep + host + sep + strconv.Itoa(pid) + sep + strconv.FormatUint(random, 10)
+// tag says which boot and pid namespace the writer runs in (see
+// [TagOf]); 0 means unknown. random must be below 2^63 and tag at most
+// MaxTag.
+func Name(lockPath, sep, host string, pid int, random, tag uint64) string {
+	return lockPath + sep + host + sep + strconv.Itoa(pid) + sep + fmt.Sprintf("%0*d%0*d", randomDigits, random, TagDigits, tag%(MaxTag+1))
+}
+
+// TagOf returns the namespace tag in a claim's name or contents, and
+// false if it carries none (flufl.lock's claims never do) or it is 0.
+func TagOf(name string, sep string) (uint64, bool) {
+	d, ok := Parse([]byte(name), sep)
+	if !ok {
+		return 0, false
+	}
+	field := name[strings.LastIndex(name, d.Sep)+len(d.Sep):]
+	if len(field) != RandomDigits {
+		return 0, false
+	}
+	tag, err := strconv.ParseUint(field[randomDigits:], 10, 64)
+	if err != nil || tag == 0 {
+		return 0, false
+	}
+	return tag, true
 }
 
 // Details are the fields of a parsed claim.

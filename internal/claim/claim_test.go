@@ -39,9 +39,36 @@ func TestParse(t *testing.T) {
 }
 
 func TestName(t *testing.T) {
-	got := Name("/v/app.lck", "|", "h.example.com", 4242, 7308917433465018353)
-	if want := "/v/app.lck|h.example.com|4242|7308917433465018353"; got != want {
+	got := Name("/v/app.lck", "|", "h.example.com", 4242, 7308917433465018353, 42)
+	if want := "/v/app.lck|h.example.com|4242|7308917433465018353000000000000042"; got != want {
 		t.Errorf("Name = %q; want %q", got, want)
+	}
+	if got := Name("/v/app.lck", "|", "h", 1, 7, 0); got != "/v/app.lck|h|1|0000000000000000007000000000000000" {
+		t.Errorf("Name with a small random part = %q; want it zero-padded", got)
+	}
+}
+
+func TestTagOf(t *testing.T) {
+	tests := []struct {
+		name string
+		tag  uint64
+		ok   bool
+	}{
+		{Name("/v/app.lck", "|", "h", 1, 7, 42), 42, true},
+		{Name("/v/app.lck", "^", "h", 1, 7, MaxTag), MaxTag, true},
+		{Name("/v/app.lck", "|", "h", 1, 7, 0), 0, false},                 // no namespace known
+		{"/v/app.lck|h|1|7308917433465018353", 0, false},                  // flufl.lock's
+		{"/v/app.lck|h|1|73089174334650183530000000000000420", 0, false},  // one digit too many
+		{"/v/app.lck|h|x|7308917433465018353000000000000042", 0, false},   // not a claim
+		{"app.lck|h|1|0000000000000000007000000000000042", 42, true},      // a base name
+		{"/v/app.lck|h|1|00000000000000000070000000000000x2", 0, false},   // not digits
+		{"/v/app.lck|h|1|0000000000000000007000000000000042\n", 0, false}, // not digits either
+	}
+	for _, tt := range tests {
+		tag, ok := TagOf(tt.name, "|")
+		if tag != tt.tag || ok != tt.ok {
+			t.Errorf("TagOf(%q) = %d, %v; want %d, %v", tt.name, tag, ok, tt.tag, tt.ok)
+		}
 	}
 }
 

@@ -10,22 +10,26 @@ import (
 	"time"
 )
 
-// FS is what the lock protocol needs from the system.
+// FS is what the lock protocol needs from the system. Nothing in it sets
+// a file's times or writes to it by path: the protocol does that only
+// through descriptors whose file it has checked (or created).
 type FS interface {
-	// CreateExclusive creates path with contents data and both times t,
-	// and returns its attributes; it fails if path exists, and never
-	// follows a symlink. On failure nothing is left at path.
-	CreateExclusive(path string, data []byte, t time.Time) (Info, error)
+	// Create creates path, which must not exist, with contents data and
+	// both times t, never following a symlink, and returns it open. On
+	// failure nothing is left at path.
+	Create(path string, data []byte, t time.Time) (File, error)
 	// Lstat returns the attributes of path itself, not following a symlink.
 	Lstat(path string) (Info, error)
 	// Link publishes oldname under newname as a hard link.
 	Link(oldname, newname string) error
-	// Rename moves oldname to newname.
+	// Rename moves oldname to newname, replacing what is there.
 	Rename(oldname, newname string) error
+	// RenameNoReplace moves oldname to newname, failing with an error that
+	// matches fs.ErrExist if newname exists. Where it cannot be done in one
+	// step the error matches errors.ErrUnsupported.
+	RenameNoReplace(oldname, newname string) error
 	// Remove unlinks a file.
 	Remove(path string) error
-	// SetTimes sets access and modification times, not following symlinks.
-	SetTimes(path string, t time.Time) error
 	// Open opens a regular file for inspection; anything else gives an
 	// error that wraps a *NotRegularError.
 	Open(path string) (File, error)
@@ -33,19 +37,28 @@ type FS interface {
 	ReadDir(dir string) ([]string, error)
 	// ProcessAlive reports whether pid runs on this host.
 	ProcessAlive(pid int) bool
+	// Namespace identifies where ProcessAlive looks: this boot of this host
+	// and, on Linux, this pid namespace. Two processes with the same
+	// Namespace see the same pids. It is 0 where that cannot be told, and
+	// at most claim.MaxTag.
+	Namespace() uint64
 }
 
 // File is an open regular file. Its attributes come from the descriptor,
 // which network filesystems revalidate on open.
 type File interface {
+	// Stat returns the file's attributes: the first call after Open or
+	// Create returns what they read, later calls read them again.
 	Stat() (Info, error)
 	ReadAll(max int) ([]byte, error)
+	// SetTimes sets both times of the open file, whatever its path now is.
 	SetTimes(t time.Time) error
 	Close() error
 }
 
 // Info is a file's identity and times. Ino and Dev are 0 where the system
-// has no stable file identity to report.
+// has no stable file identity to report; Uid is the owner's user ID, or
+// NoUID where the system has none.
 type Info struct {
 	Mode    fs.FileMode
 	Size    int64
@@ -53,7 +66,11 @@ type Info struct {
 	Dev     uint64
 	Ino     uint64
 	Nlink   uint64
+	Uid     uint32
 }
+
+// NoUID is the Uid of a file on a system without user IDs.
+const NoUID = ^uint32(0)
 
 // SameFile reports whether a and b are known to be the same file. Where no
 // identity is reported it says false.

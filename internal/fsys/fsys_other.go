@@ -13,14 +13,15 @@ var OS FS = unsupportedFS{}
 
 type unsupportedFS struct{}
 
-func (unsupportedFS) CreateExclusive(string, []byte, time.Time) (Info, error) {
-	return Info{}, errors.ErrUnsupported
+func (unsupportedFS) Create(string, []byte, time.Time) (File, error) {
+	return nil, errors.ErrUnsupported
 }
-func (unsupportedFS) Lstat(string) (Info, error)       { return Info{}, errors.ErrUnsupported }
-func (unsupportedFS) Link(string, string) error        { return errors.ErrUnsupported }
-func (unsupportedFS) Rename(string, string) error      { return errors.ErrUnsupported }
-func (unsupportedFS) Remove(string) error              { return errors.ErrUnsupported }
-func (unsupportedFS) SetTimes(string, time.Time) error { return errors.ErrUnsupported }
-func (unsupportedFS) Open(string) (File, error)        { return nil, errors.ErrUnsupported }
-func (unsupportedFS) ReadDir(string) ([]string, error) { return nil, errors.ErrUnsupported }
-func (unsupportedFS) ProcessAlive(int) bool            { return false }
+func (unsupportedFS) Lstat(string) (Info, error)           { return Info{}, errors.ErrUnsupported }
+func (unsupportedFS) Link(string, string) error            { return errors.ErrUnsupported }
+func (unsupportedFS) Rename(string, string) error          { return errors.ErrUnsupported }
+func (unsupportedFS) Remove(string) error                  { return errors.ErrUnsupported }
+func (unsupportedFS) RenameNoReplace(string, string) error { return errors.ErrUnsupported }
+func (unsupportedFS) Open(string) (File, error)            { return nil, errors.ErrUnsupported }
+func (unsupportedFS) ReadDir(string) ([]string, error)     { return nil, errors.ErrUnsupported }
+func (unsupportedFS) ProcessAlive(int) bool                { return false }
+func (unsupportedFS) Namespace() uint64                    { return 0 }

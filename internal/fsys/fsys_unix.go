@@ -15,24 +15,25 @@ var OS FS = posixFS{}
 
 type posixFS struct{}
 
-func (posixFS) CreateExclusive(path string, data []byte, t time.Time) (Info, error) {
+func (posixFS) Create(path string, data []byte, t time.Time) (File, error) {
 	f, err := posix.CreateExclusive(path, data, 0o644)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
-	var i posix.Info
+	pf := &posixFile{f: f}
 	err = f.SetTimes(t)
 	if err == nil {
+		var i posix.Info
 		i, err = f.Stat()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+		pf.opened = infoOf(i)
 	}
 	if err != nil {
+		f.Close()
 		posix.Remove(path)
-		return Info{}, err
+		return nil, err
 	}
-	return infoOf(i), nil
+	pf.fresh = true
+	return pf, nil
 }
 
 func (posixFS) Lstat(path string) (Info, error) {
@@ -41,14 +42,17 @@ func (posixFS) Lstat(path string) (Info, error) {
 }
 
 func infoOf(i posix.Info) Info {
-	return Info{Mode: i.Mode, Size: i.Size, ModTime: i.ModTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink}
+	return Info{Mode: i.Mode, Size: i.Size, ModTime: i.ModTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink, Uid: i.Uid}
 }
-func (posixFS) Link(oldname, newname string) error      { return posix.Link(oldname, newname) }
-func (posixFS) Rename(oldname, newname string) error    { return posix.Rename(oldname, newname) }
-func (posixFS) Remove(path string) error                { return posix.Remove(path) }
-func (posixFS) SetTimes(path string, t time.Time) error { return posix.SetTimes(path, t) }
-func (posixFS) ReadDir(dir string) ([]string, error)    { return posix.ReadDir(dir) }
-func (posixFS) ProcessAlive(pid int) bool               { return posix.ProcessAlive(pid) }
+func (posixFS) Link(oldname, newname string) error   { return posix.Link(oldname, newname) }
+func (posixFS) Rename(oldname, newname string) error { return posix.Rename(oldname, newname) }
+func (posixFS) RenameNoReplace(oldname, newname string) error {
+	return posix.RenameNoReplace(oldname, newname)
+}
+func (posixFS) Remove(path string) error             { return posix.Remove(path) }
+func (posixFS) ReadDir(dir string) ([]string, error) { return posix.ReadDir(dir) }
+func (posixFS) ProcessAlive(pid int) bool            { return posix.ProcessAlive(pid) }
+func (posixFS) Namespace() uint64                    { return namespace() }
 
 func (posixFS) Open(path string) (File, error) {
 	f, err := posix.Open(path)
@@ -60,13 +64,23 @@ func (posixFS) Open(path string) (File, error) {
 		}
 		return nil, err
 	}
-	return posixFile{f}, nil
+	return &posixFile{f: f, opened: infoOf(f.Info()), fresh: true}, nil
 }
 
-type posixFile struct{ f *posix.File }
+type posixFile struct {
+	f      *posix.File
+	opened Info // what Open or Create read
+	fresh  bool // opened has not been returned yet
+}
 
-// Stat returns what Open read through the new descriptor.
-func (p posixFile) Stat() (Info, error)             { return infoOf(p.f.Info()), nil }
-func (p posixFile) ReadAll(max int) ([]byte, error) { return p.f.ReadAll(max) }
-func (p posixFile) SetTimes(t time.Time) error      { return p.f.SetTimes(t) }
-func (p posixFile) Close() error                    { return p.f.Close() }
+func (p *posixFile) Stat() (Info, error) {
+	if p.fresh {
+		p.fresh = false
+		return p.opened, nil
+	}
+	i, err := p.f.Stat()
+	return infoOf(i), err
+}
+func (p *posixFile) ReadAll(max int) ([]byte, error) { return p.f.ReadAll(max) }
+func (p *posixFile) SetTimes(t time.Time) error      { return p.f.SetTimes(t) }
+func (p *posixFile) Close() error                    { return p.f.Close() }
