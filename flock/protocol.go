@@ -636,8 +636,17 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	// The breakers' lock must still be ours by its lease: a breaker that
-	// paused past it may have company by now.
+	// The breakers' lock must still be ours, on disk and by its lease (a
+	// breaker whose lock was broken by force, or that paused past the
+	// lease, may have company by now). The clock is read last, just
+	// before the move: a pause longer than the slop between the two is
+	// the one window no lock file closes (see doc.go), and the move's
+	// check puts back what it should not have moved.
+	if cur, err := l.inspect(l.breakersPath()); err != nil {
+		return false, nil
+	} else if ok, err := l.isFileOf(cur, b); err != nil || !ok {
+		return false, err
+	}
 	if !l.now().Before(b.info.ModTime) {
 		return false, nil
 	}

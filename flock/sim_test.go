@@ -50,10 +50,11 @@ const (
 	colOutside          // invariant 5: a name that is not the lock's touched
 	colLiveness         // the schedule did not end within its horizon
 	colStale            // overlaps where one holder was past its lease: allowed, counted
+	colStaleMove        // moves by a process paused past its own lease: allowed, counted
 	numCols
 )
 
-var colNames = [numCols]string{"1", "2", "3", "4", "5", "liveness", "stale overlaps"}
+var colNames = [numCols]string{"1", "2", "3", "4", "5", "liveness", "stale overlaps", "stale moves"}
 
 // horizon bounds a schedule's virtual time: every wait in a script is
 // bounded far below it.
@@ -456,6 +457,7 @@ type proc struct {
 	lastWrite   time.Time
 	lastWriteID uint64
 	forcedID    uint64 // a claim of its own that a forced break touched before it held the lock
+	breakLease  time.Time // expiry of the breakers' lock it last linked, by its clock
 }
 
 type pendingCall struct {
@@ -721,8 +723,22 @@ func (w *world) afterCall(p *proc, c *simfs.Call) {
 				p.hold.lease = c.Time
 			}
 		}
+		if e.Kind == simfs.Linked && e.Path == w.lockPath+".break" && w.claimOf(p, e.ID) {
+			if n, ok := w.srv.Inode(e.ID); ok {
+				p.breakLease = n.ModTime
+			}
+		}
 		w.checkTouch(p, e)
 	}
+}
+
+// stale reports whether p acts past every lease it had: a process paused
+// longer than the clock slop between its last look at the clock and its
+// next call. No lock file can stop such a move; the protocol's check of
+// what it moved puts the lock back, and invariant 1 still holds it to
+// account if two processes end up holding the lock.
+func (w *world) stale(p *proc) bool {
+	return !w.within(p) && (p.breakLease.IsZero() || !w.hostNow(p).Before(p.breakLease))
 }
 
 // allowed reports whether a process of the lock may touch name: the
@@ -786,6 +802,9 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 			w.log(h, fmt.Sprintf("its lock was %s by a forced break of %s", what, p.label))
 		case !w.within(h):
 			w.log(h, fmt.Sprintf("its lock, past its lease, was %s by %s", what, p.label))
+		case w.stale(p):
+			w.counts[colStaleMove]++
+			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		default:
 			w.violate(colTouch, p, "%s %s's lock instance #%d within its lease (expiry %s by %s's clock, now %s there)",
 				what, h.label, e.ID, clock(h.hold.lease), h.label, clock(w.hostNow(h)))
