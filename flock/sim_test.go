@@ -456,7 +456,7 @@ type proc struct {
 	forcing     bool     // inside Break(true)
 	lastWrite   time.Time
 	lastWriteID uint64
-	forcedID    uint64 // a claim of its own that a forced break touched before it held the lock
+	forcedID    uint64    // a claim of its own that a forced break touched before it held the lock
 	breakLease  time.Time // expiry of the breakers' lock it last linked, by its clock
 }
 
