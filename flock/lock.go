@@ -198,8 +198,10 @@ func (l *Lock) Lifetime() time.Duration {
 // breaking it once it has expired (its lifetime and the clock slop have
 // passed). It retries with the backoff of [WithRetry] and returns when the
 // lock is held, ctx is done, or the timeout of [WithTimeout] has passed,
-// whichever comes first. It always makes one attempt, breaking an expired
-// lock included, before it looks at ctx.
+// whichever comes first. It makes one attempt, breaking an expired lock
+// included, before it looks at ctx; but an Acquire that finds another
+// Acquire of this Lock under way first waits for that one to return, and
+// returns without an attempt if ctx is done (or the timeout passes) first.
 //
 // When ctx ends the wait, the error satisfies errors.Is(err, ctx.Err());
 // when the timeout does, it wraps [ErrTimeout]. If this Lock already holds
