@@ -45,8 +45,8 @@ type Lock struct {
 	lifetime time.Duration
 	tag      uint64     // where this process's pids mean something (fsys.FS.Namespace)
 	claim    *claimFile // this acquisition's claim; nil while idle
-	// claimExpiry is the expiry last set on the claim before linking,
-	// to the second (the coarsest file times cut it to).
+	// claimExpiry is the expiry last set on the claim before linking, as
+	// the filesystem stored it.
 	claimExpiry time.Time
 	ident       identity // whether the filesystem reports file identity
 	held        bool

