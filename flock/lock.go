@@ -350,6 +350,9 @@ func (l *Lock) Close() error {
 	}
 	l.closed = true
 	close(l.closing)
+	if l.acq != nil {
+		l.acq.end(ErrClosed) // before the release below ends it otherwise
+	}
 	var err error
 	if l.held || l.lost {
 		err = l.releaseLocked()
@@ -358,9 +361,6 @@ func (l *Lock) Close() error {
 		}
 	}
 	l.held = false
-	if l.acq != nil {
-		l.acq.end(ErrClosed)
-	}
 	if rerr := l.dropClaim(); err == nil {
 		err = rerr
 	}

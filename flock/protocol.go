@@ -92,7 +92,8 @@ func (l *Lock) now() time.Time { return l.cfg.clock.Now().Round(0) }
 // was lost, and it is removed; were it planted, it stood among our names.
 func (l *Lock) newClaim(expiry time.Time) (*claimFile, error) {
 	var err error
-	for range 3 {
+	// Lost replies can make a few creates in a row look refused.
+	for range 8 {
 		name := l.newClaimName()
 		var f fsys.File
 		f, err = l.cfg.fs.Create(name, []byte(name), expiry)
@@ -172,7 +173,11 @@ func (l *Lock) isFileOf(s snapshot, c *claimFile) (bool, error) {
 		return true, nil
 	}
 	if l.ident == identityUnknown {
-		if err := l.learnIdentity(c); err != nil {
+		err := l.learnIdentity(c)
+		if gone(err) {
+			return false, nil // c is gone: a break removed it; s is not c
+		}
+		if err != nil {
 			return false, err
 		}
 	}
@@ -338,7 +343,14 @@ func (l *Lock) linked() (bool, error) {
 		return l.acquired()
 	}
 	if l.ident == identityUnknown {
-		if err := l.learnIdentity(l.claim); err != nil {
+		err := l.learnIdentity(l.claim)
+		if gone(err) {
+			// Our claim is gone: a breaker removed it with the lock
+			// file we linked, after we paused past the lifetime.
+			l.dropClaim()
+			return false, nil
+		}
+		if err != nil {
 			return false, err
 		}
 	}
