@@ -168,6 +168,9 @@ func (l *Lock) isFileOf(s snapshot, c *claimFile) (bool, error) {
 	if c == nil || !s.names(c.name) {
 		return false, nil
 	}
+	if mutated("contents-only") {
+		return true, nil
+	}
 	if s.info.SameFile(c.info) {
 		l.ident = identityYes
 		return true, nil
@@ -394,15 +397,25 @@ func (l *Lock) acquired() (bool, error) {
 	// the claim was timed): then a breaker may be at work on the lock file,
 	// and a new expiry could change it under them. Leave it to them.
 	written := l.now()
-	if !written.Before(l.claimExpiry) {
+	if !written.Before(l.claimExpiry) && !mutated("acquire-no-relook") {
 		l.lose(ErrLockLost)
 		l.lost, l.token = false, 0
 		return false, nil
+	}
+	if mutated("expiry-via-path") {
+		if f, err := l.cfg.fs.Open(l.path); err == nil {
+			f.SetTimes(written.Add(l.lifetime))
+			f.Close()
+		}
 	}
 	expiry, err := l.setExpiry()
 	if err != nil {
 		l.giveBack()
 		return false, err
+	}
+	if mutated("acquire-no-relook") {
+		l.acq.setExpiry(written, expiry, l.lifetime)
+		return true, nil
 	}
 	if err := l.check(); err != nil {
 		l.lost, l.token = false, 0
@@ -520,7 +533,7 @@ func (l *Lock) releaseLocked() error {
 		return ErrNotLocked
 	}
 	// Look before touching: a lock file that is not ours stays as it is.
-	if err := l.check(); err != nil {
+	if err := l.check(); err != nil && !mutated("release-no-look") {
 		if errors.Is(err, ErrLockLost) {
 			l.lost = false
 		}
@@ -529,7 +542,7 @@ func (l *Lock) releaseLocked() error {
 	// And touch it only within the lease: past it, a breaker may be moving
 	// the lock file this very moment, and another process may have taken
 	// the lock since we looked. The lock file is left to the breakers.
-	if expiry, _, _, _ := l.acq.state(); !l.now().Before(expiry) {
+	if expiry, _, _, _ := l.acq.state(); !l.now().Before(expiry) && !mutated("release-no-lease") {
 		err := fmt.Errorf("%w: the lease ran out at %v, before the release; the lock file is left for others to break", ErrLockLost, expiry)
 		l.held = false
 		l.acq.end(err)
@@ -565,7 +578,7 @@ func (l *Lock) refreshLocked() error {
 	// very moment, judging an instance that a refresh would change under
 	// them: the lock counts as lost, and is given up if it is still ours.
 	written := l.now()
-	if expiry, _, _, _ := l.acq.state(); !written.Before(expiry) {
+	if expiry, _, _, _ := l.acq.state(); !written.Before(expiry) && !mutated("refresh-no-lease") {
 		l.lose(errLeaseOver)
 		return errLeaseOver
 	}
@@ -579,6 +592,10 @@ func (l *Lock) refreshLocked() error {
 			l.lose(err)
 		}
 		return err
+	}
+	if mutated("refresh-no-look") {
+		l.acq.setExpiry(written, expiry, l.lifetime)
+		return nil
 	}
 	if err := l.check(); err != nil {
 		return err
@@ -656,6 +673,20 @@ func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
 // is breaking it right now (then the error wraps errBreaking). Called with
 // l.mu held.
 func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
+	if mutated("naive-break") {
+		if err := l.cfg.fs.Remove(l.path); err != nil && !gone(err) {
+			return false, err
+		}
+		l.removeNamedClaim(s)
+		return true, nil
+	}
+	if mutated("no-breakers-lock") {
+		s, ok := l.recheck(s, force)
+		if !ok {
+			return false, nil
+		}
+		return l.removeIf(l.path, sameInstance(s))
+	}
 	b, err := l.lockBreakers()
 	if err != nil {
 		return false, err
@@ -668,10 +699,12 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	// slop between the two is the one window no lock file closes (see
 	// doc.go), and the move's check puts back what it should not have
 	// moved.
-	if cur, err := l.inspect(l.breakersPath()); err != nil {
-		return false, nil
-	} else if ok, err := l.isFileOf(cur, b); err != nil || !ok {
-		return false, err
+	if !mutated("breakers-no-relook") {
+		if cur, err := l.inspect(l.breakersPath()); err != nil {
+			return false, nil
+		} else if ok, err := l.isFileOf(cur, b); err != nil || !ok {
+			return false, err
+		}
 	}
 	s, ok := l.recheck(s, force)
 	if !ok || !l.now().Before(b.info.ModTime) {
@@ -680,7 +713,7 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	var moved snapshot
 	broke, err := l.removeIf(l.path, func(m snapshot) bool {
 		moved = m
-		return sameInstance(s)(m)
+		return mutated("no-move-check") || sameInstance(s)(m)
 	})
 	if err != nil || !broke {
 		return false, err
@@ -742,7 +775,7 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool) (bool, error) {
 			return false, err
 		}
 		// Nothing there, or a lost reply to a rename that happened.
-		if _, lerr := l.cfg.fs.Lstat(aside); lerr != nil {
+		if _, lerr := l.cfg.fs.Lstat(aside); lerr != nil || mutated("lost-rename-reply") {
 			return false, nil
 		}
 	}
@@ -961,6 +994,9 @@ func (l *Lock) provenDead(name string) bool {
 		return false
 	}
 	tag, ok := claim.TagOf(name, l.cfg.sep)
+	if mutated("sweep-any-pid-ns") {
+		return !l.cfg.fs.ProcessAlive(d.PID)
+	}
 	return ok && tag == l.tag && !l.cfg.fs.ProcessAlive(d.PID)
 }
 

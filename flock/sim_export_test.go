@@ -17,3 +17,14 @@ func SimForgetSweep(path string) {
 	defer swept.Unlock()
 	delete(swept.at, path)
 }
+
+// SimMutants returns the mutants' names and what each puts back.
+func SimMutants() map[string]string { return mutants }
+
+// SimSetMutant turns the named mutant on ("" for none) and returns a
+// function that turns it off again. Set it only while no Lock is in use.
+func SimSetMutant(name string) (undo func()) {
+	old := mutant
+	mutant = name
+	return func() { mutant = old }
+}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -39,6 +40,9 @@ var (
 	simSeed      = flag.Uint64("sim.seed", 1, "seed of the first simulation schedule; schedule i uses seed+i")
 	simLines     = flag.Int("sim.lines", 300, "trace lines a failing simulation schedule prints")
 	simShow      = flag.Bool("sim.trace", false, "print the whole trace of every simulation schedule")
+	simMutant    = flag.String("sim.mutant", "", "put back one known defect (see -sim.mutants) while exploring")
+	simList      = flag.Bool("sim.mutants", false, "list the mutants that -sim.mutant accepts")
+	simBudget    = flag.Int("sim.mutantbudget", 4000, "schedules TestSimulationFindsMutants may spend on each mutant")
 )
 
 // The columns of a simulation's counts.
@@ -66,6 +70,20 @@ const horizon = time.Hour
 const maxSteps = 20000
 
 func TestSimulation(t *testing.T) {
+	if *simList {
+		names := slices.Sorted(maps.Keys(flock.SimMutants()))
+		for _, name := range names {
+			fmt.Printf("%-20s %s\n", name, flock.SimMutants()[name])
+		}
+		return
+	}
+	if *simMutant != "" {
+		if _, ok := flock.SimMutants()[*simMutant]; !ok {
+			t.Fatalf("-sim.mutant=%q: no such mutant; -sim.mutants lists them", *simMutant)
+		}
+		defer flock.SimSetMutant(*simMutant)()
+		fmt.Printf("simulation: mutant %s: %s\n", *simMutant, flock.SimMutants()[*simMutant])
+	}
 	n, first := *simSchedules, *simSeed
 	if testing.Short() && n > 50 {
 		n = 50
@@ -98,6 +116,32 @@ func TestSimulation(t *testing.T) {
 	fmt.Printf("simulation: %d schedules, %d violations (%s)\n", n, violations, strings.Join(cols, ", "))
 	if failed > 3 {
 		t.Errorf("%d more schedules failed", failed-3)
+	}
+}
+
+// TestSimulationFindsMutants shows that the explorer finds each defect
+// that a mutant puts back, within its budget of schedules: without that,
+// "0 violations" would say little. It reports, per mutant, how many
+// schedules it took to find the first violation.
+func TestSimulationFindsMutants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("explores thousands of schedules per mutant; not with -short")
+	}
+	const batch = 50
+	for _, name := range slices.Sorted(maps.Keys(flock.SimMutants())) {
+		t.Run(name, func(t *testing.T) {
+			defer flock.SimSetMutant(name)()
+			for tried := 0; tried < *simBudget; tried += batch {
+				for _, o := range explore(t, *simSeed+uint64(tried), batch) {
+					if o.failed() {
+						fmt.Printf("simulation: mutant %s found after %d schedules (seed %d: %s)\n",
+							name, o.seed-*simSeed+1, o.seed, o.verdict())
+						return
+					}
+				}
+			}
+			t.Errorf("mutant %s (%s): no violation in %d schedules from seed %d", name, flock.SimMutants()[name], *simBudget, *simSeed)
+		})
 	}
 }
 
