@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/nfsflock/nfsflock/flock"
 )
 
@@ -36,7 +38,7 @@ type waitDisplay struct {
 // showWait starts a display on out if out is a terminal; otherwise it
 // returns nil.
 func showWait(out *os.File, l *flock.Lock, slop time.Duration, giveUp time.Time) *waitDisplay {
-	if !isTerminal(out) {
+	if !term.IsTerminal(int(out.Fd())) {
 		return nil
 	}
 	d := &waitDisplay{out: out, lock: l, slop: slop, giveUp: giveUp, quit: make(chan struct{}), done: make(chan struct{})}
@@ -95,6 +97,16 @@ func (d *waitDisplay) line(now time.Time) (string, bool) {
 		fmt.Fprintf(&b, "; giving up in %s", approx(max(0, d.giveUp.Sub(now))))
 	}
 	return printable(b.String()), true
+}
+
+// terminalWidth returns the number of columns of the terminal f, or 0 if
+// it cannot tell.
+func terminalWidth(f *os.File) int {
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return width
 }
 
 // overwrite replaces the line of width shown on a terminal of width

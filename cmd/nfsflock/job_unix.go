@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // relayedSignals are passed on to the command's process group.
@@ -86,7 +87,7 @@ func (j *job) run(prog string, argv []string, attr *os.ProcAttr, started chan<- 
 // input if nfsflock's process group is its foreground, else -1.
 func foregroundTerminal() int {
 	fd := int(os.Stdin.Fd())
-	if !isTerminalFd(fd) {
+	if !term.IsTerminal(fd) {
 		return -1
 	}
 	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
