@@ -8,20 +8,38 @@ import (
 	"github.com/nfsflock/nfsflock/flock"
 )
 
-// breakVerb removes an expired lock: nfsflock break [--force] LOCKFILE.
-func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
+// breakOptions are the command line of break.
+type breakOptions struct {
+	path  string
+	slop  time.Duration
+	force bool
+}
+
+func parseBreak(args []string) (breakOptions, error) {
+	var o breakOptions
 	flags := newFlagSet("break")
-	force := flags.Bool("force", false, "")
-	l, slop, code, err := lockFromArgs(flags, args)
+	flags.BoolVar(&o.force, "force", false, "")
+	var err error
+	o.path, o.slop, err = parseLockArgs(flags, args)
+	return o, err
+}
+
+// breakVerb removes an expired lock: nfsflock break [flags] LOCKFILE.
+func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
+	o, err := parseBreak(args)
 	if err != nil {
-		return code, err
+		return exitUsage, err
+	}
+	l, err := newLock(o.path, flock.WithClockSlop(o.slop))
+	if err != nil {
+		return exitFailed, err
 	}
 	defer l.Close()
 
 	// A lock refreshed or taken anew between the look and the break is left
 	// alone; look again a few times before giving up.
 	for range 3 {
-		r, err := readReport(l, slop, time.Now)
+		r, err := readReport(l, o.slop, time.Now)
 		if err != nil {
 			return exitFailed, err
 		}
@@ -29,7 +47,7 @@ func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
 			fmt.Fprintf(stdout, "%s: not locked\n", printable(r.Path))
 			return exitOK, nil
 		}
-		if !r.Breakable && !*force {
+		if !r.Breakable && !o.force {
 			hint := ""
 			if r.State == flock.Stale.String() {
 				hint = "; its holder is not running on this host, so --force is safe"
@@ -38,7 +56,7 @@ func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
 				r.Path, r.holderText(), r.Expires.Format(time.RFC3339), r.expiryText(time.Now()), hint)
 			return exitUnavailable, nil
 		}
-		broke, err := l.Break(*force)
+		broke, err := l.Break(o.force)
 		if err != nil {
 			return exitFailed, err
 		}

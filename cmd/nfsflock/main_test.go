@@ -374,6 +374,9 @@ func TestUsage(t *testing.T) {
 		{"break"},
 		{"break", "--force", "a", "b"},
 		{"break", "--clock-slop", "x", "L"},
+		{"L", "-n", "true"},
+		{"status", "L", "--json"},
+		{"break", "L", "--force"},
 	}
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -450,6 +453,34 @@ func TestHelp(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "Exit status:") {
 			t.Errorf("nfsflock %q = %d with output %.40q...; want 0 and the usage", args, code, out)
 		}
+	}
+}
+
+// All after LOCKFILE is the command's: a flag there is a usage error, not
+// a command run, and after -- a command that begins with a dash runs.
+func TestFlagsBeforeLockfile(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "-x"), []byte("#!/bin/sh\necho \"$@\" >> ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(withoutEnv(os.Environ(), "PATH"), "PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	if code, _, stderr := runEnv(t, dir, env, "L", "-x", "a"); code != exitUsage || !strings.Contains(stderr, "flags come before LOCKFILE") {
+		t.Errorf("nfsflock L -x a = %d, stderr %q; want %d, flags come before LOCKFILE", code, stderr, exitUsage)
+	}
+	if exists(filepath.Join(dir, "ran")) {
+		t.Fatal("nfsflock L -x a ran -x")
+	}
+	for _, args := range [][]string{{"L", "--", "-x", "a", "-n"}, {"--", "L", "-x", "b", "--"}} {
+		if code, _, stderr := runEnv(t, dir, env, args...); code != 0 {
+			t.Errorf("nfsflock %q = %d, stderr %q; want 0", args, code, stderr)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "ran")); err != nil || string(b) != "a -n\nb --\n" {
+		t.Errorf("-x was run with %q, %v; want %q", b, err, "a -n\nb --\n")
 	}
 }
 

@@ -58,7 +58,8 @@ func parseRun(args []string) (runOptions, error) {
 		flags.BoolVar(&o.quiet, name, false, "")
 	}
 	flags.BoolVar(&o.fencing, "fencing", false, "")
-	if err := parseFlags(flags, args); err != nil {
+	rest, ended, err := parseFlags(flags, args)
+	if err != nil {
 		return o, err
 	}
 	flags.Visit(func(f *flag.Flag) {
@@ -66,13 +67,12 @@ func parseRun(args []string) (runOptions, error) {
 			o.nonblock = true // as in flock(1), -w 0 does not wait
 		}
 	})
-	rest := flags.Args()
 	if len(rest) == 0 {
 		return o, usagef("missing LOCKFILE")
 	}
 	o.path, rest = rest[0], rest[1:]
 	if len(rest) > 0 && rest[0] == "--" {
-		rest = rest[1:]
+		rest, ended = rest[1:], true
 	}
 	switch {
 	case o.path == "":
@@ -81,6 +81,10 @@ func parseRun(args []string) (runOptions, error) {
 		return o, usagef("missing COMMAND after LOCKFILE %s", o.path)
 	case rest[0] == "":
 		return o, usagef("empty COMMAND")
+	case !ended && looksLikeFlag(rest[0]):
+		// All after LOCKFILE is the command's: a flag there is one put
+		// in the wrong place, not a command named like a flag.
+		return o, usagef("%s after LOCKFILE %s: flags come before LOCKFILE, and all after it is COMMAND (write -- before a COMMAND that begins with -)", rest[0], o.path)
 	case o.lifetime <= 0:
 		return o, usagef("lifetime must be positive")
 	case o.conflict < 0 || o.conflict > 255:
@@ -198,7 +202,7 @@ func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o
 	switch {
 	case lost == nil && errors.Is(relErr, flock.ErrLockLost):
 		lost, relErr = relErr, nil
-	case lost != nil && errors.Is(relErr, flock.ErrNotLocked):
+	case lost != nil && (errors.Is(relErr, flock.ErrLockLost) || errors.Is(relErr, flock.ErrNotLocked)):
 		relErr = nil // lost already, and lost says why
 	}
 	code := status

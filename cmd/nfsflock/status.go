@@ -3,29 +3,45 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock"
 )
 
-// statusVerb prints what the lock file says: nfsflock status [--json] LOCKFILE.
-func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
+// statusOptions are the command line of status.
+type statusOptions struct {
+	path   string
+	slop   time.Duration
+	asJSON bool
+}
+
+func parseStatus(args []string) (statusOptions, error) {
+	var o statusOptions
 	flags := newFlagSet("status")
-	asJSON := flags.Bool("json", false, "")
-	l, slop, code, err := lockFromArgs(flags, args)
+	flags.BoolVar(&o.asJSON, "json", false, "")
+	var err error
+	o.path, o.slop, err = parseLockArgs(flags, args)
+	return o, err
+}
+
+// statusVerb prints what the lock file says: nfsflock status [flags] LOCKFILE.
+func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
+	o, err := parseStatus(args)
 	if err != nil {
-		return code, err
+		return exitUsage, err
 	}
-	defer l.Close()
-	r, err := readReport(l, slop, time.Now)
+	l, err := newLock(o.path, flock.WithClockSlop(o.slop))
 	if err != nil {
 		return exitFailed, err
 	}
-	if *asJSON {
+	defer l.Close()
+	r, err := readReport(l, o.slop, time.Now)
+	if err != nil {
+		return exitFailed, err
+	}
+	if o.asJSON {
 		text, err := json.MarshalIndent(r, "", "  ")
 		if err != nil {
 			return exitFailed, err
@@ -38,25 +54,6 @@ func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
 	}
 	fmt.Fprintf(stdout, "holder:  %s\nexpires: %s (%s)\n", printable(r.holderText()), r.Expires.Format(time.RFC3339), r.expiryText(time.Now()))
 	return exitOK, nil
-}
-
-// parseInterleaved parses flags that may come before and after the
-// positional arguments, which it returns. After "--" all are positional.
-func parseInterleaved(flags *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parseFlags(flags, args); err != nil {
-			return nil, err
-		}
-		rest := flags.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
 }
 
 // A report is what can be read of a lock file at one moment. It is also
@@ -182,26 +179,4 @@ func approx(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
-}
-
-// lockFromArgs parses the arguments of a verb that inspects a lock: the
-// verb's own flags, already defined in flags, --clock-slop, and LOCKFILE.
-// It returns a Lock for the file and the slop, or the exit status and
-// error to end with.
-func lockFromArgs(flags *flag.FlagSet, args []string) (*flock.Lock, time.Duration, int, error) {
-	var slop time.Duration
-	durationVar(flags, &slop, flock.DefaultClockSlop, "clock-slop")
-	pos, err := parseInterleaved(flags, args)
-	if err != nil {
-		return nil, 0, exitUsage, err
-	}
-	path, err := lockPathArg(strings.TrimPrefix(flags.Name(), "nfsflock "), pos)
-	if err != nil {
-		return nil, 0, exitUsage, err
-	}
-	l, err := newLock(path, flock.WithClockSlop(slop))
-	if err != nil {
-		return nil, 0, exitFailed, err
-	}
-	return l, slop, exitOK, nil
 }

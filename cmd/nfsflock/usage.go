@@ -1,0 +1,175 @@
+package main
+
+//go:generate go test -run=TestDocsUpToDate -update
+
+// usage is what nfsflock -h prints, and the one source of the command's
+// documentation: go generate makes doc.go from it, and TestDocsUpToDate
+// fails until it has. Paragraphs are separated by blank lines; a paragraph
+// of one line such as "Exit status:" is a section heading, and lines
+// indented by two spaces are shown as they are.
+const usage = `nfsflock runs a command while it holds a lock file that is safe on NFS and
+other network filesystems, and that Python's flufl.lock shares. It is the
+command-line face of the Go package github.com/nfsflock/nfsflock/flock.
+
+Usage:
+
+  nfsflock [run] [flags] LOCKFILE [--] COMMAND [ARGS...]
+  nfsflock status [--json] [--clock-slop DURATION] LOCKFILE
+  nfsflock break [--force] [--clock-slop DURATION] LOCKFILE
+
+A first argument that is a verb is the verb: write ./status for a lock file
+named status. Every verb takes its flags before LOCKFILE, and -- ends them.
+For run, all that follows LOCKFILE is COMMAND and its arguments, flags
+included. The -- before COMMAND may be left out, unless COMMAND begins
+with a dash. A DURATION is a number of seconds (2, 0.5) or a Go duration
+(500ms, 1m30s), at most 876000h (100 years).
+
+Run:
+
+run, the verb when none is given, waits for the lock, runs COMMAND in a
+process group of its own while it keeps the lock's lifetime refreshed,
+releases the lock, and exits with the command's status, or 128+N when
+signal N ended it. Like flock(1) it has -n, -w and -E, but the default -E
+is 75, not 1, which the command's own failure would collide with.
+
+  -l, --lifetime DURATION     how long the lock lasts unless refreshed; it is
+                              refreshed about every third of it (default 15s)
+  -w, --timeout DURATION      give up waiting after DURATION (default: wait as
+                              long as it takes); -w 0 is -n
+  -n, --nonblock              make one attempt, which still breaks an expired
+                              lock, and give up if the lock is held
+  -E, --conflict-exit-code N  exit status when the lock could not be had
+                              (default 75)
+  -k, --kill-after DURATION   grace period between SIGTERM and SIGKILL when
+                              the lock is lost (default 5s)
+      --clock-slop DURATION   how long past its expiry another's lock is left
+                              alone before it is broken; it must cover clock
+                              differences between hosts and how stale the
+                              filesystem's attributes can be (default 10s)
+  -q, --quiet                 show nothing while waiting and say nothing when
+                              the lock could not be had
+      --fencing               take a fencing token with the lock and pass it
+                              to COMMAND as NFSFLOCK_TOKEN (see Fencing)
+
+While nfsflock waits and standard error is a terminal, one line there,
+updated in place, says who holds the lock (pid and host) and when that lock
+expires and may be broken. It shows nothing when standard error is not a
+terminal, or with -q.
+
+SIGINT, SIGTERM and SIGHUP that nfsflock gets while the command runs are
+passed on to the command's process group; one that it gets while it waits
+ends the wait, and nfsflock exits 128+N. A signal that nfsflock was started
+ignoring (as under nohup) stays ignored, by the command too.
+
+If the lock is lost while the command runs (another process broke it after
+nfsflock was paused past its lifetime and the clock slop, the lock file was
+removed or replaced, or refreshing failed until the lifetime was gone), the
+command's process group gets SIGTERM, whatever of it still runs after the
+grace period of -k gets SIGKILL, and nfsflock exits 70. A stopped command
+gets SIGTERM before SIGCONT, so that it runs again only to handle SIGTERM.
+
+When nfsflock or its command stops or dies:
+
+When standard input is the terminal and nfsflock is in its foreground, the
+command's group is put in the foreground, so that the command can read the
+terminal and gets ^C itself. When it is stopped (^Z), nfsflock stops too,
+and the shell sees the job stop. The lock is not refreshed while nfsflock
+is stopped, and may expire and be taken by another process. Once continued,
+nfsflock refreshes the lock before it continues the command; if the lock
+was lost meanwhile, or cannot be confirmed, the command is ended as above
+instead of continued, and nfsflock exits 70.
+
+A command that stops without nfsflock (SIGSTOP, or SIGTTIN from reading the
+terminal while its group is in the background) keeps its lock for the
+lock's lifetime at most: one still stopped then is ended as above before it
+runs again, the lock is released, and nfsflock exits 70. One continued
+sooner runs on.
+
+If nfsflock dies without a chance to stop the command (SIGKILL, SIGQUIT, a
+crash), nobody refreshes the lock any more, and another process takes it
+once it has expired. On Linux and FreeBSD the command then gets SIGKILL (a
+parent-death signal), but processes it started in the background of its
+group do not; on other systems the command runs on.
+
+On Windows, ^C reaches the command from the console, and a lost lock ends
+the command at once (TerminateProcess) without a grace period, leaving
+processes it started running. A command whose nfsflock dies runs on.
+Windows has no job control: neither the command nor nfsflock is stopped as
+above.
+
+Fencing:
+
+With --fencing, COMMAND finds in NFSFLOCK_TOKEN the lock's next fencing
+token: a number larger than that of every earlier holder of the lock, kept
+in LOCKFILE.fence files beside it. A command that writes to a store passes
+the token along, and a store that refuses writes with a smaller token than
+it has seen is safe from a command whose lock was lost while it was paused.
+The command's environment holds that one NFSFLOCK_TOKEN only: without the
+flag it holds none, even if nfsflock's own environment had one.
+
+Status:
+
+status prints the lock's state (flufl.lock's names: unlocked; stale, a
+holder of this host that is not running; theirs_expired, a running holder
+of this host whose lifetime has passed; unknown, any other holder), its
+holder (pid and host) and its expiry.
+
+      --json                  print one JSON object, as below
+      --clock-slop DURATION   as for run; decides "breakable" (default 10s)
+
+  {
+    "path": "/v/app.lck",
+    "state": "unknown",
+    "locked": true,
+    "holder": {
+      "hostname": "h.example.com",
+      "pid": 4242,
+      "lockfile": "/v/app.lck"
+    },
+    "expires": "2025-11-26T21:40:00.123456789+01:00",
+    "expired": false,
+    "breakable": false
+  }
+
+holder is absent when the lock file's contents cannot be parsed, and holder
+and expires are absent when there is no lock. breakable says whether the
+expiry and the clock slop have passed.
+
+Break:
+
+break removes a lock whose expiry and clock slop have passed, as a waiting
+nfsflock would: it moves the lock file aside, checks that it moved the
+instance it judged expired, and puts it back if not, so that it never
+removes a lock that was refreshed or taken anew meanwhile. It refuses an
+unexpired lock (exit 75) unless --force.
+
+      --force                 break the lock even if it has not expired; its
+                              holder, if alive, finds the lock lost (an
+                              nfsflock holder ends its command, exits 70)
+      --clock-slop DURATION   as for run (default 10s)
+
+Text from lock files:
+
+Whoever can write the lock's directory controls what a lock file says.
+nfsflock never prints a character of it that does not print: a hostname
+holding one is shown quoted as a Go string ("evil\x1b[2J"), messages show
+such characters escaped (\n, \x1b), and --json writes them as \u escapes,
+the C1 controls that encoding/json leaves raw included.
+
+Exit status:
+
+  0-255   run: the command's own status; 128+N if signal N ended it
+  0       status, break: done (break: also when there was no lock)
+  64      usage error
+  70      run: the lock was lost while the command ran, or the command
+          stayed stopped for longer than the lock's lifetime
+  71      nfsflock failed: the lock file's directory is missing, permissions,
+          an I/O error
+  75      run: the lock could not be had (-n, -w; -E changes it);
+          break: the lock has not expired
+  126     run: COMMAND could not be started
+  127     run: COMMAND was not found, or only through a relative entry of
+          PATH (. or an empty one), which nfsflock refuses, as Go's os/exec
+          does: write ./COMMAND
+  128+N   run: nfsflock got signal N while it waited for the lock
+`
