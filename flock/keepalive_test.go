@@ -193,8 +193,8 @@ func TestKeepAliveLost(t *testing.T) {
 			if err := stop(); err != cause {
 				t.Errorf("stop() = %v; want the cause %v", err, cause)
 			}
-			if err := l.Release(); !errors.Is(err, ErrNotLocked) {
-				t.Errorf("Release() = %v; want ErrNotLocked", err)
+			if err := l.Release(); !errors.Is(err, ErrLockLost) || errors.Is(err, ErrNotLocked) {
+				t.Errorf("Release() = %v; want ErrLockLost, not ErrNotLocked", err)
 			}
 		})
 	}

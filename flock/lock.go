@@ -1,8 +1,3 @@
-// Package flock is an NFS-safe lock file: a process takes the lock by
-// linking a unique claim file to the lock path, which is atomic on local
-// disks and network filesystems alike, and a lock whose holder died is
-// broken by others once its lifetime has passed. Its files are
-// byte-compatible with Python's flufl.lock.
 package flock
 
 import (
@@ -27,10 +22,16 @@ import (
 // nameMax is the longest file name most filesystems allow (NAME_MAX).
 const nameMax = 255
 
-// A Lock is a lock file shared by processes, possibly on several hosts.
+// Lock is a lock file shared by processes, possibly on several hosts. Make
+// one with [New]; the zero Lock is not usable.
 //
-// A Lock is safe for concurrent use. Two Locks for one path exclude each
-// other, whether they are in one process or in two.
+// A Lock is one holder. Two Locks for one path exclude each other, whether
+// they are in one process or in two, but goroutines that share one Lock
+// share its lock and do not exclude each other: while it is held, a second
+// Acquire returns [ErrAlreadyLocked], and any goroutine may Release it.
+// Give each goroutine that must take turns a Lock of its own (or use
+// package guard, which does). The methods of a Lock are safe for
+// concurrent use.
 type Lock struct {
 	path string // absolute
 	dir  string
@@ -62,15 +63,19 @@ type Lock struct {
 // accepts: an expiry must stay within what file times can hold.
 const MaxLifetime = 100 * 365 * 24 * time.Hour
 
-// New returns a Lock for the lock file at path, which need not exist. It
-// checks the path and options and touches no file. A relative path is made
-// absolute now, against the current directory.
+// New returns a Lock for the lock file at path, which need not exist. A
+// relative path is made absolute now, against the current directory. New
+// checks the path and options, and looks at the path and its directory
+// (with lstat and stat), but creates, changes and removes nothing.
 //
-// New fails with an error wrapping [ErrInvalid] for an empty path, a bad
-// option, a separator found in the path or hostname, or a claim name that
-// would be longer than a filename may be; and with an error wrapping
-// [ErrNotRegular] or [fs.ErrNotExist] when the path is not a regular file or
-// its directory does not exist.
+// New fails with an error wrapping [ErrInvalid] for an empty path or one
+// that ends in a separator, a bad option (wrapping [retry.ErrInvalid] too
+// for a bad retry policy), a separator found in the path or hostname, or a
+// claim name that would be longer than a file name may be. It fails with
+// an error wrapping [ErrNotRegular], and not ErrInvalid, when something
+// other than a regular file is at path, and with the error of stat (such
+// as one matching [fs.ErrNotExist]) when the path's directory does not
+// exist or is not a directory.
 func New(path string, opts ...Option) (*Lock, error) {
 	cfg := defaults()
 	for _, o := range opts {
@@ -121,7 +126,7 @@ func New(path string, opts ...Option) (*Lock, error) {
 		return invalid("path contains NUL")
 	}
 	if err := cfg.policy.Validate(); err != nil {
-		return invalid("%v", err)
+		return invalid("%w", err)
 	}
 	l := &Lock{
 		path:      abs,
@@ -146,12 +151,12 @@ func New(path string, opts ...Option) (*Lock, error) {
 		return invalid("fencing file name of %d bytes would exceed %d; use a shorter lock file name", longest, nameMax)
 	}
 	if fi, err := os.Lstat(abs); err == nil && !fi.Mode().IsRegular() {
-		return invalid("%w", notRegular(fi.Mode()))
+		return nil, &fs.PathError{Op: "new", Path: path, Err: notRegular(fi.Mode())}
 	}
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, &fs.PathError{Op: "new", Path: path, Err: err}
 	} else if !fi.IsDir() {
-		return invalid("%s: %w", dir, syscall.ENOTDIR)
+		return nil, &fs.PathError{Op: "new", Path: path, Err: &fs.PathError{Op: "stat", Path: dir, Err: syscall.ENOTDIR}}
 	}
 	return l, nil
 }
@@ -196,9 +201,9 @@ func (l *Lock) Lifetime() time.Duration {
 
 // Acquire takes the lock, waiting while another process holds it and
 // breaking it once it has expired (its lifetime and the clock slop have
-// passed). It retries with the backoff of [WithRetry] and returns when the
-// lock is held, ctx is done, or the timeout of [WithTimeout] has passed,
-// whichever comes first. It makes one attempt, breaking an expired lock
+// passed; see Breaking in the package doc). It retries with the backoff of
+// [WithRetry] and returns when the lock is held, ctx is done, or the
+// timeout of [WithTimeout] has passed, whichever comes first. It makes one attempt, breaking an expired lock
 // included, before it looks at ctx; but an Acquire that finds another
 // Acquire of this Lock under way first waits for that one to return, and
 // returns without an attempt if ctx is done (or the timeout passes) first.
@@ -322,13 +327,24 @@ func (l *Lock) TryAcquire() (bool, error) {
 	return held, nil
 }
 
-// Release gives up the lock. It never touches another holder's lock: it
-// first checks that the lock file is ours and leaves it as it is if not;
-// then it moves it aside, checks again, and puts back whatever is not
-// ours. It returns [ErrNotLocked] if this Lock does not hold the lock and
-// [ErrLockLost] if it held it and it is no longer ours; either way the
-// claim file is removed. On any other error (a filesystem fault) the Lock
-// still holds the lock, and Release may be called again.
+// Release gives up the lock, removing the lock file and the claim file. It
+// never touches another holder's lock file (see Ownership in the package
+// doc). Its errors call for different answers:
+//
+//   - nil: the lock was held until now, and is free.
+//   - [ErrLockLost]: the lock was lost before Release (another process
+//     broke it, or it was removed or replaced, or its lifetime ran out):
+//     the work done under it since it was last known to be held may have
+//     overlapped another holder's. Treat the work as failed or check it.
+//     The Lock no longer holds the lock.
+//   - [ErrNotLocked]: this Lock did not hold the lock (never acquired, or
+//     released already). Nothing happened; a deferred Release after an
+//     explicit one can ignore it.
+//   - any other error (a filesystem fault): the Lock still holds the lock,
+//     and Release may be called again; Close tries once more.
+//
+// ErrLockLost and ErrNotLocked are distinct: test for ErrLockLost before
+// dismissing ErrNotLocked.
 func (l *Lock) Release() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -338,10 +354,16 @@ func (l *Lock) Release() error {
 	return l.err("release", l.releaseLocked())
 }
 
-// Close releases the lock if this Lock holds it and removes its claim
-// file. Later calls of any method return [ErrClosed]; Close itself may be
-// called again and then returns nil. An Acquire waiting in another
-// goroutine returns ErrClosed.
+// Close releases the lock if this Lock holds it, removes its claim file,
+// and ends the Lock: later calls of any method return [ErrClosed]; Close
+// itself may be called again and then returns nil. An Acquire waiting in
+// another goroutine returns ErrClosed, and KeepAlive's context is
+// cancelled with it. A lock found lost is not an error of Close.
+//
+// A Lock that is neither holding the lock nor trying to take it keeps no
+// file open and no goroutine running, so after a Release that returned
+// nil, ErrLockLost or ErrNotLocked, Close is not needed; it is the way to
+// give up a Lock for good, whatever state it is in.
 func (l *Lock) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -371,8 +393,11 @@ func (l *Lock) Close() error {
 // current one; a positive one becomes the lifetime of later refreshes too.
 // It sets the expiry through its own claim's descriptor, so it never
 // touches another holder's lock, and then checks that the lock file is
-// still that claim. It returns [ErrNotLocked] if this Lock does not hold
-// the lock and [ErrLockLost] if it held it and it is no longer ours.
+// still that claim; see Leases in the package doc. It returns
+// [ErrNotLocked] if this Lock does not hold the lock, [ErrLockLost] if it
+// held it and it is no longer ours (or the lifetime had run out already),
+// and [ErrInvalid] for a lifetime below 0 or above [MaxLifetime]. After
+// any other error the Lock still holds the lock, with the expiry it had.
 func (l *Lock) Refresh(lifetime time.Duration) error {
 	if lifetime < 0 || lifetime > MaxLifetime {
 		return l.err("refresh", fmt.Errorf("%w: lifetime %v must be between 0 and %v", ErrInvalid, lifetime, MaxLifetime))
@@ -410,13 +435,15 @@ func (l *Lock) IsLocked() (bool, error) {
 	return true, nil
 }
 
-// Break removes the lock file if its lifetime and the clock slop have
-// passed, or whatever its expiry if force is set, together with the claim
-// file it names, the same safe way a waiting Acquire breaks a lock: it
-// removes only the instance it read, and puts back one that was refreshed
-// or taken anew meanwhile. It reports whether it removed a lock file; false
-// and nil when there was none, or it had not expired and force was not
-// set. Breaking this Lock's own lock gives [ErrAlreadyLocked].
+// Break removes the lock file if this Lock would break it (its lifetime and
+// the clock slop have passed, or, with [WithDeadOwnerBreak], its holder is
+// gone; see [Status].Breakable), or whatever its expiry if force is set,
+// together with the claim file it names, the same safe way a waiting
+// Acquire breaks a lock (see Breaking in the package doc). It reports
+// whether it removed a lock file; false and nil when there was none, or it
+// was not breakable and force was not set, or it changed meanwhile.
+// Breaking this Lock's own lock gives [ErrAlreadyLocked], and finding
+// another process breaking the lock gives [ErrBreaking], even with force.
 //
 // A lock broken by force is lost to its holder, which learns it at its
 // next Refresh, IsLocked or Release: a holder that is still working keeps
@@ -447,86 +474,4 @@ func (l *Lock) Break(force bool) (bool, error) {
 		err = fmt.Errorf("%w: %w", ErrBreaking, err)
 	}
 	return broke, l.err("break", err)
-}
-
-// State infers the state of the lock file; see [State].
-func (l *Lock) State() (State, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return 0, l.err("state", ErrClosed)
-	}
-	s, err := l.inspect(l.path)
-	if gone(err) {
-		return Unlocked, nil
-	}
-	if err != nil {
-		return 0, l.err("state", err)
-	}
-	ours, err := l.mine(s)
-	if err != nil {
-		return 0, l.err("state", err)
-	}
-	expired := l.now().After(s.info.ModTime)
-	if ours {
-		if expired {
-			return OursExpired, nil
-		}
-		return Ours, nil
-	}
-	d, ok := claim.Parse(s.contents, l.cfg.sep)
-	switch {
-	case !ok || d.Hostname != l.cfg.hostname:
-		return Unknown, nil
-	case d.PID == l.pid || l.cfg.fs.ProcessAlive(d.PID):
-		if expired {
-			return TheirsExpired, nil
-		}
-		return Unknown, nil
-	default:
-		return Stale, nil
-	}
-}
-
-// Details reads the holder's hostname, pid and lock path from the lock
-// file. It returns [ErrNotLocked] if there is no lock file or its contents
-// cannot be parsed.
-func (l *Lock) Details() (Details, error) {
-	if l.isClosed() {
-		return Details{}, l.err("details", ErrClosed)
-	}
-	s, err := l.inspect(l.path)
-	if gone(err) {
-		return Details{}, l.err("details", ErrNotLocked)
-	}
-	if err != nil {
-		return Details{}, l.err("details", err)
-	}
-	d, ok := claim.Parse(s.contents, l.cfg.sep)
-	if !ok {
-		return Details{}, l.err("details", fmt.Errorf("%w: the lock file's contents (%d bytes) are not a claim", ErrNotLocked, len(s.contents)))
-	}
-	return Details{Hostname: d.Hostname, PID: d.PID, LockFile: d.LockFile}, nil
-}
-
-// Expiration returns the time the lock expires, which is the lock file's
-// modification time. It returns [ErrNotLocked] if there is no lock file.
-func (l *Lock) Expiration() (time.Time, error) {
-	if l.isClosed() {
-		return time.Time{}, l.err("expiration", ErrClosed)
-	}
-	s, err := l.inspect(l.path)
-	if gone(err) {
-		return time.Time{}, l.err("expiration", ErrNotLocked)
-	}
-	if err != nil {
-		return time.Time{}, l.err("expiration", err)
-	}
-	return s.info.ModTime, nil
-}
-
-func (l *Lock) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
 }

@@ -3,7 +3,6 @@ package flock
 import (
 	"log/slog"
 	"os"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -11,26 +10,23 @@ import (
 	"github.com/nfsflock/nfsflock/retry"
 )
 
-// Defaults, the same as flufl.lock's.
+// The defaults of a Lock, the same as flufl.lock's.
 const (
-	// DefaultLifetime is how long a lock is held before others may break it,
-	// unless refreshed.
+	// DefaultLifetime is how long a lock lasts after each acquisition or
+	// refresh before other processes may break it (once the clock slop
+	// has passed too), unless [WithLifetime] says otherwise.
 	DefaultLifetime = 15 * time.Second
-	// DefaultClockSlop is how long past its expiry a lock stays unbroken, to
-	// allow for clock differences between hosts and stale attributes.
+
+	// DefaultClockSlop is how long past its expiry a lock stays unbroken,
+	// to allow for clock differences between hosts and stale attributes,
+	// unless [WithClockSlop] says otherwise.
 	DefaultClockSlop = 10 * time.Second
+
+	// DefaultSeparator is what separates the fields of a claim unless
+	// [WithSeparator] says otherwise: "|", or "^" on Windows, as in
+	// flufl.lock.
+	DefaultSeparator = defaultSeparator
 )
-
-// DefaultSeparator separates the fields of a claim: "|" on POSIX systems
-// and "^" on Windows, as in flufl.lock.
-var DefaultSeparator = defaultSeparator()
-
-func defaultSeparator() string {
-	if runtime.GOOS == "windows" {
-		return "^"
-	}
-	return "|"
-}
 
 // An Option configures a Lock in [New].
 type Option func(*config)

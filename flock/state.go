@@ -1,28 +1,44 @@
 package flock
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/nfsflock/nfsflock/internal/claim"
+)
 
 // State is what can be inferred about a lock file, as in flufl.lock's
 // LockState. Where hosts share a filesystem, some states cannot be told
-// apart; the policy on what to do about them is the caller's.
+// apart; the policy on what to do about them is the caller's. [Status]
+// says more, from the same read.
 type State int
 
+// The states of a lock file, with flufl.lock's names.
 const (
-	// Unlocked: there is no lock file.
+	// Unlocked is the State when there is no lock file.
 	Unlocked State = iota + 1
-	// Ours: this Lock holds the lock and it has not expired.
+
+	// Ours is the State when this Lock holds the lock and it has not
+	// expired.
 	Ours
-	// OursExpired: this Lock holds the lock but its lifetime has passed;
-	// another process may break it once the clock slop has passed too.
+
+	// OursExpired is the State when this Lock holds the lock but its
+	// lifetime has passed; another process may break it once the clock
+	// slop has passed too.
 	OursExpired
-	// Stale: the holder's hostname is ours and no process with its pid
-	// runs here.
+
+	// Stale is the State when the holder's hostname is ours and no process
+	// with its pid runs here.
 	Stale
-	// TheirsExpired: a running process on this host holds it, and its
-	// lifetime has passed.
+
+	// TheirsExpired is the State when a running process of this host holds
+	// the lock and its lifetime has passed.
 	TheirsExpired
-	// Unknown: another host holds it, or a running process on this host
-	// holds it and it has not expired, or its contents cannot be parsed.
+
+	// Unknown is the State when another host holds the lock, or a running
+	// process of this host holds it and it has not expired, or the lock
+	// file's contents name no holder.
 	Unknown
 )
 
@@ -43,9 +59,174 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
-// Details are what a lock file says of its holder.
+// Details is what a lock file says of its holder, as in flufl.lock's
+// details. Anyone who can write to the directory can write a lock file:
+// it is a claim, not a proof.
 type Details struct {
 	Hostname string // the holder's host, as it named itself
 	PID      int    // the holder's process id on that host
 	LockFile string // the lock path, as the holder named it
+}
+
+// Status is what one read of the lock file shows, as this Lock judges it.
+// [Lock.Inspect] returns it.
+type Status struct {
+	// At is when the lock file was read, by the Lock's clock (see
+	// [WithClock]). Expired, Breakable and State are judged as of then.
+	At time.Time
+
+	// State is flufl.lock's summary of what follows.
+	State State
+
+	// Exists reports whether there is a lock file. If not, State is
+	// Unlocked and the fields below are zero.
+	Exists bool
+
+	// Ours reports whether the lock file is this Lock's own: it names this
+	// Lock's claim and, where the filesystem reports file identity, it is
+	// that claim's very file.
+	Ours bool
+
+	// Holder is what the lock file says of its holder, or nil if its
+	// contents name no claim: a file not written by a lock, or one being
+	// written.
+	Holder *Details
+
+	// Claim is the holder's claim file, as the lock file names it: its
+	// contents without surrounding white space. It is "" when Holder is
+	// nil.
+	Claim string
+
+	// Expiry is when the lock expires: the lock file's modification time,
+	// as the holder set it with its clock.
+	Expiry time.Time
+
+	// Expired reports whether Expiry had passed at At.
+	Expired bool
+
+	// Breakable reports whether this Lock would break the lock file it
+	// read: it is not ours, and either its expiry and the clock slop had
+	// passed at At, or, with [WithDeadOwnerBreak], its holder is a process
+	// of this host that no longer runs. A waiting Acquire, TryAcquire and
+	// Break(false) break such a lock, unless another process is breaking it
+	// at that moment.
+	Breakable bool
+
+	// Local reports whether the holder named this Lock's hostname, so that
+	// Alive says something.
+	Local bool
+
+	// Alive reports whether the holder is Local and a process with its pid
+	// runs on this host (this process included). A holder in another pid
+	// namespace under the same hostname, a container, may run although
+	// Alive is false.
+	Alive bool
+}
+
+// Inspect reads the lock file once and reports what that read shows:
+// whether there is a lock file and whether it is ours, who holds it, when
+// it expires, and whether this Lock would break it. No lock file is not an
+// error: then Status.Exists is false. Inspect changes nothing at the lock
+// path.
+//
+// It fails with [ErrClosed] after Close, and otherwise with the error of
+// the read: one that matches [ErrNotRegular] when something other than a
+// regular file is at the lock path.
+func (l *Lock) Inspect() (Status, error) {
+	st, _, err := l.status("inspect")
+	return st, err
+}
+
+// status is Inspect for the method op, which also returns the size of the
+// lock file's contents.
+func (l *Lock) status(op string) (Status, int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return Status{}, 0, l.err(op, ErrClosed)
+	}
+	s, err := l.inspect(l.path)
+	now := l.now()
+	if gone(err) {
+		return Status{At: now, State: Unlocked}, 0, nil
+	}
+	if err != nil {
+		return Status{}, 0, l.err(op, err)
+	}
+	ours, err := l.mine(s)
+	if err != nil {
+		return Status{}, 0, l.err(op, err)
+	}
+	st := Status{
+		At:      now,
+		Exists:  true,
+		Ours:    ours,
+		Expiry:  s.info.ModTime,
+		Expired: now.After(s.info.ModTime),
+	}
+	if d, ok := claim.Parse(s.contents, l.cfg.sep); ok {
+		st.Holder = &Details{Hostname: d.Hostname, PID: d.PID, LockFile: d.LockFile}
+		st.Claim = string(bytes.TrimSpace(s.contents))
+		st.Local = d.Hostname == l.cfg.hostname
+		st.Alive = st.Local && (d.PID == l.pid || l.cfg.fs.ProcessAlive(d.PID))
+	}
+	st.Breakable = !ours && l.breakable(s)
+	st.State = st.state()
+	return st, len(s.contents), nil
+}
+
+// state is flufl.lock's summary of st.
+func (st Status) state() State {
+	switch {
+	case !st.Exists:
+		return Unlocked
+	case st.Ours && st.Expired:
+		return OursExpired
+	case st.Ours:
+		return Ours
+	case !st.Local:
+		return Unknown
+	case !st.Alive:
+		return Stale
+	case st.Expired:
+		return TheirsExpired
+	}
+	return Unknown
+}
+
+// State infers the state of the lock file; see [State]. It is
+// [Lock.Inspect]'s State, and fails as Inspect does.
+func (l *Lock) State() (State, error) {
+	st, _, err := l.status("state")
+	return st.State, err
+}
+
+// Details reads the holder's hostname, pid and lock path from the lock
+// file. It returns [ErrNotLocked] if there is no lock file or its
+// contents name no claim, and fails otherwise as [Lock.Inspect] does.
+func (l *Lock) Details() (Details, error) {
+	st, size, err := l.status("details")
+	switch {
+	case err != nil:
+		return Details{}, err
+	case !st.Exists:
+		return Details{}, l.err("details", ErrNotLocked)
+	case st.Holder == nil:
+		return Details{}, l.err("details", fmt.Errorf("%w: the lock file's contents (%d bytes) are not a claim", ErrNotLocked, size))
+	}
+	return *st.Holder, nil
+}
+
+// Expiration returns the time the lock expires, which is the lock file's
+// modification time. It returns [ErrNotLocked] if there is no lock file,
+// and fails otherwise as [Lock.Inspect] does.
+func (l *Lock) Expiration() (time.Time, error) {
+	st, _, err := l.status("expiration")
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case !st.Exists:
+		return time.Time{}, l.err("expiration", ErrNotLocked)
+	}
+	return st.Expiry, nil
 }

@@ -83,7 +83,7 @@ func WithLock[T any](ctx context.Context, path string, fn func(ctx context.Conte
 	lost := stop()
 	relErr := l.Release()
 	switch {
-	case lost != nil && errors.Is(relErr, flock.ErrNotLocked):
+	case lost != nil && (errors.Is(relErr, flock.ErrLockLost) || errors.Is(relErr, flock.ErrNotLocked)):
 		relErr = nil // the keep-alive said so already, and why
 	case lost == nil && errors.Is(relErr, flock.ErrLockLost):
 		lost, relErr = relErr, nil

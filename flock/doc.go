@@ -1,0 +1,216 @@
+// Package flock is a lock file that is safe on NFS and other network
+// filesystems: processes on one host or many take turns through it, and a
+// lock whose holder died is broken by the others once its lifetime has
+// passed. Its files are byte-compatible with Python's flufl.lock.
+//
+// [New] makes a [Lock]; [Lock.Acquire] or [Lock.TryAcquire] takes the lock,
+// [Lock.KeepAlive] keeps it refreshed, and [Lock.Release] gives it up. Most
+// programs want package [github.com/nfsflock/nfsflock/guard], which does all
+// of that around a function. The sections below describe the protocol that
+// the methods' docs refer to.
+//
+// # Files
+//
+// For a lock path L, a Lock writes a claim file beside it named
+// L|host|pid|random ("|" is [DefaultSeparator]; L is the absolute path),
+// whose contents are exactly that name, without a newline. Each acquisition
+// creates a claim of its own under a fresh, unpredictable name (with
+// O_CREAT|O_EXCL|O_NOFOLLOW, so a planted symlink cannot redirect it) and
+// keeps it open until the lock is released. The Lock takes the lock by
+// linking its claim to L with link(2), which is atomic on local disks and
+// network filesystems alike: exactly one of the processes linking to L
+// succeeds, and while it holds the lock, L and its claim are one file under
+// two names. That file's modification and access times are the lock's
+// expiry: the time the lock lapses unless refreshed, which is the time of
+// the acquisition or last refresh plus the lifetime ([WithLifetime]).
+//
+// Beside L there may also be L.break, the breakers' lock (see Breaking);
+// with [WithFencing], the counter L.fence.N and its hint L.fence (see
+// Fencing); and, for moments, names shaped like claims, to which a lock
+// file is moved aside or a probe link is made. Anything at L that is not a
+// regular file (a symlink, directory, FIFO or device) is reported as
+// [ErrNotRegular] and never removed; reads never follow a symlink, never
+// block on a FIFO, and read at most 8 KiB.
+//
+// A Lock removes its own files. Files that crashed processes left are
+// swept after a process's first acquisition of the lock, after a break,
+// and after a wait at most once a minute; a sweep removes only files whose
+// names prove them a dead process's: this hostname, this boot and pid
+// namespace (the last 15 digits of a Go claim's name), and a pid that runs
+// no process here. Other hosts' files, those of another pid namespace, and
+// flufl.lock's claims, which carry no namespace, are never swept.
+//
+// # Ownership
+//
+// A Lock holds the lock only while L is its own claim: L names the claim
+// and, where the filesystem reports file identity (device and inode numbers
+// that stay with a file under all its names, as local filesystems and NFS
+// do), L is that claim's very file. A file that someone else wrote never
+// counts as ours, whatever it contains. Link counts decide nothing: sshfs
+// and SMB report a link count of 1, and NFS clients cache them. A link
+// whose reply was lost, which NFS retransmits and answers with EEXIST, is
+// recognised as ours by the same test. Contents and attributes are read
+// from one open descriptor, which makes an NFS client revalidate them.
+//
+// sshfs numbers files by name and reports no identity: there the contents
+// alone decide, and anyone who can write to the mount can forge a lock file
+// that names a waiter's claim (claim names show in a directory listing), so
+// that two waiters both hold the lock until each looks again.
+//
+// Every change follows one rule: look before you touch. Nothing at L is
+// changed, moved or removed unless the call has just seen that the file
+// there is the one it means, its own claim or the very instance it judged
+// expired. Times are set only through the descriptor of the Lock's own
+// claim, never by path, so they can never land on another holder's lock
+// file. Release looks first and leaves a lock file that is not ours as it
+// is; then it renames L aside to a fresh name of its own, checks that what
+// it moved is still ours, removes it, and puts back anything else with a
+// rename that replaces nothing.
+//
+// # Leases
+//
+// A holder counts on its lock until the expiry it last wrote, as the
+// filesystem stored it (perhaps cut to whole seconds), by its own clock:
+// that is its lease. [Lock.Refresh] writes a new expiry through its claim
+// and then looks at L; only if L is still its claim does the new expiry
+// count. Once the lease has run out, Refresh and Release report
+// [ErrLockLost] and leave L as it is, to the breakers: one may be at work
+// on it that very moment, and a change could confuse it.
+// [Lock.KeepAlive] refreshes at a third of the lifetime.
+//
+// A holder that pauses past its lease (a SIGSTOP, a swap storm, a suspended
+// VM, a stalled NFS server) may find when it resumes that its lock was
+// broken and taken by another process. What it can no longer do is harm
+// that process's lock: its next call looks first and reports ErrLockLost;
+// its refreshes reach only its own orphaned claim, and its Release leaves
+// the new lock file alone. What it cannot do is know before it looks: work
+// done between resuming and that look runs unprotected, beside the new
+// holder's. KeepAlive's context is cancelled when the loss is found, which
+// shortens that stretch but cannot close it.
+//
+// One window no lock file closes: a process that pauses, for longer than
+// the clock slop, between its last look at the clock and its next
+// filesystem call acts on a judgement that has gone stale. A breaker that
+// judged a lock expired, or a holder that saw its lease still running, may
+// then rename aside a lock file that another process has taken meanwhile.
+// The move-aside check finds that what it moved is not what it meant and
+// puts it back; but while it was aside, a third process may have taken the
+// lock, and then the process whose file was moved learns [ErrLockLost] only
+// at its next look, having held the lock beside the third. The code keeps
+// that stretch to a few system calls, reading the clock last; only fencing
+// tokens protect what the lock guards from it, and from the paused holder
+// above.
+//
+// # Breaking
+//
+// A waiter breaks a lock file whose expiry and clock slop have passed by
+// its own clock, and, with [WithDeadOwnerBreak], one whose holder named
+// this host and whose pid runs no process here (never a claim tagged with
+// another pid namespace). Expiry is checked before the timeout, so even an
+// Acquire whose context is done makes one attempt that breaks an expired
+// lock.
+//
+// Breakers take turns, so that two never break at once: otherwise a breaker
+// that judged an instance expired could remove the fresh lock a faster
+// breaker had taken meanwhile. A breaker first takes the breakers' lock
+// L.break (the same name whatever the separator): a fresh claim-shaped file
+// of its own with a lease of 5 s, linked to L.break. Others break L.break
+// once its expiry and the larger of the clock slop and 5 s have passed, or
+// at once if its expiry lies further ahead than a breaker writes. A live
+// breaker's L.break is never broken, not even by [Lock.Break] with force,
+// which reports [ErrBreaking] instead.
+//
+// Holding L.break, the breaker checks that L.break is still its own and its
+// lease still runs, reads L again (through a fresh hard link of its own
+// only where link counts are not real, as on sshfs, whose attribute cache
+// is kept per path), reads the clock last, renames L aside to a fresh name
+// of its own, and checks that what it moved is the instance it judged
+// (the same contents, expiry and, where reported, inode). Only then does it
+// remove it, and the claim it names: only dir(L)/name, where name parses as
+// a claim of L, and where the filesystem reports identity only if that is
+// the same file. Anything else is put back without replacing a lock file
+// taken meanwhile (renameat2 RENAME_NOREPLACE on Linux, renamex_np on
+// macOS, link and unlink elsewhere).
+//
+// A waiter that may not break an expired lock file (another user's, in a
+// sticky directory such as /tmp) keeps waiting, and its timeout says whose
+// file is in the way.
+//
+// # Clock slop
+//
+// Expiry is written with the holder's clock and read with the breaker's,
+// through attributes that a network filesystem may cache: NFS revalidates
+// them on open, but sshfs may show them up to 20 s old even then. A lock is
+// broken only once its expiry and the clock slop ([WithClockSlop], 10 s by
+// default) have passed. The slop must cover the clock differences between
+// the hosts sharing the lock and how stale their attributes can be: on
+// sshfs, more than about 21 s. The slop is also the holder's margin: a
+// holder counts on its lock only until the expiry itself, and a holder that
+// pauses for less than the slop past it cannot be broken (see Leases). Keep
+// clocks synchronised (NTP), pick a lifetime well above the longest pause
+// you expect, and refresh well before the expiry.
+//
+// # Fencing
+//
+// A lock file cannot stop a holder that paused past its lease from writing
+// once it resumes (see Leases). With [WithFencing], each acquisition takes
+// a fencing token, which [Lock.Token] reports: a number larger than that of
+// every earlier acquisition of the lock by any process on any host. It
+// counts only if the lock is still ours after it was taken. The store that
+// the lock protects uses the tokens to refuse a holder whose lock was lost
+// and who does not know it yet: the holder sends its token with every
+// write; the store keeps the largest token it has accepted and, in the
+// same atomic step as the write (a transaction, a conditional update, a
+// compare-and-swap), refuses a write whose token is smaller. Equal tokens
+// are one holder's writes and are accepted. Once the next holder has
+// written, the stale holder's writes are refused. Every process that takes
+// the lock to write to that store must use fencing.
+//
+// The counter is the file L.fence.N, whose name holds the last token
+// handed out and which taking a token moves to L.fence.N+1 without ever
+// replacing a file, so that of several processes moving it from N only one
+// succeeds; the hint L.fence holds a value the counter has reached, so that
+// the counter is found without listing the directory. Release leaves both.
+// Tokens strictly increase across processes, hosts, broken locks, crashes
+// and lost replies for as long as those files exist. Rather than hand out a
+// token that might not be larger than every earlier one, acquisitions with
+// fencing fail with [ErrFencing], saying how to recover, when the counter
+// cannot be found or moved safely; see [Lock.Token] for when, and for how
+// to reset or move the counter.
+//
+// Fencing assumes that whoever writes to the lock's directory cooperates: a
+// process that may rename or create files there can move the counter back
+// or plant one far ahead. The moves are not followed by fsync: on a local
+// disk, a power failure can undo the last one, and a token handed out just
+// before it may be handed out again after it. Network filesystem servers
+// commit a rename before they reply.
+//
+// # Sharing with flufl.lock
+//
+// The files are flufl.lock's to the byte, so Go and Python programs can
+// share one lock: each waits while the other holds it, reads the other's
+// [Details], and breaks the other's expired lock. Go's claims end in 34
+// digits where flufl.lock's end in at most 19; both read both, and both
+// separators, "|" and "^" (flufl.lock's on Windows), are understood when
+// reading. Python names its host with socket.getfqdn(): pass [WithHostname]
+// with that name, when both run on one host, for [Lock.State] to recognise
+// each other's locks as this host's.
+//
+// flufl.lock decides that it holds the lock by its claim having a link
+// count of 2. On sshfs and SMB, which report 1, it never believes it holds
+// a lock: no place for Python users. Go's breakers read a lock file through
+// a probe link only where link counts are not real anyway, and put back a
+// lock file they should not have moved with a rename that leaves the link
+// count alone; where that rename is missing (NFS, systems other than Linux
+// and macOS) they link it back and unlink the aside name, and a Python
+// refresh landing in that moment finds 3 links and takes its lock for
+// lost. That happens only to a Python holder refreshing after its lock has
+// expired in the breaker's eyes.
+//
+// flufl.lock knows nothing of L.break: a Python process breaking an expired
+// lock removes whatever lock file is there by then, so a fresh lock taken
+// in that instant can be removed too. Sweeps never remove Python's claims,
+// but [WithDeadOwnerBreak] judges Python holders by hostname and pid alone.
+// flufl.lock's CLOCK_SLOP is 10 s and it cuts expiries to whole seconds:
+// the clock slop must cover that too, and be at least Python's.
+package flock

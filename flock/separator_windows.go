@@ -1,0 +1,5 @@
+package flock
+
+// defaultSeparator is flufl.lock's separator on Windows, where "|" may
+// not appear in a file name.
+const defaultSeparator = "^"
