@@ -12,34 +12,40 @@ import (
 )
 
 // Policy describes an exponential backoff: the first delay is Initial, each
-// later one is Multiplier times the one before, never more than Max, and each
-// is spread at random by ±Jitter (a fraction of the delay).
+// later one is Multiplier times the one before, up to Max; then each is
+// spread at random by ±Jitter, a fraction of it. So a delay lies between
+// (1-Jitter) and (1+Jitter) times its unspread value, and may exceed Max
+// by up to Jitter times Max.
 //
-// The zero Policy is not valid; start from [Default].
+// The zero Policy is not valid; start from [Default] or [Constant].
 type Policy struct {
-	Initial    time.Duration // first delay; > 0
-	Max        time.Duration // cap on any delay; >= Initial
+	Initial    time.Duration // first delay before jitter; > 0
+	Max        time.Duration // cap on the delay before jitter; >= Initial
 	Multiplier float64       // growth per attempt; >= 1
 	Jitter     float64       // randomization factor in [0, 1)
 }
 
 // Default returns the policy a lock uses unless told otherwise: 1 ms
-// doubling to a cap of 200 ms, with ±50% jitter. A waiter therefore notices a
-// released lock within about 200 ms even when nothing wakes it sooner, and a
-// crowd of waiters does not retry in lockstep.
+// doubling to a cap of 200 ms, each delay spread at random by ±50%. Once at
+// the cap, a waiter retries every 100 to 300 ms, 200 ms on average: it
+// notices a released lock within 300 ms even when nothing wakes it sooner,
+// and a crowd of waiters does not retry in lockstep.
 func Default() Policy {
 	return Policy{Initial: time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, Jitter: 0.5}
 }
 
-// Constant returns a policy that waits d between attempts, with no jitter.
+// Constant returns a policy that waits exactly d between attempts, with no
+// jitter.
 func Constant(d time.Duration) Policy {
 	return Policy{Initial: d, Max: d, Multiplier: 1}
 }
 
-// ErrInvalid is wrapped by the error Validate returns.
+// ErrInvalid is wrapped by the error that [Policy.Validate] returns for a
+// policy that cannot be used.
 var ErrInvalid = errors.New("retry: invalid policy")
 
-// Validate reports whether p can be used, and what is wrong with it if not.
+// Validate returns nil if p can be used, and otherwise an error wrapping
+// [ErrInvalid] that says which field is wrong.
 func (p Policy) Validate() error {
 	switch {
 	case p.Initial <= 0:
@@ -60,7 +66,8 @@ type Schedule struct {
 	b *backoff.ExponentialBackOff
 }
 
-// Schedule starts a new sequence of delays. p must be valid.
+// Schedule starts a new sequence of delays. p must be valid (see
+// [Policy.Validate]).
 func (p Policy) Schedule() *Schedule {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(p.Initial),
@@ -72,12 +79,12 @@ func (p Policy) Schedule() *Schedule {
 	return &Schedule{b: b}
 }
 
-// Next returns the next delay.
+// Next returns the next delay of the sequence.
 func (s *Schedule) Next() time.Duration {
 	return s.b.NextBackOff()
 }
 
-// Reset starts the sequence again from the initial delay.
+// Reset starts the sequence again from the first delay.
 func (s *Schedule) Reset() {
 	s.b.Reset()
 }
