@@ -9,42 +9,97 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/nfsflock/nfsflock/internal/fsys"
 )
 
 // Fencing: with WithFencing, each acquisition takes the next value of a
 // counter kept next to the lock file. The counter is one empty file whose
-// name carries its value, <lock>.fence.<N>; taking a token renames it to
-// <lock>.fence.<N+1>. A rename succeeds only while its source exists, so
-// of any processes that try to move the counter from N, exactly one does,
-// and a process that paused and lost the lock can only fail to rename a
-// name that has moved on: it can never move the counter back. (A counter
-// kept in a file's contents and replaced by writing a temporary file and
-// renaming it over could: a writer that read N, paused while others moved
-// the counter to N+2, and then renamed its N+1 into place would make the
-// next holder take N+2 a second time.)
+// name carries its value, <lock>.fence.<N>; taking a token moves it to
+// <lock>.fence.<N+1> without ever replacing a file (moveNoReplace:
+// renameat2 with RENAME_NOREPLACE, or link and unlink where that is
+// missing, as on NFS and sshfs). A file's contents would not do: a writer
+// that read N, paused while others moved the counter to N+2, and then
+// renamed its N+1 into place would make the next holder take N+2 again.
+// Beside it, the hint <lock>.fence holds a value the counter has reached,
+// so that the counter is found without listing the directory, which a
+// network filesystem may answer from a cache many seconds old.
 //
-// To find N without listing the directory, which network filesystems may
-// answer from a cache many seconds old, each taker also writes N to
-// <lock>.fence, read through an open descriptor as the lock file is. That
-// file is only a hint: a stale one costs a few extra renames or a listing,
-// never a wrong token.
+// Why tokens strictly increase. Call the largest counter name that exists
+// the top. Two rules keep every other name away from it:
+//
+//   - A counter is started, at 1, only by a taker that itself created the
+//     hint in this call, exclusively. The hint is created once and then
+//     only ever replaced, so a taker that found no hint, or read a listing
+//     that showed no counter, and paused, cannot start a second counter
+//     beside the live one when it resumes: its creation of the hint fails.
+//     Deleting the hint is therefore a reset, as deleting both files is.
+//   - A move from N that finds N+1 taken removes N: N+1 being there means
+//     N is not the top but what a link-and-unlink move left before its
+//     unlink (a crash, a pause, or our own link whose reply was lost). A
+//     taker that found the top through a listing, and so did not pass the
+//     names below it, removes them, and top-1, before it moves the top.
+//
+// So a name other than the top can only be top-1 with a move still to be
+// finished, and a move from N that succeeds without replacing found N+1
+// free: N was the top, and N+1 is larger than every token handed out
+// before. A hint that lags or a listing that is stale can only make a
+// taker try to move a name that has gone (ENOENT), never move the counter
+// back or start another one. Only acquired decides whether the token is
+// handed out (the lock must still be ours afterwards); a taker whose lock
+// was broken while it paused only makes the counter skip a value.
+//
+// The hint is written after each move, by renaming a new file over it. It
+// may go back (a writer that paused before its rename) but never beyond
+// the top, so it is a lower bound: a taker tries fenceProbes values upward
+// from it, then lists the directory and ignores counters below it. When no
+// counter can be found at or above the hint, the taker fails with
+// ErrFencing, saying how to recover, rather than start again at 1: the
+// counter was deleted, or its starter crashed between creating the hint
+// and creating the counter (or paused there and has lost the lock; the
+// counter appears when it resumes).
+//
+// Lost replies: a rename that happened answers ENOENT when it is
+// retransmitted (its source is gone), and the taker goes on to the next
+// value; a link that happened answers EEXIST (NFS links by file handle),
+// and the taker removes the source, finishing its own move, and goes on.
+// Either way a value is skipped, never repeated. The hint is written to a
+// temporary file first, under a claim-shaped name of this process
+// (freshName), which the sweep removes once the process is proven dead:
+// a crash between writing and renaming leaves nothing for good. The hint
+// holds its value on its first line; a starter's hint also names that
+// temporary on its second, so that a starter whose link into place was
+// answered EEXIST can tell its own hint from another's where the
+// filesystem reports no file identity (sshfs).
+//
+// A case-insensitive filesystem (SMB, APFS) lists the counter as it was
+// last spelled, which may be another spelling of the lock's name: listings
+// are matched case-insensitively, moves always use this Lock's spelling,
+// and counters under two spellings are refused as ambiguous (two counters
+// of one lock, or two locks on a case-sensitive filesystem).
+//
+// All of this holds for processes that cooperate: anyone who may write
+// to the directory can delete the counter, rename it back or plant one
+// ahead. Names of the counter that are not regular files are refused.
 
 // ErrFencing is wrapped by the error Acquire returns when the fencing
-// counter next to the lock file cannot be advanced: its file
-// <lock>.fence.<N> was deleted while the hint <lock>.fence remains, or it
-// has reached the largest uint64. The error says what to do.
+// counter next to the lock file cannot be advanced without risking a
+// token that is not larger than every earlier one; [Lock.Token] says
+// when. The error names the file at fault and says how to recover.
 var ErrFencing = errors.New("flock: fencing counter unusable")
 
 const (
 	fenceSuffix = ".fence"
-	// fenceProbes is how many counter values above the hint are tried
-	// before listing the directory. The hint lags the counter only when a
-	// taker was stopped between its rename and its hint, by as many
+	// fenceProbes is how many counter values from the hint upward are
+	// tried before listing the directory. The hint lags the counter only
+	// when a taker was stopped between its move and its hint, by as many
 	// acquisitions as happened meanwhile.
 	fenceProbes = 16
 	// fenceHintMax bounds the read of the hint: 20 digits and a newline,
-	// with room to spare; anything longer is not a hint.
-	fenceHintMax = 64
+	// then, in a hint as its starter created it, the name it was created
+	// as (at most 255 bytes) and a newline, with room to spare; anything
+	// longer is not a hint.
+	fenceHintMax = 512
 )
 
 // Token returns the fencing token of the current acquisition and true, if
@@ -53,28 +108,45 @@ const (
 // learn whether the lock is still held.
 //
 // Tokens of the lock strictly increase from one acquisition to the next,
-// across processes, hosts and broken locks, for as long as the counter's
-// side files exist. A store that the lock protects uses them to refuse a
-// holder whose lock was lost while it paused (a stop, a swap storm, a
-// suspended VM) and who does not know it yet: the holder sends its token
-// with every write; the store keeps the largest token it has accepted and,
-// in the same atomic step as the write (a transaction, a conditional
-// update, a compare-and-swap), refuses a write whose token is smaller.
-// Equal tokens are one holder's writes and are accepted. Once the next
-// holder has written, the stale holder's writes are refused.
+// across processes, hosts, broken locks, crashes, stale directory listings
+// and lost replies, for as long as the counter's side files exist and the
+// processes that write to the lock's directory cooperate. A store that the
+// lock protects uses them to refuse a holder whose lock was lost while it
+// paused (a stop, a swap storm, a suspended VM) and who does not know it
+// yet: the holder sends its token with every write; the store keeps the
+// largest token it has accepted and, in the same atomic step as the write
+// (a transaction, a conditional update, a compare-and-swap), refuses a
+// write whose token is smaller. Equal tokens are one holder's writes and
+// are accepted. Once the next holder has written, the stale holder's
+// writes are refused.
 //
 // The counter is the file <lock>.fence.<N>, whose name holds the last
-// token handed out, and <lock>.fence remembers N so that it is found
-// without listing the directory; [Lock.Release] leaves both. Deleting
-// <lock>.fence costs one directory listing. Deleting <lock>.fence.<N> while
-// <lock>.fence remains makes acquisitions with fencing fail with
-// [ErrFencing] rather than hand out small tokens. Deleting both restarts
-// the tokens at 1: a store that has seen larger ones then refuses every
-// holder until its record is reset. To move the counter forward instead,
+// token handed out, and <lock>.fence holds a value it has reached, so
+// that it is found without listing the directory; [Lock.Release] leaves
+// both. Rather than hand out a token that might not be larger than every
+// earlier one, acquisitions with fencing fail with [ErrFencing] when no
+// counter is found at or above the value in <lock>.fence (the counter was
+// deleted, or a process stopped while starting it), when something other
+// than a regular file is named like the counter, when the directory lists
+// counters under two spellings of the lock's name (on a case-insensitive
+// filesystem), and when the counter has reached the largest uint64. The
+// error says what to do.
+//
+// Only a process that creates <lock>.fence starts a counter, so that one
+// that paused, or read a stale listing, never starts a second one beside
+// the live counter. Deleting <lock>.fence therefore resets the tokens, as
+// deleting both files does: the next acquisition starts a counter at 1 (a
+// counter left behind is passed over when the new one reaches it). A store that has seen larger
+// tokens then refuses every holder until its record is reset. Reset only
+// while no process uses the lock. To move the counter forward instead,
 // rename <lock>.fence.<N> to a larger N. Do not name another lock file
 // <lock>.fence.
 //
-// The renames are not followed by fsync: on a local disk, a power failure
+// Fencing assumes that whoever writes to the directory cooperates: a
+// process that may rename or create files there can move the counter back
+// or plant one far ahead, and the tokens then repeat or run out.
+//
+// The moves are not followed by fsync: on a local disk, a power failure
 // can undo the last of them, and a token handed out just before it may be
 // handed out again after it (to processes of a machine that has just
 // restarted). Network filesystem servers commit a rename before replying.
@@ -107,8 +179,10 @@ func (l *Lock) fence() (uint64, error) {
 	return token, nil
 }
 
-// errFenceBusy: no counter name could be moved, though some are listed;
-// others are moving it, or the listing is stale. Worth another attempt.
+// errFenceBusy: the counter was listed but had moved on before it could be
+// moved, or the hint vanished as it was created. Others are moving them
+// (this Lock has most likely lost the lock), or the listing is stale.
+// Worth another attempt.
 var errFenceBusy = errors.New("flock: fencing counter moved by others")
 
 func (l *Lock) fenceHintPath() string { return l.path + fenceSuffix }
@@ -127,11 +201,11 @@ const (
 )
 
 // readFenceHint reads the hint through one no-follow descriptor, at most
-// fenceHintMax bytes. Whatever is there is untrusted: a symlink, a huge or
-// garbled file only makes it foreign.
+// fenceHintMax bytes; its value is the first line. Whatever is there is
+// untrusted: a symlink, a huge or garbled file only makes it foreign.
 func (l *Lock) readFenceHint() (uint64, hintState, error) {
 	f, err := l.cfg.fs.Open(l.fenceHintPath())
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || gone(err) {
 		return 0, hintAbsent, nil
 	}
 	if errors.Is(err, ErrNotRegular) {
@@ -145,7 +219,8 @@ func (l *Lock) readFenceHint() (uint64, hintState, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	if n, ok := parseCounter(strings.TrimSpace(string(b))); ok && len(b) <= fenceHintMax {
+	value, _, _ := strings.Cut(string(b), "\n")
+	if n, ok := parseCounter(strings.TrimSpace(value)); ok && len(b) <= fenceHintMax {
 		return n, hintNumber, nil
 	}
 	return 0, hintForeign, nil
@@ -167,101 +242,323 @@ func (l *Lock) takeToken() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if state == hintNumber {
-		for n := hint; n < hint+fenceProbes && n >= hint; n++ {
-			moved, err := l.advanceCounter(n)
-			if err != nil {
-				return 0, err
-			}
-			if moved {
-				l.writeFenceHint(n+1, state)
-				return n + 1, nil
-			}
+	if state == hintAbsent {
+		created, err := l.createFenceHint()
+		if err != nil {
+			return 0, err
+		}
+		if created {
+			return l.startCounter()
+		}
+		// Another taker created it first: read what it holds.
+		hint, state, err = l.readFenceHint()
+		if err != nil {
+			return 0, err
+		}
+		if state == hintAbsent {
+			return 0, errFenceBusy // created and deleted since: a reset
 		}
 	}
+	return l.advanceFrom(hint, state)
+}
+
+// startCounter creates the counter at 1, for the taker that has just
+// created the hint: nobody else creates <lock>.fence.1 while it exists.
+func (l *Lock) startCounter() (uint64, error) {
+	f, err := l.cfg.fs.Create(l.counterPath(1), nil, l.cfg.clock.Now())
+	if err == nil {
+		f.Close()
+		return 1, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return 0, err
+	}
+	// A counter from before a reset, or our own create whose reply was
+	// lost: carry on from it.
+	return l.advanceFrom(1, hintNumber)
+}
+
+// advanceFrom finds the counter, from the hint's value upward or, failing
+// that (or with a foreign hint), in a listing, moves it, and records the
+// new value in the hint.
+func (l *Lock) advanceFrom(hint uint64, state hintState) (uint64, error) {
+	var token uint64
+	var err error
+	from := uint64(1)
+	if state == hintNumber {
+		from = hint
+		token, err = l.probeCounter(hint)
+	}
+	if err == nil && token == 0 {
+		token, err = l.takeListedCounter(from, state)
+	}
+	if err != nil {
+		return 0, err
+	}
+	l.writeFenceHint(token, state)
+	return token, nil
+}
+
+// createFenceHint creates the hint, holding 1, where there was none, and
+// reports whether this call created it. The hint is written under a fresh
+// name of ours and moved into place without replacing, so that it appears
+// whole and only one of several takers creates it.
+func (l *Lock) createFenceHint() (bool, error) {
+	tmp, err := l.newHintFile(1, true)
+	if err != nil {
+		return false, err
+	}
+	err = moveNoReplace(l.cfg.fs, tmp, l.fenceHintPath())
+	if err == nil || gone(err) {
+		// Nobody else knows our temporary's name: if it is gone, the
+		// move happened and its reply was lost.
+		return true, nil
+	}
+	// Another taker's hint, or our own link, whose reply was lost or whose
+	// unlink failed: the hint names the temporary it was created as.
+	l.removeHintFile(tmp)
+	if f, oerr := l.cfg.fs.Open(l.fenceHintPath()); oerr == nil {
+		b, rerr := f.ReadAll(fenceHintMax + 1)
+		f.Close()
+		if _, creator, _ := strings.Cut(string(b), "\n"); rerr == nil && strings.TrimSpace(creator) == filepath.Base(tmp) {
+			return true, nil
+		}
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	return false, err
+}
+
+// moveResult is what advanceCounter found at a counter value.
+type moveResult int
+
+const (
+	counterAbsent moveResult = iota // no counter there
+	counterMoved                    // moved up by one
+	counterBehind                   // the next value was taken: removed as a leftover
+)
+
+// probeCounter moves the counter up from the first value at or above from
+// where it finds it, giving up after fenceProbes values with no counter,
+// and returns the value it moved it to; 0 if it found none.
+func (l *Lock) probeCounter(from uint64) (uint64, error) {
+	n := from
+	for misses := 0; misses < fenceProbes; n++ {
+		r, err := l.advanceCounter(n)
+		if err != nil {
+			return 0, err
+		}
+		switch r {
+		case counterMoved:
+			return n + 1, nil
+		case counterAbsent:
+			misses++
+		}
+		if n == math.MaxUint64 {
+			break
+		}
+	}
+	return 0, nil
+}
+
+// advanceCounter moves the counter from n to n+1, never replacing a file.
+func (l *Lock) advanceCounter(n uint64) (moveResult, error) {
+	if err := l.refuseIrregular(n); err != nil {
+		return 0, err
+	}
+	from := l.counterPath(n)
+	if n == math.MaxUint64 {
+		switch _, err := l.cfg.fs.Lstat(from); {
+		case gone(err):
+			return counterAbsent, nil
+		case err != nil:
+			return 0, err
+		}
+		return 0, &fs.PathError{Op: "fence", Path: from, Err: fmt.Errorf(
+			"%w: the counter is at its largest value; to restart tokens at 1, stop every process that uses the lock, delete %s and %s, and reset the largest token recorded by every store the lock protects",
+			ErrFencing, filepath.Base(l.fenceHintPath()), filepath.Base(from))}
+	}
+	to := l.counterPath(n + 1)
+	err := moveNoReplace(l.cfg.fs, from, to)
+	switch {
+	case err == nil:
+		return counterMoved, nil
+	case gone(err):
+		return counterAbsent, nil
+	case errors.Is(err, fs.ErrExist):
+	default:
+		// sshfs refuses a link onto a name that appeared meanwhile with
+		// EPERM: that is EEXIST if n+1 is there now.
+		if _, lerr := l.cfg.fs.Lstat(to); lerr != nil {
+			return 0, err
+		}
+	}
+	// n+1 is taken, so n is not the top: the source of a move not yet
+	// finished (perhaps our own, whose reply was lost), or a leftover.
+	if err := l.refuseIrregular(n + 1); err != nil {
+		return 0, err
+	}
+	if err := l.cfg.fs.Remove(from); err != nil && !gone(err) {
+		return 0, err
+	}
+	return counterBehind, nil
+}
+
+// refuseIrregular returns an ErrFencing error if something other than a
+// regular file is named like counter n: never moved, never trusted.
+func (l *Lock) refuseIrregular(n uint64) error {
+	path := l.counterPath(n)
+	info, err := l.cfg.fs.Lstat(path)
+	if err != nil || info.Mode.IsRegular() {
+		return nil
+	}
+	return &fs.PathError{Op: "fence", Path: path, Err: fmt.Errorf(
+		"%w: a %s is named like the fencing counter, an empty regular file, so no Lock made it; remove it (fencing assumes that the processes writing to the directory cooperate)",
+		ErrFencing, fsys.Kind(info.Mode))}
+}
+
+// takeListedCounter finds the counter by listing the directory, where
+// probing from the hint (or from 1, with a foreign hint) did not find it,
+// and moves it. Counters below from are ignored: the hint says the
+// counter has been beyond them.
+func (l *Lock) takeListedCounter(from uint64, state hintState) (uint64, error) {
 	names, err := l.cfg.fs.ReadDir(l.dir)
 	if err != nil {
 		return 0, err
 	}
-	prefix := l.base + fenceSuffix + "."
-	var found []uint64
-	for _, name := range names {
-		if rest, ok := strings.CutPrefix(name, prefix); ok {
-			if n, ok := parseCounter(rest); ok {
-				found = append(found, n)
-			}
-		}
-	}
-	slices.Sort(found)
-	for i := len(found) - 1; i >= 0; i-- {
-		moved, err := l.advanceCounter(found[i])
-		if err != nil {
-			return 0, err
-		}
-		if moved {
-			// Lower names are leftovers (or planted): tidy them away.
-			for _, n := range found[:i] {
-				l.cfg.fs.Remove(l.counterPath(n))
-			}
-			l.writeFenceHint(found[i]+1, state)
-			return found[i] + 1, nil
-		}
-	}
-	switch {
-	case len(found) > 0:
-		return 0, errFenceBusy
-	case state == hintNumber:
-		return 0, &fs.PathError{Op: "fence", Path: l.counterPath(hint), Err: fmt.Errorf(
-			"%w: the counter file is missing while %s says %d; rename any %s.<N> back, or delete %[2]s to restart tokens at 1",
-			ErrFencing, filepath.Base(l.fenceHintPath()), hint, filepath.Base(l.fenceHintPath()))}
-	}
-	// No counter yet (or both files were deleted): start at 1. Exclusive
-	// creation, so that of two first takers only one gets it.
-	f, err := l.cfg.fs.Create(l.counterPath(1), nil, l.cfg.clock.Now())
+	found, err := l.listedCounters(names)
 	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return 0, errFenceBusy
-		}
 		return 0, err
 	}
-	f.Close()
-	l.writeFenceHint(1, state)
-	return 1, nil
+	if len(found) == 0 || found[len(found)-1] < from {
+		return 0, l.missingCounter(from, state, found)
+	}
+	top := found[len(found)-1]
+	// The names below were not passed on the way up: remove them (and
+	// top-1, which a partial listing may not show) before moving the top,
+	// so that none is left below it.
+	for _, n := range found[:len(found)-1] {
+		l.removeBelowTop(n)
+	}
+	if top > 1 {
+		l.removeBelowTop(top - 1)
+	}
+	token, err := l.probeCounter(top)
+	if err == nil && token == 0 {
+		err = errFenceBusy
+	}
+	return token, err
 }
 
-// advanceCounter renames the counter from n to n+1 and reports whether it
-// did; false if there is no counter named n.
-func (l *Lock) advanceCounter(n uint64) (bool, error) {
-	if n == math.MaxUint64 {
-		return false, &fs.PathError{Op: "fence", Path: l.counterPath(n), Err: fmt.Errorf("%w: the counter is at its largest value", ErrFencing)}
+// removeBelowTop removes counter n, which is below a counter that exists.
+func (l *Lock) removeBelowTop(n uint64) {
+	if err := l.cfg.fs.Remove(l.counterPath(n)); err != nil && !gone(err) {
+		l.cfg.logger.Debug("flock: removing a fencing counter left below the top", "path", l.counterPath(n), "err", err)
 	}
-	err := l.cfg.fs.Rename(l.counterPath(n), l.counterPath(n+1))
+}
+
+// listedCounters returns the counter values among a listing of the lock's
+// directory, sorted. A case-insensitive filesystem lists a name as it was
+// last spelled, which may be another spelling of the lock's: names are
+// matched regardless of case, and two spellings are ambiguous.
+func (l *Lock) listedCounters(names []string) ([]uint64, error) {
+	prefix := l.base + fenceSuffix + "."
+	var found []uint64
+	var spelling string
+	for _, name := range names {
+		if len(name) <= len(prefix) || !strings.EqualFold(name[:len(prefix)], prefix) {
+			continue
+		}
+		n, ok := parseCounter(name[len(prefix):])
+		if !ok {
+			continue
+		}
+		switch p := name[:len(prefix)]; {
+		case spelling == "":
+			spelling = p
+		case p != spelling:
+			return nil, &fs.PathError{Op: "fence", Path: l.fenceHintPath(), Err: fmt.Errorf(
+				"%w: the directory lists fencing counters under two spellings of the lock's name, %s<N> and %s<N>; on a case-insensitive filesystem remove the one that is not the counter, on a case-sensitive one give the locks names that differ in more than case",
+				ErrFencing, spelling, p)}
+		}
+		found = append(found, n)
+	}
+	slices.Sort(found)
+	return found, nil
+}
+
+// missingCounter is the error for a counter that was not found at or above
+// from, though the hint says (or a foreign hint may say) it was started.
+// Starting again at 1 could repeat tokens; the error says how to recover.
+func (l *Lock) missingCounter(from uint64, state hintState, found []uint64) error {
+	hint := filepath.Base(l.fenceHintPath())
+	var msg string
 	switch {
-	case err == nil:
-		return true, nil
-	case gone(err):
-		return false, nil
+	case state == hintForeign:
+		msg = fmt.Sprintf("%s is not a fencing hint and no counter %s.<N> was found; if nothing else uses that name, remove it to restart tokens at 1",
+			hint, hint)
+	case len(found) > 0:
+		msg = fmt.Sprintf("%s says the counter reached %d, but the largest counter is %s.%d; if %s was edited, write the counter's value into it; otherwise delete %[3]s to restart tokens at 1",
+			hint, from, hint, found[len(found)-1], hint)
 	default:
-		return false, err
+		msg = fmt.Sprintf("%s says the counter reached %d, but no counter %s.<N> with N >= %[2]d exists (it was deleted, or a process stopped while starting it); rename the counter back if it was moved, or delete %[1]s to restart tokens at 1",
+			hint, from, hint)
+	}
+	return &fs.PathError{Op: "fence", Path: l.fenceHintPath(), Err: fmt.Errorf(
+		"%w: %s (and reset the largest token recorded by every store the lock protects)", ErrFencing, msg)}
+}
+
+// newHintFile writes n, as the hint holds it, to a fresh name of ours
+// beside the lock file: claim-shaped, so that the sweep removes it if this
+// process dies before moving it into place. A signed hint also holds that
+// name, on its second line.
+func (l *Lock) newHintFile(n uint64, signed bool) (string, error) {
+	var err error
+	for range 3 {
+		tmp := l.freshName()
+		data := strconv.FormatUint(n, 10) + "\n"
+		if signed {
+			data += filepath.Base(tmp) + "\n"
+		}
+		var f fsys.File
+		f, err = l.cfg.fs.Create(tmp, []byte(data), l.cfg.clock.Now())
+		if errors.Is(err, fs.ErrExist) {
+			// Our own create whose reply was lost, or another name of
+			// ours (where the random source is weak, as in the
+			// simulation): not removed, since it may be in use; the sweep
+			// removes it once this process is gone.
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		f.Close()
+		return tmp, nil
+	}
+	return "", err
+}
+
+func (l *Lock) removeHintFile(tmp string) {
+	if err := l.cfg.fs.Remove(tmp); err != nil && !gone(err) {
+		l.cfg.logger.Debug("flock: removing a fencing hint's temporary file", "path", tmp, "err", err)
 	}
 }
 
 // writeFenceHint records n in the hint, by renaming a new file over it.
-// A failure costs the next taker a listing, so it is only logged. It never
-// replaces a file that is not a hint.
+// A failure costs the next taker a few probes or a listing, so it is only
+// logged. It never replaces a file that is not a hint.
 func (l *Lock) writeFenceHint(n uint64, was hintState) {
 	if was == hintForeign {
 		return
 	}
-	tmp := l.path + fenceSuffix + ".tmp-" + strconv.FormatUint(l.cfg.random(), 16)
-	f, err := l.cfg.fs.Create(tmp, []byte(strconv.FormatUint(n, 10)+"\n"), l.cfg.clock.Now())
+	tmp, err := l.newHintFile(n, false)
 	if err != nil {
-		l.cfg.logger.Debug("flock: writing the fencing hint", "path", tmp, "err", err)
+		l.cfg.logger.Debug("flock: writing the fencing hint", "path", l.fenceHintPath(), "err", err)
 		return
 	}
-	f.Close()
 	if err := l.cfg.fs.Rename(tmp, l.fenceHintPath()); err != nil {
-		l.cfg.fs.Remove(tmp)
+		l.removeHintFile(tmp)
 		l.cfg.logger.Debug("flock: writing the fencing hint", "path", l.fenceHintPath(), "err", err)
 	}
 }
