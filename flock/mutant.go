@@ -10,7 +10,7 @@ var mutants = map[string]string{
 	"naive-break":        "a breaker unlinks the expired lock file, as flufl.lock does: no breakers' lock, no move aside, no check",
 	"no-breakers-lock":   "breakers do not take turns through the breakers' lock",
 	"no-move-check":      "a breaker removes whatever it moved aside, without checking it is the instance it judged",
-	"release-no-look":    "Release moves the lock file aside before looking whether it is ours",
+	"release-no-look":    "Release moves the lock file aside before looking whether it is ours, lease or not (the Release before the safety issue)",
 	"release-no-lease":   "Release moves the lock file even after its lease ran out",
 	"refresh-no-look":    "Refresh writes the expiry and reports success without looking at the lock file afterwards",
 	"refresh-no-lease":   "Refresh extends a lock whose lease already ran out",

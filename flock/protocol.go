@@ -2,9 +2,11 @@ package flock
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/nfsflock/nfsflock/internal/claim"
 	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/retry"
 )
 
 // The protocol follows one rule: look before you touch. Nothing at the
@@ -177,8 +180,8 @@ func (l *Lock) isFileOf(s snapshot, c *claimFile) (bool, error) {
 	}
 	if l.ident == identityUnknown {
 		err := l.learnIdentity(c)
-		if gone(err) {
-			return false, nil // c is gone: a break removed it; s is not c
+		if claimLost(err) {
+			return false, nil // c is gone or replaced: s is not c
 		}
 		if err != nil {
 			return false, err
@@ -201,19 +204,48 @@ func (l *Lock) learnIdentity(c *claimFile) error {
 	default:
 		return err
 	}
-	i, err := l.cfg.fs.Lstat(probe)
+	pi, err := l.cfg.fs.Lstat(probe)
 	if rerr := l.cfg.fs.Remove(probe); rerr != nil && !gone(rerr) {
 		l.cfg.logger.Warn("flock: removing probe link", "path", probe, "err", rerr)
 	}
 	if err != nil {
 		return err
 	}
-	if i.SameFile(c.info) {
+	if pi.SameFile(c.info) {
 		l.ident = identityYes
-	} else {
-		l.ident = identityNo
+		return nil
 	}
+	// Not our file: sshfs numbering names, or our claim's name replaced
+	// (in a directory where others may remove files). Two names of one
+	// file tell which.
+	ci, err := l.cfg.fs.Lstat(c.name)
+	if err != nil {
+		return err
+	}
+	if pi.Ino != 0 && pi.SameFile(ci) {
+		l.ident = identityYes
+		return errClaimReplaced
+	}
+	l.ident = identityNo
 	return nil
+}
+
+// errClaimReplaced says that the name of our claim no longer names the
+// file we created: someone removed it and put another file there.
+var errClaimReplaced = errors.New("flock: the claim's name was given to another file")
+
+// claimLost reports an error that says our claim is not at its name any
+// more: the claim, and whatever was linked from it, is not ours.
+func claimLost(err error) bool { return gone(err) || errors.Is(err, errClaimReplaced) }
+
+// claimIntact reports whether c's name still names c, where the
+// filesystem can tell.
+func (l *Lock) claimIntact(c *claimFile) bool {
+	if c.info.Ino == 0 || l.ident == identityNo {
+		return true
+	}
+	i, err := l.cfg.fs.Lstat(c.name)
+	return err == nil && i.SameFile(c.info)
 }
 
 // attempt makes one try at the lock: it links the claim (created now, or
@@ -252,6 +284,12 @@ func (l *Lock) attempt() (bool, error) {
 		s, ierr := l.inspect(l.path)
 		switch {
 		case gone(ierr):
+			if linkRefused(err) && !l.claimIntact(l.claim) {
+				// Our claim's name was given to another file, which the
+				// system refuses to link (fs.protected_hardlinks).
+				l.dropClaim()
+				continue
+			}
 			if linkRefused(err) {
 				if ok, err := l.linksWork(); err != nil {
 					return false, err
@@ -347,9 +385,10 @@ func (l *Lock) linked() (bool, error) {
 	}
 	if l.ident == identityUnknown {
 		err := l.learnIdentity(l.claim)
-		if gone(err) {
-			// Our claim is gone: a breaker removed it with the lock
-			// file we linked, after we paused past the lifetime.
+		if claimLost(err) {
+			// Our claim is gone (a breaker removed it with the lock
+			// file we linked, after we paused past the lifetime), or its
+			// name was given to another file, which we linked.
 			l.dropClaim()
 			return false, nil
 		}
@@ -542,7 +581,7 @@ func (l *Lock) releaseLocked() error {
 	// And touch it only within the lease: past it, a breaker may be moving
 	// the lock file this very moment, and another process may have taken
 	// the lock since we looked. The lock file is left to the breakers.
-	if expiry, _, _, _ := l.acq.state(); !l.now().Before(expiry) && !mutated("release-no-lease") {
+	if expiry, _, _, _ := l.acq.state(); !l.now().Before(expiry) && !mutated("release-no-lease") && !mutated("release-no-look") {
 		err := fmt.Errorf("%w: the lease ran out at %v, before the release; the lock file is left for others to break", ErrLockLost, expiry)
 		l.held = false
 		l.acq.end(err)
@@ -647,7 +686,7 @@ func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
 	if fresh.info.Ino != 0 && s.info.Ino != 0 && !fresh.info.SameFile(s.info) {
 		return s, false
 	}
-	if l.ident != identityNo && fresh.info.Nlink >= 2 {
+	if l.ident == identityYes || l.ident == identityUnknown && fresh.info.Nlink >= 2 {
 		return fresh, force || l.breakable(fresh)
 	}
 	probe := l.freshName()
@@ -688,6 +727,9 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 		return l.removeIf(l.path, sameInstance(s))
 	}
 	b, err := l.lockBreakers()
+	if force && errors.Is(err, errBreaking) {
+		b, err = l.outwaitBreakers()
+	}
 	if err != nil {
 		return false, err
 	}
@@ -906,6 +948,43 @@ func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 	return false, errBreaking
 }
 
+// outwaitBreakers takes the breakers' lock for a forced break when one
+// that looks live is in the way. A real breaker is done in milliseconds;
+// one that still holds it, the same file and contents, after breakTTL was
+// planted (kept fresh by whoever planted it), and is broken. Breaking a
+// live breaker's lock at once would let that breaker go on to move
+// whatever then stood at the lock path.
+func (l *Lock) outwaitBreakers() (*claimFile, error) {
+	path := l.breakersPath()
+	first, err := l.inspect(path)
+	if err != nil && !gone(err) {
+		return nil, err
+	}
+	until := l.now().Add(breakTTL + time.Second)
+	for l.now().Before(until) {
+		if err := retry.Sleep(context.Background(), l.cfg.clock, 100*time.Millisecond, l.closing); err != nil {
+			return nil, ErrClosed
+		}
+		b, err := l.lockBreakers()
+		if !errors.Is(err, errBreaking) {
+			return b, err
+		}
+	}
+	cur, err := l.inspect(path)
+	if gone(err) {
+		return l.lockBreakers()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(cur.contents, first.contents) && (cur.info.Ino == 0 || cur.info.SameFile(first.info)) {
+		if _, err := l.removeIf(path, func(m snapshot) bool { return bytes.Equal(m.contents, cur.contents) }); err != nil {
+			return nil, err
+		}
+	}
+	return l.lockBreakers()
+}
+
 // breakersBreakable reports whether the breakers' lock s may be broken:
 // it expired, it was planted, or (only with WithDeadOwnerBreak) its
 // holder is a process of this host known to be gone.
@@ -946,15 +1025,25 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	}
 }
 
-// blockedBy says why an expired lock s could not be broken.
+// blockedBy says why an expired lock s could not be broken: the file
+// whose move was refused (the lock file, or the breakers' lock) and its
+// owner.
 func (l *Lock) blockedBy(s snapshot, err error) error {
-	if errors.Is(err, fs.ErrPermission) {
-		if s.info.Uid != fsys.NoUID {
-			return fmt.Errorf("the lock expired, but it is owned by uid %d: only that user or root can break it: %w", s.info.Uid, err)
-		}
-		return fmt.Errorf("the lock expired, but this user may not break it: %w", err)
+	if !errors.Is(err, fs.ErrPermission) {
+		return err
 	}
-	return err
+	what, uid := "the lock", s.info.Uid
+	var le *os.LinkError
+	if errors.As(err, &le) && le.Old == l.breakersPath() {
+		what, uid = "the breakers' lock beside it", fsys.NoUID
+		if i, lerr := l.cfg.fs.Lstat(le.Old); lerr == nil {
+			uid = i.Uid
+		}
+	}
+	if uid != fsys.NoUID {
+		return fmt.Errorf("the lock expired, but %s is owned by uid %d: only that user or root can break it: %w", what, uid, err)
+	}
+	return fmt.Errorf("the lock expired, but this user may not break %s: %w", what, err)
 }
 
 // describeHolder says who holds a lock or breakers' lock, quoting what

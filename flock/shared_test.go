@@ -476,12 +476,11 @@ func forge(t *testing.T, att *agent, lock, claim string) {
 	}
 }
 
-// knownBug skips t once the test has seen the symptom of a protocol bug
-// that was reported (issue 13) and is not fixed yet. When it is fixed, the
-// symptom is gone and the test asserts the defence.
-func knownBug(t *testing.T, format string, args ...any) {
+// regressed fails t with the symptom of a protocol bug that these tests
+// found (issue 13) and that was fixed since: it must not come back.
+func regressed(t *testing.T, format string, args ...any) {
 	t.Helper()
-	t.Skipf("known protocol bug, reported for issue 13: "+format, args...)
+	t.Fatalf("regression of a bug found by the shared-directory attacks: "+format, args...)
 }
 
 // patience is the timeout of an Acquire that is expected to time out (or
@@ -586,9 +585,9 @@ func checkOwnerTimeout(t *testing.T, s *stage, r reply) {
 	switch {
 	case r.is("timeout") && strings.Contains(r.Err, wantUID) && strings.Contains(r.Err, ownerMessage):
 	case r.is("timeout") && strings.Contains(r.Err, fmt.Sprintf("uid %d", s.victim.UID)):
-		knownBug(t, "the timeout names the owner of the lock file (the victim, uid %d), not of the breakers' lock that refused the break (uid %d): %s", s.victim.UID, s.attacker.UID, r.Err)
+		regressed(t, "the timeout names the owner of the lock file (the victim, uid %d), not of the breakers' lock that refused the break (uid %d): %s", s.victim.UID, s.attacker.UID, r.Err)
 	case r.is("timeout") && !strings.Contains(r.Err, ownerMessage):
-		knownBug(t, "another user's expired lock file with a link count of 1 is never broken, and the timeout says nothing of why: fs.protected_hardlinks refuses the breaker's probe link to it (recheck probes wherever the Lock has not learned that the filesystem reports identity): %s", r.Err)
+		regressed(t, "another user's expired lock file with a link count of 1 is never broken, and the timeout says nothing of why: fs.protected_hardlinks refuses the breaker's probe link to it (recheck probes wherever the Lock has not learned that the filesystem reports identity): %s", r.Err)
 	default:
 		t.Errorf("Acquire = %q; want a timeout saying the expired file is owned by %s: %s", r.Err, wantUID, ownerMessage)
 	}
@@ -627,7 +626,7 @@ func TestSharedBreakersLockInTheWay(t *testing.T) {
 			// Break(true) no longer overrides a breakers' lock that looks
 			// live, whose breaker would go on to move whatever then stood
 			// at the lock path; issue 13.2 asks that force override it.
-			knownBug(t, "Break(true) refuses a breakers' lock that looks live, so an attacker who keeps a planted one fresh makes an expired lock unbreakable, even by root with force (issue 13.2 asks that force override it): %s", r.Err)
+			regressed(t, "Break(true) refuses a breakers' lock that looks live, so an attacker who keeps a planted one fresh makes an expired lock unbreakable, even by root with force (issue 13.2 asks that force override it): %s", r.Err)
 		case s.victimMayRemove() && (!r.OK || r.Err != ""):
 			t.Errorf("Break(true) = %v, %q; want true, nil: force overrides the breakers' lock", r.OK, r.Err)
 		case !s.victimMayRemove() && (r.OK || !r.is("permission")):
@@ -706,9 +705,9 @@ func TestSharedClaimReplacedByLink(t *testing.T) {
 		}
 		switch {
 		case !baitInfo.ModTime().Equal(baitTime):
-			knownBug(t, "the planted file's times were changed to %v: learnIdentity links the claim's name, which now holds the planted file, concludes that ext4 reports no identity, and linked() then sets the times through the lock path (Acquire = %q)", baitInfo.ModTime(), r.Err)
+			regressed(t, "the planted file's times were changed to %v: learnIdentity links the claim's name, which now holds the planted file, concludes that ext4 reports no identity, and linked() then sets the times through the lock path (Acquire = %q)", baitInfo.ModTime(), r.Err)
 		case r.is("linkunsupported"):
-			knownBug(t, "fs.protected_hardlinks refuses the victim's link of its claim's name, which now holds another user's file, and Acquire fails at once saying that the filesystem has no hard links: %s", r.Err)
+			regressed(t, "fs.protected_hardlinks refuses the victim's link of its claim's name, which now holds another user's file, and Acquire fails at once saying that the filesystem has no hard links: %s", r.Err)
 		case r.Err != "" && !r.is("timeout"):
 			// Waiting out the timeout is a defence too (whoever may
 			// replace files here may make others wait).
@@ -758,7 +757,7 @@ func TestSharedExpiredLockOfAnotherUser(t *testing.T) {
 					checkOwnerTimeout(t, s, r)
 				case r.Err == "":
 				case c.name == "lone-file" && s.victim != nil && r.is("timeout"):
-					knownBug(t, "another user's expired lock file with a link count of 1 is never broken, even where renaming it is allowed: fs.protected_hardlinks refuses the breaker's probe link to it: %s", r.Err)
+					regressed(t, "another user's expired lock file with a link count of 1 is never broken, even where renaming it is allowed: fs.protected_hardlinks refuses the breaker's probe link to it: %s", r.Err)
 				default:
 					t.Errorf("Acquire = %s; want the expired lock broken", r.Err)
 				}
