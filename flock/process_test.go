@@ -190,10 +190,13 @@ func waitAll(t *testing.T, cmds []*exec.Cmd) {
 }
 
 // TestProcessesExclude: eight processes increment a shared counter under
-// the lock; an O_EXCL marker catches any overlap.
+// the lock; an O_EXCL marker catches any overlap. On each filesystem.
 func TestProcessesExclude(t *testing.T) {
+	onEachFilesystem(t, testProcessesExclude)
+}
+
+func testProcessesExclude(t *testing.T, dir string) {
 	const procs, rounds = 8, 40
-	dir := t.TempDir()
 	lock := filepath.Join(dir, "app.lck")
 	var cmds []*exec.Cmd
 	for range procs {
@@ -215,8 +218,12 @@ func TestProcessesExclude(t *testing.T) {
 
 // TestKilledHolderIsBroken: a holder killed with SIGKILL leaves its lock,
 // which another process breaks once it has expired, claim file and all.
+// On each filesystem.
 func TestKilledHolderIsBroken(t *testing.T) {
-	dir := t.TempDir()
+	onEachFilesystem(t, testKilledHolderIsBroken)
+}
+
+func testKilledHolderIsBroken(t *testing.T, dir string) {
 	lock := filepath.Join(dir, "app.lck")
 	holder, claim := startHolder(t, "LOCK="+lock, "LIFETIME=500ms")
 	if err := holder.Process.Signal(syscall.SIGKILL); err != nil {
@@ -241,12 +248,20 @@ func TestKilledHolderIsBroken(t *testing.T) {
 
 // TestRacingBreakers: several processes wait on one lock whose holder was
 // killed, and race to break it when it expires. Each must find itself the
-// only holder and keep its fresh lock until it releases it.
+// only holder and keep its fresh lock until it releases it. On each
+// filesystem.
 func TestRacingBreakers(t *testing.T) {
+	onEachFilesystem(t, testRacingBreakers)
+}
+
+func testRacingBreakers(t *testing.T, fsDir string) {
 	const racers = 6
 	for round := range 3 {
 		t.Run(strconv.Itoa(round), func(t *testing.T) {
-			dir := t.TempDir()
+			dir := filepath.Join(fsDir, strconv.Itoa(round))
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
 			lock := filepath.Join(dir, "app.lck")
 			holder, _ := startHolder(t, "LOCK="+lock, "LIFETIME=300ms")
 			holder.Process.Signal(syscall.SIGKILL)
@@ -375,13 +390,17 @@ func roleStormer() int {
 // killed with SIGKILL at random moments, inside and outside the lock, and
 // replaced. No two live processes ever hold it at once, and once the storm
 // is over, one more acquisition leaves nothing behind but the lock's own
-// files: dead holders' locks are broken and their claims swept.
+// files: dead holders' locks are broken and their claims swept. On each
+// filesystem.
 func TestKillStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill storm skipped in -short mode")
 	}
+	onEachFilesystem(t, testKillStorm)
+}
+
+func testKillStorm(t *testing.T, dir string) {
 	const procs, kills = 6, 40
-	dir := t.TempDir()
 	lock := filepath.Join(dir, "app.lck")
 	env := []string{"LOCK=" + lock, "DIR=" + dir, "LIFETIME=500ms"}
 	start := func() *exec.Cmd {
