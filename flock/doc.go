@@ -117,8 +117,10 @@
 // of its own with a lease of 5 s, linked to L.break. Others break L.break
 // once its expiry and the larger of the clock slop and 5 s have passed, or
 // at once if its expiry lies further ahead than a breaker writes. A live
-// breaker's L.break is never broken, not even by [Lock.Break] with force,
-// which reports [ErrBreaking] instead.
+// breaker's L.break is never broken at once, not even by [Lock.Break] with
+// force: a real breaker is done in milliseconds, so a forced Break waits
+// out its 5 s lease and breaks only an L.break left unchanged that long,
+// which someone kept fresh on purpose.
 //
 // Holding L.break, the breaker checks that L.break is still its own and its
 // lease still runs, reads L again (through a fresh hard link of its own

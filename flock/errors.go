@@ -67,9 +67,10 @@ var (
 	ErrInvalid = errors.New("flock: invalid argument")
 
 	// ErrBreaking is returned by Break when another process is breaking
-	// the lock at that moment, even with force: that process would go on
-	// to remove whatever then stands at the lock path. The error that
-	// wraps it says who.
+	// the lock at that moment and force is not set. The error that wraps
+	// it says who. With force, Break first waits the few seconds that the
+	// breakers' lock lasts, and returns ErrBreaking only if other breakers
+	// keep coming.
 	ErrBreaking = errors.New("flock: another process is breaking the lock")
 )
 

@@ -443,7 +443,9 @@ func (l *Lock) IsLocked() (bool, error) {
 // whether it removed a lock file; false and nil when there was none, or it
 // was not breakable and force was not set, or it changed meanwhile.
 // Breaking this Lock's own lock gives [ErrAlreadyLocked], and finding
-// another process breaking the lock gives [ErrBreaking], even with force.
+// another process breaking the lock gives [ErrBreaking]. With force, Break
+// waits for that process instead, for up to 6 s, and then breaks a
+// breakers' lock left unchanged for that long.
 //
 // A lock broken by force is lost to its holder, which learns it at its
 // next Refresh, IsLocked or Release: a holder that is still working keeps
@@ -471,7 +473,8 @@ func (l *Lock) Break(force bool) (bool, error) {
 	}
 	broke, err := l.breakLocked(s, force)
 	if errors.Is(err, errBreaking) {
-		err = fmt.Errorf("%w: %w", ErrBreaking, err)
+		// err says who; ErrBreaking is what callers test for.
+		err = &reworded{msg: "flock: " + err.Error(), err: errors.Join(ErrBreaking, err)}
 	}
 	return broke, l.err("break", err)
 }
