@@ -524,10 +524,11 @@ func (l *Lock) newHintFile(n uint64, signed bool) (string, error) {
 		var f fsys.File
 		f, err = l.cfg.fs.Create(tmp, []byte(data), l.cfg.clock.Now())
 		if errors.Is(err, fs.ErrExist) {
-			// Our own create whose reply was lost, or another name of
-			// ours (where the random source is weak, as in the
-			// simulation): not removed, since it may be in use; the sweep
-			// removes it once this process is gone.
+			// Nobody can guess the name: this is our own create whose
+			// reply was lost, litter that only we would ever remove
+			// (the sweep spares a live process's names), as newClaim
+			// does.
+			l.removeHintFile(tmp)
 			continue
 		}
 		if err != nil {

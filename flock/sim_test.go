@@ -1094,7 +1094,7 @@ func (p *proc) options() []flock.Option {
 		flock.WithRetry(p.spec.policy),
 		flock.SimWithFS(p.fs),
 		flock.SimWithPID(p.fs.PID()),
-		flock.SimWithRandom(func() uint64 { return p.rnd.Uint64N(1 << 20) }),
+		flock.SimWithRandom(p.rnd.Uint64),
 	}
 	if sc.fencing {
 		opts = append(opts, flock.WithFencing())
