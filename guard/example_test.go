@@ -18,10 +18,36 @@ import (
 	"github.com/nfsflock/nfsflock/guard"
 )
 
-// Workers share one resource, a counter in a file, which they update by
-// reading and rewriting it: safe only while one of them at a time does,
-// whether they are goroutines, as here, or processes on several hosts.
+// WithLock returns what the function returns, computed under the lock.
 func ExampleWithLock() {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	lockPath := filepath.Join(dir, "config.lck")
+	config := filepath.Join(dir, "config")
+	if err := os.WriteFile(config, []byte("v1"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+
+	// Read the file while no other process rewrites it.
+	b, err := guard.WithLock(context.Background(), lockPath, func(ctx context.Context) ([]byte, error) {
+		return os.ReadFile(config)
+	}, flock.WithTimeout(time.Minute))
+	if err != nil {
+		log.Fatal(err) // flock.ErrTimeout, a filesystem error, or fn's
+	}
+	fmt.Println(string(b))
+	// Output: v1
+}
+
+// Workers in an errgroup share one resource, a counter in a file, which
+// they update by reading and rewriting it: safe only while one of them at
+// a time does, whether they are goroutines, as here, or processes on
+// several hosts. Each call of WithLock uses a Lock of its own, so the
+// goroutines exclude each other.
+func ExampleWithLock_errgroup() {
 	dir, err := os.MkdirTemp("", "example")
 	if err != nil {
 		log.Fatal(err)
@@ -83,6 +109,55 @@ func ExampleDo() {
 	// Output:
 	// lock lost: true
 	// job cancelled: true
+}
+
+// A job that its caller may cancel checks its context between steps and
+// stops when it is done; WithLock releases the lock, so that another
+// process can take it at once.
+func ExampleDo_cancel() {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	lockPath := filepath.Join(dir, "job.lck")
+
+	shutdown := errors.New("shutting down")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	started := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- guard.Do(ctx, lockPath, func(ctx context.Context) error {
+			close(started)
+			for {
+				select {
+				case <-ctx.Done():
+					// context.Cause says why: the caller's reason, or the
+					// lock lost.
+					return fmt.Errorf("job stopped: %w", context.Cause(ctx))
+				default:
+					time.Sleep(time.Millisecond) // one step of work
+				}
+			}
+		})
+	}()
+	<-started
+	cancel(shutdown)
+	err = <-done
+	fmt.Println(err)
+	fmt.Println("shut down:", errors.Is(err, shutdown), "lock lost:", errors.Is(err, flock.ErrLockLost))
+
+	l, err := flock.New(lockPath)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	ok, err := l.TryAcquire()
+	fmt.Println("lock free again:", ok, err)
+	// Output:
+	// job stopped: shutting down
+	// shut down: true lock lost: false
+	// lock free again: true <nil>
 }
 
 // Inside the function, Token gives the fencing token to send with every
