@@ -169,23 +169,41 @@
 // the lock to write to that store must use fencing.
 //
 // The counter is the file L.fence.N, whose name holds the last token
-// handed out and which taking a token moves to L.fence.N+1 without ever
-// replacing a file, so that of several processes moving it from N only one
-// succeeds; the hint L.fence holds a value the counter has reached, so that
-// the counter is found without listing the directory. Release leaves both.
-// Tokens strictly increase across processes, hosts, broken locks, crashes
-// and lost replies for as long as those files exist. Rather than hand out a
-// token that might not be larger than every earlier one, acquisitions with
-// fencing fail with [ErrFencing], saying how to recover, when the counter
-// cannot be found or moved safely; see [Lock.Token] for when, and for how
-// to reset or move the counter.
+// handed out. Taking a token moves it to L.fence.N+1 without ever replacing
+// a file, so that of several processes moving it from N only one succeeds,
+// and one that paused can never move it back. The hint L.fence holds a
+// value the counter has reached, so that the counter is found without
+// listing the directory, which a network filesystem may answer from a
+// stale cache. Release leaves both. Tokens strictly increase across
+// processes, hosts, broken locks, crashes, stale directory listings and
+// lost replies, for as long as those files exist.
+//
+// Only a process that creates L.fence starts a counter, at 1, so that one
+// that paused, or read a stale listing, never starts a second one beside
+// the live counter. Rather than hand out a token that might not be larger
+// than every earlier one, acquisitions with fencing fail with
+// [ErrFencing], naming the file at fault and saying how to recover, when
+// no counter is found at or above the value in L.fence (the counter was
+// deleted, or a process stopped while starting it), when something other
+// than a regular file is named like the counter, when the directory lists
+// counters under two spellings of the lock's name (on a case-insensitive
+// filesystem), and when the counter has reached the largest uint64.
+//
+// To reset the tokens, delete L.fence (and the counter, if you like): the
+// next acquisition starts a counter at 1, and a counter left behind is
+// passed over when the new one reaches it. A store that has seen larger
+// tokens then refuses every holder until its record is reset too. Reset
+// only while no process uses the lock. To move the counter forward
+// instead, rename L.fence.N to a larger N. Do not name another lock file
+// L.fence.
 //
 // Fencing assumes that whoever writes to the lock's directory cooperates: a
 // process that may rename or create files there can move the counter back
-// or plant one far ahead. The moves are not followed by fsync: on a local
-// disk, a power failure can undo the last one, and a token handed out just
-// before it may be handed out again after it. Network filesystem servers
-// commit a rename before they reply.
+// or plant one far ahead, and the tokens then repeat or run out. The moves
+// are not followed by fsync: on a local disk, a power failure can undo the
+// last one, and a token handed out just before it may be handed out again
+// after it (to processes of a machine that has just restarted). Network
+// filesystem servers commit a rename before they reply.
 //
 // # Sharing with flufl.lock
 //

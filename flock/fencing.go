@@ -84,8 +84,9 @@ import (
 
 // ErrFencing is wrapped by the error Acquire returns when the fencing
 // counter next to the lock file cannot be advanced without risking a
-// token that is not larger than every earlier one; [Lock.Token] says
-// when. The error names the file at fault and says how to recover.
+// token that is not larger than every earlier one; Fencing in the package
+// doc says when. The error names the file at fault and says how to
+// recover.
 var ErrFencing = errors.New("flock: fencing counter unusable")
 
 const (
@@ -104,54 +105,14 @@ const (
 
 // Token returns the fencing token of the current acquisition and true, if
 // this Lock holds the lock and was made with [WithFencing]; otherwise 0 and
-// false. It reads no file: use IsLocked or the context of KeepAlive to
-// learn whether the lock is still held.
+// false. Tokens strictly increase from one acquisition of the lock to the
+// next, across processes and hosts: send the token with every write to the
+// store that the lock protects, which refuses tokens smaller than the
+// largest it has accepted. Fencing in the package doc says how, where the
+// counter lives, and how to reset it.
 //
-// Tokens of the lock strictly increase from one acquisition to the next,
-// across processes, hosts, broken locks, crashes, stale directory listings
-// and lost replies, for as long as the counter's side files exist and the
-// processes that write to the lock's directory cooperate. A store that the
-// lock protects uses them to refuse a holder whose lock was lost while it
-// paused (a stop, a swap storm, a suspended VM) and who does not know it
-// yet: the holder sends its token with every write; the store keeps the
-// largest token it has accepted and, in the same atomic step as the write
-// (a transaction, a conditional update, a compare-and-swap), refuses a
-// write whose token is smaller. Equal tokens are one holder's writes and
-// are accepted. Once the next holder has written, the stale holder's
-// writes are refused.
-//
-// The counter is the file <lock>.fence.<N>, whose name holds the last
-// token handed out, and <lock>.fence holds a value it has reached, so
-// that it is found without listing the directory; [Lock.Release] leaves
-// both. Rather than hand out a token that might not be larger than every
-// earlier one, acquisitions with fencing fail with [ErrFencing] when no
-// counter is found at or above the value in <lock>.fence (the counter was
-// deleted, or a process stopped while starting it), when something other
-// than a regular file is named like the counter, when the directory lists
-// counters under two spellings of the lock's name (on a case-insensitive
-// filesystem), and when the counter has reached the largest uint64. The
-// error says what to do.
-//
-// Only a process that creates <lock>.fence starts a counter, so that one
-// that paused, or read a stale listing, never starts a second one beside
-// the live counter. Deleting <lock>.fence therefore resets the tokens, as
-// deleting both files does: the next acquisition starts a counter at 1 (a
-// counter left behind is passed over when the new one reaches it). A store that has seen larger
-// tokens then refuses every holder until its record is reset. Reset only
-// while no process uses the lock. To move the counter forward instead,
-// rename <lock>.fence.<N> to a larger N. Do not name another lock file
-// <lock>.fence.
-//
-// Fencing assumes that whoever writes to the directory cooperates: a
-// process that may rename or create files there can move the counter back
-// or plant one far ahead, and the tokens then repeat or run out.
-//
-// The moves are not followed by fsync: on a local disk, a power failure
-// can undo the last of them, and a token handed out just before it may be
-// handed out again after it (to processes of a machine that has just
-// restarted). Network filesystem servers commit a rename before replying.
-//
-// Token is safe for concurrent use.
+// Token reads no file: use IsLocked or the context of KeepAlive to learn
+// whether the lock is still held. It is safe for concurrent use.
 func (l *Lock) Token() (uint64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

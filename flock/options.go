@@ -128,9 +128,9 @@ func WithClock(clock retry.Clock) Option {
 // [Lock.Token] reports: a number larger than that of every earlier
 // acquisition of the lock by any process on any host, for as long as the
 // counter's side files next to the lock file exist. A store that the lock
-// protects rejects a writer whose lock was lost by comparing tokens; see
-// [Lock.Token]. Every process that takes the lock to write to that store
-// must use it.
+// protects rejects a writer whose lock was lost by comparing tokens (see
+// Fencing in the package doc). Every process that takes the lock to write
+// to that store must use it.
 func WithFencing() Option { return func(c *config) { c.fencing = true } }
 
 // WithDeadOwnerBreak lets the Lock break at once, without waiting for its
