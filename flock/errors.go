@@ -23,11 +23,11 @@ var (
 
 	// ErrNotLocked is returned by Release and Refresh, and is the cause of
 	// KeepAlive's context, when this Lock does not hold the lock and has
-	// not lost it either: it was never taken, or it was released already. Nothing was changed, and nothing
-	// that was protected went unprotected. Details and Expiration return it
-	// when there is no lock file, and Details when the lock file's contents
-	// name no holder. It never means that a lock was lost: see
-	// [ErrLockLost], which does not match it.
+	// not lost it either: it was never taken, or it was released already.
+	// Nothing was changed, and nothing that was protected went unprotected.
+	// Details and Expiration return it when there is no lock file, and
+	// Details when the lock file's contents name no holder. It never means
+	// that a lock was lost: see [ErrLockLost], which does not match it.
 	ErrNotLocked = errors.New("flock: not locked")
 
 	// ErrTimeout is returned by Acquire when the timeout of [WithTimeout]

@@ -200,22 +200,22 @@ func (l *Lock) Lifetime() time.Duration {
 }
 
 // Acquire takes the lock, waiting while another process holds it and
-// breaking it once it has expired (its lifetime and the clock slop have
-// passed; see Breaking in the package doc). It retries with the backoff of
-// [WithRetry] and returns when the lock is held, ctx is done, or the
-// timeout of [WithTimeout] has passed, whichever comes first. It makes one attempt, breaking an expired lock
-// included, before it looks at ctx; but an Acquire that finds another
-// Acquire of this Lock under way first waits for that one to return, and
-// returns without an attempt if ctx is done (or the timeout passes) first.
+// breaking it once it has expired (see Breaking in the package doc). It
+// retries with the backoff of [WithRetry] until the lock is held, ctx is
+// done, or the timeout of [WithTimeout] has passed.
 //
-// When ctx ends the wait, the error satisfies errors.Is(err, ctx.Err());
-// when the timeout does, it wraps [ErrTimeout]. If this Lock already holds
-// the lock, Acquire returns [ErrAlreadyLocked]. Filesystem errors that
-// waiting cannot mend (permissions, a missing directory, a read-only
-// filesystem, a name too long, a lock path that is not a regular file) are
-// returned at once. On failure no claim file is left behind.
+// It returns nil once the lock is held. When ctx ends the wait, the error
+// satisfies errors.Is(err, ctx.Err()); when the timeout does, it wraps
+// [ErrTimeout]. If this Lock holds the lock already, Acquire returns
+// [ErrAlreadyLocked]. Filesystem errors that waiting cannot mend
+// (permissions, a missing directory, a read-only filesystem, a name too
+// long, a lock path that is not a regular file) are returned at once. On
+// failure no claim file is left behind.
 //
-// Concurrent calls on one Lock run one at a time.
+// Acquire makes one attempt, breaking an expired lock included, before it
+// looks at ctx. Concurrent calls on one Lock run one at a time: one that
+// finds another under way waits for it to return, and returns without an
+// attempt if ctx is done (or the timeout passes) first.
 func (l *Lock) Acquire(ctx context.Context) error {
 	parent := ctx
 	if l.cfg.timeout > 0 {

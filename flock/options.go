@@ -28,7 +28,7 @@ const (
 	DefaultSeparator = defaultSeparator
 )
 
-// An Option configures a Lock in [New].
+// Option configures a Lock in [New]; the With functions below make them.
 type Option func(*config)
 
 type config struct {
