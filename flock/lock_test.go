@@ -541,7 +541,6 @@ func TestHostileContents(t *testing.T) {
 func TestPlantedClaim(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.lck")
-	l := newLock(t, path)
 	target := filepath.Join(dir, "target")
 	if err := os.WriteFile(target, []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
@@ -550,7 +549,7 @@ func TestPlantedClaim(t *testing.T) {
 	// first, as an attacker who guessed it would.
 	host, _ := os.Hostname()
 	planted := claim.Name(path, "|", host, os.Getpid(), 7, fsys.OS.Namespace())
-	l = newLock(t, path, flock.SimWithRandom(sequence(7<<1, 8<<1)))
+	l := newLock(t, path, flock.SimWithRandom(sequence(7<<1, 8<<1)))
 	if err := os.Symlink(target, planted); err != nil {
 		t.Fatal(err)
 	}
