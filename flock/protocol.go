@@ -361,25 +361,20 @@ func (l *Lock) readyClaim() error {
 // linked is called after link(2) of our claim to the lock path succeeded.
 // It checks that the lock file is our claim before anything else: where
 // the filesystem reports identity, that is certain; elsewhere, the link
-// having succeeded is all there is, and the contents are checked once the
-// lock file's cached attributes are fresh.
+// having succeeded is all there is, and acquired checks the contents.
+// Nothing is written here: times are only ever set through our claim.
 func (l *Lock) linked() (bool, error) {
 	if l.ident == identityYes {
 		return l.acquired() // which looks before it counts the lock as held
 	}
-	f, err := l.cfg.fs.Open(l.path)
+	s, err := l.look()
 	if gone(err) || errors.Is(err, ErrNotRegular) {
 		return false, nil // broken already: we paused past the lifetime
 	}
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	if info.SameFile(l.claim.info) {
+	if s.info.SameFile(l.claim.info) {
 		l.ident = identityYes
 		return l.acquired()
 	}
@@ -399,20 +394,33 @@ func (l *Lock) linked() (bool, error) {
 	if l.ident == identityYes {
 		return false, nil // replaced since we linked: we paused past the lifetime
 	}
-	// sshfs caches attributes by path, those of an earlier lock file too,
-	// and would cut our read of the lock file to that one's size. Setting
-	// the times through a descriptor of the lock path makes it drop them.
-	// This is the one write not through our claim: only a pause past the
-	// lifetime between the link and here lets it reach another holder's
-	// file, and then it lengthens that lock, never shortens it.
-	if err := f.SetTimes(l.now().Add(l.lifetime)); err != nil {
-		return false, err
-	}
-	s, err := l.inspect(l.path)
-	if err != nil || !s.names(l.claim.name) {
-		return false, nil
-	}
 	return l.acquired()
+}
+
+// look reads the lock file as it is now. Where the filesystem reports no
+// identity (sshfs), its client caches attributes by path, even an earlier
+// file's size, which would cut the read short: the file is read through a
+// new hard link of our own, whose path has nothing cached. The probe
+// costs nothing to flufl.lock holders there, whose link counts are not
+// real anyway.
+func (l *Lock) look() (snapshot, error) {
+	if l.ident != identityNo {
+		return l.inspect(l.path)
+	}
+	probe := l.freshName()
+	if err := l.cfg.fs.Link(l.path, probe); err != nil && !errors.Is(err, fs.ErrExist) {
+		// A fresh name of ours: EEXIST is a lost reply. Links refused
+		// (sshfs -o disable_hardlink) leave only the cached view.
+		if !linkRefused(err) {
+			return snapshot{}, err
+		}
+		return l.inspect(l.path)
+	}
+	s, err := l.inspect(probe)
+	if rerr := l.cfg.fs.Remove(probe); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing probe link", "path", probe, "err", rerr)
+	}
+	return s, err
 }
 
 // acquired is called once the lock file was seen to be our claim. It takes
@@ -432,6 +440,12 @@ func (l *Lock) acquired() (bool, error) {
 		}
 		l.token = token
 	}
+	// A breaker at work may yet move the file we linked: one that re-read
+	// the instance it judged before our link (a flufl.lock holder may
+	// release an expired lock; ours do not), and, finding ours instead,
+	// puts it back; meanwhile a third process could link. Wait until it
+	// is done, then look.
+	l.outwaitBreaker()
 	// The lease that the link gave may have run out already (a pause since
 	// the claim was timed): then a breaker may be at work on the lock file,
 	// and a new expiry could change it under them. Leave it to them.
@@ -466,6 +480,23 @@ func (l *Lock) acquired() (bool, error) {
 	}
 	l.acq.setExpiry(written, expiry, l.lifetime)
 	return true, nil
+}
+
+// outwaitBreaker waits while another process holds the breakers' lock
+// within its lease (by its clock, which may lag ours by the clock slop): a
+// breaker moves nothing once its lease is over.
+func (l *Lock) outwaitBreaker() {
+	deadline := l.now().Add(breakTTL + l.cfg.slop)
+	for d := time.Millisecond; ; d = min(2*d, 100*time.Millisecond) {
+		s, err := l.inspect(l.breakersPath())
+		now := l.now()
+		if err != nil || l.breakersBreakable(s) || !now.Before(s.info.ModTime.Add(l.cfg.slop)) || !now.Before(deadline) {
+			return
+		}
+		if retry.Sleep(context.Background(), l.cfg.clock, d, l.closing) != nil {
+			return
+		}
+	}
 }
 
 // giveBack releases a lock just taken whose acquisition cannot complete.
@@ -541,7 +572,7 @@ func (l *Lock) lose(cause error) {
 // is not, the Lock counts the lock as lost. An error other than the lock
 // file being gone or replaced leaves the Lock as it was.
 func (l *Lock) check() error {
-	s, err := l.inspect(l.path)
+	s, err := l.look()
 	if gone(err) || errors.Is(err, ErrNotRegular) {
 		err = lostBecause(err)
 		l.lose(err)

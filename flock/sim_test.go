@@ -508,6 +508,7 @@ type proc struct {
 	forcedID     uint64    // a claim of its own that a forced break touched before it held the lock
 	breakLease   time.Time // expiry of the breakers' lock it last linked, by its clock
 	breakLeaseID uint64    // that breakers' lock's inode, while it stands
+	acquiredOnce bool      // it has held the lock at least once
 }
 
 type pendingCall struct {
@@ -600,14 +601,33 @@ func (w *world) run() {
 		first = append(first, w.newProc(spec, false))
 	}
 	w.drive(first)
+	// One last process per host and pid namespace takes the lock, which
+	// sweeps what that host's dead processes left. One that cannot (a
+	// fencing counter whose starter crashed on another host stays
+	// unusable until a process there proves the starter dead) gets
+	// another turn after the others, up to three rounds.
+	pending := make(map[[2]int]bool)
 	for h, hs := range w.sc.hosts {
 		for ns := range hs.spaces {
-			spec := procSpec{host: h, ns: ns, policy: retry.Policy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2},
-				rounds: []round{{kind: "acquire", timeout: 10 * time.Minute, close: true}}}
-			w.mu.Lock()
-			p := w.newProc(spec, true)
-			w.mu.Unlock()
-			w.drive([]*proc{p})
+			pending[[2]int{h, ns}] = true
+		}
+	}
+	for range 3 {
+		for h, hs := range w.sc.hosts {
+			for ns := range hs.spaces {
+				if !pending[[2]int{h, ns}] {
+					continue
+				}
+				spec := procSpec{host: h, ns: ns, policy: retry.Policy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2},
+					rounds: []round{{kind: "acquire", timeout: 10 * time.Minute, close: true}}}
+				w.mu.Lock()
+				p := w.newProc(spec, true)
+				w.mu.Unlock()
+				w.drive([]*proc{p})
+				if p.acquiredOnce {
+					delete(pending, [2]int{h, ns})
+				}
+			}
 		}
 	}
 	w.checkLeftovers()
@@ -906,6 +926,7 @@ func (w *world) handle(p *proc, e event) {
 		p.mustLose, p.checkLost = false, false // they were about an earlier acquisition
 		w.log(p, e.op+" begins")
 	case "acquired":
+		p.acquiredOnce = true
 		w.acqs++
 		h := &holding{seq: w.acqs, instance: p.lastWriteID, lease: p.lastWrite}
 		p.hold = h
