@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nfsflock/nfsflock/internal/claim"
 	"github.com/nfsflock/nfsflock/internal/fsys"
 )
 
@@ -252,12 +253,37 @@ func (l *Lock) advanceFrom(hint uint64, state hintState) (uint64, error) {
 	}
 	if err == nil && token == 0 {
 		token, err = l.takeListedCounter(from, state)
+		if errors.Is(err, ErrFencing) && state == hintNumber && hint == 1 && l.starterDead() {
+			// The hint's creator died before it started the counter
+			// (no counter was found at any value), so no token was
+			// handed out: start it in its place. Of several takers that
+			// find this, one creates the counter; the others move it.
+			return l.startCounter()
+		}
 	}
 	if err != nil {
 		return 0, err
 	}
 	l.writeFenceHint(token, state)
 	return token, nil
+}
+
+// starterDead reports whether the hint was created, and never updated
+// since, by a process proven dead (see provenDead): the temporary name it
+// was created as, on its second line, is that process's.
+func (l *Lock) starterDead() bool {
+	f, err := l.cfg.fs.Open(l.fenceHintPath())
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := f.ReadAll(fenceHintMax + 1)
+	if err != nil || len(b) > fenceHintMax {
+		return false
+	}
+	_, creator, _ := strings.Cut(string(b), "\n")
+	creator = strings.TrimSpace(creator)
+	return creator != "" && claim.IsClaimOf(creator, l.base, l.cfg.sep) && l.provenDead(creator)
 }
 
 // createFenceHint creates the hint, holding 1, where there was none, and

@@ -881,3 +881,54 @@ func TestFencingNetFS(t *testing.T) {
 		}
 	}
 }
+
+// TestFencingStarterProvenDead: a process that created the hint and died
+// before it created counter 1 handed out no token. A process of the same
+// host and pid namespace, which can prove it dead, starts the counter in
+// its place; one that cannot (the starter ran elsewhere, or still runs)
+// fails with ErrFencing, as before.
+func TestFencingStarterProvenDead(t *testing.T) {
+	host, _ := os.Hostname()
+	tests := []struct {
+		name    string
+		starter func(lock string) string // the hint's creator's temporary name
+		want    error
+	}{
+		{"dead here", func(lock string) string {
+			return claim.Name(lock, "|", host, deadPID(t), 5, fsys.OS.Namespace())
+		}, nil},
+		{"alive here", func(lock string) string {
+			return claim.Name(lock, "|", host, os.Getppid(), 5, fsys.OS.Namespace())
+		}, flock.ErrFencing},
+		{"dead elsewhere", func(lock string) string {
+			return claim.Name(lock, "|", "elsewhere", deadPID(t), 5, fsys.OS.Namespace())
+		}, flock.ErrFencing},
+		{"dead in another pid namespace", func(lock string) string {
+			return claim.Name(lock, "|", host, deadPID(t), 5, fsys.OS.Namespace()%claim.MaxTag+1)
+		}, flock.ErrFencing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.lck")
+			starter := filepath.Base(tt.starter(path))
+			if err := os.WriteFile(path+".fence", []byte("1\n"+starter+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l := newLock(t, path, flock.WithFencing(), flock.WithTimeout(time.Second))
+			err := l.Acquire(context.Background())
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Acquire = %v; want the counter started in the dead starter's place", err)
+				}
+				if token, ok := l.Token(); token != 1 || !ok {
+					t.Errorf("Token() = %d, %v; want 1, true", token, ok)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Acquire = %v; want %v", err, tt.want)
+			}
+		})
+	}
+}
