@@ -55,7 +55,10 @@
 // sshfs numbers files by name and reports no identity: there the contents
 // alone decide, and anyone who can write to the mount can forge a lock file
 // that names a waiter's claim (claim names show in a directory listing), so
-// that two waiters both hold the lock until each looks again.
+// that two waiters both hold the lock until each looks again. Its client
+// also caches attributes by path, even an earlier file's size, so there
+// the lock file is read through a fresh hard link of the reader's own,
+// whose path has nothing cached.
 //
 // Every change follows one rule: look before you touch. Nothing at L is
 // changed, moved or removed unless the call has just seen that the file
@@ -134,6 +137,11 @@
 // taken meanwhile (renameat2 RENAME_NOREPLACE on Linux, renamex_np on
 // macOS, link and unlink elsewhere).
 //
+// A waiter whose link succeeds while another process holds L.break waits
+// until that breaker is done (or its lease is over) before it counts the
+// lock as held: the breaker, judging by an earlier read, may move the file
+// just linked, and put it back only after a third process linked its own.
+//
 // A waiter that may not break an expired lock file (another user's, in a
 // sticky directory such as /tmp) keeps waiting, and its timeout says whose
 // file is in the way.
@@ -184,7 +192,8 @@
 // than every earlier one, acquisitions with fencing fail with
 // [ErrFencing], naming the file at fault and saying how to recover, when
 // no counter is found at or above the value in L.fence (the counter was
-// deleted, or a process stopped while starting it), when something other
+// deleted, or a process that may still run stopped while starting it; a
+// starter proven dead is replaced), when something other
 // than a regular file is named like the counter, when the directory lists
 // counters under two spellings of the lock's name (on a case-insensitive
 // filesystem), and when the counter has reached the largest uint64.
