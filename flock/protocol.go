@@ -171,9 +171,6 @@ func (l *Lock) isFileOf(s snapshot, c *claimFile) (bool, error) {
 	if c == nil || !s.names(c.name) {
 		return false, nil
 	}
-	if mutated("contents-only") {
-		return true, nil
-	}
 	if s.info.SameFile(c.info) {
 		l.ident = identityYes
 		return true, nil
@@ -484,20 +481,23 @@ func (l *Lock) acquired() (bool, error) {
 
 // outwaitBreaker waits while another process holds the breakers' lock
 // within its lease (by its clock, which may lag ours by the clock slop): a
-// breaker moves nothing once its lease is over.
+// breaker moves nothing once its lease is over, and a breaker at work is
+// done in milliseconds. The wait is bounded in real time too, so that a
+// breaker that stalls (or a breakers' lock planted and kept fresh) delays
+// an acquisition by outwaitMax at most.
 func (l *Lock) outwaitBreaker() {
-	deadline := l.now().Add(breakTTL + l.cfg.slop)
-	for d := time.Millisecond; ; d = min(2*d, 100*time.Millisecond) {
+	start := time.Now()
+	for d := time.Millisecond; time.Since(start) < outwaitMax; d = min(2*d, 20*time.Millisecond) {
 		s, err := l.inspect(l.breakersPath())
-		now := l.now()
-		if err != nil || l.breakersBreakable(s) || !now.Before(s.info.ModTime.Add(l.cfg.slop)) || !now.Before(deadline) {
+		if err != nil || l.breakersBreakable(s) || !l.now().Before(s.info.ModTime.Add(l.cfg.slop)) {
 			return
 		}
-		if retry.Sleep(context.Background(), l.cfg.clock, d, l.closing) != nil {
-			return
-		}
+		time.Sleep(d)
 	}
 }
+
+// outwaitMax bounds outwaitBreaker's wait.
+const outwaitMax = 200 * time.Millisecond
 
 // giveBack releases a lock just taken whose acquisition cannot complete.
 func (l *Lock) giveBack() {
