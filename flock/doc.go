@@ -138,9 +138,11 @@
 // macOS, link and unlink elsewhere).
 //
 // A waiter whose link succeeds while another process holds L.break waits
-// until that breaker is done (or its lease is over) before it counts the
-// lock as held: the breaker, judging by an earlier read, may move the file
-// just linked, and put it back only after a third process linked its own.
+// for that breaker to finish (a real one takes milliseconds; the wait ends
+// with its lease, or after 200 ms at most) before it looks again and counts
+// the lock as held: the breaker, judging by an earlier read, may move the
+// file just linked, and put it back only after a third process linked its
+// own.
 //
 // A waiter that may not break an expired lock file (another user's, in a
 // sticky directory such as /tmp) keeps waiting, and its timeout says whose
