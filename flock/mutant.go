@@ -5,21 +5,32 @@ package flock
 // it finds each. Only tests set mutant; in production it is always "".
 var mutant string
 
-// mutants names each mutant and the defect it puts back.
-var mutants = map[string]string{
-	"naive-break":        "a breaker unlinks the expired lock file, as flufl.lock does: no breakers' lock, no move aside, no check",
-	"no-breakers-lock":   "breakers do not take turns through the breakers' lock",
-	"no-move-check":      "a breaker removes whatever it moved aside, without checking it is the instance it judged",
-	"release-no-look":    "Release moves the lock file aside before looking whether it is ours, lease or not (the Release before the safety issue)",
-	"release-no-lease":   "Release moves the lock file even after its lease ran out",
-	"refresh-no-look":    "Refresh writes the expiry and reports success without looking at the lock file afterwards",
-	"refresh-no-lease":   "Refresh extends a lock whose lease already ran out",
-	"expiry-via-path":    "the expiry after linking is written through the lock path, not the claim's descriptor",
-	"acquire-no-relook":  "an acquisition counts as held without looking at the lock file after writing its expiry",
-	"contents-only":      "a lock file is judged ours by its contents alone, never by identity",
-	"lost-rename-reply":  "a lost reply to the rename aside is taken as 'nothing there', leaving the moved file behind",
-	"sweep-any-pid-ns":   "sweeps remove dead-looking claims of any pid namespace, without the namespace tag's proof",
-	"breakers-no-relook": "a breaker moves the lock file without checking its breakers' lock is still its own",
+// A mutantInfo says what a mutant puts back, and whether the simulation
+// is expected to find it within its CI budget. Those it is not are staged
+// by regression tests instead (docs/RELIABILITY.md names them): defects
+// whose only effect in the model is a move by a process past its own
+// lease, which the simulation counts as the documented window rather than
+// as a violation, and sweeps across pid namespaces, which the model reaches
+// too rarely.
+type mutantInfo struct {
+	what string
+	sim  bool
+}
+
+// mutants names each mutant.
+var mutants = map[string]mutantInfo{
+	"naive-break":        {"a breaker unlinks the expired lock file, as flufl.lock does: no breakers' lock, no move aside, no check", true},
+	"no-breakers-lock":   {"breakers do not take turns through the breakers' lock", true},
+	"no-move-check":      {"a breaker removes whatever it moved aside, without checking it is the instance it judged", false},
+	"release-no-look":    {"Release moves the lock file aside before looking whether it is ours, lease or not (the Release before the safety issue)", false},
+	"release-no-lease":   {"Release moves the lock file even after its lease ran out", false},
+	"refresh-no-look":    {"Refresh writes the expiry and reports success without looking at the lock file afterwards", true},
+	"refresh-no-lease":   {"Refresh extends a lock whose lease already ran out", false},
+	"expiry-via-path":    {"the expiry after linking is written through the lock path, not the claim's descriptor", true},
+	"acquire-no-relook":  {"an acquisition counts as held without looking at the lock file after writing its expiry", true},
+	"lost-rename-reply":  {"a lost reply to the rename aside is taken as 'nothing there', leaving the moved file behind", true},
+	"sweep-any-pid-ns":   {"sweeps remove dead-looking claims of any pid namespace, without the namespace tag's proof", false},
+	"breakers-no-relook": {"a breaker moves the lock file without checking its breakers' lock is still its own", true},
 }
 
 // mutated reports whether the named mutant is on.

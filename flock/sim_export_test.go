@@ -18,8 +18,21 @@ func SimForgetSweep(path string) {
 	delete(swept.at, path)
 }
 
-// SimMutants returns the mutants' names and what each puts back.
-func SimMutants() map[string]string { return mutants }
+// SimMutants returns the mutants' names, what each puts back, and whether
+// the simulation is expected to find it.
+func SimMutants() map[string]SimMutant {
+	m := make(map[string]SimMutant, len(mutants))
+	for name, info := range mutants {
+		m[name] = SimMutant{What: info.what, Sim: info.sim}
+	}
+	return m
+}
+
+// SimMutant describes a mutant for the simulation's tests.
+type SimMutant struct {
+	What string
+	Sim  bool // the simulation is expected to find it within its budget
+}
 
 // SimSetMutant turns the named mutant on ("" for none) and returns a
 // function that turns it off again. Set it only while no Lock is in use.

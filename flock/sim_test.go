@@ -73,7 +73,12 @@ func TestSimulation(t *testing.T) {
 	if *simList {
 		names := slices.Sorted(maps.Keys(flock.SimMutants()))
 		for _, name := range names {
-			fmt.Printf("%-20s %s\n", name, flock.SimMutants()[name])
+			m := flock.SimMutants()[name]
+			note := ""
+			if !m.Sim {
+				note = " (not expected within the CI budget; see docs/RELIABILITY.md)"
+			}
+			fmt.Printf("%-20s %s%s\n", name, m.What, note)
 		}
 		return
 	}
@@ -82,7 +87,7 @@ func TestSimulation(t *testing.T) {
 			t.Fatalf("-sim.mutant=%q: no such mutant; -sim.mutants lists them", *simMutant)
 		}
 		defer flock.SimSetMutant(*simMutant)()
-		fmt.Printf("simulation: mutant %s: %s\n", *simMutant, flock.SimMutants()[*simMutant])
+		fmt.Printf("simulation: mutant %s: %s\n", *simMutant, flock.SimMutants()[*simMutant].What)
 	}
 	n, first := *simSchedules, *simSeed
 	if testing.Short() && n > 50 {
@@ -130,6 +135,9 @@ func TestSimulationFindsMutants(t *testing.T) {
 	const batch = 50
 	for _, name := range slices.Sorted(maps.Keys(flock.SimMutants())) {
 		t.Run(name, func(t *testing.T) {
+			if !flock.SimMutants()[name].Sim {
+				t.Skip("not expected within the CI budget: its regression tests stage it (docs/RELIABILITY.md)")
+			}
 			defer flock.SimSetMutant(name)()
 			for tried := 0; tried < *simBudget; tried += batch {
 				for _, o := range explore(t, *simSeed+uint64(tried), batch) {
@@ -140,7 +148,7 @@ func TestSimulationFindsMutants(t *testing.T) {
 					}
 				}
 			}
-			t.Errorf("mutant %s (%s): no violation in %d schedules from seed %d", name, flock.SimMutants()[name], *simBudget, *simSeed)
+			t.Errorf("mutant %s (%s): no violation in %d schedules from seed %d", name, flock.SimMutants()[name].What, *simBudget, *simSeed)
 		})
 	}
 }
