@@ -854,3 +854,38 @@ func lstat(t *testing.T, path string) fsys.Info {
 	}
 	return i
 }
+
+// TestPastLeaseLeavesLockToBreakers: once a holder's lease has run out
+// (it paused past its expiry), a breaker may be judging the very instance
+// it holds. Release and Refresh then report ErrLockLost and leave the lock
+// file as it is, for the breakers; before, Release moved it aside and
+// Refresh extended it, under a breaker's feet (found by the simulation,
+// seeds 280 and 625).
+func TestPastLeaseLeavesLockToBreakers(t *testing.T) {
+	for _, call := range []string{"Release", "Refresh"} {
+		t.Run(call, func(t *testing.T) {
+			l, clock := keptLock(t)
+			before, err := os.Lstat(l.Path())
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock.Jump(3*time.Second + time.Millisecond) // past the lease; nobody broke it yet
+			switch call {
+			case "Release":
+				err = l.Release()
+			case "Refresh":
+				err = l.Refresh(0)
+			}
+			if !errors.Is(err, ErrLockLost) {
+				t.Fatalf("%s() past the lease = %v; want ErrLockLost", call, err)
+			}
+			after, err := os.Lstat(l.Path())
+			if err != nil {
+				t.Fatalf("the lock file is gone after %s past the lease: %v; want it left to breakers", call, err)
+			}
+			if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+				t.Errorf("%s past the lease changed the lock file (mtime %v, was %v)", call, after.ModTime(), before.ModTime())
+			}
+		})
+	}
+}
