@@ -96,10 +96,16 @@ func script(t *testing.T, name string) string {
 // relative), with lockctl's flags in args. The process ends with the test.
 func startPy(t *testing.T, cwd, lockfile string, args ...string) *pyLock {
 	t.Helper()
-	python := testenv.FluflPython(t)
-	p := &pyLock{t: t, replies: make(chan pyReply), stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(python, append([]string{script(t, "lockctl.py"), lockfile}, args...)...)
-	p.cmd.Dir = cwd
+	cmd := exec.Command(testenv.FluflPython(t), append([]string{script(t, "lockctl.py"), lockfile}, args...)...)
+	cmd.Dir = cwd
+	return startPyCmd(t, cmd)
+}
+
+// startPyCmd is startPy for a command of the caller's making, such as
+// lockctl.py run in another pid namespace.
+func startPyCmd(t *testing.T, cmd *exec.Cmd) *pyLock {
+	t.Helper()
+	p := &pyLock{t: t, cmd: cmd, replies: make(chan pyReply), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {

@@ -10,7 +10,6 @@ package flock_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -704,41 +703,6 @@ func (c *nsChild) wait() string {
 		c.t.Errorf("child: %v; it wrote:\n%s", c.err, c.out.String())
 	}
 	return c.out.String()
-}
-
-// startPyCmd is startPy for a command of the caller's making: lockctl.py
-// run in another pid namespace.
-func startPyCmd(t *testing.T, cmd *exec.Cmd) *pyLock {
-	t.Helper()
-	p := &pyLock{t: t, cmd: cmd, replies: make(chan pyReply), stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.exited)
-		defer p.cmd.Wait()
-		defer close(p.replies)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var r pyReply
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				r = pyReply{Error: "BadReply", Message: sc.Text()}
-			}
-			p.replies <- r
-		}
-	}()
-	t.Cleanup(p.stop)
-	p.decode(p.reply("start"), &p.info)
-	return p
 }
 
 // waitExists waits for a file to appear at path.
