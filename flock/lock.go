@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -42,7 +41,7 @@ type Lock struct {
 	acquiring chan struct{} // a token while an Acquire or TryAcquire runs
 	closing   chan struct{} // closed by Close
 
-	mu       sync.Mutex
+	mu       mutex
 	lifetime time.Duration
 	tag      uint64     // where this process's pids mean something (fsys.FS.Namespace)
 	claim    *claimFile // this acquisition's claim; nil while idle
@@ -58,6 +57,25 @@ type Lock struct {
 	acq   *acquisition // the current or last acquisition: its expiry and keepers (keepalive.go)
 	token uint64       // fencing token of the current acquisition; 0 for none (fencing.go)
 }
+
+// mutex guards a Lock's state, which its methods and its keep-alive
+// goroutines share; they hold it across filesystem calls. It is a
+// channel rather than a sync.Mutex so that a goroutine waiting for it is
+// durably blocked in testing/synctest's sense: the simulation waits for
+// every simulated process to block before it lets one call proceed, and
+// a wait on a sync.Mutex would never count as blocked.
+type mutex chan struct{}
+
+// Lock takes the mutex. A Lock not made by New has none.
+func (m mutex) Lock() {
+	if m == nil {
+		panic("flock: Lock used without New")
+	}
+	m <- struct{}{}
+}
+
+// Unlock releases the mutex.
+func (m mutex) Unlock() { <-m }
 
 // MaxLifetime is the longest lifetime, clock slop or timeout a Lock
 // accepts: an expiry must stay within what file times can hold.
@@ -135,6 +153,7 @@ func New(path string, opts ...Option) (*Lock, error) {
 		pid:       os.Getpid(),
 		cfg:       cfg,
 		lifetime:  cfg.lifetime,
+		mu:        make(mutex, 1),
 		acquiring: make(chan struct{}, 1),
 		closing:   make(chan struct{}),
 		tag:       cfg.fs.Namespace(),
