@@ -404,20 +404,28 @@ func (l *Lock) look() (snapshot, error) {
 	if l.ident != identityNo {
 		return l.inspect(l.path)
 	}
-	probe := l.freshName()
-	if err := l.cfg.fs.Link(l.path, probe); err != nil && !errors.Is(err, fs.ErrExist) {
-		// A fresh name of ours: EEXIST is a lost reply. Links refused
-		// (sshfs -o disable_hardlink) leave only the cached view.
-		if !linkRefused(err) {
-			return snapshot{}, err
-		}
+	s, linked, err := l.viaProbe()
+	if !linked && linkRefused(err) {
+		// Links refused (sshfs -o disable_hardlink) leave only the
+		// cached view.
 		return l.inspect(l.path)
 	}
-	s, err := l.inspect(probe)
+	return s, err
+}
+
+// viaProbe reads the lock file through a new hard link of our own, whose
+// path no client has cached, and removes the link again. linked is false
+// when the link could not be made, and err then says why.
+func (l *Lock) viaProbe() (s snapshot, linked bool, err error) {
+	probe := l.freshName()
+	if err := l.cfg.fs.Link(l.path, probe); err != nil && !errors.Is(err, fs.ErrExist) {
+		return snapshot{}, false, err // a fresh name of ours: EEXIST is a lost reply
+	}
+	s, err = l.inspect(probe)
 	if rerr := l.cfg.fs.Remove(probe); rerr != nil && !gone(rerr) {
 		l.cfg.logger.Warn("flock: removing probe link", "path", probe, "err", rerr)
 	}
-	return s, err
+	return s, true, err
 }
 
 // acquired is called once the lock file was seen to be our claim. It takes
@@ -720,14 +728,7 @@ func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
 	if l.ident == identityYes || l.ident == identityUnknown && fresh.info.Nlink >= 2 {
 		return fresh, force || l.breakable(fresh)
 	}
-	probe := l.freshName()
-	if err := l.cfg.fs.Link(l.path, probe); err != nil && !errors.Is(err, fs.ErrExist) {
-		return s, false // a fresh name of ours: EEXIST is a lost reply
-	}
-	viaProbe, err := l.inspect(probe)
-	if rerr := l.cfg.fs.Remove(probe); rerr != nil && !gone(rerr) {
-		l.cfg.logger.Warn("flock: removing probe link", "path", probe, "err", rerr)
-	}
+	viaProbe, _, err := l.viaProbe()
 	if err != nil || !bytes.Equal(viaProbe.contents, s.contents) {
 		return s, false
 	}
