@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +49,8 @@ type Lock struct {
 	// claimExpiry is the expiry last set on the claim before linking, as
 	// the filesystem stored it.
 	claimExpiry time.Time
-	ident       identity // whether the filesystem reports file identity
+	ident       identity   // whether the filesystem reports file identity
+	publish     publishing // how the claim is put at the lock path
 	held        bool
 	lost        bool  // held, then found not ours; reported until the next Acquire or Release
 	waiting     error // why the last attempt could not break an expired lock; reported at a timeout
@@ -160,6 +162,12 @@ func New(path string, opts ...Option) (*Lock, error) {
 	}
 	if cfg.pid != 0 {
 		l.pid = cfg.pid
+	}
+	if cfg.portable || runtime.GOOS == "windows" {
+		l.publish = publishMove
+	}
+	if p, ok := portableDirs.Load(portableKey{cfg.fs, dir}); ok {
+		l.publish = max(l.publish, p.(publishing))
 	}
 	longest := len(base) + 3*len(cfg.sep) + len(cfg.hostname) + len(strconv.Itoa(l.pid)) + claim.RandomDigits
 	if longest > nameMax {
