@@ -206,7 +206,10 @@ func (l *Lock) Path() string { return l.path }
 
 // ClaimPath returns the path of this Lock's claim file while it holds the
 // lock or is trying to take it, and "" otherwise. Each acquisition has a
-// claim of its own, under a fresh random name.
+// claim of its own, under a fresh random name, which is also what the lock
+// file holds. (Where the lock file is published without hard links, the
+// claim file itself is gone once the lock is held; see Primitives in the
+// package doc.)
 func (l *Lock) ClaimPath() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
