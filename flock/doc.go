@@ -176,10 +176,13 @@
 //
 // A waiter whose link succeeds while another process holds L.break waits
 // for that breaker to finish (a real one takes milliseconds; the wait ends
-// with its lease, or after 200 ms at most) before it looks again and counts
+// with its lease, or after 1 s at most) before it looks again and counts
 // the lock as held: the breaker, judging by an earlier read, may move the
 // file just linked, and put it back only after a third process linked its
-// own.
+// own. The breaker, for its part, moves nothing if its last reads of L and
+// of the clock lie more than 0.8 s apart: a pause between them may have let
+// L's holder release it and another process take it, and the breaker would
+// then move that fresh lock after its taker stopped waiting.
 //
 // A waiter that may not break an expired lock file (another user's, in a
 // sticky directory such as /tmp) keeps waiting, and its timeout says whose

@@ -336,7 +336,7 @@ func (l *Lock) attempt() (bool, error) {
 				if ok, err := l.linksWork(l.claim); err != nil {
 					return false, err
 				} else if !ok {
-					l.goPortable()
+					l.goPortable(l.claim)
 				}
 			}
 			continue
@@ -498,12 +498,12 @@ type portableKey struct {
 }
 
 // goPortable switches to the portable ways of publishing, after finding
-// that the filesystem refuses hard links.
-func (l *Lock) goPortable() {
+// with c, a claim of ours, that the filesystem refuses hard links.
+func (l *Lock) goPortable(c *claimFile) {
 	l.cfg.logger.Debug("flock: no hard links here; publishing the lock file without them", "dir", l.dir)
 	l.publish = publishMove
 	portableDirs.LoadOrStore(portableKey{l.cfg.fs, l.dir}, publishMove)
-	if l.claim != nil && l.claim.info.Ino != 0 {
+	if c.info.Ino != 0 {
 		l.ident = identityYes
 	} else {
 		l.ident = identityNo
@@ -659,8 +659,15 @@ func (l *Lock) outwaitBreaker() {
 	}
 }
 
-// outwaitMax bounds outwaitBreaker's wait.
-const outwaitMax = 200 * time.Millisecond
+// outwaitMax bounds outwaitBreaker's wait. A breaker's last reads of the
+// lock file and of the clock lie within recheckMax of each other (see
+// breakLocked), so that a breaker whose reads were still of an earlier
+// instance moves the file before an acquirer that linked meanwhile is done
+// waiting for it, and that acquirer's look then sees what the move did.
+const (
+	outwaitMax = time.Second
+	recheckMax = outwaitMax * 4 / 5
+)
 
 // giveBack releases a lock just taken whose acquisition cannot complete.
 func (l *Lock) giveBack() {
@@ -945,8 +952,15 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 			return false, err
 		}
 	}
+	start := l.now()
 	s, ok := l.recheck(s, force)
-	if !ok || !l.now().Before(b.info.ModTime) {
+	now := l.now()
+	if !ok || !now.Before(b.info.ModTime) {
+		return false, nil
+	}
+	if d := now.Sub(start); (d < 0 || d > recheckMax) && !mutated("recheck-unbounded") {
+		// A pause (or a clock step) while reading: what was read may be
+		// an instance that was released and taken again meanwhile.
 		return false, nil
 	}
 	var moved snapshot
@@ -1167,7 +1181,7 @@ func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 			if ok, err := l.linksWork(b); err != nil {
 				return false, err
 			} else if !ok {
-				l.goPortable()
+				l.goPortable(b)
 			}
 			continue
 		case gone(ierr):
