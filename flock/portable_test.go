@@ -143,6 +143,40 @@ func TestNoLinkFS(t *testing.T) {
 	t.Run("killed", func(t *testing.T) {
 		killedHolderBroken(t, noLink, noLink, flock.WithClockSlop(0))
 	})
+	t.Run("refresh after a forced break", func(t *testing.T) {
+		// sshfs changes times by path, even through a descriptor: a
+		// holder whose lock file was broken and taken must not re-time
+		// the new holder's lock file with its Refresh.
+		export := filepath.Join(os.Getenv("NFSFLOCK_CI_STATE"), "export", filepath.Base(noLink))
+		if _, err := os.Stat(export); err != nil {
+			testenv.Missing(t, "the sshfs export behind %s is not at %s: %v", noLink, export, err)
+		}
+		old := newLock(t, filepath.Join(noLink, "forced.lck"), flock.WithLifetime(10*time.Second))
+		if err := old.Acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		operator := newLock(t, filepath.Join(linked, "forced.lck"))
+		if broke, err := operator.Break(true); !broke || err != nil {
+			t.Fatalf("Break(true) = %v, %v", broke, err)
+		}
+		holder := newLock(t, filepath.Join(linked, "forced.lck"), flock.WithLifetime(time.Hour))
+		if err := holder.Acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Refresh(0); !errors.Is(err, flock.ErrLockLost) {
+			t.Errorf("old.Refresh() after a forced break = %v; want ErrLockLost", err)
+		}
+		fi, err := os.Stat(filepath.Join(export, "forced.lck"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := time.Until(fi.ModTime()); left < 50*time.Minute {
+			t.Errorf("the new holder's lock file expires in %v; want about an hour: the old holder's refresh re-timed it", left.Round(time.Second))
+		}
+		if err := holder.Release(); err != nil {
+			t.Errorf("holder.Release() = %v", err)
+		}
+	})
 	t.Run("empty", func(t *testing.T) {
 		// A crash between the create and the write leaves an empty lock
 		// file: it is judged by its time alone.

@@ -51,7 +51,9 @@ func (c *claimFile) file() (fsys.File, fsys.Info) {
 
 // close closes the claim's descriptors.
 func (c *claimFile) close() {
-	c.f.Close()
+	if c.f != nil {
+		c.f.Close()
+	}
 	if c.pub != nil {
 		c.pub.Close()
 	}
@@ -153,9 +155,13 @@ func (l *Lock) newClaim(expiry time.Time) (*claimFile, error) {
 		switch {
 		case info.Ino == 0:
 			l.ident = identityNo
-		case l.publish != publishLink && l.ident == identityUnknown:
-			// No links to learn from: a portable lock file is the
-			// file we created, and is judged by its identity.
+		case l.publish == publishCreate:
+			// Where lock files are created (NFS, FUSE), inode numbers
+			// may be the client's, by path (sshfs): contents decide.
+			l.ident = identityNo
+		case l.publish == publishMove && l.ident == identityUnknown:
+			// No links to learn from: a lock file moved into place is
+			// the file we created, and is judged by its identity.
 			l.ident = identityYes
 		}
 		return &claimFile{name: name, f: f, info: info}, nil
@@ -208,8 +214,8 @@ func (l *Lock) mine(s snapshot) (bool, error) {
 // alone would let anyone who can write a file in the directory forge a
 // lock file that names a waiter's claim.
 func (l *Lock) isFileOf(s snapshot, c *claimFile) (bool, error) {
-	if c == nil || !s.names(c.name) {
-		return false, nil
+	if c == nil || !s.names(c.name) || l.publish == publishCreate && c.pub == nil {
+		return false, nil // a created lock file is ours only if we hold it open
 	}
 	if _, info := c.file(); s.info.SameFile(info) {
 		l.ident = identityYes
@@ -313,9 +319,10 @@ func (l *Lock) attempt() (bool, error) {
 			return l.acquired()
 		}
 		switch {
-		case gone(err):
+		case gone(err) || errors.Is(err, errSlowCreate):
 			// Our claim vanished (an NFS server's view lagging, or
-			// removed by someone else): make a new one.
+			// removed by someone else), or the lock file we created
+			// cannot be trusted: make a new one.
 			l.dropClaim()
 			continue
 		case !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err):
@@ -377,6 +384,9 @@ func (l *Lock) attempt() (bool, error) {
 func (l *Lock) readyClaim() error {
 	expiry := l.now().Add(l.lifetime)
 	stored := expiry
+	if l.claim != nil && l.claim.f == nil {
+		l.dropClaim() // published and given up: its name is spent
+	}
 	if l.claim != nil {
 		if err := l.claim.f.SetTimes(expiry); err != nil {
 			return err
@@ -413,7 +423,7 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 		err := l.cfg.fs.RenameNoReplace(c.name, path)
 		switch {
 		case errors.Is(err, errors.ErrUnsupported):
-			l.publish = publishCreate
+			l.publish, l.ident = publishCreate, identityNo
 			portableDirs.Store(portableKey{l.cfg.fs, l.dir}, publishCreate)
 			return l.publishClaim(c, path, expiry)
 		case gone(err):
@@ -430,7 +440,14 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 		c.pub.Close()
 		c.pub = nil
 	}
-	f, err := l.cfg.fs.Create(path, []byte(c.name), expiry)
+	// Created with the filesystem's times, which make it expire at once:
+	// until the slop has passed, no breaker touches it, and the expiry is
+	// set within that. Where a descriptor's time change goes by path
+	// (sshfs), a later one could land on another's lock file; a failure
+	// after the create leaves the file to expire rather than remove by
+	// name what may have replaced it.
+	start := l.now()
+	f, err := l.cfg.fs.Create(path, []byte(c.name), time.Time{})
 	if errors.Is(err, fs.ErrExist) || l.refusedAsTaken(err) {
 		if l.adopt(c, path) {
 			return nil
@@ -438,6 +455,15 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 		return err
 	}
 	if err != nil {
+		return err
+	}
+	if d := l.now().Sub(start); d < 0 || d > max(l.cfg.slop/2, 100*time.Millisecond) {
+		// Paused: the file may be broken and replaced by now.
+		f.Close()
+		return errSlowCreate
+	}
+	if err := f.SetTimes(expiry); err != nil {
+		f.Close()
 		return err
 	}
 	info, err := f.Stat()
@@ -450,11 +476,19 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 	return nil
 }
 
-// dropClaimFile removes c's claim file once c has created its lock file:
-// nothing needs it any more (its name lives on in the lock file, and it
-// stays open), and a crash then leaves only the lock file, which expires.
+// errSlowCreate says that creating the lock file took so long that it
+// may no longer be ours; it is left to expire, under a claim given up.
+var errSlowCreate = errors.New("flock: creating the lock file took too long to trust")
+
+// dropClaimFile closes and removes c's claim file once c has created its
+// lock file: nothing needs it any more (its name lives on in the lock
+// file, where contents decide), and a crash then leaves only the lock
+// file, which expires. It is closed first: a FUSE client keeps a removed
+// file that is still open under a hidden name.
 func (l *Lock) dropClaimFile(c *claimFile) {
-	if err := l.removeOwn(c); err != nil {
+	c.f.Close()
+	c.f = nil
+	if err := l.cfg.fs.Remove(c.name); err != nil && !gone(err) {
 		l.cfg.logger.Debug("flock: removing a published claim", "path", c.name, "err", err)
 	}
 }
@@ -614,6 +648,18 @@ func (l *Lock) acquired() (bool, error) {
 		l.lose(ErrLockLost)
 		l.lost, l.token = false, 0
 		return false, nil
+	}
+	if l.publish == publishCreate {
+		// The expiry goes through a descriptor that may act by path:
+		// look first, so that it lands on our own lock file.
+		if err := l.check(); err != nil {
+			l.lost, l.token = false, 0
+			if errors.Is(err, ErrLockLost) {
+				return false, nil
+			}
+			l.giveBack()
+			return false, err
+		}
 	}
 	if mutated("expiry-via-path") {
 		if f, err := l.cfg.fs.Open(l.path); err == nil {
@@ -825,7 +871,13 @@ func (l *Lock) refreshLocked() error {
 	}
 	// Write first, then look: the write only reaches our own claim, and
 	// the look afterwards tells whether that is still the lock file. Only
-	// then does the new expiry count.
+	// then does the new expiry count. Where the write may go by path (a
+	// created lock file, on sshfs), look first too.
+	if l.publish == publishCreate {
+		if err := l.check(); err != nil {
+			return err
+		}
+	}
 	expiry, err := l.setExpiry()
 	if err != nil {
 		if gone(err) {
@@ -996,6 +1048,13 @@ func (l *Lock) outwaitCache(b *claimFile) error {
 		case <-l.closing:
 			return ErrClosed
 		default:
+		}
+		// The time change may go by path (sshfs): only onto b, and
+		// only within its lease.
+		if cur, err := l.inspect(l.breakersPath()); err != nil {
+			return err
+		} else if ok, err := l.isFileOf(cur, b); err != nil || !ok || !l.now().Before(b.info.ModTime) {
+			return fmt.Errorf("%w (lost its own breakers' lock while it waited)", errBreaking)
 		}
 		f, _ := b.file()
 		expiry := l.now().Add(breakTTL)
@@ -1168,6 +1227,9 @@ func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 		err := l.publishClaim(b, path, b.info.ModTime)
 		if err == nil {
 			return true, nil
+		}
+		if errors.Is(err, errSlowCreate) {
+			return false, fmt.Errorf("%w (its own breakers' lock took too long to create)", errBreaking)
 		}
 		if !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err) {
 			return false, err

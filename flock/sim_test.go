@@ -278,6 +278,7 @@ type procSpec struct {
 	host, ns int
 	policy   retry.Policy
 	rounds   []round
+	portable bool // WithPortable
 }
 
 // round is one use of the lock in a process's script.
@@ -357,6 +358,18 @@ func newScenario(seed uint64) *scenario {
 		}
 		sc.procs = append(sc.procs, p)
 	}
+	// Draws added later come from a stream of their own, so that the
+	// draws above keep their meaning for every seed.
+	later := rand.New(rand.NewPCG(seed, 0x9047ab1e))
+	for i := range sc.procs {
+		sc.procs[i].portable = later.IntN(4) == 0
+		if h := &sc.hosts[sc.procs[i].host]; sc.procs[i].portable && h.cfg.Cache == simfs.CacheSSHFS {
+			// Created lock files on sshfs: the slop covers the
+			// attribute cache, as doc.go asks.
+			h.cfg.AttrMax = max(h.cfg.AttrMin, min(h.cfg.AttrMax, sc.slop))
+			h.cfg.DirMax = min(h.cfg.DirMax, h.cfg.AttrMax)
+		}
+	}
 	return sc
 }
 
@@ -422,6 +435,15 @@ func (sc *scenario) String() string {
 	plant := sc.plant
 	if plant == "" {
 		plant = "none"
+	}
+	portable := 0
+	for _, p := range sc.procs {
+		if p.portable {
+			portable++
+		}
+	}
+	if portable > 0 {
+		opts += fmt.Sprintf(" portable(%d)", portable)
 	}
 	return fmt.Sprintf("seed %d: %d procs, lifetime %v, slop %v,%s crash %.3f pause %.2f, plant %s; hosts: %s",
 		sc.seed, len(sc.procs), sc.lifetime, sc.slop, opts, sc.crashRate, sc.pauseRate, plant, strings.Join(hs, "; "))
@@ -828,7 +850,9 @@ func (w *world) afterCall(p *proc, c *simfs.Call) {
 				p.hold.lease = written
 			}
 		}
-		if e.Kind == simfs.Linked && e.Path == w.lockPath+".break" && w.claimOf(p, e.ID) {
+		if bn, ok := w.srv.Lookup(w.lockPath + ".break"); ok && bn.ID == e.ID &&
+			(e.Kind == simfs.Linked || e.Kind == simfs.Created || e.Kind == simfs.Retimed) && w.claimOf(p, e.ID) {
+			// Linked, or (without hard links) created and then written.
 			if n, ok := w.srv.Inode(e.ID); ok {
 				p.breakLease, p.breakLeaseID = n.ModTime, e.ID
 			}
@@ -1099,6 +1123,9 @@ func (w *world) checkLeftovers() {
 			continue
 		}
 		switch {
+		case name == w.base+".break" && w.unattributedBreak(full):
+			// Created without hard links and crashed before the write:
+			// nothing names its maker, so it goes once it has expired.
 		case name == w.base+".fence":
 		case strings.HasPrefix(name, w.base+".fence.") && isDigits(strings.TrimPrefix(name, w.base+".fence.")):
 			counters++
@@ -1115,6 +1142,19 @@ func (w *world) checkLeftovers() {
 			w.violate(colOutside, nil, "%s was changed or removed", path)
 		}
 	}
+}
+
+// unattributedBreak reports whether the breakers' lock at path is empty
+// or half-written, and its expiry and slop have not passed yet.
+func (w *world) unattributedBreak(path string) bool {
+	n, ok := w.srv.Lookup(path)
+	if !ok {
+		return false
+	}
+	if _, ok := claim.Parse(n.Data, "|"); ok {
+		return false
+	}
+	return time.Now().Before(n.ModTime.Add(max(w.sc.slop, 5*time.Second)))
 }
 
 func isDigits(s string) bool {
@@ -1153,6 +1193,9 @@ func (p *proc) options() []flock.Option {
 	}
 	if sc.fencing {
 		opts = append(opts, flock.WithFencing())
+	}
+	if p.spec.portable {
+		opts = append(opts, flock.WithPortable())
 	}
 	if sc.deadOwnerBreak {
 		opts = append(opts, flock.WithDeadOwnerBreak())

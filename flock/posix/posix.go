@@ -47,11 +47,24 @@ func CreateExclusive(path string, data []byte, perm fs.FileMode) (*File, error) 
 	if err != nil {
 		return nil, pathErr("create", path, err)
 	}
+	f := &File{fd: fd, path: path}
+	if err := f.Write(data); err != nil {
+		unix.Close(fd)
+		unix.Unlink(path)
+		return nil, err
+	}
+	return f, nil
+}
+
+// Write writes data to the file at its current offset, all of it or
+// failing.
+func (f *File) Write(data []byte) error {
+	var err error
 	for len(data) > 0 && err == nil {
 		var n int
 		err = ignoringEINTR(func() error {
 			var err error
-			n, err = unix.Write(fd, data)
+			n, err = unix.Write(f.fd, data)
 			return err
 		})
 		if n <= 0 && err == nil {
@@ -61,12 +74,7 @@ func CreateExclusive(path string, data []byte, perm fs.FileMode) (*File, error) 
 			data = data[n:]
 		}
 	}
-	if err != nil {
-		unix.Close(fd)
-		unix.Unlink(path)
-		return nil, pathErr("write", path, err)
-	}
-	return &File{fd: fd, path: path}, nil
+	return pathErr("write", f.path, err)
 }
 
 // Link makes newname a hard link to oldname.
@@ -232,7 +240,8 @@ func (f *File) ReadAll(max int) ([]byte, error) {
 
 // SetTimes sets the access and modification times of the open file to t.
 // It acts on the file that was opened even if its path has since been
-// renamed or removed.
+// renamed or removed, except where the filesystem's client sets times by
+// path: sshfs does, and there it changes whatever file has that path now.
 func (f *File) SetTimes(t time.Time) error {
 	return pathErr("chtimes", f.path, ignoringEINTR(func() error { return futimens(f.fd, t) }))
 }

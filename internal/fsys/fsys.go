@@ -16,7 +16,10 @@ import (
 type FS interface {
 	// Create creates path, which must not exist, with contents data and
 	// both times t, never following a symlink, and returns it open. On
-	// failure nothing is left at path.
+	// failure nothing is left at path. If t is zero, the times are those
+	// the filesystem gave the new file, and a failure after the file was
+	// created leaves it in place: removing it by name could remove a file
+	// that replaced it meanwhile.
 	Create(path string, data []byte, t time.Time) (File, error)
 	// Lstat returns the attributes of path itself, not following a symlink.
 	Lstat(path string) (Info, error)

@@ -16,6 +16,9 @@ var OS FS = posixFS{}
 type posixFS struct{}
 
 func (posixFS) Create(path string, data []byte, t time.Time) (File, error) {
+	if t.IsZero() {
+		return createKeeping(path, data)
+	}
 	f, err := posix.CreateExclusive(path, data, 0o644)
 	if err != nil {
 		return nil, err
@@ -34,6 +37,25 @@ func (posixFS) Create(path string, data []byte, t time.Time) (File, error) {
 	}
 	pf.fresh = true
 	return pf, nil
+}
+
+// createKeeping is Create with the times the filesystem gives, which
+// leaves the file in place if a step after its creation fails.
+func createKeeping(path string, data []byte) (File, error) {
+	f, err := posix.CreateExclusive(path, nil, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	var i posix.Info
+	err = f.Write(data)
+	if err == nil {
+		i, err = f.Stat()
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &posixFile{f: f, opened: infoOf(i), fresh: true}, nil
 }
 
 func (posixFS) Lstat(path string) (Info, error) {

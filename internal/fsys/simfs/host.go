@@ -75,6 +75,10 @@ type HostConfig struct {
 	// rename or remove that succeeded is lost: the client retransmits and
 	// reports what the retransmission got (EEXIST, ENOENT).
 	LostReplies float64
+	// SetTimesByPath makes a time change through a descriptor whose file
+	// has been removed act on whatever file now has the path it was
+	// opened by, as sshfs's does (it sends SFTP SETSTAT by path).
+	SetTimesByPath bool
 	// UID owns the files this host creates.
 	UID uint32
 	// Dev is the device number the mount reports.
@@ -124,6 +128,7 @@ func SSHFS() HostConfig {
 		NlinkOne:          true,
 		PathInodes:        true,
 		NoRenameNoReplace: true,
+		SetTimesByPath:    true,
 		UID:               1000,
 		Dev:               0x2b,
 	}

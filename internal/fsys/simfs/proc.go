@@ -103,6 +103,9 @@ func (p *Proc) lose(c *Call, redo func() syscall.Errno) syscall.Errno {
 // returns it open.
 func (p *Proc) Create(name string, data []byte, t time.Time) (fsys.File, error) {
 	name = clean(name)
+	if t.IsZero() {
+		return p.createKeeping(name, data)
+	}
 	c := &Call{Op: "create", Path: name, Time: t}
 	var f *file
 	p.run(c, func() {
@@ -419,9 +422,19 @@ func (f *file) SetTimes(t time.Time) error {
 			return
 		}
 		h := f.p.h
-		h.s.setTimes(c, f.in, h.trunc(t))
-		h.changed(f.in, f.path)
-		c.Result = fmt.Sprintf("#%d", f.in.id)
+		in := f.in
+		if h.cfg.SetTimesByPath && in.nlink == 0 {
+			// sshfs sets times by the path the file was opened by,
+			// which may name another file by now.
+			var ok bool
+			if in, ok = h.s.names[f.path]; !ok {
+				c.Err = pathErr("chtimes", f.path, syscall.ENOENT)
+				return
+			}
+		}
+		h.s.setTimes(c, in, h.trunc(t))
+		h.changed(in, f.path)
+		c.Result = fmt.Sprintf("#%d", in.id)
 	})
 	return c.Err
 }
@@ -451,3 +464,57 @@ func (f *file) unpin() {
 }
 
 func dirOf(p string) string { return path.Dir(p) }
+
+// createKeeping is Create with zero times, as fsys.OS does it: an
+// exclusive create of an empty file, timed by the server, then a write of
+// its contents through the descriptor, a call of its own; a failure after
+// the create leaves the file.
+func (p *Proc) createKeeping(name string, data []byte) (fsys.File, error) {
+	c := &Call{Op: "create", Path: name}
+	var f *file
+	p.run(c, func() {
+		s, h := p.h.s, p.h
+		in, e := s.create(c, name, nil, h.trunc(s.now()), h.cfg.UID)
+		if e == 0 {
+			h.dirChanged(name)
+			h.changed(in, name)
+			if e = p.lose(c, func() syscall.Errno {
+				_, e := s.create(nil, name, nil, h.trunc(s.now()), h.cfg.UID)
+				return e
+			}); e != 0 {
+				c.Err = pathErr("open", name, e)
+				return
+			}
+			f = p.open(in, name, h.fresh(in, name))
+			c.Result = fmt.Sprintf("#%d ino %d (empty)", in.id, f.opened.Ino)
+			return
+		}
+		c.Err = pathErr("open", name, e)
+	})
+	if c.Err != nil {
+		return nil, c.Err
+	}
+	w := &Call{Op: "write", Path: name}
+	p.run(w, func() {
+		if f.gone() {
+			w.Err = pathErr("write", name, syscall.ESTALE)
+			return
+		}
+		s, h := p.h.s, p.h
+		f.in.data = slices.Clone(data)
+		s.setTimes(w, f.in, h.trunc(s.now()))
+		h.changed(f.in, name)
+		w.Result = fmt.Sprintf("#%d %d bytes", f.in.id, len(data))
+	})
+	if w.Err != nil {
+		f.Close()
+		return nil, w.Err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.opened, f.fresh = info, true
+	return f, nil
+}
