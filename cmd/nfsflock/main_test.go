@@ -192,16 +192,17 @@ func hold(t *testing.T, dir, lock string, flags ...string) *proc {
 	return p
 }
 
-// status runs nfsflock status --json.
+// status runs nfsflock status --json, and checks that its exit status is
+// the one for the state it reports.
 func status(t *testing.T, dir string, args ...string) report {
 	t.Helper()
 	code, out, errOut := run(t, dir, append([]string{"status", "--json"}, args...)...)
-	if code != 0 {
-		t.Fatalf("nfsflock status --json %q = %d, stderr %q; want 0", args, code, errOut)
-	}
 	var r report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("nfsflock status --json: %v in %q", err, out)
+		t.Fatalf("nfsflock status --json %q = %d: %v in %q, stderr %q", args, code, err, out, errOut)
+	}
+	if want := r.exitStatus(); code != want {
+		t.Fatalf("nfsflock status --json %q = %d, reporting %s; want %d", args, code, r.Status, want)
 	}
 	return r
 }
@@ -357,7 +358,13 @@ func TestFencingTokenEnv(t *testing.T) {
 func TestUsage(t *testing.T) {
 	tests := [][]string{
 		{},
-		{"-x", "L", "true"},
+		{"-s", "L", "true"},
+		{"--shared", "L", "true"},
+		{"-u", "9"},
+		{"9"},
+		{"L", "-c"},
+		{"L", "-c", "true", "x"},
+		{"-c", "true", "L"},
 		{"L"},
 		{"L", "--"},
 		{"-E", "256", "L", "true"},
@@ -411,8 +418,8 @@ func TestDurationBound(t *testing.T) {
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, _, stderr := run(t, t.TempDir(), args...)
-			if code != exitUsage || !strings.Contains(stderr, "876000h0m0s") {
-				t.Errorf("nfsflock %q = %d, stderr %q; want %d and the largest allowed, 876000h0m0s", args, code, stderr, exitUsage)
+			if code != exitUsage || !strings.Contains(stderr, "at most 876000h (100 years)") {
+				t.Errorf("nfsflock %q = %d, stderr %q; want %d and the largest allowed, 876000h", args, code, stderr, exitUsage)
 			}
 		})
 	}
@@ -538,9 +545,14 @@ func TestUnavailable(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	if r := status(t, dir, "L"); r.State != "unlocked" || r.Locked || r.Holder != nil || !r.Expires.IsZero() {
-		t.Errorf("status of no lock = %+v; want unlocked, no holder, no expiry", r)
+	if r := status(t, dir, "L"); r.Status != "free" || r.State != "unlocked" || r.Locked || r.Holder != nil || !r.Expires.IsZero() {
+		t.Errorf("status of no lock = %+v; want free, unlocked, no holder, no expiry", r)
+	}
+	code, out, _ := run(t, dir, "status", "L")
+	if want := "status:  free: there is no lock file\n"; code != statusFree || !strings.Contains(out, want) {
+		t.Errorf("status L of no lock = %d, %q; want %d and %q", code, out, statusFree, want)
 	}
 	holder := hold(t, dir, "L")
 	host, err := os.Hostname()
@@ -550,17 +562,107 @@ func TestStatus(t *testing.T) {
 	abs := filepath.Join(dir, "L")
 	r := status(t, dir, "L")
 	want := holderJSON{Hostname: host, PID: holder.pid(), LockFile: abs}
-	if r.State != "unknown" || !r.Locked || r.Path != abs || r.Expires.IsZero() || r.Expired || r.Breakable {
-		t.Errorf("status of a held lock = %+v; want unknown, locked, path %s, an expiry, not expired", r, abs)
+	if r.Status != "held" || r.State != "unknown" || !r.Locked || r.Path != abs || r.Expires.IsZero() || r.Expired || r.Breakable ||
+		!r.Local || !r.Alive || r.Ours || r.At.IsZero() || !strings.HasPrefix(r.Claim, abs+"|"+host+"|"+strconv.Itoa(holder.pid())+"|") {
+		t.Errorf("status of a held lock = %+v; want held, unknown, locked, path %s, an expiry, not expired, local, alive, its claim", r, abs)
 	}
 	if r.Holder == nil || holderJSON(*r.Holder) != want {
 		t.Errorf("status holder = %+v; want %+v", r.Holder, want)
 	}
-	code, out, _ := run(t, dir, "status", "L")
-	for _, line := range []string{"lock:    " + abs, "state:   unknown", fmt.Sprintf("holder:  pid %d on %s", holder.pid(), host), "expires: "} {
-		if code != 0 || !strings.Contains(out, line) {
-			t.Errorf("status L = %d, %q; want 0 and a line %q", code, out, line)
+	code, out, _ = run(t, dir, "status", "L")
+	for _, line := range []string{
+		"lock:    " + abs + "\n",
+		fmt.Sprintf("status:  held by pid %d on host %s, a running process of this host\n", holder.pid(), host),
+		"expiry:  ",
+		" (expires in ",
+		"state:   unknown (flufl.lock's name)\n",
+	} {
+		if code != statusHeld || !strings.Contains(out, line) {
+			t.Errorf("status L = %d, %q; want %d and %q", code, out, statusHeld, line)
 		}
+	}
+	if code, out, stderr := run(t, dir, "status", "-q", "L"); code != statusHeld || out != "" || stderr != "" {
+		t.Errorf("status -q L of a held lock = %d, %q, stderr %q; want %d and nothing printed", code, out, stderr, statusHeld)
+	}
+}
+
+// writeLock writes a lock file at dir/L with contents, expiring at
+// expires, as another process would.
+func writeLock(t *testing.T, dir, contents string, expires time.Time) {
+	t.Helper()
+	lock := filepath.Join(dir, "L")
+	if err := os.WriteFile(lock+".new", []byte(contents), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(lock+".new", expires, expires); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(lock+".new", lock); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadPID returns the pid of a process that has ended.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// status exits 0 held, 1 free, 2 expired, 3 stale, with -q too, and says
+// each in words; a lock within the clock slop says when it is breakable.
+func TestStatusStates(t *testing.T) {
+	t.Parallel()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := deadPID(t)
+	tests := []struct {
+		name     string
+		contents string // %s is the lock path
+		expires  time.Duration
+		code     int
+		words    []string
+	}{
+		{"free", "", 0, statusFree, []string{"status:  free: there is no lock file"}},
+		{"held elsewhere", "%s|other.example|4242|1", time.Hour, statusHeld,
+			[]string{"status:  held by pid 4242 on host other.example\n", "(expires in 60 min)"}},
+		{"expired, within the slop", "%s|other.example|4242|1", -1200 * time.Millisecond, statusExpired,
+			[]string{"status:  expired, held by pid 4242 on host other.example\n", "(expired 1.", " s ago; breakable in 8.", " s, after the clock slop)"}},
+		{"expired, breakable", "%s|other.example|4242|1", -time.Minute, statusExpired,
+			[]string{"status:  expired, held by pid 4242 on host other.example\n", "(expired 60 s ago; breakable)"}},
+		{"stale", "%s|" + host + "|" + strconv.Itoa(pid) + "|1", time.Hour, statusStale,
+			[]string{fmt.Sprintf("status:  stale, held by pid %d on host %s, this host, where no process has pid %d; a process in another pid namespace (a container)", pid, host, pid), "state:   stale"}},
+		{"unparsable", "not a claim", time.Hour, statusHeld,
+			[]string{"status:  held by an unnamed holder (the lock file's contents are not a claim)\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.contents != "" {
+				writeLock(t, dir, strings.ReplaceAll(tt.contents, "%s", filepath.Join(dir, "L")), time.Now().Add(tt.expires))
+			}
+			code, out, stderr := run(t, dir, "status", "L")
+			if code != tt.code {
+				t.Errorf("status L = %d, %q, stderr %q; want %d", code, out, stderr, tt.code)
+			}
+			for _, w := range tt.words {
+				if !strings.Contains(out, w) {
+					t.Errorf("status L printed %q; want it to say %q", out, w)
+				}
+			}
+			if code, out, stderr := run(t, dir, "status", "--quiet", "L"); code != tt.code || out != "" || stderr != "" {
+				t.Errorf("status --quiet L = %d, %q, stderr %q; want %d and nothing printed", code, out, stderr, tt.code)
+			}
+			word := map[int]string{statusHeld: "held", statusFree: "free", statusExpired: "expired", statusStale: "stale"}[tt.code]
+			if r := status(t, dir, "L"); r.Status != word {
+				t.Errorf("status --json L = %+v; want status %q", r, word)
+			}
+		})
 	}
 }
 
@@ -602,8 +704,8 @@ func TestHostileLockFile(t *testing.T) {
 		dir := t.TempDir()
 		writeHostileLock(t, dir, future)
 		code, out, stderr := run(t, dir, "status", "L")
-		if code != 0 || !strings.Contains(out, "holder:  pid 4242 on ") {
-			t.Errorf("status L = %d, %q, stderr %q; want 0 and a holder line", code, out, stderr)
+		if code != statusHeld || !strings.Contains(out, "status:  held by pid 4242 on host ") {
+			t.Errorf("status L = %d, %q, stderr %q; want %d and a status line", code, out, stderr, statusHeld)
 		}
 		checkEscaped(t, "status L", out+stderr)
 	})
@@ -612,7 +714,7 @@ func TestHostileLockFile(t *testing.T) {
 		writeHostileLock(t, dir, future)
 		code, out, stderr := run(t, dir, "status", "--json", "L")
 		var r report
-		if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Holder == nil || r.Holder.Hostname != hostileHost {
+		if err := json.Unmarshal([]byte(out), &r); code != statusHeld || err != nil || r.Holder == nil || r.Holder.Hostname != hostileHost {
 			t.Errorf("status --json L = %d, %q (%v), stderr %q; want 0 and the hostname %q", code, out, err, stderr, hostileHost)
 		}
 		checkEscaped(t, "status --json L", out+stderr)
@@ -673,8 +775,9 @@ func TestBreak(t *testing.T) {
 		dir := t.TempDir()
 		holder := hold(t, dir, "L")
 		code, _, stderr := run(t, dir, "break", "L")
-		if code != exitUnavailable || !strings.Contains(stderr, "not expired") {
-			t.Errorf("break L of a held lock = %d, stderr %q; want %d, not expired", code, stderr, exitUnavailable)
+		want := fmt.Sprintf("nfsflock: L: not breaking the lock of pid %d on host ", holder.pid())
+		if code != exitUnavailable || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, ": it expires in ") {
+			t.Errorf("break L of a held lock = %d, stderr %q; want %d, %q... it expires in", code, stderr, exitUnavailable, want)
 		}
 		if r := status(t, dir, "L"); r.Holder == nil || r.Holder.PID != holder.pid() {
 			t.Errorf("after a refused break, status = %+v; want held by %d", r, holder.pid())
