@@ -116,7 +116,7 @@ func quoteAll(args []string) []string {
 // lockFlags are the flags that every verb takes to judge a lock as a
 // waiting nfsflock judges it.
 type lockFlags struct {
-	slop     durationValue
+	slop      durationValue
 	deadOwner bool
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -1076,5 +1077,151 @@ func TestTakingTurns(t *testing.T) {
 	}
 	if left := leftovers(t, dir, "count"); len(left) > 0 {
 		t.Errorf("files left behind: %q", left)
+	}
+}
+
+// break on a lock that has expired but is still within the clock slop says
+// exactly that, and when it becomes breakable; it never says the lock has
+// not expired.
+func TestBreakWithinSlop(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeLock(t, dir, filepath.Join(dir, "L")+"|other.example|4242|1", time.Now().Add(-1200*time.Millisecond))
+	code, _, stderr := run(t, dir, "break", "L")
+	want := regexp.MustCompile(`^nfsflock: L: not breaking the lock of pid 4242 on host other.example: it expired 1\.\d s ago; breakable in 8\.\d s, after the clock slop\n$`)
+	if code != exitUnavailable || !want.MatchString(stderr) {
+		t.Errorf("break L within the clock slop = %d, stderr %q; want %d and %q", code, stderr, exitUnavailable, want)
+	}
+	if code, out, stderr := run(t, dir, "break", "--clock-slop", "1", "L"); code != 0 || !strings.Contains(out, "L: broke the lock of pid 4242 on host other.example; it expired 1.") {
+		t.Errorf("break --clock-slop 1 L = %d, %q, stderr %q; want 0, broke", code, out, stderr)
+	}
+}
+
+// --dead-owner-break breaks at once the unexpired lock of a holder of this
+// host whose pid runs no process, on run and break; without it break says
+// what it would do, and that a holder in another pid namespace may be
+// running. A claim of nfsflock's from another pid namespace is never
+// judged dead, though status calls it stale.
+func TestDeadOwnerBreak(t *testing.T) {
+	t.Parallel()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := deadPID(t)
+	dead := func(dir, random string) {
+		writeLock(t, dir, fmt.Sprintf("%s|%s|%d|%s", filepath.Join(dir, "L"), host, pid, random), time.Now().Add(time.Hour))
+	}
+	const fluflRandom = "7308917433465018353"
+	const otherNamespace = "0000000000000000042" + "000000000000001" // a Go claim's random part and tag 1
+
+	dir := t.TempDir()
+	dead(dir, fluflRandom)
+	code, _, stderr := run(t, dir, "break", "L")
+	for _, want := range []string{fmt.Sprintf("no process has pid %d on this host", pid), "another pid namespace (a container)", "--dead-owner-break breaks it"} {
+		if code != exitUnavailable || !strings.Contains(stderr, want) {
+			t.Errorf("break L of a dead holder's lock = %d, stderr %q; want %d and %q", code, stderr, exitUnavailable, want)
+		}
+	}
+	if code, _, stderr := run(t, dir, "-n", "L", "true"); code != exitUnavailable {
+		t.Errorf("nfsflock -n L true on a dead holder's lock = %d, stderr %q; want %d", code, stderr, exitUnavailable)
+	}
+	if r := status(t, dir, "--dead-owner-break", "L"); r.Status != "stale" || !r.Breakable || r.Expired {
+		t.Errorf("status --dead-owner-break L = %+v; want stale, breakable, not expired", r)
+	}
+	if code, out, stderr := run(t, dir, "break", "--dead-owner-break", "L"); code != 0 || !strings.Contains(out, "broke the lock of pid "+strconv.Itoa(pid)) {
+		t.Errorf("break --dead-owner-break L = %d, %q, stderr %q; want 0, broke", code, out, stderr)
+	}
+	dead(dir, fluflRandom)
+	if code, _, stderr := run(t, dir, "--dead-owner-break", "-n", "L", "true"); code != 0 {
+		t.Errorf("nfsflock --dead-owner-break -n L true on a dead holder's lock = %d, stderr %q; want 0", code, stderr)
+	}
+
+	dir = t.TempDir()
+	dead(dir, otherNamespace)
+	if r := status(t, dir, "--dead-owner-break", "L"); r.Status != "stale" || r.Breakable {
+		t.Errorf("status --dead-owner-break L of another pid namespace's claim = %+v; want stale, not breakable", r)
+	}
+	if code, _, stderr := run(t, dir, "break", "--dead-owner-break", "L"); code != exitUnavailable {
+		t.Errorf("break --dead-owner-break L of another pid namespace's claim = %d, stderr %q; want %d", code, stderr, exitUnavailable)
+	}
+}
+
+// A flock(1) user's habits work: -x, -e, -o, LOCKFILE -c COMMAND through
+// sh -c, --version; -s and -u are refused with a sentence.
+func TestFlockHabits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	code, out, stderr := run(t, dir, "-x", "-o", "-w", "5", "L", "-c", `echo "in sh: $0"; exit 3`)
+	if code != 3 || out != "in sh: /bin/sh\n" {
+		t.Errorf("nfsflock -x -o -w 5 L -c '...; exit 3' = %d, %q, stderr %q; want 3, %q", code, out, stderr, "in sh: /bin/sh\n")
+	}
+	if code, _, stderr := run(t, dir, "-en", "L", "--command", "true"); code != 0 {
+		t.Errorf("nfsflock -en L --command true = %d, stderr %q; want 0", code, stderr)
+	}
+	for _, args := range [][]string{{"--version"}, {"-V"}, {"status", "--version"}} {
+		code, out, _ := run(t, dir, args...)
+		if code != 0 || !strings.HasPrefix(out, "nfsflock ") || !strings.Contains(out, "built with go") {
+			t.Errorf("nfsflock %q = %d, %q; want 0 and the version", args, code, out)
+		}
+	}
+	for args, want := range map[string]string{
+		"-s L true":      "nfsflock: -s: a lock file taken with link(2) has one holder at a time: nfsflock has no shared locks",
+		"--unlock L":     "nfsflock: --unlock: nfsflock releases the lock itself when COMMAND ends",
+		"-n 9":           "nfsflock: missing COMMAND after LOCKFILE 9: nfsflock cannot lock a file descriptor as flock(1) does",
+		"-c true L":      "nfsflock: -c comes after LOCKFILE, as in flock(1)",
+		"L -c true more": "nfsflock: -c after LOCKFILE takes exactly one COMMAND, which sh -c runs; got 2 arguments",
+	} {
+		code, _, stderr := run(t, dir, strings.Fields(args)...)
+		if code != exitUsage || !strings.HasPrefix(stderr, want) {
+			t.Errorf("nfsflock %s = %d, stderr %q; want %d and %q", args, code, stderr, exitUsage, want)
+		}
+	}
+}
+
+// Messages are for people: one line that says what happened, the lock
+// file named as typed and flags as typed, without the chain of Go calls
+// that led there.
+func TestMessages(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "not-executable"), []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeLock(t, dir, filepath.Join(dir, "held")+"|other.example|4242|1", time.Now().Add(time.Hour))
+	if err := os.Rename(filepath.Join(dir, "L"), filepath.Join(dir, "held")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		code int
+		want string // the first line of standard error, a regular expression
+	}{
+		{[]string{"nodir/L", "true"}, exitFailed, `^nfsflock: nodir/L: its directory /.*/nodir does not exist$`},
+		{[]string{"status", "nodir/L"}, exitFailed, `^nfsflock: nodir/L: its directory /.*/nodir does not exist$`},
+		{[]string{"break", "nodir/L"}, exitFailed, `^nfsflock: nodir/L: its directory /.*/nodir does not exist$`},
+		{[]string{"a|b", "true"}, exitUsage, `^nfsflock: a\|b: path contains the separator "\|"$`},
+		{[]string{"L", "nfsflock-test-no-such-command"}, exitNotFound, `^nfsflock: nfsflock-test-no-such-command: command not found$`},
+		{[]string{"L", "./not-executable"}, exitCannotRun, `^nfsflock: ./not-executable: cannot run it: permission denied \(is it executable\?\)$`},
+		{[]string{"L", "/"}, exitCannotRun, `^nfsflock: /: cannot run it: is a directory$`},
+		{[]string{"-w", "0", "held", "true"}, exitUnavailable, `^nfsflock: held: held by pid 4242 on host other.example \(expires in 60 min\); not waiting \(-w 0\)$`},
+		{[]string{"--timeout=0", "held", "true"}, exitUnavailable, `; not waiting \(--timeout 0\)$`},
+		{[]string{"--nonblock", "held", "true"}, exitUnavailable, `; not waiting \(--nonblock\)$`},
+		{[]string{"--timeout", "0.2", "held", "true"}, exitUnavailable, `\(expires in 60 min\); gave up waiting after 0.2 s \(--timeout 0.2\)$`},
+		{[]string{"--lifetime", "0", "L", "true"}, exitUsage, `^nfsflock: --lifetime 0: want a duration above 0 `},
+		{[]string{"--kill-after=-1", "L", "true"}, exitUsage, `^nfsflock: --kill-after -1: want a duration 0 or more `},
+	}
+	for _, tt := range tests {
+		code, _, stderr := run(t, dir, tt.args...)
+		first, _, _ := strings.Cut(stderr, "\n")
+		if code != tt.code || !regexp.MustCompile(tt.want).MatchString(first) {
+			t.Errorf("nfsflock %q = %d, stderr %q; want %d and a first line matching %q", tt.args, code, stderr, tt.code, tt.want)
+		}
+		said := strings.ReplaceAll(stderr, "nfsflock: ", "")
+		for _, chain := range []string{"flock: ", "new ", "acquire ", "exec: ", "stat ", "inspect "} {
+			if strings.Contains(said, chain) {
+				t.Errorf("nfsflock %q: stderr %q holds the Go call chain %q", tt.args, stderr, chain)
+			}
+		}
 	}
 }
