@@ -60,7 +60,11 @@ func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
 		case err != nil:
 			return exitFailed, lockError{o.path, err}
 		case broke:
-			fmt.Fprintf(stdout, "%s\n", printable(fmt.Sprintf("%s: broke the lock of %s; it %s", o.path, holderWords(st), expiryWords(st, o.lock.slop.d))))
+			when := "expired " + approx(st.At.Sub(st.Expiry)) + " ago"
+			if !st.Expired {
+				when = "was to expire in " + approx(st.Expiry.Sub(st.At))
+			}
+			fmt.Fprintf(stdout, "%s\n", printable(fmt.Sprintf("%s: broke the lock of %s; it %s", o.path, holderWords(st), when)))
 			return exitOK, nil
 		}
 	}
@@ -72,11 +76,23 @@ func breakVerb(args []string, stdout, stderr io.Writer) (int, error) {
 // what would break it.
 func refusal(o breakOptions, st flock.Status) string {
 	msg := fmt.Sprintf("%s: not breaking the lock of %s: it %s", o.path, holderWords(st), expiryWords(st, o.lock.slop.d))
-	if st.State == flock.Stale && !o.lock.deadOwner {
-		// A holder in another pid namespace under this hostname (a
-		// container) runs although its pid does not here: this is a
-		// hint, not a verdict.
-		msg += fmt.Sprintf("; no process has pid %d on this host, so unless it runs in another pid namespace (a container) under this hostname, --dead-owner-break breaks it", st.Holder.PID)
+	if st.State != flock.Stale || o.lock.deadOwner {
+		return msg
+	}
+	// Its pid runs nothing here. That is a hint, not a verdict: a holder
+	// in another pid namespace under this hostname (a container) runs
+	// although its pid does not here. Say what --dead-owner-break would
+	// do, as the library judges it.
+	msg += fmt.Sprintf("; no process has pid %d on this host", st.Holder.PID)
+	dead := o.lock
+	dead.deadOwner = true
+	if l, err := flock.New(o.path, dead.options()...); err == nil {
+		defer l.Close()
+		if st, err := l.Inspect(); err == nil && st.Breakable {
+			return msg + ", so unless it runs in another pid namespace (a container) under this hostname, --dead-owner-break breaks it"
+		} else if err == nil && st.State == flock.Stale {
+			return msg + ", but its claim says it runs in another pid namespace, where it may well run: --dead-owner-break leaves it alone"
+		}
 	}
 	return msg
 }

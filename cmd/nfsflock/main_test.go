@@ -1145,6 +1145,9 @@ func TestDeadOwnerBreak(t *testing.T) {
 	if code, _, stderr := run(t, dir, "break", "--dead-owner-break", "L"); code != exitUnavailable {
 		t.Errorf("break --dead-owner-break L of another pid namespace's claim = %d, stderr %q; want %d", code, stderr, exitUnavailable)
 	}
+	if code, _, stderr := run(t, dir, "break", "L"); code != exitUnavailable || !strings.Contains(stderr, "--dead-owner-break leaves it alone") {
+		t.Errorf("break L of another pid namespace's claim = %d, stderr %q; want %d, and that --dead-owner-break leaves it alone", code, stderr, exitUnavailable)
+	}
 }
 
 // A flock(1) user's habits work: -x, -e, -o, LOCKFILE -c COMMAND through
@@ -1223,5 +1226,65 @@ func TestMessages(t *testing.T) {
 				t.Errorf("nfsflock %q: stderr %q holds the Go call chain %q", tt.args, stderr, chain)
 			}
 		}
+	}
+}
+
+// A live holder in another pid namespace under this hostname, as in a
+// container, looks dead here: status calls its lock stale, and says that
+// it may run elsewhere. Its claim says where it runs, so neither
+// --dead-owner-break nor a waiter breaks it, and its command runs on.
+func TestAnotherPidNamespace(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("pid namespaces are Linux's")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("unshare --pid needs root")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1), from util-linux")
+	}
+	dir := t.TempDir()
+	// Use up the low pids of the new namespace, which this host's kernel
+	// threads have, so that the holder's pid runs nothing here.
+	script := `i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done; "$0" L sh -c 'echo $PPID > pid; exec cat'; echo $? > status`
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script, binary)
+	cmd.Dir = dir
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	pid := readInt(t, filepath.Join(dir, "pid"))
+	if processRunning(pid) {
+		t.Skipf("the holder's pid %d in its namespace runs a process here too", pid)
+	}
+	r := status(t, dir, "--dead-owner-break", "L")
+	if r.Status != "stale" || r.State != "stale" || r.Alive || !r.Local || r.Breakable || r.Holder == nil || r.Holder.PID != pid {
+		t.Errorf("status --json --dead-owner-break L of a holder in another pid namespace = %+v; want stale, local, not alive, not breakable, pid %d", r, pid)
+	}
+	code, _, stderr := run(t, dir, "break", "L")
+	if code != exitUnavailable || !strings.Contains(stderr, "its claim says it runs in another pid namespace") {
+		t.Errorf("break L = %d, stderr %q; want %d, and that its claim says it runs in another pid namespace", code, stderr, exitUnavailable)
+	}
+	for _, args := range [][]string{{"break", "--dead-owner-break", "L"}, {"--dead-owner-break", "-n", "L", "true"}} {
+		if code, _, stderr := run(t, dir, args...); code != exitUnavailable {
+			t.Errorf("nfsflock %q = %d, stderr %q; want %d", args, code, stderr, exitUnavailable)
+		}
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("unshare: %v, output %q", err, out.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "status")); err != nil || strings.TrimSpace(string(b)) != "0" {
+		t.Errorf("the holder in the other pid namespace exited %q, %v, output %q; want 0: its lock was not lost", b, err, out.String())
 	}
 }
