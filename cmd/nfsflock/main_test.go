@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "nfsflock")
+	// The tests mostly wait for the processes they start: run more of
+	// them at once than there are CPUs, unless told otherwise.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		flag.Set("test.parallel", strconv.Itoa(max(8, 2*runtime.GOMAXPROCS(0))))
+	}
 	args := []string{"build", "-o", binary}
 	if raceEnabled {
 		args = append(args, "-race")
@@ -226,6 +235,7 @@ func leftovers(t *testing.T, dir string, keep ...string) []string {
 }
 
 func TestCommandStatus(t *testing.T) {
+	t.Parallel()
 	notExec := filepath.Join(t.TempDir(), "not-executable")
 	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -261,6 +271,7 @@ func TestCommandStatus(t *testing.T) {
 // is refused, as os/exec refuses it, with exit status 127 and a sentence
 // that says how to run it on purpose; given as ./prog it runs.
 func TestRelativePathRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "prog"), []byte("#!/bin/sh\ntouch ran\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -296,6 +307,7 @@ func withoutEnv(env []string, name string) []string {
 
 // The -- is optional, and the lock is held while the command runs.
 func TestRunHoldsLock(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	code, out, stderr := run(t, dir, "L", "sh", "-c", `"$0" status --json L`, binary)
 	if code != 0 {
@@ -313,6 +325,7 @@ func TestRunHoldsLock(t *testing.T) {
 // TestFencing: with --fencing each run hands its command a larger token
 // than the run before; without it there is none.
 func TestFencing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	last := uint64(0)
 	for i := range 3 {
@@ -332,6 +345,7 @@ func TestFencing(t *testing.T) {
 // The command's environment holds exactly one NFSFLOCK_TOKEN, the lock's,
 // with --fencing, and none without it, whatever nfsflock inherited.
 func TestFencingTokenEnv(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := append(withoutEnv(os.Environ(), "NFSFLOCK_TOKEN"), "NFSFLOCK_TOKEN=999", "NFSFLOCK_TOKEN=998")
 	tokens := func(args ...string) []string {
@@ -357,6 +371,7 @@ func TestFencingTokenEnv(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
+	t.Parallel()
 	tests := [][]string{
 		{},
 		{"-s", "L", "true"},
@@ -407,6 +422,7 @@ func TestUsage(t *testing.T) {
 // Durations whose arithmetic would overflow are usage errors that name
 // the largest allowed value; that value itself is taken.
 func TestDurationBound(t *testing.T) {
+	t.Parallel()
 	tests := [][]string{
 		{"-l", "8e9", "L", "true"},
 		{"--lifetime", "1e300", "L", "true"},
@@ -433,6 +449,7 @@ func TestDurationBound(t *testing.T) {
 // Something other than a regular file where the lock file belongs is an
 // error, and is left as it is.
 func TestNotRegular(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
 		t.Fatal(err)
@@ -457,6 +474,7 @@ func TestNotRegular(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"status", "-h"}, {"break", "--help"}, {"run", "-h"}} {
 		code, out, _ := run(t, t.TempDir(), args...)
 		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "Exit status:") {
@@ -468,6 +486,7 @@ func TestHelp(t *testing.T) {
 // All after LOCKFILE is the command's: a flag there is a usage error, not
 // a command run, and after -- a command that begins with a dash runs.
 func TestFlagsBeforeLockfile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
@@ -495,6 +514,7 @@ func TestFlagsBeforeLockfile(t *testing.T) {
 
 // A first argument that is a verb is the verb; ./status names a file.
 func TestVerbOrFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	args := []string{"./status", "--", "test", "-f", "status"}
 	if code, _, stderr := run(t, dir, args...); code != 0 {
@@ -510,6 +530,7 @@ func TestVerbOrFile(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	holder := hold(t, dir, "L")
 	tests := []struct {
@@ -700,6 +721,7 @@ func checkEscaped(t *testing.T, what, out string) {
 // Text from a lock file reaches the terminal escaped, on every path that
 // prints it: status, -n, break, and the message of a lost lock.
 func TestHostileLockFile(t *testing.T) {
+	t.Parallel()
 	future := time.Now().Add(time.Hour)
 	t.Run("status", func(t *testing.T) {
 		dir := t.TempDir()
@@ -766,6 +788,7 @@ type holderJSON struct {
 }
 
 func TestBreak(t *testing.T) {
+	t.Parallel()
 	t.Run("unlocked", func(t *testing.T) {
 		dir := t.TempDir()
 		if code, out, stderr := run(t, dir, "break", "L"); code != 0 || !strings.Contains(out, "not locked") {
@@ -806,6 +829,7 @@ func TestBreak(t *testing.T) {
 // A holder that is paused past its lifetime has its lock broken, and when
 // it resumes it stops its command and exits 70.
 func TestLostWhileStopped(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	holder := start(t, dir, "-l", "0.3", "L", "--", "sh", "-c", `touch ready; exec sleep 600`)
 	waitFor(t, "the holder's command to start", func() bool { return exists(filepath.Join(dir, "ready")) })
@@ -832,6 +856,7 @@ func TestLostWhileStopped(t *testing.T) {
 // released: it is not kept refreshed for as long as the command stays
 // stopped. One continued sooner runs on, past the lifetime too.
 func TestStoppedCommand(t *testing.T) {
+	t.Parallel()
 	t.Run("stays stopped", func(t *testing.T) {
 		dir := t.TempDir()
 		p := start(t, dir, "-l", "0.5", "-k", "0.2", "L", "--", "sh", "-c", `kill -STOP $$; touch resumed`)
@@ -863,6 +888,7 @@ func TestStoppedCommand(t *testing.T) {
 // exits 70, leaving the new lock file alone; a command that ignores
 // SIGTERM gets SIGKILL after the grace period, with all its group.
 func TestLostLockFile(t *testing.T) {
+	t.Parallel()
 	replace := func(t *testing.T, lock string) {
 		tmp := lock + ".new"
 		if err := os.WriteFile(tmp, []byte("someone else"), 0o644); err != nil {
@@ -905,6 +931,7 @@ func TestLostLockFile(t *testing.T) {
 // SIGQUIT, with which the Go runtime exits at once), the command dies with
 // it rather than run on unprotected while the lock expires.
 func TestCommandDiesWithNfsflock(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" {
 		t.Skipf("%s has no parent-death signal: the command outlives nfsflock", runtime.GOOS)
 	}
@@ -974,6 +1001,7 @@ func readInt(t *testing.T, path string) int {
 // SIGINT, SIGTERM and SIGHUP reach the command, whose status nfsflock
 // then returns.
 func TestSignalsRelayed(t *testing.T) {
+	t.Parallel()
 	// Under nohup, SIGHUP is ignored, and nfsflock rightly leaves a signal
 	// it was started ignoring alone. Catching it here for the test's
 	// length makes the processes the test starts get the default.
@@ -1018,6 +1046,7 @@ func signalName(sig syscall.Signal) string {
 // A signal while nfsflock waits for the lock ends the wait: 128+N, and
 // nothing of the waiter is left behind.
 func TestSignalWhileWaiting(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	holder := hold(t, dir, "L")
 	waiter := start(t, dir, "L", "--", "touch", "ran")
@@ -1051,11 +1080,15 @@ func TestSignalWhileWaiting(t *testing.T) {
 // Two nfsflock processes, each running a command many times over, take
 // turns: no command runs while the other's does, and no update is lost.
 func TestTakingTurns(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "count"), []byte("0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const perProcess = 10
+	perProcess := 10
+	if testing.Short() {
+		perProcess = 3 // -short: fewer turns, the same checks
+	}
 	script := `mkdir inside || exit 99; n=$(cat count); sleep 0.01; echo $((n + 1)) > count; rmdir inside`
 	var wg sync.WaitGroup
 	for range 2 {
@@ -1245,9 +1278,9 @@ func TestAnotherPidNamespace(t *testing.T) {
 		t.Skip("needs unshare(1), from util-linux")
 	}
 	dir := t.TempDir()
-	// Use up the low pids of the new namespace, which this host's kernel
+	// Skip the low pids of the new namespace, which this host's kernel
 	// threads have, so that the holder's pid runs nothing here.
-	script := `i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done; "$0" L sh -c 'echo $PPID > pid; exec cat'; echo $? > status`
+	script := `echo 20000 > /proc/sys/kernel/ns_last_pid || exit; "$0" L sh -c 'echo $PPID > pid; exec cat'; echo $? > status`
 	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script, binary)
 	cmd.Dir = dir
 	stdin, err := cmd.StdinPipe()
