@@ -21,6 +21,10 @@
 // begins with a dash. A DURATION is a number of seconds (2, 0.5) or a Go
 // duration (500ms, 1m30s), at most 876000h (100 years).
 //
+//	-h, --help                  print this help
+//	-V, --version               print nfsflock's version: the module's, from
+//	                            the build information
+//
 // # Run
 //
 // run, the verb when none is given, waits for the lock, runs COMMAND in a
@@ -31,9 +35,10 @@
 //
 //	-l, --lifetime DURATION     how long the lock lasts unless refreshed; it is
 //	                            refreshed about every third of it (default 15s)
-//	-w, --timeout DURATION      give up waiting after DURATION (default: wait as
+//	-w, --timeout, --wait DURATION
+//	                            give up waiting after DURATION (default: wait as
 //	                            long as it takes); -w 0 is -n
-//	-n, --nonblock              make one attempt, which still breaks an expired
+//	-n, --nb, --nonblock        make one attempt, which still breaks an expired
 //	                            lock, and give up if the lock is held
 //	-E, --conflict-exit-code N  exit status when the lock could not be had
 //	                            (default 75)
@@ -55,11 +60,14 @@
 //	-c, --command COMMAND       after LOCKFILE: run COMMAND with sh -c, as
 //	                            flock(1) does
 //	-x, -e, --exclusive         accepted, as in flock(1): every lock is
-//	                            exclusive; -s and --shared are refused
+//	                            exclusive
+//	-s, --shared                refused: a lock file taken with link(2) has
+//	                            one holder at a time
 //	-o, --close                 accepted, as in flock(1): COMMAND never holds
 //	                            the lock itself, which is released when it
-//	                            ends, whatever it left running; -u and
-//	                            --unlock are refused: use break
+//	                            ends, whatever it left running
+//	-u, --unlock                refused: nfsflock holds the lock for COMMAND's
+//	                            run; break removes a lock left behind
 //
 // While nfsflock waits and standard error is a terminal, one line there,
 // updated in place, says who holds the lock (pid and host) and when that lock
