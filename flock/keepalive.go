@@ -242,7 +242,7 @@ func (l *Lock) lostCause(err error, a *acquisition) error {
 	case gone(ierr):
 		why = "the lock file was removed"
 	case errors.Is(ierr, ErrNotRegular) && errors.Is(err, ErrNotRegular):
-		why = "it replaced the lock file" // err says what it is
+		why = "the lock path now holds something else" // err says what
 	case errors.Is(ierr, ErrNotRegular):
 		why = fmt.Sprintf("the lock path now holds something else: %v", ierr)
 	case ierr == nil && a != nil && s.names(a.claim):
