@@ -50,6 +50,8 @@
 //	                            filesystem's attributes can be (default 10s)
 //	-q, --quiet                 show nothing while waiting and say nothing when
 //	                            the lock could not be had
+//	    --verbose               say how long getting the lock took, as
+//	                            flock(1) does
 //	    --fencing               take a fencing token with the lock and pass it
 //	                            to COMMAND as NFSFLOCK_TOKEN (see Fencing)
 //	    --dead-owner-break      break at once a lock whose holder named this
@@ -68,6 +70,8 @@
 //	                            ends, whatever it left running
 //	-u, --unlock                refused: nfsflock holds the lock for COMMAND's
 //	                            run; break removes a lock left behind
+//	-F, --no-fork               refused: nfsflock stays while COMMAND runs, to
+//	                            keep the lock refreshed
 //
 // While nfsflock waits and standard error is a terminal, one line there,
 // updated in place, says who holds the lock (pid and host) and when that lock

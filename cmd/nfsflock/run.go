@@ -37,6 +37,7 @@ type runOptions struct {
 	grace    durationValue
 	lock     lockFlags
 	quiet    bool
+	verbose  bool
 	fencing  bool
 }
 
@@ -55,6 +56,7 @@ func parseRun(args []string) (runOptions, error) {
 	}})
 	flags.exitStatusVar(&o.conflict, exitUnavailable, "E", "conflict-exit-code")
 	flags.boolVar(&o.quiet, "q", "quiet")
+	flags.boolVar(&o.verbose, "", "verbose")
 	flags.boolVar(&o.fencing, "", "fencing")
 	o.lock.define(flags)
 	// flock(1)'s flags: the lock is exclusive, as with -x; the command
@@ -64,6 +66,7 @@ func parseRun(args []string) (runOptions, error) {
 	flags.boolVar(&ignored, "e")
 	flags.boolVar(&ignored, "o", "close")
 	flags.refuse("a lock file taken with link(2) has one holder at a time: nfsflock has no shared locks (leave out -s for an exclusive one)", "s", "shared")
+	flags.refuse("nfsflock stays while COMMAND runs, to keep the lock's lifetime refreshed; leave out -F", "F", "no-fork")
 	flags.refuse("nfsflock releases the lock itself when COMMAND ends, and holds no file descriptor to unlock; to remove a lock that another process left, use nfsflock break", "u", "unlock")
 	flags.add(&flagSpec{short: "c", long: []string{"command"}, arg: "COMMAND", set: func(typed, _ string) error {
 		return usagef("%s comes after LOCKFILE, as in flock(1): nfsflock [flags] LOCKFILE %s COMMAND", typed, typed)
@@ -169,6 +172,7 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 		}
 		display = showWait(os.Stderr, l, o.lock.slop.d, giveUp)
 	}
+	waitStart := time.Now()
 	err = l.Acquire(ctx)
 	display.stop()
 	var interrupted interruptedError
@@ -182,6 +186,9 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 		return o.conflict, nil
 	case err != nil:
 		return exitFailed, lockError{o.path, err}
+	}
+	if o.verbose {
+		warnf(stderr, "getting the lock took %s; running %s", approx(time.Since(waitStart)), o.argv[0])
 	}
 	return runHolding(ctx, l, relay, prog, o, stderr)
 }
