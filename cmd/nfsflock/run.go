@@ -41,8 +41,14 @@ type runOptions struct {
 	fencing  bool
 }
 
-// shell runs the COMMAND of -c, as sh -c COMMAND.
-var shell = map[bool]string{true: "sh", false: "/bin/sh"}[runtime.GOOS == "windows"]
+// shell runs the COMMAND of -c, as sh -c COMMAND: /bin/sh, where POSIX
+// systems have it, or the sh that PATH finds on Windows.
+var shell = func() string {
+	if runtime.GOOS == "windows" {
+		return "sh"
+	}
+	return "/bin/sh"
+}()
 
 func parseRun(args []string) (runOptions, error) {
 	var o runOptions
