@@ -791,6 +791,9 @@ func roleCrasher() int {
 // held the lock (it checked after logging) must carry a token larger than
 // every line logged before it, and no token may be handed out twice.
 func TestFencingProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 12 processes of 128 rounds each take about 12 s; it runs without -short, as under .ci/test")
+	}
 	const procs, rounds, crashers = 8, 128, 4
 	dir := t.TempDir()
 	lock := filepath.Join(dir, "app.lck")

@@ -307,6 +307,9 @@ func checkContents(t *testing.T, lockPath, claim, sep, lockField, host string, p
 // so each waits for a holder of the other language. Inside, an O_EXCL
 // marker catches any overlap, and the log must alternate go/py exactly.
 func TestInteropAlternate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the 100-round alternation with Python takes about a minute; it runs without -short, as under .ci/test")
+	}
 	t.Parallel()
 	python := testenv.FluflPython(t)
 	dir, work := t.TempDir(), t.TempDir()
@@ -471,6 +474,9 @@ func TestInteropGoBreaksPython(t *testing.T) {
 // breaks it (its lifetime and lowered CLOCK_SLOP passed) and removes Go's
 // claim; Go finds the lock lost, and its Release leaves Python's alone.
 func TestInteropPythonBreaksGo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out a Go lock's lifetime and the clock slop (about 4 s); it runs without -short, as under .ci/test")
+	}
 	t.Parallel()
 	dir := t.TempDir()
 	lockPath := filepath.Join(dir, "app.lck")
@@ -506,6 +512,9 @@ func TestInteropPythonBreaksGo(t *testing.T) {
 // state. State needs the same host name on both sides: Python's is
 // socket.getfqdn(), so the Go Lock is given it with WithHostname.
 func TestInteropDetailsAndState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out Python's and Go's lifetimes (about 7 s); it runs without -short, as under .ci/test")
+	}
 	t.Parallel()
 	dir := t.TempDir()
 	lockPath := filepath.Join(dir, "app.lck")
@@ -664,6 +673,9 @@ func TestInteropStaleGoHolder(t *testing.T) {
 // breaks in. The waiter's timeout is longer than lifetime plus slop, so
 // without the refreshes it would break the lock.
 func TestInteropRefresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: Python and Go outlast each other's lifetimes here (about 20 s); it runs without -short, as under .ci/test")
+	}
 	t.Parallel()
 	const lifetime, slop, waiterTimeout = 3 * time.Second, time.Second, 6 * time.Second
 
@@ -754,6 +766,9 @@ func TestInteropRefresh(t *testing.T) {
 // absolute. Each waits for and breaks the other, removing the other's
 // claim, relative or absolute.
 func TestInteropRelativePath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: Python and Go wait out each other's lifetimes in turn (about 6 s); it runs without -short, as under .ci/test")
+	}
 	t.Parallel()
 	for _, tc := range []struct{ name, rel string }{
 		{"SameDir", "app.lck"},
@@ -814,6 +829,9 @@ func TestInteropRelativePath(t *testing.T) {
 // the other's details, and breaks the other's expired lock, removing its
 // claim.
 func TestInteropWindowsSeparator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out Python's and Go's lifetimes (about 7 s); it runs without -short, as under .ci/test")
+	}
 	t.Parallel()
 	dir := t.TempDir()
 	lockPath := filepath.Join(dir, "app.lck")

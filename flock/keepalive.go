@@ -17,33 +17,21 @@ import (
 // wall clock goes on, a lock past its expiry is looked at soon.
 const wallCheck = time.Second
 
-// KeepAlive refreshes the lock in a background goroutine until the
-// returned stop function is called, ctx is done, or the lock is lost. It
-// refreshes when a third of the lifetime has passed since the last
-// refresh, by the monotonic clock or by the wall clock, whichever says so
-// first (the monotonic clock stops while a machine is suspended; the
-// expiry written on the lock file is wall-clock time). Each refresh first
-// checks that the lock is still ours, as [Lock.Refresh] does. A refresh
-// that fails otherwise is retried with the backoff of [WithRetry] until the
-// lifetime has passed.
+// KeepAlive refreshes the lock in a background goroutine, at a third of
+// the lifetime by the monotonic or the wall clock, whichever comes first,
+// until the returned stop function is called, ctx is done, or the lock is
+// lost (see Leases in the package doc). A failed refresh is retried with
+// the backoff of [WithRetry] until the lifetime has passed.
 //
-// The returned context is derived from ctx. When the lock is lost it is
-// cancelled with a cause that satisfies errors.Is(cause, [ErrLockLost])
-// and says why: the lock file was removed or now names another holder,
-// or refreshes kept failing until the lifetime was gone. If the Lock is
-// released or closed while KeepAlive runs, the cause wraps [ErrNotLocked]
-// or [ErrClosed]. Work done under the lock should use this context.
-//
-// stop ends the refreshing without releasing the lock, waits for the
-// goroutine to return, cancels the context, and returns why refreshing
-// ended: nil if stop or ctx ended it, otherwise the context's cause. It
-// may be called more than once, from any goroutine, and must be called to
-// free the goroutine. If the Lock does not hold the lock, KeepAlive starts
-// no goroutine and returns a context already cancelled with the reason.
-//
-// Each call of KeepAlive has a goroutine of its own. KeepAlive is modelled
-// on etcd's concurrency.Session; unlike its Done channel, [context.Cause]
-// says why the lock is gone.
+// The returned context, derived from ctx, is cancelled when the lock is
+// lost, with a cause that matches [ErrLockLost] and says why; do the work
+// under the lock with it. stop ends the refreshing without releasing the
+// lock, waits for the goroutine, and returns that cause, or nil if stop
+// or ctx ended it. It may be called more than once, from any goroutine,
+// and must be called. Release and Close end the refreshing with a cause
+// that wraps [ErrNotLocked] or [ErrClosed]. If the Lock does not hold the
+// lock, KeepAlive starts nothing and returns a context already cancelled
+// with the reason.
 func (l *Lock) KeepAlive(ctx context.Context) (context.Context, func() error) {
 	kctx, cancel := context.WithCancelCause(ctx)
 	l.mu.Lock()
@@ -253,6 +241,8 @@ func (l *Lock) lostCause(err error, a *acquisition) error {
 	switch {
 	case gone(ierr):
 		why = "the lock file was removed"
+	case errors.Is(ierr, ErrNotRegular) && errors.Is(err, ErrNotRegular):
+		why = "the lock path now holds something else" // err says what
 	case errors.Is(ierr, ErrNotRegular):
 		why = fmt.Sprintf("the lock path now holds something else: %v", ierr)
 	case ierr == nil && a != nil && s.names(a.claim):

@@ -41,6 +41,9 @@ func onHost(t *testing.T, host, role string, env ...string) *exec.Cmd {
 // lock file, on a local disk and, where .ci/setup mounted it, over sshfs
 // through two clients.
 func TestHostsExclude(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: processes of two hostnames take 25 turns each, locally and across sshfs (about 15 s with sshfs); it runs without -short, as under .ci/test")
+	}
 	const perHost, rounds = 2, 25
 	dirs := map[string][2]string{"local": {t.TempDir(), ""}}
 	if os.Getenv(testenv.SSHFSAEnv) != "" {

@@ -62,6 +62,9 @@ func TestNetFSMutualExclusion(t *testing.T) {
 		netfsWorker(t)
 		return
 	}
+	if testing.Short() {
+		t.Skip("-short: 6 processes on two sshfs mounts take 20 turns each (about 10 s); it runs without -short, as under .ci/test")
+	}
 	a, b := testenv.SSHFS(t)
 	const workers, rounds = 6, 20
 	referee := filepath.Join(a, "referee")
@@ -335,6 +338,9 @@ func TestNetFSStaleAttributes(t *testing.T) {
 // used to report ErrLinkUnsupported on a filesystem with working links.
 // Many Locks on both mounts taking and releasing at once provoke it.
 func TestNetFSContentionIsNotLinkUnsupported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 8 Locks on two sshfs mounts take 300 turns each (about 45 s); it runs without -short, as under .ci/test")
+	}
 	a, b := testenv.SSHFS(t)
 	ctx := boundedContext(t)
 	const locks, rounds = 8, 300

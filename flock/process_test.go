@@ -256,6 +256,9 @@ func testKilledHolderIsBroken(t *testing.T, dir string) {
 // only holder and keep its fresh lock until it releases it. On each
 // filesystem.
 func TestRacingBreakers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: three rounds of six racing breakers on each filesystem (about 1.5 s each); it runs without -short, as under .ci/test")
+	}
 	onEachFilesystem(t, testRacingBreakers)
 }
 

@@ -29,7 +29,12 @@ const (
 	OursExpired
 
 	// Stale is the State when the holder's hostname is ours and no process
-	// with its pid runs here.
+	// with its pid runs here. That does not prove the holder gone: one in
+	// another pid namespace under this hostname (a container), or on
+	// another machine that uses this hostname, may be running and holding
+	// the lock. [WithDeadOwnerBreak] never breaks the lock of a claim that
+	// says it comes from another pid namespace, but flufl.lock's claims do
+	// not say.
 	Stale
 
 	// TheirsExpired is the State when a running process of this host holds

@@ -84,14 +84,14 @@ func (d *waitDisplay) loop() {
 func (d *waitDisplay) line(now time.Time) (string, bool) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "nfsflock: waiting for %s", d.lock.Path())
-	r, err := readReport(d.lock, d.slop, func() time.Time { return now })
+	st, err := d.lock.Inspect()
 	switch {
 	case err != nil:
-		fmt.Fprintf(&b, ": %v", err)
-	case r.Holder != nil && r.Holder.PID == os.Getpid() && r.Holder.Hostname == d.lock.Hostname():
+		fmt.Fprintf(&b, ": %s", explain(d.lock.Path(), err))
+	case st.Ours:
 		return "", false
-	case r.Locked:
-		fmt.Fprintf(&b, ": held by %s, expires %s", r.holderText(), r.expiryText(now))
+	case st.Exists:
+		fmt.Fprintf(&b, ": held by %s (%s)", holderWords(st), expiryWords(st, d.slop))
 	}
 	if !d.giveUp.IsZero() {
 		fmt.Fprintf(&b, "; giving up in %s", approx(max(0, d.giveUp.Sub(now))))

@@ -26,66 +26,148 @@ func parseCommandLine(args []string) error {
 }
 
 // Every verb reads its flags before LOCKFILE; for run, all after LOCKFILE
-// is the command, and -- lets it begin with a dash.
+// is the command, and -- lets it begin with a dash. -c after LOCKFILE is
+// flock(1)'s: its one COMMAND runs with sh -c.
 func TestRunArgs(t *testing.T) {
 	tests := []struct {
 		args     []string
 		path     string
 		argv     []string
-		nonblock bool
+		nonblock string
 	}{
-		{[]string{"L", "true"}, "L", []string{"true"}, false},
-		{[]string{"-n", "L", "true"}, "L", []string{"true"}, true},
-		{[]string{"-n", "L", "--", "true"}, "L", []string{"true"}, true},
-		{[]string{"L", "--", "-n"}, "L", []string{"-n"}, false},
-		{[]string{"--", "L", "-n"}, "L", []string{"-n"}, false},
-		{[]string{"-n", "--", "-L", "true"}, "-L", []string{"true"}, true},
-		{[]string{"-w", "0", "L", "true"}, "L", []string{"true"}, true},
-		{[]string{"L", "--", "--", "x"}, "L", []string{"--", "x"}, false},
-		{[]string{"L", "sh", "-c", "exit 3", "-n", "--", "-w"}, "L", []string{"sh", "-c", "exit 3", "-n", "--", "-w"}, false},
-		{[]string{"L", "-"}, "L", []string{"-"}, false},
+		{[]string{"L", "true"}, "L", []string{"true"}, ""},
+		{[]string{"-n", "L", "true"}, "L", []string{"true"}, "-n"},
+		{[]string{"--nb", "L", "true"}, "L", []string{"true"}, "--nb"},
+		{[]string{"-n", "L", "--", "true"}, "L", []string{"true"}, "-n"},
+		{[]string{"L", "--", "-n"}, "L", []string{"-n"}, ""},
+		{[]string{"--", "L", "-n"}, "L", []string{"-n"}, ""},
+		{[]string{"-n", "--", "-L", "true"}, "-L", []string{"true"}, "-n"},
+		{[]string{"-w", "0", "L", "true"}, "L", []string{"true"}, "-w 0"},
+		{[]string{"-w0", "L", "true"}, "L", []string{"true"}, "-w 0"},
+		{[]string{"--timeout=0", "L", "true"}, "L", []string{"true"}, "--timeout 0"},
+		{[]string{"--wait", "0", "L", "true"}, "L", []string{"true"}, "--wait 0"},
+		{[]string{"-xnw", "5", "L", "true"}, "L", []string{"true"}, "-n"},
+		{[]string{"-x", "-o", "--exclusive", "--close", "-e", "L", "true"}, "L", []string{"true"}, ""},
+		{[]string{"L", "--", "--", "x"}, "L", []string{"--", "x"}, ""},
+		{[]string{"L", "sh", "-c", "exit 3", "-n", "--", "-w"}, "L", []string{"sh", "-c", "exit 3", "-n", "--", "-w"}, ""},
+		{[]string{"L", "-"}, "L", []string{"-"}, ""},
+		{[]string{"L", "-c", "echo a b"}, "L", []string{shell, "-c", "echo a b"}, ""},
+		{[]string{"-n", "L", "--command", "x"}, "L", []string{shell, "-c", "x"}, "-n"},
+		{[]string{"L", "--", "-c", "x"}, "L", []string{"-c", "x"}, ""},
 	}
 	for _, tt := range tests {
 		o, err := parseRun(tt.args)
 		if err != nil || o.path != tt.path || !slices.Equal(o.argv, tt.argv) || o.nonblock != tt.nonblock {
-			t.Errorf("parseRun(%q) = path %q, argv %q, nonblock %v, %v; want %q, %q, %v, nil",
+			t.Errorf("parseRun(%q) = path %q, argv %q, nonblock %q, %v; want %q, %q, %q, nil",
 				tt.args, o.path, o.argv, o.nonblock, err, tt.path, tt.argv, tt.nonblock)
 		}
 	}
 }
 
+// Durations and exit statuses are read the same way under every name.
+func TestRunValues(t *testing.T) {
+	o, err := parseRun([]string{"-l5", "--timeout=1m", "-k", "0.5", "--clock-slop", "2", "-E", "3", "--dead-owner-break", "L", "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.lifetime.d != 5*time.Second || o.timeout.d != time.Minute || o.grace.d != 500*time.Millisecond ||
+		o.lock.slop.d != 2*time.Second || o.conflict != 3 || !o.lock.deadOwner {
+		t.Errorf("parseRun = %+v; want -l 5s, -w 1m, -k 500ms, --clock-slop 2s, -E 3, --dead-owner-break", o)
+	}
+	o, err = parseRun([]string{"L", "true"})
+	if err != nil || o.lifetime.d != flock.DefaultLifetime || o.timeout.d != 0 || o.grace.d != defaultGrace ||
+		o.lock.slop.d != flock.DefaultClockSlop || o.conflict != exitUnavailable || o.lock.deadOwner {
+		t.Errorf("parseRun(L true) = %+v, %v; want the defaults", o, err)
+	}
+}
+
 func TestStatusArgs(t *testing.T) {
 	tests := []struct {
-		args []string
-		want statusOptions
+		args                     []string
+		path                     string
+		slop                     time.Duration
+		asJSON, quiet, deadOwner bool
 	}{
-		{[]string{"L"}, statusOptions{path: "L", slop: flock.DefaultClockSlop}},
-		{[]string{"--json", "L"}, statusOptions{path: "L", slop: flock.DefaultClockSlop, asJSON: true}},
-		{[]string{"--clock-slop", "2", "--json", "L"}, statusOptions{path: "L", slop: 2 * time.Second, asJSON: true}},
-		{[]string{"--", "-L"}, statusOptions{path: "-L", slop: flock.DefaultClockSlop}},
-		{[]string{"--json", "--", "--json"}, statusOptions{path: "--json", slop: flock.DefaultClockSlop, asJSON: true}},
+		{[]string{"L"}, "L", flock.DefaultClockSlop, false, false, false},
+		{[]string{"--json", "L"}, "L", flock.DefaultClockSlop, true, false, false},
+		{[]string{"-q", "L"}, "L", flock.DefaultClockSlop, false, true, false},
+		{[]string{"--clock-slop", "2", "--json", "--dead-owner-break", "L"}, "L", 2 * time.Second, true, false, true},
+		{[]string{"--", "-L"}, "-L", flock.DefaultClockSlop, false, false, false},
+		{[]string{"--json", "--", "--json"}, "--json", flock.DefaultClockSlop, true, false, false},
 	}
 	for _, tt := range tests {
-		if got, err := parseStatus(tt.args); err != nil || got != tt.want {
-			t.Errorf("parseStatus(%q) = %+v, %v; want %+v, nil", tt.args, got, err, tt.want)
+		o, err := parseStatus(tt.args)
+		if err != nil || o.path != tt.path || o.lock.slop.d != tt.slop || o.asJSON != tt.asJSON || o.quiet != tt.quiet || o.lock.deadOwner != tt.deadOwner {
+			t.Errorf("parseStatus(%q) = %+v, %v; want path %q, slop %v, json %v, quiet %v, dead-owner-break %v",
+				tt.args, o, err, tt.path, tt.slop, tt.asJSON, tt.quiet, tt.deadOwner)
 		}
 	}
 }
 
 func TestBreakArgs(t *testing.T) {
 	tests := []struct {
-		args []string
-		want breakOptions
+		args             []string
+		path             string
+		slop             time.Duration
+		force, deadOwner bool
 	}{
-		{[]string{"L"}, breakOptions{path: "L", slop: flock.DefaultClockSlop}},
-		{[]string{"--force", "L"}, breakOptions{path: "L", slop: flock.DefaultClockSlop, force: true}},
-		{[]string{"--clock-slop", "0", "--force", "L"}, breakOptions{path: "L", force: true}},
-		{[]string{"--", "-L"}, breakOptions{path: "-L", slop: flock.DefaultClockSlop}},
-		{[]string{"--force", "--", "--force"}, breakOptions{path: "--force", slop: flock.DefaultClockSlop, force: true}},
+		{[]string{"L"}, "L", flock.DefaultClockSlop, false, false},
+		{[]string{"--force", "L"}, "L", flock.DefaultClockSlop, true, false},
+		{[]string{"--clock-slop", "0", "--force", "L"}, "L", 0, true, false},
+		{[]string{"--dead-owner-break", "L"}, "L", flock.DefaultClockSlop, false, true},
+		{[]string{"--", "-L"}, "-L", flock.DefaultClockSlop, false, false},
+		{[]string{"--force", "--", "--force"}, "--force", flock.DefaultClockSlop, true, false},
 	}
 	for _, tt := range tests {
-		if got, err := parseBreak(tt.args); err != nil || got != tt.want {
-			t.Errorf("parseBreak(%q) = %+v, %v; want %+v, nil", tt.args, got, err, tt.want)
+		o, err := parseBreak(tt.args)
+		if err != nil || o.path != tt.path || o.lock.slop.d != tt.slop || o.force != tt.force || o.lock.deadOwner != tt.deadOwner {
+			t.Errorf("parseBreak(%q) = %+v, %v; want path %q, slop %v, force %v, dead-owner-break %v",
+				tt.args, o, err, tt.path, tt.slop, tt.force, tt.deadOwner)
+		}
+	}
+}
+
+// Mistakes on the command line are usage errors whose message names the
+// flag as it was typed, and gives every bad duration the same wording.
+func TestFlagMessages(t *testing.T) {
+	const dur = ": want a duration 0 or more and at most 876000h (100 years), in seconds (2, 0.5) or as a Go duration (500ms, 1m30s)"
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-w", "-1", "L", "true"}, "-w -1" + dur},
+		{[]string{"--timeout", "soon", "L", "true"}, "--timeout soon" + dur},
+		{[]string{"--timeout=NaN", "L", "true"}, "--timeout NaN" + dur},
+		{[]string{"-kNaN", "L", "true"}, "-k NaN" + dur},
+		{[]string{"-k", "", "L", "true"}, `-k ""` + dur},
+		{[]string{"-w", "876001h", "L", "true"}, "-w 876001h" + dur},
+		{[]string{"-w", "+Inf", "L", "true"}, "-w +Inf" + dur},
+		{[]string{"status", "--clock-slop", "1parsec", "L"}, "--clock-slop 1parsec" + dur},
+		{[]string{"break", "-clock-slop", "-2", "L"}, "-clock-slop -2" + dur},
+		{[]string{"-l", "0", "L", "true"}, "-l 0: want a duration above 0 and at most 876000h (100 years)"},
+		{[]string{"--lifetime=0s", "L", "true"}, "--lifetime 0s: want a duration above 0"},
+		{[]string{"-E", "256", "L", "true"}, "-E 256: want an exit status from 0 to 255"},
+		{[]string{"--conflict-exit-code", "x", "L", "true"}, "--conflict-exit-code x: want an exit status from 0 to 255"},
+		{[]string{"--nope", "L", "true"}, "unknown flag --nope"},
+		{[]string{"-nz", "L", "true"}, "unknown flag -z in -nz"},
+		{[]string{"status", "-force", "L"}, "unknown flag -force"},
+		{[]string{"--json", "L", "true"}, "unknown flag --json"},
+		{[]string{"-w"}, "-w needs a DURATION after it"},
+		{[]string{"--timeout"}, "--timeout needs a DURATION after it"},
+		{[]string{"status", "--json=yes", "L"}, "--json takes no value"},
+		{[]string{"-s", "L", "true"}, "-s: a lock file taken with link(2) has one holder at a time"},
+		{[]string{"--shared", "L", "true"}, "--shared: a lock file taken with link(2) has one holder at a time"},
+		{[]string{"-u", "L", "true"}, "-u: nfsflock releases the lock itself when COMMAND ends"},
+		{[]string{"-c", "x", "L"}, "-c comes after LOCKFILE, as in flock(1)"},
+		{[]string{"L", "-c"}, "-c after LOCKFILE takes exactly one COMMAND, which sh -c runs; got 0 arguments"},
+		{[]string{"L", "-c", "a", "b"}, "-c after LOCKFILE takes exactly one COMMAND, which sh -c runs; got 2 arguments"},
+		{[]string{"9"}, "nfsflock cannot lock a file descriptor as flock(1) does"},
+	}
+	for _, tt := range tests {
+		err := parseCommandLine(tt.args)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.HasPrefix(err.Error(), tt.want) && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("parse %q: %v; want a usage error saying %q", tt.args, err, tt.want)
 		}
 	}
 }

@@ -5,12 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
+	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nfsflock/nfsflock/flock"
 )
@@ -48,6 +46,9 @@ func nfsflock(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		fmt.Fprint(stdout, usage)
 		return exitOK
+	case errors.Is(err, errVersion):
+		fmt.Fprintln(stdout, version())
+		return exitOK
 	case errors.As(err, &ue):
 		warnf(stderr, "%v", ue.err)
 		fmt.Fprintln(stderr, "Run 'nfsflock -h' for help.")
@@ -82,114 +83,55 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-// newFlagSet returns a flag set that reports instead of printing.
-func newFlagSet(verb string) *flag.FlagSet {
-	flags := flag.NewFlagSet("nfsflock "+verb, flag.ContinueOnError)
-	flags.SetOutput(io.Discard)
-	flags.Usage = func() {}
-	return flags
-}
-
-// parseFlags parses the flags at the front of args, which come before
-// LOCKFILE for every verb, and returns the arguments after them. The flag
-// package prints nothing: its complaints come back as usage errors. ended
-// reports that a "--" ended the flags, so that nothing after it is a flag.
-// (A "--" just before the rest is never a flag's value: no flag of
-// nfsflock takes "--" as one.)
-func parseFlags(flags *flag.FlagSet, args []string) (rest []string, ended bool, err error) {
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, false, err
-		}
-		return nil, false, usageError{err}
-	}
-	rest = flags.Args()
-	n := len(args) - len(rest)
-	return rest, n > 0 && args[n-1] == "--", nil
-}
-
-// looksLikeFlag reports whether arg would be a flag before LOCKFILE.
-func looksLikeFlag(arg string) bool { return len(arg) > 1 && arg[0] == '-' }
-
-// maxDuration is the longest lifetime, timeout, clock slop or grace period
-// nfsflock takes: 100 years, the bound of flock.MaxLifetime, which flock is
-// about to export. Longer ones would overflow the arithmetic of expiry
-// times and deadlines.
-const maxDuration = 100 * 365 * 24 * time.Hour
-
-// durationFlag is a flag.Value for a non-negative duration no longer than
-// maxDuration, given as seconds ("2", "0.5", as flock(1) takes them) or as
-// a Go duration.
-type durationFlag struct{ d *time.Duration }
-
-func (f durationFlag) String() string {
-	if f.d == nil {
-		return ""
-	}
-	return f.d.String()
-}
-
-func (f durationFlag) Set(s string) error {
-	d, err := parseDuration(s)
+// parseLockArgs parses the arguments of status and break: flags, which
+// the caller has defined in flags, and LOCKFILE.
+func parseLockArgs(flags *flagSet, args []string) (path string, err error) {
+	rest, ended, err := flags.parse(args)
 	if err != nil {
-		return err
-	}
-	*f.d = d
-	return nil
-}
-
-func parseDuration(s string) (time.Duration, error) {
-	var d time.Duration
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(secs) {
-			return 0, fmt.Errorf("%q is not a usable number of seconds", s)
-		}
-		if secs > maxDuration.Seconds() {
-			return 0, fmt.Errorf("%s seconds is longer than the largest allowed, %v (100 years)", s, maxDuration)
-		}
-		d = time.Duration(secs * float64(time.Second))
-	} else if d, err = time.ParseDuration(s); err != nil {
-		return 0, fmt.Errorf("%q is neither a number of seconds nor a duration such as 500ms", s)
-	}
-	if d < 0 || strings.HasPrefix(s, "-") {
-		return 0, fmt.Errorf("%s is negative", s)
-	}
-	if d > maxDuration {
-		return 0, fmt.Errorf("%s is longer than the largest allowed, %v (100 years)", s, maxDuration)
-	}
-	return d, nil
-}
-
-// durationVar defines a duration flag under each of names.
-func durationVar(flags *flag.FlagSet, d *time.Duration, value time.Duration, names ...string) {
-	*d = value
-	for _, name := range names {
-		flags.Var(durationFlag{d}, name, "")
-	}
-}
-
-// parseLockArgs parses the arguments of a verb that looks at a lock: the
-// verb's own flags, already defined in flags, --clock-slop, and LOCKFILE.
-func parseLockArgs(flags *flag.FlagSet, args []string) (path string, slop time.Duration, err error) {
-	verb := strings.TrimPrefix(flags.Name(), "nfsflock ")
-	durationVar(flags, &slop, flock.DefaultClockSlop, "clock-slop")
-	rest, ended, err := parseFlags(flags, args)
-	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	switch {
 	case len(rest) == 0:
-		return "", 0, usagef("%s: missing LOCKFILE", verb)
+		return "", usagef("%s: missing LOCKFILE", flags.verb)
 	case rest[0] == "":
-		return "", 0, usagef("%s: empty LOCKFILE", verb)
+		return "", usagef("%s: empty LOCKFILE", flags.verb)
 	}
 	if i := slices.IndexFunc(rest[1:], looksLikeFlag); i >= 0 && !ended {
-		return "", 0, usagef("%s: %s after LOCKFILE %s: flags come before LOCKFILE", verb, rest[1+i], rest[0])
+		return "", usagef("%s: %s after LOCKFILE %s: flags come before LOCKFILE", flags.verb, rest[1+i], rest[0])
 	}
 	if len(rest) > 1 {
-		return "", 0, usagef("%s: one LOCKFILE expected, got %q", verb, rest)
+		return "", usagef("%s: one LOCKFILE expected, got %d: %s", flags.verb, len(rest), strings.Join(quoteAll(rest), " "))
 	}
-	return rest[0], slop, nil
+	return rest[0], nil
+}
+
+func quoteAll(args []string) []string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellWord(a)
+	}
+	return q
+}
+
+// lockFlags are the flags that every verb takes to judge a lock as a
+// waiting nfsflock judges it.
+type lockFlags struct {
+	slop      durationValue
+	deadOwner bool
+}
+
+func (o *lockFlags) define(flags *flagSet) {
+	flags.durationVar(&o.slop, flock.DefaultClockSlop, false, "", "clock-slop")
+	flags.boolVar(&o.deadOwner, "", "dead-owner-break")
+}
+
+// options returns the Lock's options for o.
+func (o lockFlags) options() []flock.Option {
+	opts := []flock.Option{flock.WithClockSlop(o.slop.d)}
+	if o.deadOwner {
+		opts = append(opts, flock.WithDeadOwnerBreak())
+	}
+	return opts
 }
 
 // newLock returns a Lock for path. A bad path or option is a usage error;
@@ -197,7 +139,37 @@ func parseLockArgs(flags *flag.FlagSet, args []string) (path string, slop time.D
 func newLock(path string, opts ...flock.Option) (*flock.Lock, error) {
 	l, err := flock.New(path, opts...)
 	if errors.Is(err, flock.ErrInvalid) && !errors.Is(err, flock.ErrNotRegular) {
-		return nil, usageError{err}
+		return nil, usageError{lockError{path, err}}
 	}
-	return l, err
+	if err != nil {
+		return nil, lockError{path, err}
+	}
+	return l, nil
+}
+
+// version returns what nfsflock --version prints: the module's version
+// from the build information (v1.2.3 when built by go install ...@v1.2.3,
+// "(devel)" when built in its own tree), the revision it was built from,
+// if known, and the Go version.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "nfsflock (unknown version)"
+	}
+	v := "nfsflock " + info.Main.Version
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		v += fmt.Sprintf(" (revision %.12s%s)", rev, modified)
+	}
+	return v + ", built with " + info.GoVersion
 }

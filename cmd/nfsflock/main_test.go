@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -34,6 +36,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "nfsflock")
+	// The tests mostly wait for the processes they start: run more of
+	// them at once than there are CPUs, unless told otherwise, or the race
+	// detector makes each process keep a CPU busy.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet && !raceEnabled {
+		flag.Set("test.parallel", strconv.Itoa(max(8, 2*runtime.GOMAXPROCS(0))))
+	}
 	args := []string{"build", "-o", binary}
 	if raceEnabled {
 		args = append(args, "-race")
@@ -192,16 +203,17 @@ func hold(t *testing.T, dir, lock string, flags ...string) *proc {
 	return p
 }
 
-// status runs nfsflock status --json.
+// status runs nfsflock status --json, and checks that its exit status is
+// the one for the state it reports.
 func status(t *testing.T, dir string, args ...string) report {
 	t.Helper()
 	code, out, errOut := run(t, dir, append([]string{"status", "--json"}, args...)...)
-	if code != 0 {
-		t.Fatalf("nfsflock status --json %q = %d, stderr %q; want 0", args, code, errOut)
-	}
 	var r report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("nfsflock status --json: %v in %q", err, out)
+		t.Fatalf("nfsflock status --json %q = %d: %v in %q, stderr %q", args, code, err, out, errOut)
+	}
+	if want := r.exitStatus(); code != want {
+		t.Fatalf("nfsflock status --json %q = %d, reporting %s; want %d", args, code, r.Status, want)
 	}
 	return r
 }
@@ -224,6 +236,7 @@ func leftovers(t *testing.T, dir string, keep ...string) []string {
 }
 
 func TestCommandStatus(t *testing.T) {
+	t.Parallel()
 	notExec := filepath.Join(t.TempDir(), "not-executable")
 	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -259,6 +272,7 @@ func TestCommandStatus(t *testing.T) {
 // is refused, as os/exec refuses it, with exit status 127 and a sentence
 // that says how to run it on purpose; given as ./prog it runs.
 func TestRelativePathRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "prog"), []byte("#!/bin/sh\ntouch ran\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -294,6 +308,7 @@ func withoutEnv(env []string, name string) []string {
 
 // The -- is optional, and the lock is held while the command runs.
 func TestRunHoldsLock(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	code, out, stderr := run(t, dir, "L", "sh", "-c", `"$0" status --json L`, binary)
 	if code != 0 {
@@ -311,6 +326,7 @@ func TestRunHoldsLock(t *testing.T) {
 // TestFencing: with --fencing each run hands its command a larger token
 // than the run before; without it there is none.
 func TestFencing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	last := uint64(0)
 	for i := range 3 {
@@ -330,6 +346,7 @@ func TestFencing(t *testing.T) {
 // The command's environment holds exactly one NFSFLOCK_TOKEN, the lock's,
 // with --fencing, and none without it, whatever nfsflock inherited.
 func TestFencingTokenEnv(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := append(withoutEnv(os.Environ(), "NFSFLOCK_TOKEN"), "NFSFLOCK_TOKEN=999", "NFSFLOCK_TOKEN=998")
 	tokens := func(args ...string) []string {
@@ -355,9 +372,16 @@ func TestFencingTokenEnv(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
+	t.Parallel()
 	tests := [][]string{
 		{},
-		{"-x", "L", "true"},
+		{"-s", "L", "true"},
+		{"--shared", "L", "true"},
+		{"-u", "9"},
+		{"9"},
+		{"L", "-c"},
+		{"L", "-c", "true", "x"},
+		{"-c", "true", "L"},
 		{"L"},
 		{"L", "--"},
 		{"-E", "256", "L", "true"},
@@ -399,6 +423,7 @@ func TestUsage(t *testing.T) {
 // Durations whose arithmetic would overflow are usage errors that name
 // the largest allowed value; that value itself is taken.
 func TestDurationBound(t *testing.T) {
+	t.Parallel()
 	tests := [][]string{
 		{"-l", "8e9", "L", "true"},
 		{"--lifetime", "1e300", "L", "true"},
@@ -411,8 +436,8 @@ func TestDurationBound(t *testing.T) {
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, _, stderr := run(t, t.TempDir(), args...)
-			if code != exitUsage || !strings.Contains(stderr, "876000h0m0s") {
-				t.Errorf("nfsflock %q = %d, stderr %q; want %d and the largest allowed, 876000h0m0s", args, code, stderr, exitUsage)
+			if code != exitUsage || !strings.Contains(stderr, "at most 876000h (100 years)") {
+				t.Errorf("nfsflock %q = %d, stderr %q; want %d and the largest allowed, 876000h", args, code, stderr, exitUsage)
 			}
 		})
 	}
@@ -425,6 +450,7 @@ func TestDurationBound(t *testing.T) {
 // Something other than a regular file where the lock file belongs is an
 // error, and is left as it is.
 func TestNotRegular(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
 		t.Fatal(err)
@@ -449,6 +475,7 @@ func TestNotRegular(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"status", "-h"}, {"break", "--help"}, {"run", "-h"}} {
 		code, out, _ := run(t, t.TempDir(), args...)
 		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "Exit status:") {
@@ -460,6 +487,7 @@ func TestHelp(t *testing.T) {
 // All after LOCKFILE is the command's: a flag there is a usage error, not
 // a command run, and after -- a command that begins with a dash runs.
 func TestFlagsBeforeLockfile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
@@ -487,6 +515,7 @@ func TestFlagsBeforeLockfile(t *testing.T) {
 
 // A first argument that is a verb is the verb; ./status names a file.
 func TestVerbOrFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	args := []string{"./status", "--", "test", "-f", "status"}
 	if code, _, stderr := run(t, dir, args...); code != 0 {
@@ -502,6 +531,7 @@ func TestVerbOrFile(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	holder := hold(t, dir, "L")
 	tests := []struct {
@@ -538,9 +568,14 @@ func TestUnavailable(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	if r := status(t, dir, "L"); r.State != "unlocked" || r.Locked || r.Holder != nil || !r.Expires.IsZero() {
-		t.Errorf("status of no lock = %+v; want unlocked, no holder, no expiry", r)
+	if r := status(t, dir, "L"); r.Status != "free" || r.State != "unlocked" || r.Locked || r.Holder != nil || !r.Expires.IsZero() {
+		t.Errorf("status of no lock = %+v; want free, unlocked, no holder, no expiry", r)
+	}
+	code, out, _ := run(t, dir, "status", "L")
+	if want := "status:  free: there is no lock file\n"; code != statusFree || !strings.Contains(out, want) {
+		t.Errorf("status L of no lock = %d, %q; want %d and %q", code, out, statusFree, want)
 	}
 	holder := hold(t, dir, "L")
 	host, err := os.Hostname()
@@ -550,17 +585,110 @@ func TestStatus(t *testing.T) {
 	abs := filepath.Join(dir, "L")
 	r := status(t, dir, "L")
 	want := holderJSON{Hostname: host, PID: holder.pid(), LockFile: abs}
-	if r.State != "unknown" || !r.Locked || r.Path != abs || r.Expires.IsZero() || r.Expired || r.Breakable {
-		t.Errorf("status of a held lock = %+v; want unknown, locked, path %s, an expiry, not expired", r, abs)
+	if r.Status != "held" || r.State != "unknown" || !r.Locked || r.Path != abs || r.Expires.IsZero() || r.Expired || r.Breakable ||
+		!r.Local || !r.Alive || r.Ours || r.At.IsZero() || !strings.HasPrefix(r.Claim, abs+"|"+host+"|"+strconv.Itoa(holder.pid())+"|") {
+		t.Errorf("status of a held lock = %+v; want held, unknown, locked, path %s, an expiry, not expired, local, alive, its claim", r, abs)
 	}
 	if r.Holder == nil || holderJSON(*r.Holder) != want {
 		t.Errorf("status holder = %+v; want %+v", r.Holder, want)
 	}
-	code, out, _ := run(t, dir, "status", "L")
-	for _, line := range []string{"lock:    " + abs, "state:   unknown", fmt.Sprintf("holder:  pid %d on %s", holder.pid(), host), "expires: "} {
-		if code != 0 || !strings.Contains(out, line) {
-			t.Errorf("status L = %d, %q; want 0 and a line %q", code, out, line)
+	code, out, _ = run(t, dir, "status", "L")
+	for _, line := range []string{
+		"lock:    " + abs + "\n",
+		fmt.Sprintf("status:  held by pid %d on host %s, a running process of this host\n", holder.pid(), host),
+		"expiry:  ",
+		" (expires in ",
+		"state:   unknown (flufl.lock's name)\n",
+	} {
+		if code != statusHeld || !strings.Contains(out, line) {
+			t.Errorf("status L = %d, %q; want %d and %q", code, out, statusHeld, line)
 		}
+	}
+	if code, out, stderr := run(t, dir, "status", "-q", "L"); code != statusHeld || out != "" || stderr != "" {
+		t.Errorf("status -q L of a held lock = %d, %q, stderr %q; want %d and nothing printed", code, out, stderr, statusHeld)
+	}
+}
+
+// writeLock writes a lock file at dir/L with contents, expiring at
+// expires, as another process would.
+func writeLock(t *testing.T, dir, contents string, expires time.Time) {
+	t.Helper()
+	lock := filepath.Join(dir, "L")
+	if err := os.WriteFile(lock+".new", []byte(contents), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(lock+".new", expires, expires); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(lock+".new", lock); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadPID returns the pid of a process that has ended.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// status exits 0 held, 1 free, 2 expired, 3 stale, with -q too, and says
+// each in words; a lock within the clock slop says when it is breakable.
+func TestStatusStates(t *testing.T) {
+	t.Parallel()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := deadPID(t)
+	tests := []struct {
+		name     string
+		contents string // %s is the lock path
+		expires  time.Duration
+		code     int
+		words    []string
+	}{
+		{"free", "", 0, statusFree, []string{"status:  free: there is no lock file"}},
+		{"held elsewhere", "%s|other.example|4242|1", time.Hour, statusHeld,
+			[]string{"status:  held by pid 4242 on host other.example\n", "(expires in 60 min)"}},
+		{"expired, within the slop", "%s|other.example|4242|1", -1200 * time.Millisecond, statusExpired,
+			[]string{"status:  expired, held by pid 4242 on host other.example\n", " s ago; breakable in ", " s, after the clock slop)\n"}},
+		{"expired, breakable", "%s|other.example|4242|1", -time.Minute, statusExpired,
+			[]string{"status:  expired, held by pid 4242 on host other.example\n", " s ago; breakable)\n"}},
+		{"stale", "%s|" + host + "|" + strconv.Itoa(pid) + "|1", time.Hour, statusStale,
+			[]string{fmt.Sprintf("status:  stale, held by pid %d on host %s, this host, where no process has pid %d; a process in another pid namespace (a container)", pid, host, pid), "state:   stale"}},
+		{"unparsable", "not a claim", time.Hour, statusHeld,
+			[]string{"status:  held by an unnamed holder (the lock file's contents are not a claim)\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.contents != "" {
+				writeLock(t, dir, strings.ReplaceAll(tt.contents, "%s", filepath.Join(dir, "L")), time.Now().Add(tt.expires))
+			}
+			code, out, stderr := run(t, dir, "status", "L")
+			if code != tt.code {
+				t.Errorf("status L = %d, %q, stderr %q; want %d", code, out, stderr, tt.code)
+			}
+			if tt.code == statusExpired {
+				checkSlopWords(t, "status L", out)
+			}
+			for _, w := range tt.words {
+				if !strings.Contains(out, w) {
+					t.Errorf("status L printed %q; want it to say %q", out, w)
+				}
+			}
+			if code, out, stderr := run(t, dir, "status", "--quiet", "L"); code != tt.code || out != "" || stderr != "" {
+				t.Errorf("status --quiet L = %d, %q, stderr %q; want %d and nothing printed", code, out, stderr, tt.code)
+			}
+			word := map[int]string{statusHeld: "held", statusFree: "free", statusExpired: "expired", statusStale: "stale"}[tt.code]
+			if r := status(t, dir, "L"); r.Status != word {
+				t.Errorf("status --json L = %+v; want status %q", r, word)
+			}
+		})
 	}
 }
 
@@ -597,13 +725,14 @@ func checkEscaped(t *testing.T, what, out string) {
 // Text from a lock file reaches the terminal escaped, on every path that
 // prints it: status, -n, break, and the message of a lost lock.
 func TestHostileLockFile(t *testing.T) {
+	t.Parallel()
 	future := time.Now().Add(time.Hour)
 	t.Run("status", func(t *testing.T) {
 		dir := t.TempDir()
 		writeHostileLock(t, dir, future)
 		code, out, stderr := run(t, dir, "status", "L")
-		if code != 0 || !strings.Contains(out, "holder:  pid 4242 on ") {
-			t.Errorf("status L = %d, %q, stderr %q; want 0 and a holder line", code, out, stderr)
+		if code != statusHeld || !strings.Contains(out, "status:  held by pid 4242 on host ") {
+			t.Errorf("status L = %d, %q, stderr %q; want %d and a status line", code, out, stderr, statusHeld)
 		}
 		checkEscaped(t, "status L", out+stderr)
 	})
@@ -612,7 +741,7 @@ func TestHostileLockFile(t *testing.T) {
 		writeHostileLock(t, dir, future)
 		code, out, stderr := run(t, dir, "status", "--json", "L")
 		var r report
-		if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Holder == nil || r.Holder.Hostname != hostileHost {
+		if err := json.Unmarshal([]byte(out), &r); code != statusHeld || err != nil || r.Holder == nil || r.Holder.Hostname != hostileHost {
 			t.Errorf("status --json L = %d, %q (%v), stderr %q; want 0 and the hostname %q", code, out, err, stderr, hostileHost)
 		}
 		checkEscaped(t, "status --json L", out+stderr)
@@ -663,6 +792,7 @@ type holderJSON struct {
 }
 
 func TestBreak(t *testing.T) {
+	t.Parallel()
 	t.Run("unlocked", func(t *testing.T) {
 		dir := t.TempDir()
 		if code, out, stderr := run(t, dir, "break", "L"); code != 0 || !strings.Contains(out, "not locked") {
@@ -673,8 +803,9 @@ func TestBreak(t *testing.T) {
 		dir := t.TempDir()
 		holder := hold(t, dir, "L")
 		code, _, stderr := run(t, dir, "break", "L")
-		if code != exitUnavailable || !strings.Contains(stderr, "not expired") {
-			t.Errorf("break L of a held lock = %d, stderr %q; want %d, not expired", code, stderr, exitUnavailable)
+		want := fmt.Sprintf("nfsflock: L: not breaking the lock of pid %d on host ", holder.pid())
+		if code != exitUnavailable || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, ": it expires in ") {
+			t.Errorf("break L of a held lock = %d, stderr %q; want %d, %q... it expires in", code, stderr, exitUnavailable, want)
 		}
 		if r := status(t, dir, "L"); r.Holder == nil || r.Holder.PID != holder.pid() {
 			t.Errorf("after a refused break, status = %+v; want held by %d", r, holder.pid())
@@ -702,6 +833,7 @@ func TestBreak(t *testing.T) {
 // A holder that is paused past its lifetime has its lock broken, and when
 // it resumes it stops its command and exits 70.
 func TestLostWhileStopped(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	holder := start(t, dir, "-l", "0.3", "L", "--", "sh", "-c", `touch ready; exec sleep 600`)
 	waitFor(t, "the holder's command to start", func() bool { return exists(filepath.Join(dir, "ready")) })
@@ -728,6 +860,7 @@ func TestLostWhileStopped(t *testing.T) {
 // released: it is not kept refreshed for as long as the command stays
 // stopped. One continued sooner runs on, past the lifetime too.
 func TestStoppedCommand(t *testing.T) {
+	t.Parallel()
 	t.Run("stays stopped", func(t *testing.T) {
 		dir := t.TempDir()
 		p := start(t, dir, "-l", "0.5", "-k", "0.2", "L", "--", "sh", "-c", `kill -STOP $$; touch resumed`)
@@ -759,6 +892,7 @@ func TestStoppedCommand(t *testing.T) {
 // exits 70, leaving the new lock file alone; a command that ignores
 // SIGTERM gets SIGKILL after the grace period, with all its group.
 func TestLostLockFile(t *testing.T) {
+	t.Parallel()
 	replace := func(t *testing.T, lock string) {
 		tmp := lock + ".new"
 		if err := os.WriteFile(tmp, []byte("someone else"), 0o644); err != nil {
@@ -801,6 +935,7 @@ func TestLostLockFile(t *testing.T) {
 // SIGQUIT, with which the Go runtime exits at once), the command dies with
 // it rather than run on unprotected while the lock expires.
 func TestCommandDiesWithNfsflock(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" {
 		t.Skipf("%s has no parent-death signal: the command outlives nfsflock", runtime.GOOS)
 	}
@@ -870,6 +1005,7 @@ func readInt(t *testing.T, path string) int {
 // SIGINT, SIGTERM and SIGHUP reach the command, whose status nfsflock
 // then returns.
 func TestSignalsRelayed(t *testing.T) {
+	t.Parallel()
 	// Under nohup, SIGHUP is ignored, and nfsflock rightly leaves a signal
 	// it was started ignoring alone. Catching it here for the test's
 	// length makes the processes the test starts get the default.
@@ -914,6 +1050,7 @@ func signalName(sig syscall.Signal) string {
 // A signal while nfsflock waits for the lock ends the wait: 128+N, and
 // nothing of the waiter is left behind.
 func TestSignalWhileWaiting(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	holder := hold(t, dir, "L")
 	waiter := start(t, dir, "L", "--", "touch", "ran")
@@ -947,11 +1084,15 @@ func TestSignalWhileWaiting(t *testing.T) {
 // Two nfsflock processes, each running a command many times over, take
 // turns: no command runs while the other's does, and no update is lost.
 func TestTakingTurns(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "count"), []byte("0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const perProcess = 10
+	perProcess := 10
+	if testing.Short() {
+		perProcess = 3 // -short: fewer turns, the same checks
+	}
 	script := `mkdir inside || exit 99; n=$(cat count); sleep 0.01; echo $((n + 1)) > count; rmdir inside`
 	var wg sync.WaitGroup
 	for range 2 {
@@ -973,5 +1114,241 @@ func TestTakingTurns(t *testing.T) {
 	}
 	if left := leftovers(t, dir, "count"); len(left) > 0 {
 		t.Errorf("files left behind: %q", left)
+	}
+}
+
+// break on a lock that has expired but is still within the clock slop says
+// exactly that, and when it becomes breakable; it never says the lock has
+// not expired.
+func TestBreakWithinSlop(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeLock(t, dir, filepath.Join(dir, "L")+"|other.example|4242|1", time.Now().Add(-1200*time.Millisecond))
+	code, _, stderr := run(t, dir, "break", "L")
+	want := regexp.MustCompile(`^nfsflock: L: not breaking the lock of pid 4242 on host other.example: it expired \d+\.\d s ago; breakable in \d+\.\d s, after the clock slop\n$`)
+	if code != exitUnavailable || !want.MatchString(stderr) {
+		t.Errorf("break L within the clock slop = %d, stderr %q; want %d and %q", code, stderr, exitUnavailable, want)
+	}
+	checkSlopWords(t, "break L", stderr)
+	want = regexp.MustCompile(`^L: broke the lock of pid 4242 on host other.example; it expired \d+(\.\d)? s ago\n$`)
+	if code, out, stderr := run(t, dir, "break", "--clock-slop", "1", "L"); code != 0 || !want.MatchString(out) {
+		t.Errorf("break --clock-slop 1 L = %d, %q, stderr %q; want 0 and %q", code, out, stderr, want)
+	}
+}
+
+// --dead-owner-break breaks at once the unexpired lock of a holder of this
+// host whose pid runs no process, on run and break; without it break says
+// what it would do, and that a holder in another pid namespace may be
+// running. A claim of nfsflock's from another pid namespace is never
+// judged dead, though status calls it stale.
+func TestDeadOwnerBreak(t *testing.T) {
+	t.Parallel()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := deadPID(t)
+	dead := func(dir, random string) {
+		writeLock(t, dir, fmt.Sprintf("%s|%s|%d|%s", filepath.Join(dir, "L"), host, pid, random), time.Now().Add(time.Hour))
+	}
+	const fluflRandom = "7308917433465018353"
+	const otherNamespace = "0000000000000000042" + "000000000000001" // a Go claim's random part and tag 1
+
+	dir := t.TempDir()
+	dead(dir, fluflRandom)
+	code, _, stderr := run(t, dir, "break", "L")
+	for _, want := range []string{fmt.Sprintf("no process has pid %d on this host", pid), "another pid namespace (a container)", "--dead-owner-break breaks it"} {
+		if code != exitUnavailable || !strings.Contains(stderr, want) {
+			t.Errorf("break L of a dead holder's lock = %d, stderr %q; want %d and %q", code, stderr, exitUnavailable, want)
+		}
+	}
+	if code, _, stderr := run(t, dir, "-n", "L", "true"); code != exitUnavailable {
+		t.Errorf("nfsflock -n L true on a dead holder's lock = %d, stderr %q; want %d", code, stderr, exitUnavailable)
+	}
+	if r := status(t, dir, "--dead-owner-break", "L"); r.Status != "stale" || !r.Breakable || r.Expired {
+		t.Errorf("status --dead-owner-break L = %+v; want stale, breakable, not expired", r)
+	}
+	if code, out, stderr := run(t, dir, "break", "--dead-owner-break", "L"); code != 0 || !strings.Contains(out, "broke the lock of pid "+strconv.Itoa(pid)) {
+		t.Errorf("break --dead-owner-break L = %d, %q, stderr %q; want 0, broke", code, out, stderr)
+	}
+	dead(dir, fluflRandom)
+	if code, _, stderr := run(t, dir, "--dead-owner-break", "-n", "L", "true"); code != 0 {
+		t.Errorf("nfsflock --dead-owner-break -n L true on a dead holder's lock = %d, stderr %q; want 0", code, stderr)
+	}
+
+	dir = t.TempDir()
+	dead(dir, otherNamespace)
+	if r := status(t, dir, "--dead-owner-break", "L"); r.Status != "stale" || r.Breakable {
+		t.Errorf("status --dead-owner-break L of another pid namespace's claim = %+v; want stale, not breakable", r)
+	}
+	if code, _, stderr := run(t, dir, "break", "--dead-owner-break", "L"); code != exitUnavailable {
+		t.Errorf("break --dead-owner-break L of another pid namespace's claim = %d, stderr %q; want %d", code, stderr, exitUnavailable)
+	}
+	if code, _, stderr := run(t, dir, "break", "L"); code != exitUnavailable || !strings.Contains(stderr, "--dead-owner-break leaves it alone") {
+		t.Errorf("break L of another pid namespace's claim = %d, stderr %q; want %d, and that --dead-owner-break leaves it alone", code, stderr, exitUnavailable)
+	}
+}
+
+// A flock(1) user's habits work: -x, -e, -o, LOCKFILE -c COMMAND through
+// sh -c, --version; -s and -u are refused with a sentence.
+func TestFlockHabits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	code, out, stderr := run(t, dir, "-x", "-o", "-w", "5", "L", "-c", `echo "in sh: $0"; exit 3`)
+	if code != 3 || out != "in sh: /bin/sh\n" {
+		t.Errorf("nfsflock -x -o -w 5 L -c '...; exit 3' = %d, %q, stderr %q; want 3, %q", code, out, stderr, "in sh: /bin/sh\n")
+	}
+	if code, _, stderr := run(t, dir, "-en", "L", "--command", "true"); code != 0 {
+		t.Errorf("nfsflock -en L --command true = %d, stderr %q; want 0", code, stderr)
+	}
+	want := regexp.MustCompile(`^nfsflock: getting the lock took \d+\.\d s; running true\n$`)
+	if code, _, stderr := run(t, dir, "--verbose", "L", "true"); code != 0 || !want.MatchString(stderr) {
+		t.Errorf("nfsflock --verbose L true = %d, stderr %q; want 0 and %q", code, stderr, want)
+	}
+	for _, args := range [][]string{{"--version"}, {"-V"}, {"status", "--version"}} {
+		code, out, _ := run(t, dir, args...)
+		if code != 0 || !strings.HasPrefix(out, "nfsflock ") || !strings.Contains(out, "built with go") {
+			t.Errorf("nfsflock %q = %d, %q; want 0 and the version", args, code, out)
+		}
+	}
+	for args, want := range map[string]string{
+		"-s L true":      "nfsflock: -s: a lock file taken with link(2) has one holder at a time: nfsflock has no shared locks",
+		"--unlock L":     "nfsflock: --unlock: nfsflock releases the lock itself when COMMAND ends",
+		"-F L true":      "nfsflock: -F: nfsflock stays while COMMAND runs, to keep the lock's lifetime refreshed",
+		"-n 9":           "nfsflock: missing COMMAND after LOCKFILE 9: nfsflock cannot lock a file descriptor as flock(1) does",
+		"-c true L":      "nfsflock: -c comes after LOCKFILE, as in flock(1)",
+		"L -c true more": "nfsflock: -c after LOCKFILE takes exactly one COMMAND, which sh -c runs; got 2 arguments",
+	} {
+		code, _, stderr := run(t, dir, strings.Fields(args)...)
+		if code != exitUsage || !strings.HasPrefix(stderr, want) {
+			t.Errorf("nfsflock %s = %d, stderr %q; want %d and %q", args, code, stderr, exitUsage, want)
+		}
+	}
+}
+
+// Messages are for people: one line that says what happened, the lock
+// file named as typed and flags as typed, without the chain of Go calls
+// that led there.
+func TestMessages(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "not-executable"), []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeLock(t, dir, filepath.Join(dir, "held")+"|other.example|4242|1", time.Now().Add(time.Hour))
+	if err := os.Rename(filepath.Join(dir, "L"), filepath.Join(dir, "held")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		code int
+		want string // the first line of standard error, a regular expression
+	}{
+		{[]string{"nodir/L", "true"}, exitFailed, `^nfsflock: nodir/L: its directory /.*/nodir does not exist$`},
+		{[]string{"status", "nodir/L"}, exitFailed, `^nfsflock: nodir/L: its directory /.*/nodir does not exist$`},
+		{[]string{"break", "nodir/L"}, exitFailed, `^nfsflock: nodir/L: its directory /.*/nodir does not exist$`},
+		{[]string{"a|b", "true"}, exitUsage, `^nfsflock: a\|b: path contains the separator "\|"$`},
+		{[]string{"L", "nfsflock-test-no-such-command"}, exitNotFound, `^nfsflock: nfsflock-test-no-such-command: command not found$`},
+		{[]string{"L", "./not-executable"}, exitCannotRun, `^nfsflock: ./not-executable: cannot run it: permission denied \(is it executable\?\)$`},
+		{[]string{"L", "/"}, exitCannotRun, `^nfsflock: /: cannot run it: is a directory$`},
+		{[]string{"-w", "0", "held", "true"}, exitUnavailable, `^nfsflock: held: held by pid 4242 on host other.example \(expires in 60 min\); not waiting \(-w 0\)$`},
+		{[]string{"--timeout=0", "held", "true"}, exitUnavailable, `; not waiting \(--timeout 0\)$`},
+		{[]string{"--nonblock", "held", "true"}, exitUnavailable, `; not waiting \(--nonblock\)$`},
+		{[]string{"--timeout", "0.2", "held", "true"}, exitUnavailable, `\(expires in 60 min\); gave up waiting after 0.2 s \(--timeout 0.2\)$`},
+		{[]string{"--lifetime", "0", "L", "true"}, exitUsage, `^nfsflock: --lifetime 0: want a duration above 0 `},
+		{[]string{"--kill-after=-1", "L", "true"}, exitUsage, `^nfsflock: --kill-after -1: want a duration 0 or more `},
+	}
+	for _, tt := range tests {
+		code, _, stderr := run(t, dir, tt.args...)
+		first, _, _ := strings.Cut(stderr, "\n")
+		if code != tt.code || !regexp.MustCompile(tt.want).MatchString(first) {
+			t.Errorf("nfsflock %q = %d, stderr %q; want %d and a first line matching %q", tt.args, code, stderr, tt.code, tt.want)
+		}
+		said := strings.ReplaceAll(stderr, "nfsflock: ", "")
+		for _, chain := range []string{"flock: ", "new ", "acquire ", "exec: ", "stat ", "inspect "} {
+			if strings.Contains(said, chain) {
+				t.Errorf("nfsflock %q: stderr %q holds the Go call chain %q", tt.args, stderr, chain)
+			}
+		}
+	}
+}
+
+// A live holder in another pid namespace under this hostname, as in a
+// container, looks dead here: status calls its lock stale, and says that
+// it may run elsewhere. Its claim says where it runs, so neither
+// --dead-owner-break nor a waiter breaks it, and its command runs on.
+func TestAnotherPidNamespace(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("pid namespaces are Linux's")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("unshare --pid needs root")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1), from util-linux")
+	}
+	dir := t.TempDir()
+	// Skip the low pids of the new namespace, which this host's kernel
+	// threads have, so that the holder's pid runs nothing here.
+	script := `echo 20000 > /proc/sys/kernel/ns_last_pid || exit; "$0" L sh -c 'echo $PPID > pid; exec cat'; echo $? > status`
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script, binary)
+	cmd.Dir = dir
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	pid := readInt(t, filepath.Join(dir, "pid"))
+	if processRunning(pid) {
+		t.Skipf("the holder's pid %d in its namespace runs a process here too", pid)
+	}
+	r := status(t, dir, "--dead-owner-break", "L")
+	if r.Status != "stale" || r.State != "stale" || r.Alive || !r.Local || r.Breakable || r.Holder == nil || r.Holder.PID != pid {
+		t.Errorf("status --json --dead-owner-break L of a holder in another pid namespace = %+v; want stale, local, not alive, not breakable, pid %d", r, pid)
+	}
+	code, _, stderr := run(t, dir, "break", "L")
+	if code != exitUnavailable || !strings.Contains(stderr, "its claim says it runs in another pid namespace") {
+		t.Errorf("break L = %d, stderr %q; want %d, and that its claim says it runs in another pid namespace", code, stderr, exitUnavailable)
+	}
+	for _, args := range [][]string{{"break", "--dead-owner-break", "L"}, {"--dead-owner-break", "-n", "L", "true"}} {
+		if code, _, stderr := run(t, dir, args...); code != exitUnavailable {
+			t.Errorf("nfsflock %q = %d, stderr %q; want %d", args, code, stderr, exitUnavailable)
+		}
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("unshare: %v, output %q", err, out.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "status")); err != nil || strings.TrimSpace(string(b)) != "0" {
+		t.Errorf("the holder in the other pid namespace exited %q, %v, output %q; want 0: its lock was not lost", b, err, out.String())
+	}
+}
+
+// checkSlopWords checks, in what nfsflock printed, the words for a lock
+// within the default clock slop of 10 s: "expired X s ago; breakable in
+// Y s, after the clock slop", where X and Y make up the slop. Which X and
+// Y depend on how long the test took, and are not checked.
+func checkSlopWords(t *testing.T, what, out string) {
+	t.Helper()
+	m := regexp.MustCompile(`expired (\d+\.\d) s ago; breakable in (\d+\.\d) s, after the clock slop`).FindStringSubmatch(out)
+	if m == nil {
+		if !regexp.MustCompile(`expired \d+ s ago; breakable\)`).MatchString(out) {
+			t.Errorf("%s printed %q; want it to say when the lock expired and when it is breakable", what, out)
+		}
+		return
+	}
+	x, _ := strconv.ParseFloat(m[1], 64)
+	y, _ := strconv.ParseFloat(m[2], 64)
+	if sum := x + y; sum < 9.75 || sum > 10.25 {
+		t.Errorf("%s printed %q: %.1f s ago and %.1f s to go make %.1f s; want the clock slop, 10 s", what, out, x, y, sum)
 	}
 }

@@ -36,7 +36,7 @@ func TestREADME(t *testing.T) {
 		}
 		examples++
 		cmdline, _, _ = strings.Cut(cmdline, "#")
-		args := strings.Fields(cmdline)
+		args := shellFields(cmdline)
 		if err := parseCommandLine(args); err != nil {
 			t.Errorf("README's example nfsflock %s: %v", strings.Join(args, " "), err)
 		}
@@ -53,9 +53,14 @@ func TestREADME(t *testing.T) {
 	}
 
 	statuses := usageExitStatuses(t)
+	_, table, ok := strings.Cut(section, "\n| exit status | meaning |\n")
+	if !ok {
+		t.Fatal("README's section on the command has no exit status table")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
 	row := regexp.MustCompile(`(?m)^\| ([^|]*) \|`)
 	number := regexp.MustCompile(`\b\d+\b`)
-	for _, m := range row.FindAllStringSubmatch(section, -1) {
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
 		for _, code := range number.FindAllString(m[1], -1) {
 			if !statuses[code] {
 				t.Errorf("README's exit status table has %s, which the usage's Exit status does not", code)
@@ -64,11 +69,21 @@ func TestREADME(t *testing.T) {
 	}
 }
 
-// isUsageFlag reports whether the usage lists name as a flag: in a flag
-// table or a synopsis, not merely in a sentence.
+// isUsageFlag reports whether the usage lists name as a flag: among the
+// names that begin a line of a flag table ("  -n, --nb, --nonblock  ..."),
+// or in a synopsis ("[--json]", "nfsflock --version"), not merely in a
+// sentence.
 func isUsageFlag(name string) bool {
-	def := regexp.MustCompile(`(?m)^\s+(-[a-zA-Z], )?` + regexp.QuoteMeta(name) + `[ ,]|\[` + regexp.QuoteMeta(name) + `[ \]]`)
-	return def.MatchString(usage)
+	table := regexp.MustCompile(`(?m)^\s+(--?[a-zA-Z][a-z-]*(, --?[a-zA-Z][a-z-]*)*)( [A-Z]+)?(  |$)`)
+	for _, m := range table.FindAllStringSubmatch(usage, -1) {
+		for _, n := range strings.Split(m[1], ", ") {
+			if n == name {
+				return true
+			}
+		}
+	}
+	synopsis := regexp.MustCompile(`(?m)\[` + regexp.QuoteMeta(name) + `[ \]]|^  nfsflock ` + regexp.QuoteMeta(name) + `$`)
+	return synopsis.MatchString(usage)
 }
 
 // usageExitStatuses returns the exit statuses that the usage's Exit status
@@ -88,4 +103,34 @@ func usageExitStatuses(t *testing.T) map[string]bool {
 		t.Fatal("the usage's Exit status section lists no status")
 	}
 	return statuses
+}
+
+// shellFields splits a command line into words as sh does for words
+// without expansions: at blanks, except inside single quotes.
+func shellFields(line string) []string {
+	var (
+		words  []string
+		word   strings.Builder
+		inWord bool
+		quoted bool
+	)
+	for _, r := range line {
+		switch {
+		case r == '\'':
+			quoted, inWord = !quoted, true
+		case !quoted && (r == ' ' || r == '\t' || r == '\n'):
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	return words
 }

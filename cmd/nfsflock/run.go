@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -31,52 +30,81 @@ const defaultGrace = 5 * time.Second
 type runOptions struct {
 	path     string
 	argv     []string
-	lifetime time.Duration
-	timeout  time.Duration // 0: no limit
-	nonblock bool
-	conflict int // exit status when the lock could not be had
-	grace    time.Duration
-	slop     time.Duration
+	lifetime durationValue
+	timeout  durationValue // 0: no limit
+	nonblock string        // the flag that asked for one attempt, as typed (-n, -w 0); "" to wait
+	conflict int           // exit status when the lock could not be had
+	grace    durationValue
+	lock     lockFlags
 	quiet    bool
+	verbose  bool
 	fencing  bool
 }
+
+// shell runs the COMMAND of -c, as sh -c COMMAND: /bin/sh, where POSIX
+// systems have it, or the sh that PATH finds on Windows.
+var shell = func() string {
+	if runtime.GOOS == "windows" {
+		return "sh"
+	}
+	return "/bin/sh"
+}()
 
 func parseRun(args []string) (runOptions, error) {
 	var o runOptions
 	flags := newFlagSet("run")
-	durationVar(flags, &o.lifetime, flock.DefaultLifetime, "l", "lifetime")
-	durationVar(flags, &o.timeout, 0, "w", "timeout")
-	durationVar(flags, &o.grace, defaultGrace, "k", "kill-after")
-	durationVar(flags, &o.slop, flock.DefaultClockSlop, "clock-slop")
-	for _, name := range []string{"n", "nonblock"} {
-		flags.BoolVar(&o.nonblock, name, false, "")
-	}
-	for _, name := range []string{"E", "conflict-exit-code"} {
-		flags.IntVar(&o.conflict, name, exitUnavailable, "")
-	}
-	for _, name := range []string{"q", "quiet"} {
-		flags.BoolVar(&o.quiet, name, false, "")
-	}
-	flags.BoolVar(&o.fencing, "fencing", false, "")
-	rest, ended, err := parseFlags(flags, args)
+	flags.durationVar(&o.lifetime, flock.DefaultLifetime, true, "l", "lifetime")
+	flags.durationVar(&o.timeout, 0, false, "w", "timeout", "wait")
+	flags.durationVar(&o.grace, defaultGrace, false, "k", "kill-after")
+	flags.add(&flagSpec{short: "n", long: []string{"nonblock", "nb"}, set: func(typed, _ string) error {
+		o.nonblock = typed
+		return nil
+	}})
+	flags.exitStatusVar(&o.conflict, exitUnavailable, "E", "conflict-exit-code")
+	flags.boolVar(&o.quiet, "q", "quiet")
+	flags.boolVar(&o.verbose, "", "verbose")
+	flags.boolVar(&o.fencing, "", "fencing")
+	o.lock.define(flags)
+	// flock(1)'s flags: the lock is exclusive, as with -x; the command
+	// never holds the lock's file open, as with -o.
+	var ignored bool
+	flags.boolVar(&ignored, "x", "exclusive")
+	flags.boolVar(&ignored, "e")
+	flags.boolVar(&ignored, "o", "close")
+	flags.refuse("a lock file taken with link(2) has one holder at a time: nfsflock has no shared locks (leave out -s for an exclusive one)", "s", "shared")
+	flags.refuse("nfsflock stays while COMMAND runs, to keep the lock's lifetime refreshed; leave out -F", "F", "no-fork")
+	flags.refuse("nfsflock releases the lock itself when COMMAND ends, and holds no file descriptor to unlock; to remove a lock that another process left, use nfsflock break", "u", "unlock")
+	flags.add(&flagSpec{short: "c", long: []string{"command"}, arg: "COMMAND", set: func(typed, _ string) error {
+		return usagef("%s comes after LOCKFILE, as in flock(1): nfsflock [flags] LOCKFILE %s COMMAND", typed, typed)
+	}})
+	rest, ended, err := flags.parse(args)
 	if err != nil {
 		return o, err
 	}
-	flags.Visit(func(f *flag.Flag) {
-		if (f.Name == "w" || f.Name == "timeout") && o.timeout == 0 {
-			o.nonblock = true // as in flock(1), -w 0 does not wait
-		}
-	})
+	if o.timeout.typed != "" && o.timeout.d == 0 && o.nonblock == "" {
+		o.nonblock = o.timeout.typed // as in flock(1), -w 0 does not wait
+	}
 	if len(rest) == 0 {
 		return o, usagef("missing LOCKFILE")
 	}
 	o.path, rest = rest[0], rest[1:]
+	if o.path == "" {
+		return o, usagef("empty LOCKFILE")
+	}
+	if len(rest) > 0 && !ended && (rest[0] == "-c" || rest[0] == "--command") {
+		// flock(1)'s LOCKFILE -c COMMAND: one COMMAND, which sh runs.
+		if len(rest) != 2 {
+			return o, usagef("%s after LOCKFILE takes exactly one COMMAND, which sh -c runs; got %d arguments", rest[0], len(rest)-1)
+		}
+		o.argv = []string{shell, "-c", rest[1]}
+		return o, nil
+	}
 	if len(rest) > 0 && rest[0] == "--" {
 		rest, ended = rest[1:], true
 	}
 	switch {
-	case o.path == "":
-		return o, usagef("empty LOCKFILE")
+	case len(rest) == 0 && isNumber(o.path):
+		return o, usagef("missing COMMAND after LOCKFILE %s: nfsflock cannot lock a file descriptor as flock(1) does (flock %s); run the command under nfsflock instead: nfsflock LOCKFILE COMMAND", o.path, o.path)
 	case len(rest) == 0:
 		return o, usagef("missing COMMAND after LOCKFILE %s", o.path)
 	case rest[0] == "":
@@ -85,13 +113,15 @@ func parseRun(args []string) (runOptions, error) {
 		// All after LOCKFILE is the command's: a flag there is one put
 		// in the wrong place, not a command named like a flag.
 		return o, usagef("%s after LOCKFILE %s: flags come before LOCKFILE, and all after it is COMMAND (write -- before a COMMAND that begins with -)", rest[0], o.path)
-	case o.lifetime <= 0:
-		return o, usagef("lifetime must be positive")
-	case o.conflict < 0 || o.conflict > 255:
-		return o, usagef("conflict exit code %d is not in 0-255", o.conflict)
 	}
 	o.argv = rest
 	return o, nil
+}
+
+// isNumber reports whether s is a number, as flock(1)'s file descriptor.
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
 }
 
 // runVerb takes the lock, runs the command, releases the lock, and returns
@@ -111,19 +141,19 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 			o.argv[0], explicitPath(prog), explicitPath(prog))
 	}
 	if err != nil {
-		return startStatus(err), err
+		return startStatus(err), errors.New(startWords(o.argv[0], err))
 	}
-	opts := []flock.Option{flock.WithLifetime(o.lifetime), flock.WithClockSlop(o.slop)}
+	opts := append([]flock.Option{flock.WithLifetime(o.lifetime.d)}, o.lock.options()...)
 	if o.fencing {
 		opts = append(opts, flock.WithFencing())
 	}
 	switch {
-	case o.nonblock:
+	case o.nonblock != "":
 		// Acquire makes one attempt, breaking an expired lock included,
 		// before it looks at its timeout.
 		opts = append(opts, flock.WithTimeout(time.Nanosecond))
-	case o.timeout > 0:
-		opts = append(opts, flock.WithTimeout(o.timeout))
+	case o.timeout.d > 0:
+		opts = append(opts, flock.WithTimeout(o.timeout.d))
 	}
 	// l checks the path and options now, reads the holder's details for
 	// the waiting display and the messages, and takes the lock. It is a
@@ -141,13 +171,14 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 	defer relay.stop()
 
 	var display *waitDisplay
-	if !o.quiet && !o.nonblock {
+	if !o.quiet && o.nonblock == "" {
 		var giveUp time.Time
-		if o.timeout > 0 {
-			giveUp = time.Now().Add(o.timeout)
+		if o.timeout.d > 0 {
+			giveUp = time.Now().Add(o.timeout.d)
 		}
-		display = showWait(os.Stderr, l, o.slop, giveUp)
+		display = showWait(os.Stderr, l, o.lock.slop.d, giveUp)
 	}
+	waitStart := time.Now()
 	err = l.Acquire(ctx)
 	display.stop()
 	var interrupted interruptedError
@@ -160,7 +191,10 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 		}
 		return o.conflict, nil
 	case err != nil:
-		return exitFailed, err
+		return exitFailed, lockError{o.path, err}
+	}
+	if o.verbose {
+		warnf(stderr, "getting the lock took %s; running %s", approx(time.Since(waitStart)), o.argv[0])
 	}
 	return runHolding(ctx, l, relay, prog, o, stderr)
 }
@@ -183,14 +217,14 @@ func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o
 		case errors.As(err, &interrupted):
 			return exitSignalBase + interrupted.number(), nil
 		case errors.Is(err, flock.ErrLockLost):
-			warnf(stderr, "%v", err)
+			warnf(stderr, "%v", lockError{o.path, err})
 			return exitLost, nil
 		case errors.As(err, &se):
-			return startStatus(se.err), err
+			return startStatus(se.err), errors.New(startWords(o.argv[0], se.err))
 		}
-		return exitFailed, err
+		return exitFailed, lockError{o.path, err}
 	}
-	status, why, err := j.supervise(kctx, o.grace, o.lifetime, func() error { return confirmLock(l) })
+	status, why, err := j.supervise(kctx, o.grace.d, o.lifetime.d, func() error { return confirmLock(l) })
 	relay.clear()
 
 	lost := stopRefreshing()
@@ -214,15 +248,18 @@ func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o
 	}
 	if lost != nil {
 		code = exitLost
-		warnf(stderr, "%v", lost)
+		warnf(stderr, "%v", lockError{o.path, lost})
 		if why != nil {
 			warnf(stderr, "terminated %s, whose lock was lost while it ran", o.argv[0])
 		} else {
 			warnf(stderr, "%s ended with status %d, but its lock was lost while it ran", o.argv[0], status)
 		}
 	}
-	if err := errors.Join(err, relErr); err != nil {
+	if err != nil {
 		warnf(stderr, "after %s ended: %v", o.argv[0], err)
+	}
+	if relErr != nil {
+		warnf(stderr, "after %s ended: %v", o.argv[0], lockError{o.path, relErr})
 	}
 	return code, nil
 }
@@ -271,15 +308,15 @@ func sameEnvName(a, b string) bool {
 
 // unavailableText says who holds the lock that could not be had.
 func unavailableText(l *flock.Lock, o runOptions) string {
-	wait := "not waiting (-n)"
-	if !o.nonblock {
-		wait = fmt.Sprintf("gave up after %v", o.timeout)
+	wait := fmt.Sprintf("not waiting (%s)", o.nonblock)
+	if o.nonblock == "" {
+		wait = fmt.Sprintf("gave up waiting after %s (%s)", approx(o.timeout.d), o.timeout.typed)
 	}
-	r, err := readReport(l, o.slop, time.Now)
-	if err != nil || !r.Locked {
-		return fmt.Sprintf("%s: lock not taken; %s", l.Path(), wait)
+	st, err := l.Inspect()
+	if err != nil || !st.Exists {
+		return fmt.Sprintf("%s: lock not taken; %s", o.path, wait)
 	}
-	return fmt.Sprintf("%s: held by %s, expires %s; %s", r.Path, r.holderText(), r.expiryText(time.Now()), wait)
+	return fmt.Sprintf("%s: held by %s (%s); %s", o.path, holderWords(st), expiryWords(st, o.lock.slop.d), wait)
 }
 
 // explicitPath returns the relative path prog as one that PATH plays no

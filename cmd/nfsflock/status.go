@@ -2,181 +2,175 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock"
 )
 
+// The exit statuses of status, one per state of the lock, so that scripts
+// can ask: if nfsflock status -q L; then ... (held).
+const (
+	statusHeld    = 0 // a lock file whose expiry has not passed
+	statusFree    = 1 // no lock file
+	statusExpired = 2 // a lock file whose expiry has passed
+	statusStale   = 3 // a holder of this host whose pid runs no process here
+)
+
 // statusOptions are the command line of status.
 type statusOptions struct {
 	path   string
-	slop   time.Duration
+	lock   lockFlags
 	asJSON bool
+	quiet  bool
 }
 
 func parseStatus(args []string) (statusOptions, error) {
 	var o statusOptions
 	flags := newFlagSet("status")
-	flags.BoolVar(&o.asJSON, "json", false, "")
+	flags.boolVar(&o.asJSON, "", "json")
+	flags.boolVar(&o.quiet, "q", "quiet")
+	o.lock.define(flags)
 	var err error
-	o.path, o.slop, err = parseLockArgs(flags, args)
+	o.path, err = parseLockArgs(flags, args)
 	return o, err
 }
 
-// statusVerb prints what the lock file says: nfsflock status [flags] LOCKFILE.
+// statusVerb prints what the lock file says, and exits with a status that
+// says it too: nfsflock status [flags] LOCKFILE.
 func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
 	o, err := parseStatus(args)
 	if err != nil {
 		return exitUsage, err
 	}
-	l, err := newLock(o.path, flock.WithClockSlop(o.slop))
+	l, err := newLock(o.path, o.lock.options()...)
 	if err != nil {
 		return exitFailed, err
 	}
 	defer l.Close()
-	r, err := readReport(l, o.slop, time.Now)
+	st, err := l.Inspect()
 	if err != nil {
-		return exitFailed, err
+		return exitFailed, lockError{o.path, err}
 	}
-	if o.asJSON {
+	r := newReport(l.Path(), st)
+	switch {
+	case o.quiet:
+	case o.asJSON:
 		text, err := json.MarshalIndent(r, "", "  ")
 		if err != nil {
 			return exitFailed, err
 		}
-		return exitOK, printJSON(stdout, append(text, '\n'))
+		if err := printJSON(stdout, append(text, '\n')); err != nil {
+			return exitFailed, err
+		}
+	default:
+		for line := range strings.Lines(statusText(r.Path, st, o.lock.slop.d)) {
+			fmt.Fprintln(stdout, printable(strings.TrimSuffix(line, "\n")))
+		}
 	}
-	fmt.Fprintf(stdout, "lock:    %s\nstate:   %s (%s)\n", printable(r.Path), r.State, r.stateText())
-	if !r.Locked {
-		return exitOK, nil
-	}
-	fmt.Fprintf(stdout, "holder:  %s\nexpires: %s (%s)\n", printable(r.holderText()), r.Expires.Format(time.RFC3339), r.expiryText(time.Now()))
-	return exitOK, nil
+	return r.exitStatus(), nil
 }
 
-// A report is what can be read of a lock file at one moment. It is also
-// the JSON that status --json prints.
+// A report is the JSON that status --json prints: all that one read of the
+// lock file showed (a [flock.Status]), and the word for its state that the
+// exit status says.
 type report struct {
 	Path      string    `json:"path"`
+	Status    string    `json:"status"` // free, held, expired or stale
 	State     string    `json:"state"`  // flufl.lock's name of the flock.State
 	Locked    bool      `json:"locked"` // a lock file exists
 	Holder    *holder   `json:"holder,omitempty"`
+	Claim     string    `json:"claim,omitempty"`
 	Expires   time.Time `json:"expires,omitzero"`
-	Expired   bool      `json:"expired"`   // its expiry has passed
-	Breakable bool      `json:"breakable"` // its expiry and the clock slop have passed
-
-	slop time.Duration
+	Expired   bool      `json:"expired"`   // its expiry had passed at "at"
+	Breakable bool      `json:"breakable"` // a waiting nfsflock with these flags would break it
+	Local     bool      `json:"local"`     // its holder named this host
+	Alive     bool      `json:"alive"`     // local, and a process with its pid runs here
+	Ours      bool      `json:"ours"`      // held by this nfsflock itself: never, for status
+	At        time.Time `json:"at"`        // when the lock file was read
 }
 
 // holder is what the lock file says of its holder; absent when its contents
-// cannot be parsed.
+// are not a claim.
 type holder struct {
 	Hostname string `json:"hostname"`
 	PID      int    `json:"pid"`
 	LockFile string `json:"lockfile"`
 }
 
-// readReport reads the state, holder and expiry of the lock file. They
-// come from separate reads; when the lock file disappears between them it
-// reads again, so that the report describes one lock or none.
-func readReport(l *flock.Lock, slop time.Duration, now func() time.Time) (report, error) {
-	var (
-		r   report
-		err error
-	)
-	for range 5 {
-		var changed bool
-		r, changed, err = readReportOnce(l, slop, now)
-		if !changed {
-			break
-		}
+func newReport(path string, st flock.Status) report {
+	r := report{
+		Path:      path,
+		Status:    statusWord(st),
+		State:     st.State.String(),
+		Locked:    st.Exists,
+		Claim:     st.Claim,
+		Expires:   st.Expiry,
+		Expired:   st.Expired,
+		Breakable: st.Breakable,
+		Local:     st.Local,
+		Alive:     st.Alive,
+		Ours:      st.Ours,
+		At:        st.At,
 	}
-	return r, err
+	if st.Holder != nil {
+		r.Holder = &holder{Hostname: st.Holder.Hostname, PID: st.Holder.PID, LockFile: st.Holder.LockFile}
+	}
+	return r
 }
 
-func readReportOnce(l *flock.Lock, slop time.Duration, now func() time.Time) (r report, changed bool, err error) {
-	r = report{Path: l.Path(), slop: slop}
-	state, err := l.State()
-	if err != nil {
-		return r, false, err
-	}
-	r.State = state.String()
-	if state == flock.Unlocked {
-		return r, false, nil
-	}
-	r.Locked = true
-	expires, err := l.Expiration()
-	if errors.Is(err, flock.ErrNotLocked) {
-		return r, true, nil
-	}
-	if err != nil {
-		return r, false, err
-	}
-	d, err := l.Details()
+// statusWord names the state of the lock for people and scripts.
+func statusWord(st flock.Status) string {
 	switch {
-	case err == nil:
-		r.Holder = &holder{Hostname: d.Hostname, PID: d.PID, LockFile: d.LockFile}
-	case errors.Is(err, flock.ErrNotLocked):
-		// Gone, or there but unparseable: only the second leaves an expiry.
-		if _, err := l.Expiration(); err != nil {
-			return r, errors.Is(err, flock.ErrNotLocked), err
-		}
-	default:
-		return r, false, err
-	}
-	t := now()
-	r.Expires = expires
-	r.Expired = t.After(expires)
-	r.Breakable = t.After(expires.Add(slop))
-	return r, false, nil
-}
-
-// stateText says what flufl.lock's name of the state means.
-func (r report) stateText() string {
-	switch r.State {
-	case flock.Unlocked.String():
-		return "no lock file"
-	case flock.Stale.String():
-		return "its holder is not running on this host"
-	case flock.TheirsExpired.String():
-		return "held by a running process of this host, expired"
-	case flock.Unknown.String():
-		if r.Holder == nil {
-			return "a lock file whose contents cannot be parsed"
-		}
-		return "held by another process or host"
+	case !st.Exists:
+		return "free"
+	case st.State == flock.Stale:
+		return "stale"
+	case st.Expired:
+		return "expired"
 	}
 	return "held"
 }
 
-// holderText says who holds the lock, with the hostname that the lock file
-// names quoted if it holds characters that do not print.
-func (r report) holderText() string {
-	if r.Holder == nil {
-		return "unknown (the lock file's contents cannot be parsed)"
+func (r report) exitStatus() int {
+	switch r.Status {
+	case "free":
+		return statusFree
+	case "stale":
+		return statusStale
+	case "expired":
+		return statusExpired
 	}
-	return fmt.Sprintf("pid %d on %s", r.Holder.PID, quoted(r.Holder.Hostname))
+	return statusHeld
 }
 
-// expiryText says when the lock expires, relative to now, and when it may
-// be broken.
-func (r report) expiryText(now time.Time) string {
-	switch {
-	case !now.After(r.Expires):
-		return "in " + approx(r.Expires.Sub(now))
-	case !now.After(r.Expires.Add(r.slop)):
-		return fmt.Sprintf("expired %s ago; breakable in %s", approx(now.Sub(r.Expires)), approx(r.Expires.Add(r.slop).Sub(now)))
+// statusText is what status prints for people: a line per fact, each
+// "name: value". A fact learnt from more than the one read (how far this
+// host's clock is off the filesystem's) would be a line of its own.
+func statusText(path string, st flock.Status, slop time.Duration) string {
+	var b strings.Builder
+	line := func(name, format string, args ...any) {
+		fmt.Fprintf(&b, "%-8s %s\n", name+":", fmt.Sprintf(format, args...))
+	}
+	line("lock", "%s", path)
+	if !st.Exists {
+		line("status", "free: there is no lock file")
+		return b.String()
+	}
+	who := holderWords(st)
+	switch word := statusWord(st); {
+	case word == "stale":
+		line("status", "stale, held by %s, this host, where no process has pid %d; a process in another pid namespace (a container) under this hostname may hold it", who, st.Holder.PID)
+	case word == "held" && st.Local && st.Alive:
+		line("status", "held by %s, a running process of this host", who)
+	case word == "held":
+		line("status", "held by %s", who)
 	default:
-		return fmt.Sprintf("expired %s ago; breakable", approx(now.Sub(r.Expires)))
+		line("status", "%s, held by %s", word, who)
 	}
-}
-
-// approx rounds d for people: tenths of a second below 10s, seconds above.
-func approx(d time.Duration) string {
-	if d < 10*time.Second {
-		return d.Round(100 * time.Millisecond).String()
-	}
-	return d.Round(time.Second).String()
+	line("expiry", "%s (%s)", st.Expiry.Format(time.RFC3339), expiryWords(st, slop))
+	line("state", "%s (flufl.lock's name)", st.State)
+	return b.String()
 }

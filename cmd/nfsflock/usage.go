@@ -14,15 +14,22 @@ command-line face of the Go package github.com/nfsflock/nfsflock/flock.
 Usage:
 
   nfsflock [run] [flags] LOCKFILE [--] COMMAND [ARGS...]
-  nfsflock status [--json] [--clock-slop DURATION] LOCKFILE
-  nfsflock break [--force] [--clock-slop DURATION] LOCKFILE
+  nfsflock [run] [flags] LOCKFILE -c COMMAND
+  nfsflock status [-q] [--json] [flags] LOCKFILE
+  nfsflock break [--force] [flags] LOCKFILE
+  nfsflock --version
 
 A first argument that is a verb is the verb: write ./status for a lock file
-named status. Every verb takes its flags before LOCKFILE, and -- ends them.
-For run, all that follows LOCKFILE is COMMAND and its arguments, flags
-included. The -- before COMMAND may be left out, unless COMMAND begins
-with a dash. A DURATION is a number of seconds (2, 0.5) or a Go duration
-(500ms, 1m30s), at most 876000h (100 years).
+named status. Every verb reads its flags the same way, before LOCKFILE, as
+flock(1) does: -n, -w 5 or -w5, -nw 5, --timeout 5 or --timeout=5; -- ends
+them. For run, all that follows LOCKFILE is COMMAND and its arguments,
+flags included. The -- before COMMAND may be left out, unless COMMAND
+begins with a dash. A DURATION is a number of seconds (2, 0.5) or a Go
+duration (500ms, 1m30s), at most 876000h (100 years).
+
+  -h, --help                  print this help
+  -V, --version               print nfsflock's version: the module's, from
+                              the build information
 
 Run:
 
@@ -34,9 +41,10 @@ is 75, not 1, which the command's own failure would collide with.
 
   -l, --lifetime DURATION     how long the lock lasts unless refreshed; it is
                               refreshed about every third of it (default 15s)
-  -w, --timeout DURATION      give up waiting after DURATION (default: wait as
+  -w, --timeout, --wait DURATION
+                              give up waiting after DURATION (default: wait as
                               long as it takes); -w 0 is -n
-  -n, --nonblock              make one attempt, which still breaks an expired
+  -n, --nb, --nonblock        make one attempt, which still breaks an expired
                               lock, and give up if the lock is held
   -E, --conflict-exit-code N  exit status when the lock could not be had
                               (default 75)
@@ -48,8 +56,28 @@ is 75, not 1, which the command's own failure would collide with.
                               filesystem's attributes can be (default 10s)
   -q, --quiet                 show nothing while waiting and say nothing when
                               the lock could not be had
+      --verbose               say how long getting the lock took, as
+                              flock(1) does
       --fencing               take a fencing token with the lock and pass it
                               to COMMAND as NFSFLOCK_TOKEN (see Fencing)
+      --dead-owner-break      break at once a lock whose holder named this
+                              host and whose pid runs no process here; a
+                              holder in another pid namespace (a container)
+                              under this hostname may be running (see Dead
+                              holders)
+  -c, --command COMMAND       after LOCKFILE: run COMMAND with sh -c, as
+                              flock(1) does
+  -x, -e, --exclusive         accepted, as in flock(1): every lock is
+                              exclusive
+  -s, --shared                refused: a lock file taken with link(2) has
+                              one holder at a time
+  -o, --close                 accepted, as in flock(1): COMMAND never holds
+                              the lock itself, which is released when it
+                              ends, whatever it left running
+  -u, --unlock                refused: nfsflock holds the lock for COMMAND's
+                              run; break removes a lock left behind
+  -F, --no-fork               refused: nfsflock stays while COMMAND runs, to
+                              keep the lock refreshed
 
 While nfsflock waits and standard error is a terminal, one line there,
 updated in place, says who holds the lock (pid and host) and when that lock
@@ -107,18 +135,34 @@ it has seen is safe from a command whose lock was lost while it was paused.
 The command's environment holds that one NFSFLOCK_TOKEN only: without the
 flag it holds none, even if nfsflock's own environment had one.
 
+Dead holders:
+
+With --dead-owner-break, a lock whose holder named this host and whose pid
+runs no process here is broken at once, without waiting for its expiry and
+the clock slop. The pid test can be wrong in the dangerous direction: a
+holder in another pid namespace (a container) under this hostname, or on
+another machine that uses this hostname, runs although its pid runs nothing
+here. nfsflock's own claims say which pid namespace they come from and are
+never judged dead from another, but flufl.lock's do not. Use it only where
+every process sharing the lock runs in this host's pid namespace.
+
 Status:
 
-status prints the lock's state (flufl.lock's names: unlocked; stale, a
-holder of this host that is not running; theirs_expired, a running holder
-of this host whose lifetime has passed; unknown, any other holder), its
-holder (pid and host) and its expiry.
+status reads the lock file once and says what it shows: whether the lock
+is held, by which pid on which host, and when it expires and may be broken.
+Its exit status says it to scripts: 0 held, 1 free, 2 expired, 3 stale (see
+Exit status), so that this works:
 
+  if nfsflock status -q /v/app.lck; then echo held; fi
+
+  -q, --quiet                 print nothing; only the exit status says
       --json                  print one JSON object, as below
       --clock-slop DURATION   as for run; decides "breakable" (default 10s)
+      --dead-owner-break      as for run; decides "breakable"
 
   {
     "path": "/v/app.lck",
+    "status": "held",
     "state": "unknown",
     "locked": true,
     "holder": {
@@ -126,27 +170,41 @@ holder (pid and host) and its expiry.
       "pid": 4242,
       "lockfile": "/v/app.lck"
     },
+    "claim": "/v/app.lck|h.example.com|4242|7308917433465018353",
     "expires": "2025-11-26T21:40:00.123456789+01:00",
     "expired": false,
-    "breakable": false
+    "breakable": false,
+    "local": true,
+    "alive": true,
+    "ours": false,
+    "at": "2025-11-26T21:39:31.002003004+01:00"
   }
 
-holder is absent when the lock file's contents cannot be parsed, and holder
-and expires are absent when there is no lock. breakable says whether the
-expiry and the clock slop have passed.
+status is free, held, expired or stale, as the exit status says; state is
+flufl.lock's name for it (unlocked, stale, theirs_expired, unknown). holder
+and claim are absent when the lock file's contents are not a claim, and
+holder, claim and expires when there is no lock. expired and breakable are
+judged as of at: breakable says whether a waiting nfsflock with these flags
+would break it. local says that the holder named this host, and alive that
+a process with its pid runs here.
 
 Break:
 
 break removes a lock whose expiry and clock slop have passed, as a waiting
 nfsflock would: it moves the lock file aside, checks that it moved the
 instance it judged expired, and puts it back if not, so that it never
-removes a lock that was refreshed or taken anew meanwhile. It refuses an
-unexpired lock (exit 75) unless --force.
+removes a lock that was refreshed or taken anew meanwhile. It refuses a
+lock that a waiting nfsflock would not break yet (exit 75), saying when it
+will, unless --force.
 
-      --force                 break the lock even if it has not expired; its
-                              holder, if alive, finds the lock lost (an
-                              nfsflock holder ends its command, exits 70)
+      --force                 break the lock whatever its expiry; its holder,
+                              if alive, finds the lock lost (an nfsflock
+                              holder ends its command, exits 70). A holder
+                              that looks dead here may run in another pid
+                              namespace (a container) under this hostname
       --clock-slop DURATION   as for run (default 10s)
+      --dead-owner-break      as for run: break at once a lock whose holder
+                              named this host and runs no process here
 
 Text from lock files:
 
@@ -159,14 +217,21 @@ the C1 controls that encoding/json leaves raw included.
 Exit status:
 
   0-255   run: the command's own status; 128+N if signal N ended it
-  0       status, break: done (break: also when there was no lock)
+  0       status: the lock is held, and has not expired;
+          break: done, or there was no lock
+  1       status: the lock is free: there is no lock file
+  2       status: the lock has expired (breakable says whether it may be
+          broken yet)
+  3       status: the lock is stale: its holder named this host, and no
+          process has its pid here (unless in another pid namespace)
   64      usage error
   70      run: the lock was lost while the command ran, or the command
           stayed stopped for longer than the lock's lifetime
   71      nfsflock failed: the lock file's directory is missing, permissions,
           an I/O error
   75      run: the lock could not be had (-n, -w; -E changes it);
-          break: the lock has not expired
+          break: the lock may not be broken yet, or another process is
+          breaking it
   126     run: COMMAND could not be started
   127     run: COMMAND was not found, or only through a relative entry of
           PATH (. or an empty one), which nfsflock refuses, as Go's os/exec
