@@ -418,7 +418,17 @@ func (l *Lock) readyClaim() error {
 func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 	switch l.publish {
 	case publishLink:
-		return l.cfg.fs.Link(c.name, path)
+		err := l.cfg.fs.Link(c.name, path)
+		if gone(err) && l.ident != identityNo {
+			// A lost reply to a link that happened, answered ENOENT
+			// or ESTALE by its retransmission: path is our claim's
+			// very file. (Where identity is not reported the claim is
+			// dropped, and the lock file it left expires.)
+			if s, ierr := l.inspect(path); ierr == nil && s.names(c.name) && s.info.SameFile(c.info) {
+				return nil
+			}
+		}
+		return err
 	case publishMove:
 		err := l.cfg.fs.RenameNoReplace(c.name, path)
 		switch {
