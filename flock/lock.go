@@ -259,6 +259,8 @@ func (l *Lock) Acquire(ctx context.Context) error {
 
 	sched := l.cfg.policy.Schedule()
 	waited := false
+	var w *watch // ends sleeps early where the system can tell (wake_linux.go)
+	defer func() { w.stop() }()
 	for {
 		held, err := l.attempt()
 		if err != nil {
@@ -273,8 +275,11 @@ func (l *Lock) Acquire(ctx context.Context) error {
 			l.abandon()
 			return l.waitErr(parent, ctx)
 		}
+		if !waited {
+			w = l.watch()
+		}
 		waited = true
-		if err := l.sleep(ctx, sched.Next()); err != nil {
+		if err := l.sleep(ctx, sched.Next(), w); err != nil {
 			l.abandon()
 			if errors.Is(err, ErrClosed) {
 				return l.err("acquire", ErrClosed)
@@ -309,9 +314,14 @@ func (l *Lock) waitErr(parent, ctx context.Context) error {
 	return l.err("acquire", err)
 }
 
-// sleep waits d unless ctx ends or the Lock is closed first.
-func (l *Lock) sleep(ctx context.Context, d time.Duration) error {
-	if err := retry.Sleep(ctx, l.cfg.clock, d, l.closing); err != nil {
+// sleep waits d unless ctx ends or the Lock is closed first, or w (if
+// not nil) ends the wait sooner.
+func (l *Lock) sleep(ctx context.Context, d time.Duration, w *watch) error {
+	wait := retry.Sleep
+	if w != nil {
+		wait = w.sleep
+	}
+	if err := wait(ctx, l.cfg.clock, d, l.closing); err != nil {
 		return err
 	}
 	select {

@@ -1,0 +1,211 @@
+package flock
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/retry"
+)
+
+// A waiter on this host is woken when the lock file leaves its directory,
+// through inotify on that directory. The wake only ends the sleep between
+// two attempts early; every attempt is the same protocol call, and the
+// backoff timer still bounds each sleep, because changes made by other
+// clients of a network filesystem are never notified.
+
+// wakeSpread is the widest random delay between a notified release and
+// the attempt it starts. Waiters woken by one release spread their
+// attempts over it, and a waiter still within its delay when the lock file
+// appears again (another waiter has won) does not attempt at all: a
+// crowd of waiters takes one lock without a stampede of failed links.
+const wakeSpread = 2 * time.Millisecond
+
+// What a batch of inotify events says about the lock's name.
+const (
+	wakeNone  = iota
+	wakeGone  // removed or moved away: the lock may be free
+	wakeTaken // created or moved in: someone holds it again
+)
+
+// watch is an inotify watch on the lock's directory, for one wait. Its
+// reader goroutine turns events on the lock's name into a signal on
+// events, keeping only the latest.
+type watch struct {
+	l      *Lock
+	f      *os.File
+	events chan int
+	done   chan struct{} // closed when the reader returns
+}
+
+// watch starts watching the lock's directory for the rest of this wait,
+// or returns nil where that cannot help: a test's filesystem, or a
+// directory inotify refuses.
+func (l *Lock) watch() *watch {
+	if l.cfg.fs != fsys.OS {
+		return nil
+	}
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil
+	}
+	const mask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_ONLYDIR
+	if _, err := unix.InotifyAddWatch(fd, l.dir, mask); err != nil {
+		unix.Close(fd)
+		return nil
+	}
+	// A non-blocking descriptor joins the runtime's poller, so a read
+	// waits without a thread and a read deadline ends it.
+	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), events: make(chan int, 1), done: make(chan struct{})}
+	go w.read(l.base)
+	return w
+}
+
+// read passes on what the events say about name until the file's read
+// deadline passes.
+func (w *watch) read(name string) {
+	defer close(w.done)
+	var buf [4096]byte
+	for {
+		n, err := w.f.Read(buf[:])
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			// Anything else ends the watch, and the waiter polls.
+			w.signal(wakeGone)
+			return
+		}
+		if k := parseEvents(buf[:n], name); k != wakeNone {
+			w.signal(k)
+		}
+	}
+}
+
+// parseEvents returns what the last event on name in buf says, or
+// wakeGone after a queue overflow, which may have lost a removal.
+func parseEvents(buf []byte, name string) int {
+	k := wakeNone
+	for len(buf) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
+		end := unix.SizeofInotifyEvent + int(ev.Len)
+		if end > len(buf) {
+			break
+		}
+		switch {
+		case ev.Mask&(unix.IN_Q_OVERFLOW|unix.IN_IGNORED) != 0:
+			k = wakeGone
+		case eventName(buf[unix.SizeofInotifyEvent:end]) != name:
+		case ev.Mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
+			k = wakeGone
+		case ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
+			k = wakeTaken
+		}
+		buf = buf[end:]
+	}
+	return k
+}
+
+// eventName is an event's name without its NUL padding.
+func eventName(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+// signal replaces whatever signal is pending with k; only the latest
+// matters.
+func (w *watch) signal(k int) {
+	for {
+		select {
+		case w.events <- k:
+			return
+		default:
+		}
+		select {
+		case <-w.events:
+		default:
+		}
+	}
+}
+
+// sleep is [retry.Sleep] that may end sooner: at a notified release plus
+// a random delay of up to wakeSpread, unless the lock is taken again
+// within that delay; or at the lock file's expiry plus the clock slop,
+// when that comes first, so that an expired lock is broken when the rules
+// allow.
+func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, wake <-chan struct{}) error {
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	if due, ok := w.l.breakableAt(); ok && due < d {
+		d = due
+	}
+	t := clock.NewTimer(d)
+	defer t.Stop()
+	var spread <-chan time.Time
+	var st retry.Timer
+	defer func() {
+		if st != nil {
+			st.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-wake:
+			return nil
+		case <-t.C():
+			return nil
+		case <-spread:
+			return nil
+		case k := <-w.events:
+			switch {
+			case k == wakeGone && spread == nil:
+				s := clock.NewTimer(rand.N(wakeSpread))
+				st, spread = s, s.C()
+			case k == wakeTaken && spread != nil:
+				st.Stop()
+				st, spread = nil, nil
+			}
+		}
+	}
+}
+
+// breakableAt returns how long until the lock file on disk may be broken
+// for its age, if it is there and that lies ahead. Its time is a hint
+// only (a network filesystem's attributes can be stale): the attempt that
+// follows judges afresh.
+func (l *Lock) breakableAt() (time.Duration, bool) {
+	info, err := l.cfg.fs.Lstat(l.path)
+	if err != nil {
+		return 0, false
+	}
+	// A millisecond past the moment, as breakable asks for a time after it.
+	d := info.ModTime.Add(l.cfg.slop).Sub(l.now()) + time.Millisecond
+	return d, d > time.Millisecond
+}
+
+// stop ends the watch: the reader returns at once, and the descriptor is
+// closed in the background, because closing an inotify descriptor waits
+// for the kernel (milliseconds) and would delay the caller, an Acquire
+// that has just taken the lock. That goroutine makes one system call and
+// ends. A nil watch is a no-op.
+func (w *watch) stop() {
+	if w == nil {
+		return
+	}
+	w.f.SetReadDeadline(time.Unix(1, 0))
+	<-w.done
+	go w.f.Close()
+}
