@@ -21,11 +21,14 @@ import (
 // clients of a network filesystem are never notified.
 
 // wakeSpread is the widest random delay between a notified release and
-// the attempt it starts. Waiters woken by one release spread their
-// attempts over it, and a waiter still within its delay when the lock file
-// appears again (another waiter has won) does not attempt at all: a
-// crowd of waiters takes one lock without a stampede of failed links.
-const wakeSpread = 2 * time.Millisecond
+// the attempt it starts, for a waiter that has lost a race for the lock
+// after an earlier wake. A waiter's first wake starts its attempt at once,
+// so a lone waiter is not delayed. The waiters of a crowd, which lose such
+// races, spread their attempts over wakeSpread, and one still within its
+// delay when the lock file appears again (another waiter has won) does not
+// attempt at all: a crowd takes the lock without a stampede of failed
+// links.
+const wakeSpread = time.Millisecond
 
 // What a batch of inotify events says about the lock's name.
 const (
@@ -42,6 +45,8 @@ type watch struct {
 	f      *os.File
 	events chan int
 	done   chan struct{} // closed when the reader returns
+	woken  bool          // the last sleep ended at a notified release
+	lost   bool          // an attempt after a notified release failed
 }
 
 // watch starts watching the lock's directory for the rest of this wait,
@@ -138,15 +143,19 @@ func (w *watch) signal(k int) {
 	}
 }
 
-// sleep is [retry.Sleep] that may end sooner: at a notified release plus
-// a random delay of up to wakeSpread, unless the lock is taken again
-// within that delay; or at the lock file's expiry plus the clock slop,
+// sleep is [retry.Sleep] that may end sooner: at a notified release (plus
+// a random delay of up to wakeSpread once the waiter has lost a race after
+// a wake), unless the lock is taken again within that delay; or at the lock file's expiry plus the clock slop,
 // when that comes first, so that an expired lock is broken when the rules
 // allow.
 func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, wake <-chan struct{}) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
+	if w.woken {
+		w.lost = true // the attempt that followed the wake failed
+	}
+	w.woken = false
 	if due, ok := w.l.breakableAt(); ok && due < d {
 		d = due
 	}
@@ -168,9 +177,13 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		case <-t.C():
 			return nil
 		case <-spread:
+			w.woken = true
 			return nil
 		case k := <-w.events:
 			switch {
+			case k == wakeGone && !w.lost:
+				w.woken = true
+				return nil
 			case k == wakeGone && spread == nil:
 				s := clock.NewTimer(rand.N(wakeSpread))
 				st, spread = s, s.C()
