@@ -185,10 +185,10 @@ var series = []struct{ key, title, color string }{
 // can return before the holder's Release does) are drawn at 10 µs.
 func (r *results) svg() string {
 	const (
-		w, h             = 760, 420
-		left, right      = 70, 20
-		top, bottom      = 20, 150
-		lo, hi   float64 = -5, 1 // log10 seconds
+		w, h                = 760, 420
+		left, right         = 70, 20
+		top, bottom         = 20, 150
+		lo, hi      float64 = -5, 1 // log10 seconds
 	)
 	pw, ph := float64(w-left-right), float64(h-top-bottom)
 	x := func(d time.Duration) float64 {
