@@ -1,15 +1,18 @@
 package flock
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nfsflock/nfsflock/internal/claim"
 	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/retry"
 )
@@ -47,6 +50,7 @@ type watch struct {
 	done   chan struct{} // closed when the reader returns
 	woken  bool          // the last sleep ended at a notified release
 	lost   bool          // an attempt after a notified release failed
+	holder *exitWatch    // the holder's process, with WithDeadOwnerBreak
 }
 
 // watch starts watching the lock's directory for the rest of this wait,
@@ -156,7 +160,7 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		w.lost = true // the attempt that followed the wake failed
 	}
 	w.woken = false
-	if due, ok := w.l.breakableAt(); ok && due < d {
+	if due, ok := w.hint(); ok && due < d {
 		d = due
 	}
 	t := clock.NewTimer(d)
@@ -195,18 +199,113 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 	}
 }
 
-// breakableAt returns how long until the lock file on disk may be broken
-// for its age, if it is there and that lies ahead. Its time is a hint
-// only (a network filesystem's attributes can be stale): the attempt that
-// follows judges afresh.
-func (l *Lock) breakableAt() (time.Duration, bool) {
-	info, err := l.cfg.fs.Lstat(l.path)
-	if err != nil {
-		return 0, false
+// hint looks at the lock file between two attempts and returns how long
+// until it may be broken, if that lies ahead and is known: its expiry plus
+// the clock slop, or, with WithDeadOwnerBreak, soon after its holder's
+// process on this host exits. It is a hint only (a network filesystem's
+// attributes can be stale): the attempt that follows judges afresh.
+func (w *watch) hint() (time.Duration, bool) {
+	l := w.l
+	var mtime time.Time
+	if l.cfg.deadOwnerBreak {
+		s, err := l.inspect(l.path)
+		if err != nil {
+			w.holder.stop()
+			w.holder = nil
+			return 0, false
+		}
+		mtime = s.info.ModTime
+		w.watchHolder(s.contents)
+	} else {
+		info, err := l.cfg.fs.Lstat(l.path)
+		if err != nil {
+			return 0, false
+		}
+		mtime = info.ModTime
 	}
 	// A millisecond past the moment, as breakable asks for a time after it.
-	d := info.ModTime.Add(l.cfg.slop).Sub(l.now()) + time.Millisecond
-	return d, d > time.Millisecond
+	d := mtime.Add(l.cfg.slop).Sub(l.now()) + time.Millisecond
+	ok := d > time.Millisecond
+	if h := w.holder; h != nil && h.exited.Load() {
+		// The holder has exited, but it is not gone until its parent
+		// reaps it: retry soon, backing off to the usual delays.
+		soon := time.Millisecond << min(h.retries, 10)
+		h.retries++
+		if !ok || soon < d {
+			d, ok = soon, true
+		}
+	}
+	return d, ok
+}
+
+// watchHolder watches for the exit of the process that holds the lock
+// (by contents), when it runs on this host in our pid namespace as far as
+// its claim tells, as WithDeadOwnerBreak judges.
+func (w *watch) watchHolder(contents []byte) {
+	l := w.l
+	name := string(bytes.TrimSpace(contents))
+	d, ok := claim.Parse([]byte(name), l.cfg.sep)
+	if tag, tagged := claim.TagOf(name, l.cfg.sep); !ok || d.Hostname != l.cfg.hostname || d.PID == l.pid || (tagged && tag != l.tag) {
+		w.holder.stop()
+		w.holder = nil
+		return
+	}
+	if w.holder != nil && w.holder.pid == d.PID {
+		return
+	}
+	w.holder.stop()
+	w.holder = watchExit(d.PID, w)
+}
+
+// exitWatch waits for a process to exit, through a pidfd.
+type exitWatch struct {
+	pid     int
+	f       *os.File
+	done    chan struct{} // closed when the waiting goroutine returns
+	exited  atomic.Bool
+	retries int // sleeps shortened since the exit
+}
+
+// watchExit starts waiting for pid's exit, and signals w at it. It
+// returns nil where pidfds are not available or pid runs no process.
+func watchExit(pid int, w *watch) *exitWatch {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil
+	}
+	e := &exitWatch{pid: pid, f: f, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		// A pidfd turns readable when its process exits; RawConn.Read
+		// waits for that when the function reports it is not done.
+		polled := false
+		err := rc.Read(func(uintptr) bool {
+			done := polled
+			polled = true
+			return done
+		})
+		if err == nil {
+			e.exited.Store(true)
+			w.signal(wakeGone)
+		}
+	}()
+	return e
+}
+
+// stop ends the wait for the exit. A nil exitWatch is a no-op.
+func (e *exitWatch) stop() {
+	if e == nil {
+		return
+	}
+	e.f.SetReadDeadline(time.Unix(1, 0))
+	<-e.done
+	e.f.Close()
 }
 
 // stop ends the watch: the reader returns at once, and the descriptor is
@@ -218,6 +317,7 @@ func (w *watch) stop() {
 	if w == nil {
 		return
 	}
+	w.holder.stop()
 	w.f.SetReadDeadline(time.Unix(1, 0))
 	<-w.done
 	go w.f.Close()

@@ -142,3 +142,28 @@ func TestWaiterBreaksAtExpiry(t *testing.T) {
 		t.Errorf("Release() = %v", err)
 	}
 }
+
+// TestDeadOwnerWaiterWokenByExit kills a holder whose lifetime is an
+// hour; a waiter with WithDeadOwnerBreak must take the lock once the
+// holder is gone, woken by its exit rather than by its hourly retry.
+func TestDeadOwnerWaiterWokenByExit(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path := filepath.Join(t.TempDir(), "app.lck")
+	cmd, _ := startHolder(t, "LOCK="+path, "LIFETIME=1h")
+	waiter := newLock(t, path, hourly, flock.WithDeadOwnerBreak())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- waiter.Acquire(ctx) }()
+	mustBlock(t, done)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if err := <-done; err != nil {
+		t.Fatalf("Acquire() of a killed holder's lock = %v; want nil", err)
+	}
+	if err := waiter.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
+	}
+}
