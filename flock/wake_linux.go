@@ -25,12 +25,14 @@ import (
 
 // wakeSpread is the widest random delay between a notified release and
 // the attempt it starts, for a waiter that has lost a race for the lock
-// after an earlier wake. A waiter's first wake starts its attempt at once,
-// so a lone waiter is not delayed. The waiters of a crowd, which lose such
-// races, spread their attempts over wakeSpread, and one still within its
-// delay when the lock file appears again (another waiter has won) does not
-// attempt at all: a crowd takes the lock without a stampede of failed
-// links.
+// after an earlier wake: that tells of a crowd. A waiter's first wake
+// starts its attempt at once, so a lone waiter is not slowed. The waiters
+// of a crowd spread their attempts over wakeSpread, and one still within
+// its delay when the lock file appears again (another waiter has won)
+// does not attempt at all, and waits for the next release: a crowd takes
+// the lock without a stampede of failed links at every release. (A delay
+// on every wake costs a lone waiter more than a millisecond on a busy
+// machine, where a timer wakes late.)
 const wakeSpread = time.Millisecond
 
 // What a batch of inotify events says about the lock's name.
@@ -181,6 +183,15 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		case <-t.C():
 			return nil
 		case <-spread:
+			// A winner's link may be waiting to be read: it comes first.
+			select {
+			case k := <-w.events:
+				if k == wakeTaken {
+					st, spread = nil, nil
+					continue
+				}
+			default:
+			}
 			w.woken = true
 			return nil
 		case k := <-w.events:
