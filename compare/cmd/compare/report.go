@@ -32,7 +32,12 @@ func (r *results) table(o options) string {
 		}
 		b.WriteString("\n")
 	}
-	row("uncontended cycle, new lock object each time", func(p string) string { return dur(r.cycle, p) })
+	row("uncontended cycle, new lock object each time", func(p string) string {
+		if p == "gofrs" {
+			return "" // measured with one object: a new one is just a file name
+		}
+		return dur(r.cycle, p)
+	})
 	row("uncontended cycle, one lock object reused", func(p string) string {
 		switch p {
 		case "nfsflock":
@@ -205,7 +210,7 @@ func (r *results) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", px, top, px, float64(top)+ph)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", px, float64(top)+ph+16, l)
 	}
-	for _, f := range []float64{0, 0.25, 0.5, 0.75, 0.99, 1} {
+	for _, f := range []float64{0, 0.25, 0.5, 0.75, 1} {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, y(f), float64(left)+pw, y(f))
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n", left-6, y(f)+4, f)
 	}
