@@ -16,7 +16,8 @@ type watch struct{}
 // watch returns nil: the wait polls.
 func (l *Lock) watch() *watch { return nil }
 
-// sleep is never called on a nil watch.
+// sleep is [retry.Sleep]; a Lock calls it only on a watch that is not
+// nil, which this system never has.
 func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, wake <-chan struct{}) error {
 	return retry.Sleep(ctx, clock, d, wake)
 }
