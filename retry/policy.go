@@ -33,11 +33,11 @@ type Policy struct {
 //
 // Across the clients of a network filesystem nothing wakes a waiter, so
 // the cap sets the load that waiting puts on the server: 100 waiters at
-// the cap make about 500 attempts a second together, each eight calls on
-// the filesystem (re-time the claim, link it, then look up, open, stat,
-// read and close the lock file), some 4,000 requests a second at most,
-// fewer where the client's caches answer. A larger crowd, or a weaker
-// server, calls for a larger Max.
+// the cap make about 500 attempts a second together, each about eight
+// calls on the filesystem (re-time the claim, link it, then look up,
+// open, stat, read and close the lock file): some 4,000 requests a
+// second, fewer where the client's caches answer. A larger crowd, or a
+// weaker server, calls for a larger Max.
 func Default() Policy {
 	return Policy{Initial: time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, Jitter: 0.5}
 }
