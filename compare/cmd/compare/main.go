@@ -87,8 +87,17 @@ func main() {
 		return
 	}
 	if smoke {
-		o.cycles, o.rounds, o.handoffs, o.crowd = 200, 1, 3, 8
-		o.idlers, o.idle, o.fairProcs, o.fairCycles, o.slowCycles, o.crashes = 4, time.Second, 4, 50, 3, 1
+		// Small counts, where the command line does not say otherwise.
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]string{
+			"cycles": "200", "rounds": "1", "handoffs": "3", "crowd": "8", "idlers": "4", "idle": "1s",
+			"fair-procs": "4", "fair-cycles": "50", "slow-cycles": "3", "crashes": "1",
+		} {
+			if !set[name] {
+				flag.Set(name, v)
+			}
+		}
 	}
 	o.peers = map[string]bool{}
 	for _, p := range strings.Split(peers, ",") {
