@@ -221,12 +221,12 @@ func (l *Lock) Lifetime() time.Duration {
 // Acquire takes the lock, waiting while another process holds it and
 // breaking it once it has expired (see Breaking in the package doc). It
 // retries with the backoff of [WithRetry] until the lock is held, ctx is
-// done, or the timeout of [WithTimeout] has passed. On Linux a wait also
-// ends early, for an attempt, when a process of this host removes the lock
-// file (inotify on its directory), when the lock's expiry and clock slop
-// pass, and with [WithDeadOwnerBreak] when its holder on this host exits;
-// changes made by other clients of a network filesystem are found by the
-// retries alone.
+// done, or the timeout of [WithTimeout] has passed. On Linux, where the
+// lock lies on a local filesystem, a wait also ends early, for an attempt,
+// when the lock file is removed (inotify on its directory), when its
+// expiry and clock slop pass, and with [WithDeadOwnerBreak] when its
+// holder exits; on a network filesystem a waiter finds the lock free by
+// its retries alone.
 //
 // It returns nil once the lock is held. When ctx ends the wait, the error
 // satisfies errors.Is(err, ctx.Err()); when the timeout does, it wraps

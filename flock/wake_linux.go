@@ -17,11 +17,11 @@ import (
 	"github.com/nfsflock/nfsflock/retry"
 )
 
-// A waiter on this host is woken when the lock file leaves its directory,
-// through inotify on that directory. The wake only ends the sleep between
-// two attempts early; every attempt is the same protocol call, and the
-// backoff timer still bounds each sleep, because changes made by other
-// clients of a network filesystem are never notified.
+// A waiter on a local filesystem is woken when the lock file leaves its
+// directory, through inotify on that directory. The wake only ends the
+// sleep between two attempts early; every attempt is the same protocol
+// call, and the backoff timer still bounds each sleep, so a lost event
+// costs time, never safety. On a network filesystem a waiter polls.
 
 // wakeSpread is the widest random delay between a notified release and
 // the attempt it starts, for a waiter that has lost a race for the lock
@@ -56,10 +56,10 @@ type watch struct {
 }
 
 // watch starts watching the lock's directory for the rest of this wait,
-// or returns nil where that cannot help: a test's filesystem, or a
-// directory inotify refuses.
+// or returns nil where the wait polls instead: a test's filesystem, a
+// network filesystem, or a directory inotify refuses.
 func (l *Lock) watch() *watch {
-	if l.cfg.fs != fsys.OS {
+	if l.cfg.fs != fsys.OS || networked(l.dir) {
 		return nil
 	}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
@@ -76,6 +76,26 @@ func (l *Lock) watch() *watch {
 	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), events: make(chan int, 1), done: make(chan struct{})}
 	go w.read(l.base)
 	return w
+}
+
+// networked reports whether dir lies on a network or cluster filesystem
+// (or one whose type cannot be told). There inotify sees only the changes
+// made through this host's mount, and each attempt is a round trip to a
+// server: waiters woken together by a local release would crowd the server
+// (and, on sshfs, meet its lookup races) at once, where polling spreads
+// them. Such a wait polls, as it does across hosts.
+func networked(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return true
+	}
+	switch uint32(st.Type) {
+	case unix.NFS_SUPER_MAGIC, unix.FUSE_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC,
+		unix.CIFS_SUPER_MAGIC, unix.CEPH_SUPER_MAGIC, unix.AFS_SUPER_MAGIC, unix.AFS_FS_MAGIC,
+		unix.CODA_SUPER_MAGIC, unix.NCP_SUPER_MAGIC, unix.V9FS_MAGIC, unix.OCFS2_SUPER_MAGIC:
+		return true
+	}
+	return false
 }
 
 // read passes on what the events say about name until the file's read
