@@ -1,14 +1,14 @@
+//go:build linux
+
 package compare
 
 import (
 	"context"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gofrs/flock"
-	"golang.org/x/sys/unix"
 
 	nfsflock "github.com/nfsflock/nfsflock/flock"
 )
@@ -47,26 +47,15 @@ func BenchmarkGofrsFlock(b *testing.B) {
 	}
 }
 
-// BenchmarkRawLinkProtocol is the floor for any link(2)-based lock: the
-// system calls of flufl.lock's protocol with no checks at all.
+// BenchmarkRawLinkProtocol is the floor for any link(2)-based lock:
+// [RawCycle], the necessary system calls of the protocol and nothing else.
 func BenchmarkRawLinkProtocol(b *testing.B) {
 	lock := filepath.Join(b.TempDir(), "app.lck")
-	claim := lock + "|host|" + strconv.Itoa(unix.Getpid()) + "|1234567890123456789"
-	data := []byte(claim)
+	claim := RawClaim(lock)
 	for b.Loop() {
-		fd, err := unix.Open(claim, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-		if err != nil {
+		if err := RawCycle(lock, claim, time.Minute); err != nil {
 			b.Fatal(err)
 		}
-		unix.Write(fd, data)
-		unix.Close(fd)
-		ts := unix.NsecToTimespec(time.Now().Add(time.Minute).UnixNano())
-		unix.UtimesNanoAt(unix.AT_FDCWD, claim, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-		if err := unix.Link(claim, lock); err != nil {
-			b.Fatal(err)
-		}
-		unix.Unlink(lock)
-		unix.Unlink(claim)
 	}
 }
 

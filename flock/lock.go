@@ -232,7 +232,12 @@ func (l *Lock) Lifetime() time.Duration {
 // Acquire takes the lock, waiting while another process holds it and
 // breaking it once it has expired (see Breaking in the package doc). It
 // retries with the backoff of [WithRetry] until the lock is held, ctx is
-// done, or the timeout of [WithTimeout] has passed.
+// done, or the timeout of [WithTimeout] has passed. On Linux, where the
+// lock lies on a local filesystem, a wait also ends early, for an attempt,
+// when the lock file is removed (inotify on its directory), when its
+// expiry and clock slop pass, and with [WithDeadOwnerBreak] when its
+// holder exits; on a network filesystem a waiter finds the lock free by
+// its retries alone.
 //
 // It returns nil once the lock is held. When ctx ends the wait, the error
 // satisfies errors.Is(err, ctx.Err()); when the timeout does, it wraps
@@ -270,6 +275,8 @@ func (l *Lock) Acquire(ctx context.Context) error {
 
 	sched := l.cfg.policy.Schedule()
 	waited := false
+	var w *watch // ends sleeps early where the system can tell (wake_linux.go)
+	defer func() { w.stop() }()
 	for {
 		held, err := l.attempt()
 		if err != nil {
@@ -284,8 +291,11 @@ func (l *Lock) Acquire(ctx context.Context) error {
 			l.abandon()
 			return l.waitErr(parent, ctx)
 		}
+		if !waited {
+			w = l.watch()
+		}
 		waited = true
-		if err := l.sleep(ctx, sched.Next()); err != nil {
+		if err := l.sleep(ctx, sched.Next(), w); err != nil {
 			l.abandon()
 			if errors.Is(err, ErrClosed) {
 				return l.err("acquire", ErrClosed)
@@ -320,9 +330,14 @@ func (l *Lock) waitErr(parent, ctx context.Context) error {
 	return l.err("acquire", err)
 }
 
-// sleep waits d unless ctx ends or the Lock is closed first.
-func (l *Lock) sleep(ctx context.Context, d time.Duration) error {
-	if err := retry.Sleep(ctx, l.cfg.clock, d, l.closing); err != nil {
+// sleep waits d unless ctx ends or the Lock is closed first, or w (if
+// not nil) ends the wait sooner.
+func (l *Lock) sleep(ctx context.Context, d time.Duration, w *watch) error {
+	wait := retry.Sleep
+	if w != nil {
+		wait = w.sleep
+	}
+	if err := wait(ctx, l.cfg.clock, d, l.closing); err != nil {
 		return err
 	}
 	select {

@@ -30,6 +30,14 @@ type Policy struct {
 // the cap, a waiter retries every 100 to 300 ms, 200 ms on average: it
 // notices a released lock within 300 ms even when nothing wakes it sooner,
 // and a crowd of waiters does not retry in lockstep.
+//
+// Across the clients of a network filesystem nothing wakes a waiter, so
+// the cap sets the load that waiting puts on the server: 100 waiters at
+// the cap make about 500 attempts a second together, each about eight
+// calls on the filesystem (re-time the claim, link it, then look up,
+// open, stat, read and close the lock file): some 4,000 requests a
+// second, fewer where the client's caches answer. A larger crowd, or a
+// weaker server, calls for a larger Max.
 func Default() Policy {
 	return Policy{Initial: time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, Jitter: 0.5}
 }

@@ -1,0 +1,169 @@
+package flock_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/nfsflock/nfsflock/flock"
+	"github.com/nfsflock/nfsflock/internal/testenv"
+	"github.com/nfsflock/nfsflock/retry"
+)
+
+// These tests wait with a retry policy of an hour between attempts: only
+// a wake from the system, or the expiry the waiter reads, can end such a
+// wait within the test's deadline.
+
+func init() { roles["releaser"] = roleReleaser }
+
+// roleReleaser takes the lock, says so on stdout, and releases it when
+// its stdin closes.
+func roleReleaser() int {
+	l := childLock()
+	defer l.Close()
+	if err := l.Acquire(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	fmt.Println("held")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	if err := l.Release(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitLost
+	}
+	return 0
+}
+
+var hourly = flock.WithRetry(retry.Constant(time.Hour))
+
+func TestWaiterWokenByRelease(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path := filepath.Join(t.TempDir(), "app.lck")
+	cmd := testenv.Child(t, "releaser", "LOCK="+path)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	if line, err := bufio.NewReader(out).ReadString('\n'); strings.TrimSpace(line) != "held" {
+		t.Fatalf("releaser said %q, %v", line, err)
+	}
+	waiter := newLock(t, path, hourly)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- waiter.Acquire(ctx) }()
+	mustBlock(t, done)
+	in.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Acquire after the holder's release = %v; want nil", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("releaser: %v", err)
+	}
+	if err := waiter.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
+	}
+}
+
+// TestCrowdWokenInTurn has a crowd of waiters take one lock in turn,
+// each released as soon as taken: every release must wake the rest, or
+// some waiter sleeps for its hour.
+func TestCrowdWokenInTurn(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const waiters = 20
+	path := filepath.Join(t.TempDir(), "app.lck")
+	holder := newLock(t, path)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := holder.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, waiters)
+	for range waiters {
+		l := newLock(t, path, hourly)
+		wg.Go(func() {
+			if err := l.Acquire(ctx); err != nil {
+				errs <- fmt.Errorf("Acquire() = %w", err)
+				return
+			}
+			if err := l.Release(); err != nil {
+				errs <- fmt.Errorf("Release() = %w", err)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let them settle into their waits
+	if err := holder.Release(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestWaiterBreaksAtExpiry kills a holder; its waiter must break the lock
+// when its lifetime has run out, not an hour later.
+func TestWaiterBreaksAtExpiry(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path := filepath.Join(t.TempDir(), "app.lck")
+	cmd, _ := startHolder(t, "LOCK="+path, "LIFETIME=1s")
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	waiter := newLock(t, path, hourly, flock.WithClockSlop(0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := waiter.Acquire(ctx); err != nil {
+		t.Fatalf("Acquire() of a dead holder's lock = %v; want nil", err)
+	}
+	if err := waiter.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
+	}
+}
+
+// TestDeadOwnerWaiterWokenByExit kills a holder whose lifetime is an
+// hour; a waiter with WithDeadOwnerBreak must take the lock once the
+// holder is gone, woken by its exit rather than by its hourly retry.
+func TestDeadOwnerWaiterWokenByExit(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path := filepath.Join(t.TempDir(), "app.lck")
+	cmd, _ := startHolder(t, "LOCK="+path, "LIFETIME=1h")
+	waiter := newLock(t, path, hourly, flock.WithDeadOwnerBreak())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- waiter.Acquire(ctx) }()
+	mustBlock(t, done)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if err := <-done; err != nil {
+		t.Fatalf("Acquire() of a killed holder's lock = %v; want nil", err)
+	}
+	if err := waiter.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
+	}
+}
