@@ -182,8 +182,11 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		w.lost = true // the attempt that followed the wake failed
 	}
 	w.woken = false
-	if due, ok := w.hint(); ok && due < d {
-		d = due
+	if due, ok := w.hint(); ok {
+		// A release here wakes us, and due is when the lock may be
+		// broken: the backoff's timer is only a safety net, and need
+		// not wake a crowd of waiters several times a second.
+		d = min(due, max(d, watchedPoll))
 	}
 	t := clock.NewTimer(d)
 	defer t.Stop()
@@ -229,6 +232,10 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		}
 	}
 }
+
+// watchedPoll is the longest a watched waiter sleeps without an event,
+// unless the lock may be broken sooner.
+const watchedPoll = 2 * time.Second
 
 // hint looks at the lock file between two attempts and returns how long
 // until it may be broken, if that lies ahead and is known: its expiry plus
