@@ -58,13 +58,24 @@
 //     on Windows. It is atomic with its contents, L is then the claim's very
 //     file as with a link, and it costs what a link costs.
 //   - Exclusive create, where the filesystem refuses that rename too (NFS,
-//     FUSE and so sshfs): L is created with O_CREAT|O_EXCL (exclusive on
-//     NFSv3 and later, and over SFTP), the claim's name written into it and
-//     its times set through the descriptor, which the Lock keeps open; the
-//     claim file itself is removed at once. A reader may see L empty for a
-//     moment, and a holder that crashes just then leaves an empty or partial
-//     L, which is judged by its time alone and broken once it has expired.
-//     It costs a write and a time change more than a link.
+//     FUSE and so sshfs, SMB): L is created with O_CREAT|O_EXCL (exclusive
+//     on NFSv3 and later, and over SFTP) and the filesystem's times, the
+//     claim's name is written into it, and its expiry set through the
+//     descriptor, which the Lock keeps open; the claim file itself is closed
+//     and removed at once. A created L shows its creation time as expiry
+//     until then, so the expiry is set only if the create took less than
+//     half the clock slop; otherwise L is left to expire, under a claim
+//     given up. A failure after the create leaves L to expire too, rather
+//     than remove by name what may have replaced it. A reader may see L
+//     empty for a moment, and a holder that crashes just then leaves an
+//     empty or partial L, which is judged by its time alone and broken once
+//     it has expired. Created lock files are judged by their contents, not
+//     their inode numbers, which a FUSE client may give by path. sshfs
+//     changes times by path even through a descriptor, so every time change
+//     of a created L (a refresh, the acquisition's expiry, a breaker's
+//     extension of L.break) looks at L first, which leaves the window of a
+//     pause between that look and the change. It costs a write, and a look
+//     per refresh, more than a link.
 //
 // Without links, a Lock has no fresh path through which to read L past a
 // client's attribute cache: the clock slop must cover that cache (see
@@ -73,7 +84,10 @@
 // a lock file other than the one it judged: holding the breakers' lock
 // (whose lease it extends meanwhile), it waits for one clock slop before
 // it reads L again, so that the read shows L as it was once no other
-// breaker could change it. Breaking there takes that long. Fencing needs
+// breaker could change it. Breaking there takes that long, TryAcquire's
+// and a timed-out Acquire's break included; and if a breaker's move still
+// finds a lock file other than the one it judged (the window of a pause
+// described under Leases), that lock file is lost, not put back. Fencing needs
 // links or such a rename, and fails without both with
 // [ErrLinkUnsupported].
 //
