@@ -284,3 +284,63 @@ func TestBreakRestoresFreshLock(t *testing.T) {
 		t.Errorf("fresh.IsLocked() = %v, %v; the breaker took a fresh lock", ok, err)
 	}
 }
+
+// TestBreakerPausedWhileRecheckingMovesNothing: a breaker that pauses
+// while it reads the lock file again, holding the breakers' lock, must not
+// move what stands there after the pause: its holder may have released
+// the instance it read, and another process taken the lock, after waiting
+// for the breaker as long as it does. The pause is staged inside the
+// breaker's second open of the lock file.
+func TestBreakerPausedWhileRecheckingMovesNothing(t *testing.T) {
+	clock := newStepClock()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	var opens atomic.Int32
+	var moved atomic.Bool
+	var swap func()
+	breakerFS := &fsystest.Faulty{FS: fsys.OS,
+		OnOpen: func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+			f, err := next(p)
+			if p == path && opens.Add(1) == 2 {
+				swap()
+				clock.Jump(time.Second)
+			}
+			return f, err
+		},
+		OnRename: func(next func(string, string) error, o, n string) error {
+			if o == path {
+				moved.Store(true)
+			}
+			return next(o, n)
+		},
+	}
+	lock := func(opts ...Option) *Lock {
+		l, err := New(path, append(opts, WithClock(clock))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	holder, next, breaker := lock(), lock(), lock(withFS(breakerFS))
+	if ok, err := holder.TryAcquire(); !ok || err != nil {
+		t.Fatalf("holder.TryAcquire() = %v, %v", ok, err)
+	}
+	swap = func() {
+		if err := holder.Release(); err != nil {
+			t.Errorf("holder.Release() = %v", err)
+		}
+		if ok, err := next.TryAcquire(); !ok || err != nil {
+			t.Errorf("next.TryAcquire() = %v, %v", ok, err)
+		}
+	}
+	if broke, err := breaker.Break(true); broke || err != nil {
+		t.Errorf("Break(true) across a pause = %v, %v; want false, nil", broke, err)
+	}
+	if moved.Load() {
+		t.Errorf("the breaker moved the lock file that the next holder took during its pause")
+	}
+	if ok, err := next.IsLocked(); !ok || err != nil {
+		t.Errorf("next.IsLocked() = %v, %v; want true", ok, err)
+	}
+}
