@@ -49,6 +49,7 @@ type Lock struct {
 	// the filesystem stored it.
 	claimExpiry time.Time
 	ident       identity // whether the filesystem reports file identity
+	tb          timeBase // what the Lock knows of the filesystem's clock (timebase.go)
 	held        bool
 	lost        bool  // held, then found not ours; reported until the next Acquire or Release
 	waiting     error // why the last attempt could not break an expired lock; reported at a timeout

@@ -45,6 +45,7 @@ type config struct {
 
 	fencing        bool // WithFencing
 	deadOwnerBreak bool // WithDeadOwnerBreak
+	noTimeBase     bool // withoutTimeBase
 
 	// For the simulation, which must control every source of chance.
 	pid    int           // withPID; 0 for os.Getpid
@@ -149,6 +150,12 @@ func WithDeadOwnerBreak() Option { return func(c *config) { c.deadOwnerBreak = t
 
 // withFS replaces the filesystem, for fault injection in tests.
 func withFS(f fsys.FS) Option { return func(c *config) { c.fs = f } }
+
+// withoutTimeBase makes the Lock write and judge expiries by its own
+// clock alone, as before the time base: for tests that show what the time
+// base prevents, and those that stand for time passing with a clock set
+// ahead.
+func withoutTimeBase() Option { return func(c *config) { c.noTimeBase = true } }
 
 // withPID replaces the process ID written into claims, for the simulation.
 func withPID(pid int) Option { return func(c *config) { c.pid = pid } }

@@ -140,11 +140,12 @@ func TestSweepSparesOtherPidNamespaces(t *testing.T) {
 	// waiter writes a file of the same name again.
 	pinned := map[string]*os.File{"python": mustOpen(t, py.info.ClaimFile), "go": mustOpen(t, goClaim)}
 
-	// A Lock here, with the waiters' host name and a clock two hours on, so
-	// that it breaks blocker's lock at once: every break ends in a sweep.
+	// A Lock here, with the waiters' host name and a clock two hours on
+	// that it trusts alone (no time base), so that it breaks blocker's
+	// lock at once: every break ends in a sweep.
 	// A waiter may take the lock before the sweeper does.
 	sweeper := newLock(t, lockPath, flock.WithHostname(host), flock.WithClockSlop(0),
-		flock.WithClock(testenv.NewClock(time.Now().Add(2*time.Hour))))
+		flock.WithClock(testenv.NewClock(time.Now().Add(2*time.Hour))), flock.WithoutTimeBase())
 	held, err := sweeper.TryAcquire()
 	if err != nil {
 		t.Fatalf("sweeper.TryAcquire() = %v", err)
@@ -321,9 +322,10 @@ func TestBreakKeepsPythonLinkCount(t *testing.T) {
 					return err
 				},
 			}
-			// A minute ahead and without slop, Go finds Python's lock expired.
+			// A minute ahead, trusting its own clock alone (no time base),
+			// and without slop, Go finds Python's lock expired.
 			l := newLock(t, lockPath, flock.SimWithFS(f), flock.WithClockSlop(0),
-				flock.WithClock(testenv.NewClock(time.Now().Add(time.Minute))))
+				flock.WithClock(testenv.NewClock(time.Now().Add(time.Minute))), flock.WithoutTimeBase())
 			if ok, err := l.TryAcquire(); ok || err != nil {
 				t.Errorf("TryAcquire() of Python's refreshed lock = %v, %v; want false, nil", ok, err)
 			}

@@ -260,6 +260,7 @@ type scenario struct {
 	schedulerSeed   uint64
 	filesystemSeed  uint64
 	pauseLongChance float64
+	skewed          bool // hosts' clocks skewed beyond the clock slop
 }
 
 type hostSpec struct {
@@ -344,6 +345,25 @@ func newScenario(seed uint64) *scenario {
 		}
 		sc.procs = append(sc.procs, p)
 	}
+	// Drawn last, so that the draws above keep their meaning for every
+	// seed. A quarter of the schedules skew the hosts' clocks beyond the
+	// clock slop, by up to a minute and more either way: the time base
+	// must make that harmless. In others a host's mount may stamp files
+	// with the host's clock rather than the server's (its change times
+	// are not the server's), which the slop must then cover.
+	switch k := r.IntN(8); {
+	case k < 2:
+		sc.skewed = true
+		for i := range sc.hosts {
+			d := sc.slop + time.Duration(r.Int64N(int64(time.Minute)))
+			if r.IntN(2) == 0 {
+				d = -d
+			}
+			sc.hosts[i].cfg.Skew = d
+		}
+	case k < 3:
+		sc.hosts[r.IntN(len(sc.hosts))].cfg.ClientStamps = true
+	}
 	return sc
 }
 
@@ -394,6 +414,9 @@ func (sc *scenario) String() string {
 		if h.cfg.NoHardLinks {
 			s += " no-links"
 		}
+		if h.cfg.ClientStamps {
+			s += " client-stamps"
+		}
 		if h.spaces > 1 {
 			s += fmt.Sprintf(" %d pid namespaces", h.spaces)
 		}
@@ -405,6 +428,9 @@ func (sc *scenario) String() string {
 	}
 	if sc.deadOwnerBreak {
 		opts += " dead-owner-break"
+	}
+	if sc.skewed {
+		opts += " skewed-beyond-slop"
 	}
 	plant := sc.plant
 	if plant == "" {
@@ -780,8 +806,20 @@ func (w *world) short(p string) string {
 
 func (w *world) hostNow(p *proc) time.Time { return w.hosts[p.host].Now() }
 
+// leaseNow is the clock in which p writes its expiries and judges its
+// leases: the filesystem's (the server's, the true time), or, where the
+// time base is off or the host's mount stamps files with the host's own
+// clock, the host's.
+func (w *world) leaseNow(p *proc) time.Time {
+	h := w.hosts[p.host]
+	if *simMutant == "no-time-base" || flock.SimMutantOn("no-time-base") || h.Config().ClientStamps {
+		return h.Now()
+	}
+	return h.Now().Add(-h.Config().Skew)
+}
+
 func (w *world) within(p *proc) bool {
-	return p.hold != nil && w.hostNow(p).Before(p.hold.lease)
+	return p.hold != nil && w.leaseNow(p).Before(p.hold.lease)
 }
 
 // afterCall checks a call that just happened (invariants 2 and 5) and
@@ -795,11 +833,18 @@ func (w *world) afterCall(p *proc, c *simfs.Call) {
 	}
 	for _, e := range c.Effects {
 		if (e.Kind == simfs.Created || e.Kind == simfs.Retimed) && w.claimOf(p, e.ID) {
-			p.lastWrite, p.lastWriteID = c.Time, e.ID
+			p.lastWriteID = e.ID
+			// A claim written without explicit times, to learn the
+			// server's clock, bears no expiry yet. Otherwise the expiry
+			// is taken as stored (cut to the second on sshfs), which is
+			// what the holder itself counts on.
+			if !c.Time.IsZero() {
+				p.lastWrite = e.Time
+			}
 			// An expiry written on an instance that is no longer the lock
 			// file (an orphan, after a break) extends no lease.
-			if n, ok := w.srv.Lookup(w.lockPath); ok && p.hold != nil && p.hold.instance == e.ID && n.ID == e.ID {
-				p.hold.lease = c.Time
+			if n, ok := w.srv.Lookup(w.lockPath); ok && !c.Time.IsZero() && p.hold != nil && p.hold.instance == e.ID && n.ID == e.ID {
+				p.hold.lease = e.Time
 			}
 		}
 		if e.Kind == simfs.Linked && e.Path == w.lockPath+".break" && w.claimOf(p, e.ID) {
@@ -821,7 +866,7 @@ func (w *world) afterCall(p *proc, c *simfs.Call) {
 // what it moved puts the lock back, and invariant 1 still holds it to
 // account if two processes end up holding the lock.
 func (w *world) stale(p *proc) bool {
-	return !w.within(p) && (p.breakLease.IsZero() || !w.hostNow(p).Before(p.breakLease))
+	return !w.within(p) && (p.breakLease.IsZero() || !w.leaseNow(p).Before(p.breakLease))
 }
 
 // allowed reports whether a process of the lock may touch name: the
@@ -905,7 +950,7 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		default:
 			w.violate(colTouch, p, "%s %s's lock instance #%d within its lease (expiry %s by %s's clock, now %s there)",
-				what, h.label, e.ID, clock(h.hold.lease), h.label, clock(w.hostNow(h)))
+				what, h.label, e.ID, clock(h.hold.lease), h.label, clock(w.leaseNow(h)))
 		}
 	}
 }
@@ -945,7 +990,7 @@ func (w *world) handle(p *proc, e event) {
 		}
 		if h.lease.IsZero() {
 			// No claim of its own written: hold it to the lifetime it asked for.
-			h.lease = w.hostNow(p).Add(w.sc.lifetime)
+			h.lease = w.leaseNow(p).Add(w.sc.lifetime)
 			note = "; NOTE: no claim of its own was written"
 		}
 		msg := fmt.Sprintf("holds the lock: instance #%d, expiry %s%s", h.instance, clock(h.lease), note)
@@ -1040,7 +1085,7 @@ func (w *world) checkHolders() {
 				}
 				w.reported[key+" both"] = true
 				w.violate(colExclusion, nil, "%s and %s both hold the lock within their leases (expiries %s and %s by their clocks, now %s and %s)",
-					a.label, b.label, clock(a.hold.lease), clock(b.hold.lease), clock(w.hostNow(a)), clock(w.hostNow(b)))
+					a.label, b.label, clock(a.hold.lease), clock(b.hold.lease), clock(w.leaseNow(a)), clock(w.leaseNow(b)))
 				continue
 			}
 			if w.reported[key+" stale"] {

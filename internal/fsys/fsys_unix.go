@@ -21,7 +21,9 @@ func (posixFS) Create(path string, data []byte, t time.Time) (File, error) {
 		return nil, err
 	}
 	pf := &posixFile{f: f}
-	err = f.SetTimes(t)
+	if !t.IsZero() {
+		err = f.SetTimes(t)
+	}
 	if err == nil {
 		var i posix.Info
 		i, err = f.Stat()
@@ -42,7 +44,7 @@ func (posixFS) Lstat(path string) (Info, error) {
 }
 
 func infoOf(i posix.Info) Info {
-	return Info{Mode: i.Mode, Size: i.Size, ModTime: i.ModTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink, Uid: i.Uid}
+	return Info{Mode: i.Mode, Size: i.Size, ModTime: i.ModTime, ChangeTime: i.ChangeTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink, Uid: i.Uid}
 }
 func (posixFS) Link(oldname, newname string) error   { return posix.Link(oldname, newname) }
 func (posixFS) Rename(oldname, newname string) error { return posix.Rename(oldname, newname) }

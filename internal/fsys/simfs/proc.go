@@ -100,13 +100,17 @@ func (p *Proc) lose(c *Call, redo func() syscall.Errno) syscall.Errno {
 }
 
 // Create creates name exclusively with contents data and both times t, and
-// returns it open.
+// returns it open. A zero t leaves the times as the write stamped them:
+// the server's clock, or the host's where it stamps its own.
 func (p *Proc) Create(name string, data []byte, t time.Time) (fsys.File, error) {
 	name = clean(name)
 	c := &Call{Op: "create", Path: name, Time: t}
 	var f *file
 	p.run(c, func() {
 		s, h := p.h.s, p.h
+		if t.IsZero() && h.cfg.ClientStamps {
+			t = h.Now().Round(0).UTC()
+		}
 		in, e := s.create(c, name, data, h.trunc(t), h.cfg.UID)
 		if e == 0 {
 			h.dirChanged(name)
