@@ -403,7 +403,7 @@ func TestLeaseJudgedAsStored(t *testing.T) {
 		clock := testenv.NewClock(start)
 		c := &coarseTimes{}
 		path := filepath.Join(t.TempDir(), "app.lck")
-		l := newLock(t, path, flock.SimWithFS(c.fs()), flock.WithClock(clock), flock.WithLifetime(lifetime),
+		l := newLock(t, path, flock.SimWithFS(c.fs()), flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithLifetime(lifetime),
 			flock.WithClockSlop(0), flock.WithRetry(retry.Constant(100*time.Millisecond)))
 		if err := l.Acquire(context.Background()); err != nil {
 			t.Fatal(err)
@@ -417,7 +417,7 @@ func TestLeaseJudgedAsStored(t *testing.T) {
 	// now: the holder has had to give it up.
 	breakable := func(t *testing.T, clock *testenv.Clock, path string) {
 		t.Helper()
-		other := newLock(t, path, flock.WithClock(clock), flock.WithClockSlop(0))
+		other := newLock(t, path, flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithClockSlop(0))
 		if ok, err := other.TryAcquire(); !ok || err != nil {
 			t.Errorf("TryAcquire() of another Lock without slop at %v = %v, %v; want true, nil", clock.Now(), ok, err)
 		}
@@ -479,7 +479,7 @@ func TestBreakersLockLifetime(t *testing.T) {
 			}
 			return err
 		}}
-		l := newLock(t, lockPath, flock.SimWithFS(f), flock.WithClock(clock), flock.WithLifetime(time.Hour), flock.WithClockSlop(0))
+		l := newLock(t, lockPath, flock.SimWithFS(f), flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithLifetime(time.Hour), flock.WithClockSlop(0))
 		if ok, err := l.TryAcquire(); !ok || err != nil {
 			t.Fatalf("TryAcquire() of an expired lock = %v, %v; want true, nil", ok, err)
 		}
@@ -493,7 +493,7 @@ func TestBreakersLockLifetime(t *testing.T) {
 
 	t.Run("NoSlopWaitsForLiveBreaker", func(t *testing.T) {
 		lockPath, clock := expired(t)
-		opts := []flock.Option{flock.WithClock(clock), flock.WithLifetime(time.Second), flock.WithClockSlop(0)}
+		opts := []flock.Option{flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithLifetime(time.Second), flock.WithClockSlop(0)}
 		b := newLock(t, lockPath, opts...)
 		paused := false
 		f := &fsystest.Faulty{FS: fsys.OS, OnLink: func(next func(string, string) error, oldname, newname string) error {

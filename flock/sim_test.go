@@ -348,9 +348,11 @@ func newScenario(seed uint64) *scenario {
 	// Drawn last, so that the draws above keep their meaning for every
 	// seed. A quarter of the schedules skew the hosts' clocks beyond the
 	// clock slop, by up to a minute and more either way: the time base
-	// must make that harmless. In others a host's mount may stamp files
-	// with the host's clock rather than the server's (its change times
-	// are not the server's), which the slop must then cover.
+	// must make that harmless. In others the hosts' mounts stamp files
+	// with the hosts' clocks rather than the server's (change times that
+	// are not the server's), so that the processes judge by their own
+	// clocks, as before the time base, and the slop must cover the skew:
+	// every host's in a quarter, one host's in an eighth.
 	switch k := r.IntN(8); {
 	case k < 2:
 		sc.skewed = true
@@ -361,7 +363,11 @@ func newScenario(seed uint64) *scenario {
 			}
 			sc.hosts[i].cfg.Skew = d
 		}
-	case k < 3:
+	case k < 4:
+		for i := range sc.hosts {
+			sc.hosts[i].cfg.ClientStamps = true
+		}
+	case k < 5:
 		sc.hosts[r.IntN(len(sc.hosts))].cfg.ClientStamps = true
 	}
 	return sc

@@ -183,16 +183,23 @@ func (l *Lock) observeTimes(before time.Time, info fsys.Info) bool {
 }
 
 // writeStampNeeded reports whether a new claim must be written without
-// explicit times and read back before its times are set: while the Lock
-// has no sample, or the filesystem's change times are copies.
+// explicit times and read back before its times are set, which costs an
+// fstat more: while the Lock has no sample, and where the filesystem's
+// change times are copies (sshfs) once its sample is older than
+// stampRenewal.
 func (l *Lock) writeStampNeeded() bool {
 	if l.timeBaseOff() {
 		return false
 	}
 	l.tb.mu.Lock()
 	defer l.tb.mu.Unlock()
-	return l.tb.cur == nil || l.tb.ctimeCopy
+	return l.tb.cur == nil || l.tb.ctimeCopy && l.cfg.clock.Now().Sub(l.tb.cur.after) > stampRenewal
 }
+
+// stampRenewal is how old a sample may grow, where only a claim's write
+// gives one, before a new claim takes another: the bounds widen with the
+// drift allowed for (driftPerSecond), 30 ms in this time.
+const stampRenewal = 30 * time.Second
 
 func (l *Lock) observe(before, stamp time.Time) {
 	if l.timeBaseOff() {
