@@ -134,7 +134,9 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 			l.cfg.fs.Remove(name)
 			return nil, err
 		}
-		l.observeTimes(before, info)
+		if !expiry.IsZero() {
+			l.observeTimes(before, info, expiry)
+		}
 		if info.Ino == 0 {
 			l.ident = identityNo
 		}
@@ -360,7 +362,7 @@ func (l *Lock) readyClaim() error {
 		}
 		if info, err := l.claim.f.Stat(); err == nil {
 			stored = info.ModTime
-			l.observeTimes(before, info)
+			l.observeTimes(before, info, expiry)
 		}
 	} else {
 		c, err := l.newClaim(l.lifetime)
@@ -485,7 +487,7 @@ func (l *Lock) acquired() (bool, error) {
 	}
 	if mutated("expiry-via-path") {
 		if f, err := l.cfg.fs.Open(l.path); err == nil {
-			f.SetTimes(written.Add(l.lifetime))
+			f.SetTimes(l.expiryIn(l.lifetime))
 			f.Close()
 		}
 	}
@@ -552,7 +554,7 @@ func (l *Lock) setExpiry() (time.Time, error) {
 	}
 	stored := expiry.Truncate(time.Second)
 	if info, err := l.claim.f.Stat(); err == nil {
-		l.observeTimes(before, info)
+		l.observeTimes(before, info, expiry)
 		if !info.ModTime.After(expiry) {
 			stored = info.ModTime
 		}

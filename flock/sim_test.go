@@ -810,8 +810,6 @@ func (w *world) short(p string) string {
 	return strings.TrimPrefix(p, w.dir+"/")
 }
 
-func (w *world) hostNow(p *proc) time.Time { return w.hosts[p.host].Now() }
-
 // leaseNow is the clock in which p writes its expiries and judges its
 // leases: the filesystem's (the server's, the true time), or, where the
 // time base is off or the host's mount stamps files with the host's own

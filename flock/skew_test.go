@@ -75,9 +75,8 @@ func TestClockSkew(t *testing.T) {
 		return
 	}
 	type place struct {
-		name             string
-		dir              func(t *testing.T) (holderDir, waiterDir string)
-		holderV, waiterV string
+		name string
+		dir  func(t *testing.T) (holderDir, waiterDir string)
 	}
 	var places []place
 	for _, fs := range testenv.Filesystems() {

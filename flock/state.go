@@ -144,7 +144,9 @@ type Status struct {
 // whether there is a lock file and whether it is ours, who holds it, when
 // it expires, and whether this Lock would break it. No lock file is not an
 // error: then Status.Exists is false. Inspect changes nothing at the lock
-// path.
+// path; a Lock that has written nothing yet writes and removes a file of
+// its own beside it, to learn the filesystem's clock (see Time base in the
+// package doc).
 //
 // It fails with [ErrClosed] after Close, and otherwise with the error of
 // the read: one that matches [ErrNotRegular] when something other than a

@@ -161,12 +161,18 @@ func (l *Lock) observeWrite(before time.Time, info fsys.Info) {
 	l.observe(before, info.ModTime)
 }
 
-// observeTimes learns from a file whose times were just set explicitly
-// through its descriptor, and whose attributes info were read after it,
-// all since before: its change time is the filesystem's stamp, unless
+// observeTimes learns from a file whose times were just set explicitly to
+// set through its descriptor, and whose attributes info were read after
+// it, all since before: its change time is the filesystem's stamp, unless
 // the filesystem reports a copy of the modification time there (sshfs).
-// It reports whether the change time was usable.
-func (l *Lock) observeTimes(before time.Time, info fsys.Info) bool {
+// Attributes that do not show the times just set (up to 2 s less, as
+// coarse filesystems store them) came from a cache older than the change,
+// and their change time, older than before, would put the upper bound too
+// early: they teach nothing. It reports whether the change time was used.
+func (l *Lock) observeTimes(before time.Time, info fsys.Info, set time.Time) bool {
+	if info.ModTime.After(set) || !info.ModTime.After(set.Add(-2*time.Second)) {
+		return false
+	}
 	copied := info.ChangeTime.IsZero() || info.ChangeTime.Equal(info.ModTime)
 	l.tb.mu.Lock()
 	first := !l.tb.ctimeKnown
