@@ -543,6 +543,7 @@ type proc struct {
 	mustLose     bool     // was past its lease while another held the lock
 	checkLost    bool     // mustLose was set when the call now running began
 	forcing      bool     // inside Break(true)
+	releasing    bool     // inside Release or Close, or guard's release
 	lastWrite    time.Time
 	lastWriteID  uint64
 	forcedID     uint64    // a claim of its own that a forced break touched before it held the lock
@@ -563,8 +564,9 @@ type holding struct {
 	instance   uint64    // the inode of the claim it linked
 	lease      time.Time // the expiry it last wrote, by its host's clock
 	kctx       context.Context
-	forced     bool // broken by Break(true): exclusion no longer promised
+	forced     bool // broken by Break(true), or moved by a process past its leases: exclusion no longer promised
 	forcedMust bool // forced set mustLose, which a put-back undoes
+	movedBy    *proc // the process past its leases that moved it, whose put-back undoes forced
 }
 
 type event struct {
@@ -918,12 +920,12 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 				h.forcedID = e.ID
 			}
 		}
-		if p.forcing && h != p && h.hold != nil && h.hold.forced && restored && e.ID == h.hold.instance {
-			h.hold.forced = false
+		if (p.forcing || h.hold != nil && h.hold.movedBy == p) && h != p && h.hold != nil && h.hold.forced && restored && e.ID == h.hold.instance {
+			h.hold.forced, h.hold.movedBy = false, nil
 			if h.hold.forcedMust {
 				h.mustLose, h.hold.forcedMust = false, false
 			}
-			w.log(h, fmt.Sprintf("its lock was put back by the forced break of %s", p.label))
+			w.log(h, fmt.Sprintf("its lock was put back by %s", p.label))
 		}
 		if h == p || h.hold == nil || h.hold.forced || e.ID != h.hold.instance {
 			continue
@@ -949,6 +951,16 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 			w.log(h, fmt.Sprintf("its lock was %s by a forced break of %s", what, p.label))
 		case !w.within(h):
 			w.log(h, fmt.Sprintf("its lock, past its lease, was %s by %s", what, p.label))
+		case w.stale(p) && (p.releasing || !p.breakLease.IsZero()):
+			// The documented window: a releaser or breaker paused, past
+			// the lease it judged by, between its last look at the clock
+			// and this call. While the instance is moved, a third process
+			// may take the lock; its holder must learn ErrLockLost at its
+			// next call, unless it is put back.
+			w.counts[colStaleMove]++
+			h.hold.forcedMust = h.hold.forcedMust || !h.mustLose
+			h.hold.forced, h.mustLose, h.hold.movedBy = true, true, p
+			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		case w.stale(p):
 			w.counts[colStaleMove]++
 			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
@@ -1028,6 +1040,7 @@ func (w *world) handle(p *proc, e event) {
 		}
 	case "release":
 		p.hold = nil
+		p.releasing = true
 		p.checkLost = p.mustLose
 		w.log(p, e.op+" begins")
 	case "call":
@@ -1035,6 +1048,7 @@ func (w *world) handle(p *proc, e event) {
 	case "force":
 		p.forcing = e.ok
 	case "result":
+		p.releasing = false
 		w.log(p, fmt.Sprintf("%s = %s%s", e.op, e.note, errText(e.err)))
 		lost := errors.Is(e.err, flock.ErrLockLost)
 		if lost {
