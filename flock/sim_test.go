@@ -564,8 +564,8 @@ type holding struct {
 	instance   uint64    // the inode of the claim it linked
 	lease      time.Time // the expiry it last wrote, by its host's clock
 	kctx       context.Context
-	forced     bool // broken by Break(true), or moved by a process past its leases: exclusion no longer promised
-	forcedMust bool // forced set mustLose, which a put-back undoes
+	forced     bool  // broken by Break(true), or moved by a process past its leases: exclusion no longer promised
+	forcedMust bool  // forced set mustLose, which a put-back undoes
 	movedBy    *proc // the process past its leases that moved it, whose put-back undoes forced
 }
 
