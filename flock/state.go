@@ -98,7 +98,7 @@ type Status struct {
 	Claim string
 
 	// Expiry is when the lock expires: the lock file's modification time,
-	// as the holder set it, in the filesystem's time (see Clock slop in
+	// as the holder set it, in the filesystem's time (see Time base in
 	// the package doc) or, from flufl.lock and from hosts without a usable
 	// filesystem time, in the holder's.
 	Expiry time.Time
