@@ -124,8 +124,8 @@
 // # Leases
 //
 // A holder counts on its lock until the expiry it last wrote, as the
-// filesystem stored it (perhaps cut to whole seconds), by its own clock:
-// that is its lease. [Lock.Refresh] writes a new expiry through its claim
+// filesystem stored it (perhaps cut to whole seconds), by the latest the
+// filesystem's clock may show (see Time base): that is its lease. [Lock.Refresh] writes a new expiry through its claim
 // and then looks at L; only if L is still its claim does the new expiry
 // count. Once the lease has run out, Refresh and Release report
 // [ErrLockLost] and leave L as it is, to the breakers: one may be at work
@@ -202,19 +202,66 @@
 // sticky directory such as /tmp) keeps waiting, and its timeout says whose
 // file is in the way.
 //
+// # Time base
+//
+// Expiries are written and judged in the filesystem's time: the clock that
+// stamps files in the lock's directory, on a network filesystem the
+// server's, not each host's. A Lock learns it from calls it makes anyway:
+// setting its claim's times through the descriptor makes the filesystem
+// stamp the claim's change time, and the fstat that follows reads it back;
+// the Lock's clock readings before the change and after the fstat bracket
+// the moment of the stamp. The Lock keeps a lower and an upper bound on the
+// filesystem's now, carried forward by the monotonic clock and by the wall
+// clock, whichever is safer for each bound, so that a wall clock set back or
+// forward, or a machine suspended, does not make them wrong (both at once
+// can), and renews them at every acquisition and refresh. It writes an
+// expiry from the upper bound; judges another's lock expired only by the
+// lower bound; and counts its own lease over as soon as the upper bound
+// reaches its expiry. Hosts whose clocks disagree by minutes thus agree on
+// when a lock expires.
+//
+// Measured on Linux: ext4, XFS, btrfs, tmpfs and overlayfs stamp the
+// change time with the kernel's coarse clock (to a few milliseconds), and
+// so do NFS servers. sshfs reports a copy of the modification time as the
+// change time; there a claim is first written without explicit times and
+// its modification time, the server's stamp of the write cut to the second,
+// read back with an fstat more, before its expiry is set: for the Lock's
+// first claim, and for later ones once the last stamp is 30 s old.
+// [Lock.Inspect] and [Lock.Break] of a Lock that has written nothing yet
+// write and remove a file of their own beside the lock file to learn the
+// clock, and judge by the Lock's own clock if they may not. A filesystem
+// that reports no times leaves the Lock on its own clock, which it logs
+// once per directory at Debug level. A host whose clock differs from the
+// filesystem's by more than the clock slop logs it once per directory and
+// process at Warn level, naming the offset. A mount that stamps files with
+// the client's clock rather than the server's makes the Lock measure that
+// client's clock: there the time base helps nothing, and the clock slop
+// must cover the hosts' differences as before.
+//
+// flufl.lock, and nfsflock before the time base, write expiries with their
+// host's clock and judge by it: with them in the mix, the slop must still
+// cover the difference between their clocks and the filesystem's.
+// [Status] reports the measured offset and flags an expiry that lies
+// further ahead than the Lock's lifetime and the slop (written by a host
+// whose clock ran far ahead, or judged after a clock jumped back); such a
+// lock is not broken before its expiry, except by [Lock.Break] with force.
+// The breakers' lock is the exception it always was: one whose expiry lies
+// further ahead than a breaker writes was planted and is broken at once.
+//
 // # Clock slop
 //
-// Expiry is written with the holder's clock and read with the breaker's,
-// through attributes that a network filesystem may cache: NFS revalidates
-// them on open, but sshfs may show them up to 20 s old even then. A lock is
-// broken only once its expiry and the clock slop ([WithClockSlop], 10 s by
-// default) have passed. The slop must cover the clock differences between
-// the hosts sharing the lock and how stale their attributes can be: on
-// sshfs, more than about 21 s. The slop is also the holder's margin: a
-// holder counts on its lock only until the expiry itself, and a holder that
-// pauses for less than the slop past it cannot be broken (see Leases). Keep
-// clocks synchronised (NTP), pick a lifetime well above the longest pause
-// you expect, and refresh well before the expiry.
+// Expiry is read through attributes that a network filesystem may cache:
+// NFS revalidates them on open, but sshfs may show them up to 20 s old even
+// then. A lock is broken only once its expiry and the clock slop
+// ([WithClockSlop], 10 s by default) have passed. The slop must cover how
+// stale attributes can be (on sshfs, more than about 21 s) and the clock
+// differences with peers that judge by their own clocks (see Time base);
+// the time base's own uncertainty is taken on the safe side and needs none.
+// The slop is also the holder's margin: a holder counts on its lock only
+// until the expiry itself, and a holder that pauses for less than the slop
+// past it cannot be broken (see Leases). Keep clocks synchronised (NTP)
+// all the same, pick a lifetime well above the longest pause you expect,
+// and refresh well before the expiry.
 //
 // # Fencing
 //
@@ -277,7 +324,8 @@
 // [Details], and breaks the other's expired lock. Go's claims end in 34
 // digits where flufl.lock's end in at most 19; both read both, and both
 // separators, "|" and "^" (flufl.lock's on Windows), are understood when
-// reading. Python names its host with socket.getfqdn(): pass [WithHostname]
+// reading. flufl.lock writes and judges expiries with its host's clock (see
+// Time base). Python names its host with socket.getfqdn(): pass [WithHostname]
 // with that name, when both run on one host, for [Lock.State] to recognise
 // each other's locks as this host's.
 //

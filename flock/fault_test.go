@@ -103,7 +103,7 @@ func TestTransientNotFound(t *testing.T) {
 func TestNoLinkCount(t *testing.T) {
 	clock := testenv.NewClock(time.Now())
 	a, dir := faultyLock(t, fsystest.NoIdentityFS(fsys.OS), WithLifetime(time.Minute))
-	b, err := New(a.Path(), withFS(fsystest.NoIdentityFS(fsys.OS)), WithClock(clock))
+	b, err := New(a.Path(), withFS(fsystest.NoIdentityFS(fsys.OS)), WithClock(clock), withoutTimeBase())
 	if err != nil {
 		t.Fatal(err)
 	}

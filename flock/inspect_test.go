@@ -58,10 +58,18 @@ func TestInspect(t *testing.T) {
 		{
 			name: "another host's, fresh",
 			setup: func(t *testing.T, path string, _ *flock.Lock, _ *testenv.Clock) string {
-				writeAged(t, path, claimOf(path, "elsewhere", dead), -time.Minute)
+				writeAged(t, path, claimOf(path, "elsewhere", dead), -5*time.Second)
 				return claimOf(path, "elsewhere", dead)
 			},
 			want: flock.Status{State: flock.Unknown, Exists: true},
+		},
+		{
+			name: "another host's, an hour ahead",
+			setup: func(t *testing.T, path string, _ *flock.Lock, _ *testenv.Clock) string {
+				writeAged(t, path, claimOf(path, "elsewhere", 42), -time.Hour)
+				return claimOf(path, "elsewhere", 42)
+			},
+			want: flock.Status{State: flock.Unknown, Exists: true, FarAhead: true},
 		},
 		{
 			name: "another host's, expired but within the slop",
@@ -90,7 +98,7 @@ func TestInspect(t *testing.T) {
 		{
 			name: "a dead process of this host",
 			setup: func(t *testing.T, path string, _ *flock.Lock, _ *testenv.Clock) string {
-				writeAged(t, path, claimOf(path, host, dead), -time.Minute)
+				writeAged(t, path, claimOf(path, host, dead), -5*time.Second)
 				return claimOf(path, host, dead)
 			},
 			want: flock.Status{State: flock.Stale, Exists: true, Local: true},
@@ -99,7 +107,7 @@ func TestInspect(t *testing.T) {
 			name: "a dead process of this host, with WithDeadOwnerBreak",
 			opts: []flock.Option{flock.WithDeadOwnerBreak()},
 			setup: func(t *testing.T, path string, _ *flock.Lock, _ *testenv.Clock) string {
-				writeAged(t, path, claimOf(path, host, dead), -time.Minute)
+				writeAged(t, path, claimOf(path, host, dead), -5*time.Second)
 				return claimOf(path, host, dead)
 			},
 			want: flock.Status{State: flock.Stale, Exists: true, Local: true, Breakable: true},
@@ -107,7 +115,7 @@ func TestInspect(t *testing.T) {
 		{
 			name: "contents that name no claim",
 			setup: func(t *testing.T, path string, _ *flock.Lock, _ *testenv.Clock) string {
-				writeAged(t, path, "hello", -time.Minute)
+				writeAged(t, path, "hello", -5*time.Second)
 				return ""
 			},
 			want: flock.Status{State: flock.Unknown, Exists: true},
@@ -117,7 +125,7 @@ func TestInspect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.lck")
 			clock := testenv.NewClock(time.Now())
-			opts := append([]flock.Option{flock.WithHostname(host), flock.WithClock(clock), flock.WithClockSlop(10 * time.Second)}, tt.opts...)
+			opts := append([]flock.Option{flock.WithHostname(host), flock.WithClock(clock), flock.WithClockSlop(10 * time.Second), flock.WithoutTimeBase()}, tt.opts...)
 			l := newLock(t, path, opts...)
 			wantClaim := tt.setup(t, path, l, clock)
 

@@ -149,7 +149,7 @@ func (k *keeper) run() {
 		expiry, due, changed, ended := k.a.state()
 		if failures != nil {
 			due = retryAt
-			if !clock.Now().Round(0).Before(expiry) {
+			if l.leaseOver(expiry) {
 				// A refresh now would only find the lease over.
 				k.end(l.err("keepalive", fmt.Errorf("%w: refreshes failed until the lifetime ran out at %v: %w",
 					ErrLockLost, expiry, lastErr)))
@@ -195,8 +195,8 @@ func (k *keeper) run() {
 			failures = l.cfg.policy.Schedule()
 		}
 		retryAt = now.Add(failures.Next())
-		if retryAt.After(expiry) {
-			retryAt = expiry
+		if end := now.Add(l.leaseLeft(expiry)); retryAt.After(end) {
+			retryAt = end
 		}
 	}
 }
@@ -254,7 +254,7 @@ func (l *Lock) lostCause(err error, a *acquisition) error {
 			why = fmt.Sprintf("the lock file now holds %d bytes that name no claim", len(s.contents))
 		}
 	}
-	if now := l.now(); !expiry.IsZero() && !now.Before(expiry) {
+	if !expiry.IsZero() && l.leaseOver(expiry) {
 		why = fmt.Sprintf("our lifetime ran out at %v: %s", expiry, why)
 	} else {
 		why += ", before our lifetime ran out"

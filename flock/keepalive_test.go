@@ -115,7 +115,7 @@ func keptLock(t *testing.T, opts ...Option) (*Lock, *stepClock) {
 	t.Helper()
 	clock := newStepClock()
 	path := filepath.Join(t.TempDir(), "app.lck")
-	l, err := New(path, append([]Option{WithClock(clock), WithLifetime(3 * time.Second), WithRetry(retry.Constant(100 * time.Millisecond))}, opts...)...)
+	l, err := New(path, append([]Option{WithClock(clock), withoutTimeBase(), WithLifetime(3 * time.Second), WithRetry(retry.Constant(100 * time.Millisecond))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

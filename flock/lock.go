@@ -51,6 +51,7 @@ type Lock struct {
 	claimExpiry time.Time
 	ident       identity   // whether the filesystem reports file identity
 	publish     publishing // how the claim is put at the lock path
+	tb          timeBase   // what the Lock knows of the filesystem's clock (timebase.go)
 	held        bool
 	lost        bool  // held, then found not ours; reported until the next Acquire or Release
 	waiting     error // why the last attempt could not break an expired lock; reported at a timeout

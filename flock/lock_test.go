@@ -218,7 +218,7 @@ func TestBreakExpired(t *testing.T) {
 	path := filepath.Join(dir, "app.lck")
 	clock := testenv.NewClock(time.Now())
 	a := newLock(t, path, flock.WithLifetime(time.Minute))
-	b := newLock(t, path, flock.WithClock(clock))
+	b := newLock(t, path, flock.WithClock(clock), flock.WithoutTimeBase())
 	if err := a.Acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestZeroTimeoutBreaks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.lck")
 	clock := testenv.NewClock(time.Now())
 	a := newLock(t, path, flock.WithLifetime(time.Second))
-	b := newLock(t, path, flock.WithClock(clock))
+	b := newLock(t, path, flock.WithClock(clock), flock.WithoutTimeBase())
 	if err := a.Acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -607,7 +607,7 @@ func TestBreak(t *testing.T) {
 	path := filepath.Join(dir, "app.lck")
 	clock := testenv.NewClock(time.Now())
 	holder := newLock(t, path, flock.WithLifetime(time.Minute))
-	breaker := newLock(t, path, flock.WithClock(clock))
+	breaker := newLock(t, path, flock.WithClock(clock), flock.WithoutTimeBase())
 	if ok, err := breaker.Break(false); ok || err != nil {
 		t.Errorf("Break(false) with no lock = %v, %v; want false, nil", ok, err)
 	}

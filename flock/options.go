@@ -18,8 +18,8 @@ const (
 	DefaultLifetime = 15 * time.Second
 
 	// DefaultClockSlop is how long past its expiry a lock stays unbroken,
-	// to allow for clock differences between hosts and stale attributes,
-	// unless [WithClockSlop] says otherwise.
+	// to allow for stale attributes and for peers that judge by their own
+	// clocks, unless [WithClockSlop] says otherwise.
 	DefaultClockSlop = 10 * time.Second
 
 	// DefaultSeparator is what separates the fields of a claim unless
@@ -46,6 +46,7 @@ type config struct {
 	fencing        bool // WithFencing
 	deadOwnerBreak bool // WithDeadOwnerBreak
 	portable       bool // WithPortable
+	noTimeBase     bool // withoutTimeBase
 
 	// For the simulation, which must control every source of chance.
 	pid    int           // withPID; 0 for os.Getpid
@@ -87,9 +88,10 @@ func WithSeparator(sep string) Option { return func(c *config) { c.sep = sep } }
 func WithHostname(name string) Option { return func(c *config) { c.hostname = name } }
 
 // WithClockSlop sets how long past its expiry a lock stays unbroken. It
-// must cover the clock differences between the hosts sharing the lock and
-// how stale the filesystem's attributes can be (NFS attribute caching,
-// sshfs: up to 20 s). The default is [DefaultClockSlop]; negative is invalid.
+// must cover how stale the filesystem's attributes can be (NFS attribute
+// caching, sshfs: up to 20 s) and the clock differences with peers that
+// write expiries with their own clocks (flufl.lock; see Time base in the
+// package doc). The default is [DefaultClockSlop]; negative is invalid.
 func WithClockSlop(d time.Duration) Option { return func(c *config) { c.slop = d } }
 
 // WithRetry sets the backoff between attempts while Acquire waits. The
@@ -117,6 +119,9 @@ func WithRetryErrnos(errnos ...syscall.Errno) Option {
 
 // WithClock sets the clock used for expiry times and waiting. Tests use it
 // to move time forward without sleeping; nil keeps the system clock.
+// Expiries are still written and judged in the filesystem's time, which
+// the Lock measures against this clock (see Time base in the package doc):
+// a clock moved forward is, to the Lock, a clock that runs ahead.
 func WithClock(clock retry.Clock) Option {
 	return func(c *config) {
 		if clock != nil {
@@ -159,6 +164,12 @@ func WithPortable() Option { return func(c *config) { c.portable = true } }
 
 // withFS replaces the filesystem, for fault injection in tests.
 func withFS(f fsys.FS) Option { return func(c *config) { c.fs = f } }
+
+// withoutTimeBase makes the Lock write and judge expiries by its own
+// clock alone, as before the time base: for tests that show what the time
+// base prevents, and those that stand for time passing with a clock set
+// ahead.
+func withoutTimeBase() Option { return func(c *config) { c.noTimeBase = true } }
 
 // withPID replaces the process ID written into claims, for the simulation.
 func withPID(pid int) Option { return func(c *config) { c.pid = pid } }

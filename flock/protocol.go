@@ -29,9 +29,10 @@ import (
 // open descriptor pins the inode, so that while the Lock may still compare
 // a file against info, no other file can be given the same inode number.
 type claimFile struct {
-	name string // the claim's path, which is also its contents
-	f    fsys.File
-	info fsys.Info // as created
+	name   string // the claim's path, which is also its contents
+	f      fsys.File
+	info   fsys.Info // as created
+	expiry time.Time // the expiry it was created with, before the filesystem stored it
 
 	// pub is the lock file this claim published by creating it (see
 	// publishCreate), kept open for the same reasons as f; nil where the
@@ -127,14 +128,24 @@ func (l *Lock) retryable(err error) bool {
 func (l *Lock) now() time.Time { return l.cfg.clock.Now().Round(0) }
 
 // newClaim creates a claim file under a fresh random name whose times are
-// expiry. A name found taken is never adopted, whatever it holds: nobody
-// can guess the name, so it is almost surely our own create whose reply
-// was lost, and it is removed; were it planted, it stood among our names.
-func (l *Lock) newClaim(expiry time.Time) (*claimFile, error) {
+// the expiry of a lease of life from now. A name found taken is never
+// adopted, whatever it holds: nobody can guess the name, so it is almost
+// surely our own create whose reply was lost, and it is removed; were it
+// planted, it stood among our names.
+func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 	var err error
 	// Lost replies can make a few creates in a row look refused.
 	for range 8 {
 		name := l.newClaimName()
+		// Where the time base needs it, the claim is written without
+		// explicit times first, so that its stamp tells the filesystem's
+		// time, and only then given its expiry (timebase.go).
+		stamp := l.writeStampNeeded()
+		var expiry time.Time
+		if !stamp {
+			expiry = l.expiryIn(life)
+		}
+		before := l.cfg.clock.Now()
 		var f fsys.File
 		f, err = l.cfg.fs.Create(name, []byte(name), expiry)
 		if errors.Is(err, fs.ErrExist) {
@@ -144,13 +155,29 @@ func (l *Lock) newClaim(expiry time.Time) (*claimFile, error) {
 			continue
 		}
 		if err != nil {
+			if stamp {
+				// Created without times, a claim that failed later is
+				// left in place by Create: the name is ours alone.
+				l.cfg.fs.Remove(name)
+			}
 			return nil, err
 		}
 		info, err := f.Stat()
+		if err == nil && stamp {
+			l.observeWrite(before, info)
+			before = l.cfg.clock.Now()
+			expiry = l.expiryIn(life)
+			if err = f.SetTimes(expiry); err == nil {
+				info, err = f.Stat()
+			}
+		}
 		if err != nil {
 			f.Close()
 			l.cfg.fs.Remove(name)
 			return nil, err
+		}
+		if !expiry.IsZero() {
+			l.observeTimes(before, info, expiry)
 		}
 		switch {
 		case info.Ino == 0:
@@ -164,7 +191,7 @@ func (l *Lock) newClaim(expiry time.Time) (*claimFile, error) {
 			// the file we created, and is judged by its identity.
 			l.ident = identityYes
 		}
-		return &claimFile{name: name, f: f, info: info}, nil
+		return &claimFile{name: name, f: f, info: info, expiry: expiry}, nil
 	}
 	return nil, err
 }
@@ -382,25 +409,28 @@ func (l *Lock) attempt() (bool, error) {
 // readyClaim makes sure a claim exists and bears the expiry of a lock
 // taken now, which the lock file shares once linked.
 func (l *Lock) readyClaim() error {
-	expiry := l.now().Add(l.lifetime)
-	stored := expiry
+	var expiry, stored time.Time
 	if l.claim != nil && l.claim.f == nil {
 		l.dropClaim() // published and given up: its name is spent
 	}
 	if l.claim != nil {
+		before := l.cfg.clock.Now()
+		expiry = l.expiryIn(l.lifetime)
+		stored = expiry
 		if err := l.claim.f.SetTimes(expiry); err != nil {
 			return err
 		}
 		if info, err := l.claim.f.Stat(); err == nil {
 			stored = info.ModTime
+			l.observeTimes(before, info, expiry)
 		}
 	} else {
-		c, err := l.newClaim(expiry)
+		c, err := l.newClaim(l.lifetime)
 		if err != nil {
 			return err
 		}
 		l.claim = c
-		stored = c.info.ModTime
+		expiry, stored = c.expiry, c.info.ModTime
 	}
 	// As the filesystem stored it, which may be to the second.
 	l.claimExpiry = expiry
@@ -654,7 +684,7 @@ func (l *Lock) acquired() (bool, error) {
 	// the claim was timed): then a breaker may be at work on the lock file,
 	// and a new expiry could change it under them. Leave it to them.
 	written := l.now()
-	if !written.Before(l.claimExpiry) && !mutated("acquire-no-relook") {
+	if l.leaseOver(l.claimExpiry) && !mutated("acquire-no-relook") {
 		l.lose(ErrLockLost)
 		l.lost, l.token = false, 0
 		return false, nil
@@ -673,7 +703,7 @@ func (l *Lock) acquired() (bool, error) {
 	}
 	if mutated("expiry-via-path") {
 		if f, err := l.cfg.fs.Open(l.path); err == nil {
-			f.SetTimes(written.Add(l.lifetime))
+			f.SetTimes(l.expiryIn(l.lifetime))
 			f.Close()
 		}
 	}
@@ -708,7 +738,7 @@ func (l *Lock) outwaitBreaker() {
 	start := time.Now()
 	for d := time.Millisecond; time.Since(start) < outwaitMax; d = min(2*d, 20*time.Millisecond) {
 		s, err := l.inspect(l.breakersPath())
-		if err != nil || l.breakersBreakable(s) || !l.now().Before(s.info.ModTime.Add(l.cfg.slop)) {
+		if err != nil || l.breakersBreakable(s) || l.expiredBy(s.info.ModTime, l.cfg.slop) {
 			return
 		}
 		time.Sleep(d)
@@ -740,14 +770,18 @@ func (l *Lock) giveBack() {
 // It returns the expiry as the filesystem stored it (which may be cut to
 // whole seconds), as others will judge it.
 func (l *Lock) setExpiry() (time.Time, error) {
-	expiry := l.now().Add(l.lifetime)
+	before := l.cfg.clock.Now()
+	expiry := l.expiryIn(l.lifetime)
 	f, _ := l.claim.file()
 	if err := f.SetTimes(expiry); err != nil {
 		return time.Time{}, err
 	}
 	stored := expiry.Truncate(time.Second)
-	if info, err := f.Stat(); err == nil && !info.ModTime.After(expiry) {
-		stored = info.ModTime
+	if info, err := f.Stat(); err == nil {
+		l.observeTimes(before, info, expiry)
+		if !info.ModTime.After(expiry) {
+			stored = info.ModTime
+		}
 	}
 	return stored, nil
 }
@@ -756,7 +790,8 @@ func (l *Lock) setExpiry() (time.Time, error) {
 // broken: its expiry and the clock slop have passed, or, with
 // WithDeadOwnerBreak, its holder was a process of this host that is gone.
 func (l *Lock) breakable(s snapshot) bool {
-	if l.now().After(s.info.ModTime.Add(l.cfg.slop)) {
+	l.learnTime()
+	if l.expiredBy(s.info.ModTime, l.cfg.slop) {
 		return true
 	}
 	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
@@ -839,7 +874,7 @@ func (l *Lock) releaseLocked() error {
 	// And touch it only within the lease: past it, a breaker may be moving
 	// the lock file this very moment, and another process may have taken
 	// the lock since we looked. The lock file is left to the breakers.
-	if expiry, _, _, _ := l.acq.state(); !l.now().Before(expiry) && !mutated("release-no-lease") && !mutated("release-no-look") {
+	if expiry, _, _, _ := l.acq.state(); l.leaseOver(expiry) && !mutated("release-no-lease") && !mutated("release-no-look") {
 		err := fmt.Errorf("%w: the lease ran out at %v, before the release; the lock file is left for others to break", ErrLockLost, expiry)
 		l.held = false
 		l.acq.end(err)
@@ -875,7 +910,7 @@ func (l *Lock) refreshLocked() error {
 	// very moment, judging an instance that a refresh would change under
 	// them: the lock counts as lost, and is given up if it is still ours.
 	written := l.now()
-	if expiry, _, _, _ := l.acq.state(); !written.Before(expiry) && !mutated("refresh-no-lease") {
+	if expiry, _, _, _ := l.acq.state(); l.leaseOver(expiry) && !mutated("refresh-no-lease") {
 		l.lose(errLeaseOver)
 		return errLeaseOver
 	}
@@ -1017,7 +1052,7 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	start := l.now()
 	s, ok := l.recheck(s, force)
 	now := l.now()
-	if !ok || !now.Before(b.info.ModTime) {
+	if !ok || l.leaseOver(b.info.ModTime) {
 		return false, nil
 	}
 	if d := now.Sub(start); (d < 0 || d > recheckMax) && !mutated("recheck-unbounded") {
@@ -1063,11 +1098,11 @@ func (l *Lock) outwaitCache(b *claimFile) error {
 		// only within its lease.
 		if cur, err := l.inspect(l.breakersPath()); err != nil {
 			return err
-		} else if ok, err := l.isFileOf(cur, b); err != nil || !ok || !l.now().Before(b.info.ModTime) {
+		} else if ok, err := l.isFileOf(cur, b); err != nil || !ok || l.leaseOver(b.info.ModTime) {
 			return fmt.Errorf("%w (lost its own breakers' lock while it waited)", errBreaking)
 		}
 		f, _ := b.file()
-		expiry := l.now().Add(breakTTL)
+		expiry := l.expiryIn(breakTTL)
 		if err := f.SetTimes(expiry); err != nil {
 			return err
 		}
@@ -1218,7 +1253,7 @@ func (l *Lock) breakSlop() time.Duration { return max(l.cfg.slop, breakTTL) }
 // that breaker would go on to move whatever then stands at the lock path.
 // It returns an error wrapping errBreaking that says who holds it.
 func (l *Lock) lockBreakers() (*claimFile, error) {
-	b, err := l.newClaim(l.now().Add(breakTTL))
+	b, err := l.newClaim(breakTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -1319,11 +1354,10 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 // it expired, it was planted, or (only with WithDeadOwnerBreak) its
 // holder is a process of this host known to be gone.
 func (l *Lock) breakersBreakable(s snapshot) bool {
-	now := l.now()
 	switch {
-	case now.After(s.info.ModTime.Add(l.breakSlop())):
+	case l.expiredBy(s.info.ModTime, l.breakSlop()):
 		return true
-	case s.info.ModTime.Sub(now) > breakTTL+l.breakSlop():
+	case l.aheadBy(s.info.ModTime) > breakTTL+l.breakSlop():
 		return true
 	}
 	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
@@ -1344,7 +1378,7 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	if ok, err := l.isFileOf(s, b); err != nil || !ok {
 		return // broken by another: not ours to touch
 	}
-	if !l.now().Before(b.info.ModTime) {
+	if l.leaseOver(b.info.ModTime) {
 		return // past its lease: another breaker may be at work; it expires
 	}
 	if _, err := l.removeIf(path, func(m snapshot) bool {
@@ -1471,7 +1505,7 @@ func (l *Lock) sweepLocked() {
 		return
 	}
 	if s, err := l.inspect(l.breakersPath()); err == nil &&
-		(l.provenDead(string(bytes.TrimSpace(s.contents))) || l.now().After(s.info.ModTime.Add(l.breakSlop()))) {
+		(l.provenDead(string(bytes.TrimSpace(s.contents))) || l.expiredBy(s.info.ModTime, l.breakSlop())) {
 		l.removeIf(l.breakersPath(), sameInstance(s))
 	}
 	names, err := l.cfg.fs.ReadDir(l.dir)

@@ -22,7 +22,7 @@ import (
 
 func reviewLock(t *testing.T, path string, clock *stepClock, fs fsys.FS, opts ...Option) *Lock {
 	t.Helper()
-	l, err := New(path, append([]Option{WithClock(clock), withFS(fs), WithClockSlop(10 * time.Second)}, opts...)...)
+	l, err := New(path, append([]Option{WithClock(clock), withoutTimeBase(), withFS(fs), WithClockSlop(10 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,11 +140,12 @@ func TestSweepSparesOtherPidNamespaces(t *testing.T) {
 	// waiter writes a file of the same name again.
 	pinned := map[string]*os.File{"python": mustOpen(t, py.info.ClaimFile), "go": mustOpen(t, goClaim)}
 
-	// A Lock here, with the waiters' host name and a clock two hours on, so
-	// that it breaks blocker's lock at once: every break ends in a sweep.
+	// A Lock here, with the waiters' host name and a clock two hours on
+	// that it trusts alone (no time base), so that it breaks blocker's
+	// lock at once: every break ends in a sweep.
 	// A waiter may take the lock before the sweeper does.
 	sweeper := newLock(t, lockPath, flock.WithHostname(host), flock.WithClockSlop(0),
-		flock.WithClock(testenv.NewClock(time.Now().Add(2*time.Hour))))
+		flock.WithClock(testenv.NewClock(time.Now().Add(2*time.Hour))), flock.WithoutTimeBase())
 	held, err := sweeper.TryAcquire()
 	if err != nil {
 		t.Fatalf("sweeper.TryAcquire() = %v", err)
@@ -321,9 +322,10 @@ func TestBreakKeepsPythonLinkCount(t *testing.T) {
 					return err
 				},
 			}
-			// A minute ahead and without slop, Go finds Python's lock expired.
+			// A minute ahead, trusting its own clock alone (no time base),
+			// and without slop, Go finds Python's lock expired.
 			l := newLock(t, lockPath, flock.SimWithFS(f), flock.WithClockSlop(0),
-				flock.WithClock(testenv.NewClock(time.Now().Add(time.Minute))))
+				flock.WithClock(testenv.NewClock(time.Now().Add(time.Minute))), flock.WithoutTimeBase())
 			if ok, err := l.TryAcquire(); ok || err != nil {
 				t.Errorf("TryAcquire() of Python's refreshed lock = %v, %v; want false, nil", ok, err)
 			}
@@ -401,7 +403,7 @@ func TestLeaseJudgedAsStored(t *testing.T) {
 		clock := testenv.NewClock(start)
 		c := &coarseTimes{}
 		path := filepath.Join(t.TempDir(), "app.lck")
-		l := newLock(t, path, flock.SimWithFS(c.fs()), flock.WithClock(clock), flock.WithLifetime(lifetime),
+		l := newLock(t, path, flock.SimWithFS(c.fs()), flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithLifetime(lifetime),
 			flock.WithClockSlop(0), flock.WithRetry(retry.Constant(100*time.Millisecond)))
 		if err := l.Acquire(context.Background()); err != nil {
 			t.Fatal(err)
@@ -415,7 +417,7 @@ func TestLeaseJudgedAsStored(t *testing.T) {
 	// now: the holder has had to give it up.
 	breakable := func(t *testing.T, clock *testenv.Clock, path string) {
 		t.Helper()
-		other := newLock(t, path, flock.WithClock(clock), flock.WithClockSlop(0))
+		other := newLock(t, path, flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithClockSlop(0))
 		if ok, err := other.TryAcquire(); !ok || err != nil {
 			t.Errorf("TryAcquire() of another Lock without slop at %v = %v, %v; want true, nil", clock.Now(), ok, err)
 		}
@@ -477,7 +479,7 @@ func TestBreakersLockLifetime(t *testing.T) {
 			}
 			return err
 		}}
-		l := newLock(t, lockPath, flock.SimWithFS(f), flock.WithClock(clock), flock.WithLifetime(time.Hour), flock.WithClockSlop(0))
+		l := newLock(t, lockPath, flock.SimWithFS(f), flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithLifetime(time.Hour), flock.WithClockSlop(0))
 		if ok, err := l.TryAcquire(); !ok || err != nil {
 			t.Fatalf("TryAcquire() of an expired lock = %v, %v; want true, nil", ok, err)
 		}
@@ -491,7 +493,7 @@ func TestBreakersLockLifetime(t *testing.T) {
 
 	t.Run("NoSlopWaitsForLiveBreaker", func(t *testing.T) {
 		lockPath, clock := expired(t)
-		opts := []flock.Option{flock.WithClock(clock), flock.WithLifetime(time.Second), flock.WithClockSlop(0)}
+		opts := []flock.Option{flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithLifetime(time.Second), flock.WithClockSlop(0)}
 		b := newLock(t, lockPath, opts...)
 		paused := false
 		f := &fsystest.Faulty{FS: fsys.OS, OnLink: func(next func(string, string) error, oldname, newname string) error {

@@ -791,7 +791,7 @@ func (f *stagedFile) SetTimes(t time.Time) error {
 // closed when the test ends.
 func newSafetyLock(t *testing.T, path string, clock retry.Clock, opts ...Option) *Lock {
 	t.Helper()
-	l, err := New(path, append([]Option{WithClock(clock), WithLifetime(safetyLifetime)}, opts...)...)
+	l, err := New(path, append([]Option{WithClock(clock), withoutTimeBase(), WithLifetime(safetyLifetime)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

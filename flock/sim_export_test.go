@@ -6,6 +6,11 @@ var (
 	SimWithFS     = withFS
 	SimWithPID    = withPID
 	SimWithRandom = withRandom
+
+	// WithoutTimeBase makes a Lock judge by its own clock alone, for the
+	// tests that show what the time base prevents and those that stand
+	// for time passing with a clock set ahead.
+	WithoutTimeBase = withoutTimeBase
 )
 
 // SimForgetSweep forgets when this process last swept for path, so that
@@ -41,3 +46,6 @@ func SimSetMutant(name string) (undo func()) {
 	mutant = name
 	return func() { mutant = old }
 }
+
+// SimMutantOn reports whether the named mutant is on.
+func SimMutantOn(name string) bool { return mutated(name) }

@@ -266,6 +266,7 @@ type scenario struct {
 	schedulerSeed   uint64
 	filesystemSeed  uint64
 	pauseLongChance float64
+	skewed          bool // hosts' clocks skewed beyond the clock slop
 }
 
 type hostSpec struct {
@@ -358,6 +359,31 @@ func newScenario(seed uint64) *scenario {
 		}
 		sc.procs = append(sc.procs, p)
 	}
+	// Drawn last, so that the draws above keep their meaning for every
+	// seed. A quarter of the schedules skew the hosts' clocks beyond the
+	// clock slop, by up to a minute and more either way: the time base
+	// must make that harmless. In others the hosts' mounts stamp files
+	// with the hosts' clocks rather than the server's (change times that
+	// are not the server's), so that the processes judge by their own
+	// clocks, as before the time base, and the slop must cover the skew:
+	// every host's in a quarter, one host's in an eighth.
+	switch k := r.IntN(8); {
+	case k < 2:
+		sc.skewed = true
+		for i := range sc.hosts {
+			d := sc.slop + time.Duration(r.Int64N(int64(time.Minute)))
+			if r.IntN(2) == 0 {
+				d = -d
+			}
+			sc.hosts[i].cfg.Skew = d
+		}
+	case k < 4:
+		for i := range sc.hosts {
+			sc.hosts[i].cfg.ClientStamps = true
+		}
+	case k < 5:
+		sc.hosts[r.IntN(len(sc.hosts))].cfg.ClientStamps = true
+	}
 	// Draws added later come from a stream of their own, so that the
 	// draws above keep their meaning for every seed.
 	later := rand.New(rand.NewPCG(seed, 0x9047ab1e))
@@ -420,6 +446,9 @@ func (sc *scenario) String() string {
 		if h.cfg.NoHardLinks {
 			s += " no-links"
 		}
+		if h.cfg.ClientStamps {
+			s += " client-stamps"
+		}
 		if h.spaces > 1 {
 			s += fmt.Sprintf(" %d pid namespaces", h.spaces)
 		}
@@ -431,6 +460,9 @@ func (sc *scenario) String() string {
 	}
 	if sc.deadOwnerBreak {
 		opts += " dead-owner-break"
+	}
+	if sc.skewed {
+		opts += " skewed-beyond-slop"
 	}
 	plant := sc.plant
 	if plant == "" {
@@ -546,6 +578,7 @@ type proc struct {
 	mustLose     bool     // was past its lease while another held the lock
 	checkLost    bool     // mustLose was set when the call now running began
 	forcing      bool     // inside Break(true)
+	releasing    bool     // inside Release or Close, or guard's release
 	lastWrite    time.Time
 	lastWriteID  uint64
 	forcedID     uint64    // a claim of its own that a forced break touched before it held the lock
@@ -566,8 +599,9 @@ type holding struct {
 	instance   uint64    // the inode of the claim it linked
 	lease      time.Time // the expiry it last wrote, by its host's clock
 	kctx       context.Context
-	forced     bool // broken by Break(true): exclusion no longer promised
-	forcedMust bool // forced set mustLose, which a put-back undoes
+	forced     bool  // broken by Break(true), or moved by a process past its leases: exclusion no longer promised
+	forcedMust bool  // forced set mustLose, which a put-back undoes
+	movedBy    *proc // the process past its leases that moved it, whose put-back undoes forced
 }
 
 type event struct {
@@ -819,10 +853,20 @@ func (w *world) short(p string) string {
 	return strings.TrimPrefix(p, w.dir+"/")
 }
 
-func (w *world) hostNow(p *proc) time.Time { return w.hosts[p.host].Now() }
+// leaseNow is the clock in which p writes its expiries and judges its
+// leases: the filesystem's (the server's, the true time), or, where the
+// time base is off or the host's mount stamps files with the host's own
+// clock, the host's.
+func (w *world) leaseNow(p *proc) time.Time {
+	h := w.hosts[p.host]
+	if *simMutant == "no-time-base" || flock.SimMutantOn("no-time-base") || h.Config().ClientStamps {
+		return h.Now()
+	}
+	return h.Now().Add(-h.Config().Skew)
+}
 
 func (w *world) within(p *proc) bool {
-	return p.hold != nil && w.hostNow(p).Before(p.hold.lease)
+	return p.hold != nil && w.leaseNow(p).Before(p.hold.lease)
 }
 
 // afterCall checks a call that just happened (invariants 2 and 5) and
@@ -836,18 +880,18 @@ func (w *world) afterCall(p *proc, c *simfs.Call) {
 	}
 	for _, e := range c.Effects {
 		if (e.Kind == simfs.Created || e.Kind == simfs.Retimed) && w.claimOf(p, e.ID) {
-			// The lease is the expiry as stored, which a mount with 1 s
-			// times cuts short: the holder counts on no more (doc.go,
-			// Leases), and others judge it by that too.
-			written := c.Time
-			if n, ok := w.srv.Inode(e.ID); ok && n.ModTime.Before(written) {
-				written = n.ModTime
+			p.lastWriteID = e.ID
+			// A claim written without explicit times, to learn the
+			// server's clock, bears no expiry yet. Otherwise the expiry
+			// is taken as stored (cut to the second on sshfs), which is
+			// what the holder itself counts on.
+			if !c.Time.IsZero() {
+				p.lastWrite = e.Time
 			}
-			p.lastWrite, p.lastWriteID = written, e.ID
 			// An expiry written on an instance that is no longer the lock
 			// file (an orphan, after a break) extends no lease.
-			if n, ok := w.srv.Lookup(w.lockPath); ok && p.hold != nil && p.hold.instance == e.ID && n.ID == e.ID {
-				p.hold.lease = written
+			if n, ok := w.srv.Lookup(w.lockPath); ok && !c.Time.IsZero() && p.hold != nil && p.hold.instance == e.ID && n.ID == e.ID {
+				p.hold.lease = e.Time
 			}
 		}
 		if bn, ok := w.srv.Lookup(w.lockPath + ".break"); ok && bn.ID == e.ID &&
@@ -871,7 +915,7 @@ func (w *world) afterCall(p *proc, c *simfs.Call) {
 // what it moved puts the lock back, and invariant 1 still holds it to
 // account if two processes end up holding the lock.
 func (w *world) stale(p *proc) bool {
-	return !w.within(p) && (p.breakLease.IsZero() || !w.hostNow(p).Before(p.breakLease))
+	return !w.within(p) && (p.breakLease.IsZero() || !w.leaseNow(p).Before(p.breakLease))
 }
 
 // allowed reports whether a process of the lock may touch name: the
@@ -919,12 +963,12 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 				h.forcedID = e.ID
 			}
 		}
-		if p.forcing && h != p && h.hold != nil && h.hold.forced && restored && e.ID == h.hold.instance {
-			h.hold.forced = false
+		if (p.forcing || h.hold != nil && h.hold.movedBy == p) && h != p && h.hold != nil && h.hold.forced && restored && e.ID == h.hold.instance {
+			h.hold.forced, h.hold.movedBy = false, nil
 			if h.hold.forcedMust {
 				h.mustLose, h.hold.forcedMust = false, false
 			}
-			w.log(h, fmt.Sprintf("its lock was put back by the forced break of %s", p.label))
+			w.log(h, fmt.Sprintf("its lock was put back by %s", p.label))
 		}
 		if h == p || h.hold == nil || h.hold.forced || e.ID != h.hold.instance {
 			continue
@@ -950,12 +994,22 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 			w.log(h, fmt.Sprintf("its lock was %s by a forced break of %s", what, p.label))
 		case !w.within(h):
 			w.log(h, fmt.Sprintf("its lock, past its lease, was %s by %s", what, p.label))
+		case w.stale(p) && (p.releasing || !p.breakLease.IsZero()):
+			// The documented window: a releaser or breaker paused, past
+			// the lease it judged by, between its last look at the clock
+			// and this call. While the instance is moved, a third process
+			// may take the lock; its holder must learn ErrLockLost at its
+			// next call, unless it is put back.
+			w.counts[colStaleMove]++
+			h.hold.forcedMust = h.hold.forcedMust || !h.mustLose
+			h.hold.forced, h.mustLose, h.hold.movedBy = true, true, p
+			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		case w.stale(p):
 			w.counts[colStaleMove]++
 			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		default:
 			w.violate(colTouch, p, "%s %s's lock instance #%d within its lease (expiry %s by %s's clock, now %s there)",
-				what, h.label, e.ID, clock(h.hold.lease), h.label, clock(w.hostNow(h)))
+				what, h.label, e.ID, clock(h.hold.lease), h.label, clock(w.leaseNow(h)))
 		}
 	}
 }
@@ -995,7 +1049,7 @@ func (w *world) handle(p *proc, e event) {
 		}
 		if h.lease.IsZero() {
 			// No claim of its own written: hold it to the lifetime it asked for.
-			h.lease = w.hostNow(p).Add(w.sc.lifetime)
+			h.lease = w.leaseNow(p).Add(w.sc.lifetime)
 			note = "; NOTE: no claim of its own was written"
 		}
 		msg := fmt.Sprintf("holds the lock: instance #%d, expiry %s%s", h.instance, clock(h.lease), note)
@@ -1029,6 +1083,7 @@ func (w *world) handle(p *proc, e event) {
 		}
 	case "release":
 		p.hold = nil
+		p.releasing = true
 		p.checkLost = p.mustLose
 		w.log(p, e.op+" begins")
 	case "call":
@@ -1036,6 +1091,7 @@ func (w *world) handle(p *proc, e event) {
 	case "force":
 		p.forcing = e.ok
 	case "result":
+		p.releasing = false
 		w.log(p, fmt.Sprintf("%s = %s%s", e.op, e.note, errText(e.err)))
 		lost := errors.Is(e.err, flock.ErrLockLost)
 		if lost {
@@ -1090,7 +1146,7 @@ func (w *world) checkHolders() {
 				}
 				w.reported[key+" both"] = true
 				w.violate(colExclusion, nil, "%s and %s both hold the lock within their leases (expiries %s and %s by their clocks, now %s and %s)",
-					a.label, b.label, clock(a.hold.lease), clock(b.hold.lease), clock(w.hostNow(a)), clock(w.hostNow(b)))
+					a.label, b.label, clock(a.hold.lease), clock(b.hold.lease), clock(w.leaseNow(a)), clock(w.leaseNow(b)))
 				continue
 			}
 			if w.reported[key+" stale"] {

@@ -103,11 +103,28 @@ type Status struct {
 	Claim string
 
 	// Expiry is when the lock expires: the lock file's modification time,
-	// as the holder set it with its clock.
+	// as the holder set it, in the filesystem's time (see Time base in
+	// the package doc) or, from flufl.lock and from hosts without a usable
+	// filesystem time, in the holder's.
 	Expiry time.Time
 
-	// Expired reports whether Expiry had passed at At.
+	// Expired reports whether Expiry had passed at At, by the
+	// filesystem's clock: for our own lock at the earliest the Lock's
+	// bounds on that clock allow, for another's at the latest.
 	Expired bool
+
+	// ClockOffset is the filesystem's clock minus the Lock's clock, as
+	// the Lock measured it from the times the filesystem stamped on its
+	// own files, or 0 where it found no usable filesystem time and judges
+	// by its own clock.
+	ClockOffset time.Duration
+
+	// FarAhead reports whether Expiry lies further ahead of the
+	// filesystem's now than this Lock's lifetime and the clock slop: a
+	// lock written by a host whose clock was far ahead, after a clock
+	// jumped back, or by a holder with a much longer lifetime. It is not
+	// broken before its expiry; Break with force removes it.
+	FarAhead bool
 
 	// Breakable reports whether this Lock would break the lock file it
 	// read: it is not ours, and either its expiry and the clock slop had
@@ -132,7 +149,9 @@ type Status struct {
 // whether there is a lock file and whether it is ours, who holds it, when
 // it expires, and whether this Lock would break it. No lock file is not an
 // error: then Status.Exists is false. Inspect changes nothing at the lock
-// path.
+// path; a Lock that has written nothing yet writes and removes a file of
+// its own beside it, to learn the filesystem's clock (see Time base in the
+// package doc).
 //
 // It fails with [ErrClosed] after Close, and otherwise with the error of
 // the read: one that matches [ErrNotRegular] when something other than a
@@ -152,8 +171,10 @@ func (l *Lock) status(op string) (Status, int, error) {
 	}
 	s, err := l.inspect(l.path)
 	now := l.now()
+	l.learnTime()
+	offset, _ := l.clockOffset()
 	if gone(err) {
-		return Status{At: now, State: Unlocked}, 0, nil
+		return Status{At: now, State: Unlocked, ClockOffset: offset}, 0, nil
 	}
 	if err != nil {
 		return Status{}, 0, l.err(op, err)
@@ -162,12 +183,18 @@ func (l *Lock) status(op string) (Status, int, error) {
 	if err != nil {
 		return Status{}, 0, l.err(op, err)
 	}
+	expired := l.expiredBy(s.info.ModTime, 0)
+	if ours {
+		expired = l.leaseOver(s.info.ModTime)
+	}
 	st := Status{
-		At:      now,
-		Exists:  true,
-		Ours:    ours,
-		Expiry:  s.info.ModTime,
-		Expired: now.After(s.info.ModTime),
+		At:          now,
+		Exists:      true,
+		Ours:        ours,
+		Expiry:      s.info.ModTime,
+		Expired:     expired,
+		ClockOffset: offset,
+		FarAhead:    l.aheadBy(s.info.ModTime) > l.lifetime+l.cfg.slop,
 	}
 	if d, ok := claim.Parse(s.contents, l.cfg.sep); ok {
 		st.Holder = &Details{Hostname: d.Hostname, PID: d.PID, LockFile: d.LockFile}

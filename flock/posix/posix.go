@@ -132,10 +132,13 @@ type Info struct {
 	Mode    fs.FileMode
 	Size    int64
 	ModTime time.Time
-	Dev     uint64
-	Ino     uint64
-	Nlink   uint64
-	Uid     uint32
+	// ChangeTime is the inode's change time (ctime), which the system
+	// stamps with its own clock: on a network filesystem, the server's.
+	ChangeTime time.Time
+	Dev        uint64
+	Ino        uint64
+	Nlink      uint64
+	Uid        uint32
 }
 
 // File is a regular file opened for inspection, or created by
@@ -201,13 +204,14 @@ func (f *File) Stat() (Info, error) {
 
 func infoOf(st *unix.Stat_t) Info {
 	return Info{
-		Mode:    fileMode(uint32(st.Mode)),
-		Size:    st.Size,
-		ModTime: time.Unix(st.Mtim.Unix()),
-		Dev:     uint64(st.Dev),
-		Ino:     uint64(st.Ino),
-		Nlink:   uint64(st.Nlink),
-		Uid:     st.Uid,
+		Mode:       fileMode(uint32(st.Mode)),
+		Size:       st.Size,
+		ModTime:    time.Unix(st.Mtim.Unix()),
+		ChangeTime: time.Unix(st.Ctim.Unix()),
+		Dev:        uint64(st.Dev),
+		Ino:        uint64(st.Ino),
+		Nlink:      uint64(st.Nlink),
+		Uid:        st.Uid,
 	}
 }
 

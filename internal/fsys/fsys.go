@@ -16,10 +16,11 @@ import (
 type FS interface {
 	// Create creates path, which must not exist, with contents data and
 	// both times t, never following a symlink, and returns it open. On
-	// failure nothing is left at path. If t is zero, the times are those
-	// the filesystem gave the new file, and a failure after the file was
-	// created leaves it in place: removing it by name could remove a file
-	// that replaced it meanwhile.
+	// failure nothing is left at path. A zero t leaves the times as the
+	// write of data stamped them, by the filesystem's clock; then a
+	// failure after the file was created leaves it in place, for the
+	// caller to judge: removing it by name could remove a file that
+	// replaced it meanwhile.
 	Create(path string, data []byte, t time.Time) (File, error)
 	// Lstat returns the attributes of path itself, not following a symlink.
 	Lstat(path string) (Info, error)
@@ -61,15 +62,18 @@ type File interface {
 
 // Info is a file's identity and times. Ino and Dev are 0 where the system
 // has no stable file identity to report; Uid is the owner's user ID, or
-// NoUID where the system has none.
+// NoUID where the system has none. ChangeTime is the inode's change time
+// as the filesystem reports it: zero where it reports none, and on some
+// (sshfs) a copy of ModTime rather than a stamp of its clock.
 type Info struct {
-	Mode    fs.FileMode
-	Size    int64
-	ModTime time.Time
-	Dev     uint64
-	Ino     uint64
-	Nlink   uint64
-	Uid     uint32
+	Mode       fs.FileMode
+	Size       int64
+	ModTime    time.Time
+	ChangeTime time.Time
+	Dev        uint64
+	Ino        uint64
+	Nlink      uint64
+	Uid        uint32
 }
 
 // NoUID is the Uid of a file on a system without user IDs.

@@ -64,7 +64,7 @@ func (posixFS) Lstat(path string) (Info, error) {
 }
 
 func infoOf(i posix.Info) Info {
-	return Info{Mode: i.Mode, Size: i.Size, ModTime: i.ModTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink, Uid: i.Uid}
+	return Info{Mode: i.Mode, Size: i.Size, ModTime: i.ModTime, ChangeTime: i.ChangeTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink, Uid: i.Uid}
 }
 func (posixFS) Link(oldname, newname string) error   { return posix.Link(oldname, newname) }
 func (posixFS) Rename(oldname, newname string) error { return posix.Rename(oldname, newname) }

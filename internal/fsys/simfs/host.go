@@ -52,6 +52,14 @@ type HostConfig struct {
 	// Resolution is the granularity of file times as set and reported
 	// through this mount: 0 for nanoseconds, time.Second for sshfs.
 	Resolution time.Duration
+	// CtimeCopy reports the modification time as the change time, as
+	// sshfs does (SFTP carries no change time), rather than the server's
+	// stamp.
+	CtimeCopy bool
+	// ClientStamps makes the mount report change times and stamp writes
+	// without explicit times with the host's clock rather than the
+	// server's: a filesystem whose change time is not the server's.
+	ClientStamps bool
 	// NoHardLinks makes link fail with EPERM (sshfs -o disable_hardlink).
 	NoHardLinks bool
 	// LinkRaceEPERM is the probability that a link onto an existing name
@@ -124,6 +132,7 @@ func SSHFS() HostConfig {
 		AttrMax:           20 * time.Second,
 		DirMax:            20 * time.Second,
 		Resolution:        time.Second,
+		CtimeCopy:         true,
 		LinkRaceEPERM:     0.3,
 		NlinkOne:          true,
 		PathInodes:        true,
@@ -269,16 +278,23 @@ func (h *Host) node(p string) uint64 {
 // them, without any cache.
 func (h *Host) fresh(in *inode, p string) fsys.Info {
 	info := fsys.Info{
-		Mode:    in.mode,
-		Size:    int64(len(in.data)),
-		ModTime: h.trunc(in.mtime),
-		Dev:     h.cfg.Dev,
-		Ino:     in.ino,
-		Nlink:   uint64(in.nlink),
-		Uid:     in.uid,
+		Mode:       in.mode,
+		Size:       int64(len(in.data)),
+		ModTime:    h.trunc(in.mtime),
+		ChangeTime: h.trunc(in.ctime),
+		Dev:        h.cfg.Dev,
+		Ino:        in.ino,
+		Nlink:      uint64(in.nlink),
+		Uid:        in.uid,
 	}
 	if in.mode.IsDir() {
 		info.Size = 4096
+	}
+	if h.cfg.ClientStamps {
+		info.ChangeTime = h.trunc(in.ctime.Add(h.cfg.Skew))
+	}
+	if h.cfg.CtimeCopy {
+		info.ChangeTime = info.ModTime
 	}
 	if h.cfg.NlinkOne {
 		info.Nlink = 1

@@ -100,7 +100,8 @@ func (p *Proc) lose(c *Call, redo func() syscall.Errno) syscall.Errno {
 }
 
 // Create creates name exclusively with contents data and both times t, and
-// returns it open.
+// returns it open. A zero t leaves the times as the write stamped them:
+// the server's clock, or the host's where it stamps its own.
 func (p *Proc) Create(name string, data []byte, t time.Time) (fsys.File, error) {
 	name = clean(name)
 	if t.IsZero() {
@@ -110,6 +111,9 @@ func (p *Proc) Create(name string, data []byte, t time.Time) (fsys.File, error) 
 	var f *file
 	p.run(c, func() {
 		s, h := p.h.s, p.h
+		if t.IsZero() && h.cfg.ClientStamps {
+			t = h.Now().Round(0).UTC()
+		}
 		in, e := s.create(c, name, data, h.trunc(t), h.cfg.UID)
 		if e == 0 {
 			h.dirChanged(name)
@@ -472,14 +476,22 @@ func dirOf(p string) string { return path.Dir(p) }
 func (p *Proc) createKeeping(name string, data []byte) (fsys.File, error) {
 	c := &Call{Op: "create", Path: name}
 	var f *file
+	// The times a write without explicit times gets: the server's, or
+	// where the mount stamps with the host's clock, that.
+	stamp := func() time.Time {
+		if p.h.cfg.ClientStamps {
+			return p.h.Now().Round(0).UTC()
+		}
+		return p.h.s.stamp()
+	}
 	p.run(c, func() {
 		s, h := p.h.s, p.h
-		in, e := s.create(c, name, nil, h.trunc(s.now()), h.cfg.UID)
+		in, e := s.create(c, name, nil, h.trunc(stamp()), h.cfg.UID)
 		if e == 0 {
 			h.dirChanged(name)
 			h.changed(in, name)
 			if e = p.lose(c, func() syscall.Errno {
-				_, e := s.create(nil, name, nil, h.trunc(s.now()), h.cfg.UID)
+				_, e := s.create(nil, name, nil, h.trunc(stamp()), h.cfg.UID)
 				return e
 			}); e != 0 {
 				c.Err = pathErr("open", name, e)
@@ -502,7 +514,7 @@ func (p *Proc) createKeeping(name string, data []byte) (fsys.File, error) {
 		}
 		s, h := p.h.s, p.h
 		f.in.data = slices.Clone(data)
-		s.setTimes(w, f.in, h.trunc(s.now()))
+		s.setTimes(w, f.in, h.trunc(stamp()))
 		h.changed(f.in, name)
 		w.Result = fmt.Sprintf("#%d %d bytes", f.in.id, len(data))
 	})

@@ -47,6 +47,7 @@ type inode struct {
 	nlink int
 	data  []byte
 	mtime time.Time // as stored: no monotonic reading, UTC
+	ctime time.Time // the server's clock at the last change (see stamp)
 	uid   uint32
 	pins  int // open descriptors that keep the inode alive (local disks)
 }
@@ -79,10 +80,18 @@ func (s *Server) newInode(mode fs.FileMode, data []byte, mtime time.Time, uid ui
 		n++
 	}
 	s.used[n] = true
-	in := &inode{id: s.next, ino: n, mode: mode, data: slices.Clone(data), mtime: mtime.Round(0).UTC(), uid: uid}
+	in := &inode{id: s.next, ino: n, mode: mode, data: slices.Clone(data), mtime: mtime.Round(0).UTC(), ctime: s.stamp(), uid: uid}
 	s.live[in.id] = in
 	return in
 }
+
+// stampGrain is the granularity of the server's own stamps: Linux stamps
+// files with a coarse clock, a scheduler tick behind the true time at most.
+const stampGrain = 4 * time.Millisecond
+
+// stamp is the server's clock as it stamps a change: the true time, cut
+// to the coarse clock's tick.
+func (s *Server) stamp() time.Time { return s.now().Round(0).UTC().Truncate(stampGrain) }
 
 // release frees an inode once nothing names or pins it.
 func (s *Server) release(in *inode) {
@@ -130,6 +139,9 @@ func (s *Server) create(c *Call, p string, data []byte, t time.Time, uid uint32)
 	if _, ok := s.names[p]; ok {
 		return nil, syscall.EEXIST
 	}
+	if t.IsZero() {
+		t = s.stamp() // written without explicit times
+	}
 	in := s.newInode(0o644, data, t, uid)
 	in.nlink = 1
 	s.names[p] = in
@@ -152,6 +164,7 @@ func (s *Server) link(c *Call, oldname, newname string) syscall.Errno {
 		return syscall.EEXIST
 	}
 	in.nlink++
+	in.ctime = s.stamp()
 	s.names[newname] = in
 	c.effect(Effect{Kind: Linked, Path: newname, Path2: oldname, ID: in.id})
 	return 0
@@ -161,6 +174,7 @@ func (s *Server) unlinkName(c *Call, p string, kind EffectKind) {
 	in := s.names[p]
 	delete(s.names, p)
 	in.nlink--
+	in.ctime = s.stamp()
 	c.effect(Effect{Kind: kind, Path: p, ID: in.id})
 	s.release(in)
 }
@@ -198,6 +212,7 @@ func (s *Server) rename(c *Call, oldname, newname string, noReplace bool) syscal
 	}
 	delete(s.names, oldname)
 	s.names[newname] = in
+	in.ctime = s.stamp()
 	if in.mode.IsDir() {
 		for p, child := range s.names {
 			if rest, ok := strings.CutPrefix(p, oldname+"/"); ok {
@@ -224,6 +239,7 @@ func (s *Server) remove(c *Call, p string) syscall.Errno {
 
 func (s *Server) setTimes(c *Call, in *inode, t time.Time) {
 	in.mtime = t.Round(0).UTC()
+	in.ctime = s.stamp()
 	c.effect(Effect{Kind: Retimed, ID: in.id, Time: in.mtime})
 }
 
@@ -316,11 +332,13 @@ type Node struct {
 	Nlink   int
 	Data    []byte
 	ModTime time.Time
-	Uid     uint32
+	// ChangeTime is the server's clock at the inode's last change.
+	ChangeTime time.Time
+	Uid        uint32
 }
 
 func (in *inode) node() Node {
-	return Node{ID: in.id, Ino: in.ino, Mode: in.mode, Nlink: in.nlink, Data: slices.Clone(in.data), ModTime: in.mtime, Uid: in.uid}
+	return Node{ID: in.id, Ino: in.ino, Mode: in.mode, Nlink: in.nlink, Data: slices.Clone(in.data), ModTime: in.mtime, ChangeTime: in.ctime, Uid: in.uid}
 }
 
 // Lookup returns what the server holds at p, bypassing every cache.

@@ -422,3 +422,36 @@ func TestStepperDecidesWhenCallsHappen(t *testing.T) {
 		t.Errorf("calls = %v", calls)
 	}
 }
+
+// TestServerStamps: the server stamps a file written without explicit
+// times, and every change of an inode's times or names, with its own clock
+// (cut to its coarse tick), whatever the host's clock; sshfs reports the
+// modification time as the change time; a mount with client stamps uses
+// the host's clock.
+func TestServerStamps(t *testing.T) {
+	w := newWorld(t)
+	w.now = t0.Add(1500*time.Millisecond + 123456)
+	local := w.proc(simfs.HostConfig{Skew: time.Minute, Dev: 1})
+	f := mustCreate(t, local, "/d/a", "a", time.Time{})
+	want := t0.Add(1500 * time.Millisecond)
+	if i, err := f.Stat(); err != nil || !i.ModTime.Equal(want) || !i.ChangeTime.Equal(want) {
+		t.Errorf("Stat() after a create without times = mtime %v, ctime %v, %v; want both %v, the server's", i.ModTime, i.ChangeTime, err, want)
+	}
+	w.now = w.now.Add(time.Second)
+	expiry := t0.Add(time.Hour)
+	if err := f.SetTimes(expiry); err != nil {
+		t.Fatal(err)
+	}
+	if i := mustLstat(t, local, "/d/a"); !i.ModTime.Equal(expiry) || !i.ChangeTime.Equal(want.Add(time.Second)) {
+		t.Errorf("after SetTimes: mtime %v, ctime %v; want %v, %v", i.ModTime, i.ChangeTime, expiry, want.Add(time.Second))
+	}
+	sshfs := w.proc(simfs.SSHFS())
+	if i := mustLstat(t, sshfs, "/d/a"); !i.ChangeTime.Equal(i.ModTime) {
+		t.Errorf("sshfs: ctime %v, mtime %v; want a copy of the mtime", i.ChangeTime, i.ModTime)
+	}
+	client := w.proc(simfs.HostConfig{Skew: -time.Minute, ClientStamps: true, Dev: 2})
+	g := mustCreate(t, client, "/d/b", "b", time.Time{})
+	if i, err := g.Stat(); err != nil || !i.ModTime.Equal(w.now.Add(-time.Minute)) {
+		t.Errorf("client stamps: mtime %v, %v; want the host's clock %v", i.ModTime, err, w.now.Add(-time.Minute))
+	}
+}

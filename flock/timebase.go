@@ -1,0 +1,300 @@
+package flock
+
+import (
+	"sync"
+	"time"
+
+	"github.com/nfsflock/nfsflock/internal/fsys"
+)
+
+// The time base: a Lock writes and judges expiries in the filesystem's
+// time, the clock that stamps files in the lock's directory (on a network
+// filesystem, the server's), so that hosts whose clocks disagree still
+// agree on when a lock expires. It learns that clock from what the
+// protocol already does: the server stamps a file's change time when the
+// claim's times are set through its descriptor, and its modification time
+// when the claim is written without explicit times, and the fstat that
+// follows reads the stamp back. The Lock's clock readings before the
+// change and after the fstat bracket the moment of the stamp, which bounds
+// the filesystem's now at any later moment from below and from above.
+// Every judgement takes the side of those bounds that is safe: another's
+// lock is expired only once it is by the earliest time the filesystem's
+// clock can show; our own lease is over once it is by the latest. doc.go
+// (Clock slop) says where the stamps are usable.
+
+// stampGrain is how much later than a stamp with a fraction of a second
+// the moment it stands for may have been: Linux stamps files with a coarse
+// clock, which lags by up to a scheduler tick (4 ms at HZ=250, 10 ms at
+// HZ=100). A stamp of whole seconds may be cut to the second, as sshfs's
+// are.
+const stampGrain = 20 * time.Millisecond
+
+// driftPerSecond bounds how fast the filesystem's clock and the Lock's
+// clock drift apart between two samples (1000 ppm, twice what NTP slews).
+const driftPerSecond = time.Millisecond
+
+// A stampSample is one reading of the filesystem's clock: stamp was
+// stamped between the Lock's clock readings before and after, which keep
+// their monotonic readings where the clock gives them.
+type stampSample struct {
+	before, after time.Time
+	stamp         time.Time
+	grain         time.Duration
+}
+
+// bounds returns the earliest and latest the filesystem's clock can show
+// at the Lock's clock reading now. The elapsed time since the sample is
+// taken by the monotonic clock and by the wall clock, whichever is safer
+// for the bound: the wall clock may be set (jumped back or forward) since,
+// and the monotonic clock stops while the machine is suspended; the bounds
+// fail only when both happen between two samples. The filesystem's clock
+// never runs back from a stamp it gave.
+func (s stampSample) bounds(now time.Time) (lo, hi time.Time) {
+	sinceAfter := min(now.Sub(s.after), now.Round(0).Sub(s.after.Round(0)))
+	sinceBefore := max(now.Sub(s.before), now.Round(0).Sub(s.before.Round(0)))
+	drift := time.Duration(max(sinceBefore, 0) / time.Second * driftPerSecond)
+	lo = s.stamp.Add(max(sinceAfter, 0) - drift)
+	hi = s.stamp.Add(s.grain + max(sinceBefore, 0) + drift)
+	return lo, hi
+}
+
+// timeBase is what a Lock knows of the filesystem's clock: its last two
+// samples, whose bounds it joins, so that one sample taken across a clock
+// change, or a stamp that lies, widens the bounds rather than moves them.
+type timeBase struct {
+	mu         sync.Mutex
+	cur, prev  *stampSample
+	ctimeKnown bool // whether a change time after setting times was seen
+	ctimeCopy  bool // it was a copy of the modification time (sshfs), not a stamp
+}
+
+// fsNow returns the earliest and latest the filesystem's clock can show
+// now. Without a usable sample both are the Lock's clock.
+func (l *Lock) fsNow() (lo, hi time.Time) {
+	now := l.cfg.clock.Now()
+	l.tb.mu.Lock()
+	cur, prev := l.tb.cur, l.tb.prev
+	l.tb.mu.Unlock()
+	if cur == nil || l.timeBaseOff() {
+		return now.Round(0), now.Round(0)
+	}
+	lo, hi = cur.bounds(now)
+	if prev != nil {
+		plo, phi := prev.bounds(now)
+		lo, hi = minTime(lo, plo), maxTime(hi, phi)
+	}
+	return lo, hi
+}
+
+// timeBaseOff reports whether the Lock judges by its own clock alone, as
+// before the time base: only tests that show what it prevents say so.
+func (l *Lock) timeBaseOff() bool { return l.cfg.noTimeBase || mutated("no-time-base") }
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// expiryIn returns the expiry to write for a lease of d from now: d after
+// the latest the filesystem's clock can show, so that the lease, as this
+// Lock judges it (leaseOver), lasts d.
+func (l *Lock) expiryIn(d time.Duration) time.Time {
+	_, hi := l.fsNow()
+	return hi.Add(d)
+}
+
+// leaseOver reports whether our own lease that ends at expiry may be over:
+// whether the filesystem's clock may show expiry already.
+func (l *Lock) leaseOver(expiry time.Time) bool {
+	_, hi := l.fsNow()
+	return !hi.Before(expiry)
+}
+
+// leaseLeft returns how long our own lease that ends at expiry surely
+// lasts, by the Lock's clock; 0 or less once it may be over.
+func (l *Lock) leaseLeft(expiry time.Time) time.Duration {
+	_, hi := l.fsNow()
+	return expiry.Sub(hi)
+}
+
+// expiredBy reports whether another's expiry, and then grace, have surely
+// passed: by the earliest the filesystem's clock can show.
+func (l *Lock) expiredBy(expiry time.Time, grace time.Duration) bool {
+	lo, _ := l.fsNow()
+	return lo.After(expiry.Add(grace))
+}
+
+// aheadBy returns how far expiry lies ahead of the filesystem's now at
+// the least.
+func (l *Lock) aheadBy(expiry time.Time) time.Duration {
+	_, hi := l.fsNow()
+	return expiry.Sub(hi)
+}
+
+// clockOffset returns the filesystem's clock minus the Lock's clock, the
+// middle of the bounds, and whether a sample gave it.
+func (l *Lock) clockOffset() (time.Duration, bool) {
+	l.tb.mu.Lock()
+	known := l.tb.cur != nil
+	l.tb.mu.Unlock()
+	if !known || l.timeBaseOff() {
+		return 0, false
+	}
+	now := l.cfg.clock.Now()
+	lo, hi := l.fsNow()
+	return lo.Sub(now.Round(0)) + hi.Sub(lo)/2, true
+}
+
+// observeWrite learns from a file just written without explicit times,
+// whose attributes info were read after it, all since the Lock's clock
+// read before: its modification time is the filesystem's stamp.
+func (l *Lock) observeWrite(before time.Time, info fsys.Info) {
+	l.observe(before, info.ModTime)
+}
+
+// observeTimes learns from a file whose times were just set explicitly to
+// set through its descriptor, and whose attributes info were read after
+// it, all since before: its change time is the filesystem's stamp, unless
+// the filesystem reports a copy of the modification time there (sshfs).
+// Attributes that do not show the times just set (up to 2 s less, as
+// coarse filesystems store them) came from a cache older than the change,
+// and their change time, older than before, would put the upper bound too
+// early: they teach nothing. It reports whether the change time was used.
+func (l *Lock) observeTimes(before time.Time, info fsys.Info, set time.Time) bool {
+	if info.ModTime.After(set) || !info.ModTime.After(set.Add(-2*time.Second)) {
+		return false
+	}
+	copied := info.ChangeTime.IsZero() || info.ChangeTime.Equal(info.ModTime)
+	l.tb.mu.Lock()
+	first := !l.tb.ctimeKnown
+	l.tb.ctimeKnown, l.tb.ctimeCopy = true, copied
+	l.tb.mu.Unlock()
+	if copied {
+		if first {
+			l.cfg.logger.Debug("flock: the filesystem's change times do not stamp setting the times; the time base is learned when claims are written", "dir", l.dir)
+		}
+		return false
+	}
+	l.observe(before, info.ChangeTime)
+	return true
+}
+
+// writeStampNeeded reports whether a new claim must be written without
+// explicit times and read back before its times are set, which costs an
+// fstat more: while the Lock has no sample, and where the filesystem's
+// change times are copies (sshfs) once its sample is older than
+// stampRenewal.
+func (l *Lock) writeStampNeeded() bool {
+	if l.timeBaseOff() {
+		return false
+	}
+	l.tb.mu.Lock()
+	defer l.tb.mu.Unlock()
+	return l.tb.cur == nil || l.tb.ctimeCopy && l.cfg.clock.Now().Sub(l.tb.cur.after) > stampRenewal
+}
+
+// stampRenewal is how old a sample may grow, where only a claim's write
+// gives one, before a new claim takes another: the bounds widen with the
+// drift allowed for (driftPerSecond), 30 ms in this time.
+const stampRenewal = 30 * time.Second
+
+func (l *Lock) observe(before, stamp time.Time) {
+	if l.timeBaseOff() {
+		return
+	}
+	after := l.cfg.clock.Now()
+	if stamp.IsZero() {
+		l.noTimeBase("the filesystem reports no file times")
+		return
+	}
+	s := &stampSample{before: before, after: after, stamp: stamp, grain: stampGrain}
+	if stamp.Nanosecond() == 0 {
+		s.grain = time.Second
+	}
+	l.tb.mu.Lock()
+	l.tb.prev, l.tb.cur = l.tb.cur, s
+	l.tb.mu.Unlock()
+	l.warnSkew()
+}
+
+// noTimeBase logs, once per directory and process, that the Lock judges
+// by its own clock.
+func (l *Lock) noTimeBase(why string) {
+	if firstFor(&timeLogs.fallback, l.dir) {
+		l.cfg.logger.Debug("flock: no usable filesystem time; expiries are judged by this host's clock", "dir", l.dir, "why", why)
+	}
+}
+
+// warnSkew logs, once per directory and process, that this host's clock
+// differs from the filesystem's by more than the clock slop.
+func (l *Lock) warnSkew() {
+	now := l.cfg.clock.Now().Round(0)
+	lo, hi := l.fsNow()
+	if lo.Sub(now) <= l.cfg.slop && now.Sub(hi) <= l.cfg.slop {
+		return
+	}
+	if firstFor(&timeLogs.skew, l.dir) {
+		off, _ := l.clockOffset()
+		l.cfg.logger.Warn("flock: this host's clock differs from the filesystem's by more than the clock slop; expiries are written and judged in the filesystem's time",
+			"dir", l.dir, "offset", off.Round(time.Millisecond), "slop", l.cfg.slop)
+	}
+}
+
+// timeLogs records, per directory, which once-per-process log lines of the
+// time base were written.
+var timeLogs struct {
+	sync.Mutex
+	fallback, skew map[string]bool
+}
+
+func firstFor(m *map[string]bool, dir string) bool {
+	timeLogs.Lock()
+	defer timeLogs.Unlock()
+	if (*m)[dir] {
+		return false
+	}
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	(*m)[dir] = true
+	return true
+}
+
+// learnTime takes a sample by writing a file of our own beside the lock
+// file and removing it, for a Lock that must judge an expiry before it has
+// written anything (Inspect, Break). A Lock that may not write there
+// judges by its own clock.
+func (l *Lock) learnTime() {
+	if l.timeBaseOff() {
+		return
+	}
+	l.tb.mu.Lock()
+	known := l.tb.cur != nil
+	l.tb.mu.Unlock()
+	if known {
+		return
+	}
+	name := l.freshName()
+	before := l.cfg.clock.Now()
+	f, err := l.cfg.fs.Create(name, []byte(name), time.Time{})
+	if err != nil {
+		l.noTimeBase("cannot write beside the lock file: " + err.Error())
+		return
+	}
+	if info, err := f.Stat(); err == nil {
+		l.observeWrite(before, info)
+	}
+	f.Close()
+	if err := l.cfg.fs.Remove(name); err != nil && !gone(err) {
+		l.cfg.logger.Warn("flock: removing the file that measured the filesystem's clock", "path", name, "err", err)
+	}
+}
