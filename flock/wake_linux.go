@@ -262,7 +262,10 @@ func (w *watch) hint() (time.Duration, bool) {
 		mtime = info.ModTime
 	}
 	// A millisecond past the moment, as breakable asks for a time after it.
-	d := mtime.Add(l.cfg.slop).Sub(l.now()) + time.Millisecond
+	// By the earliest the filesystem's clock can show, as breakable
+	// judges (timebase.go).
+	lo, _ := l.fsNow()
+	d := mtime.Add(l.cfg.slop).Sub(lo) + time.Millisecond
 	ok := d > time.Millisecond
 	if h := w.holder; h != nil && h.exited.Load() {
 		// The holder has exited, but it is not gone until its parent
