@@ -1352,3 +1352,25 @@ func checkSlopWords(t *testing.T, what, out string) {
 		t.Errorf("%s printed %q: %.1f s ago and %.1f s to go make %.1f s; want the clock slop, 10 s", what, out, x, y, sum)
 	}
 }
+
+// status warns of a lock file whose expiry lies far ahead of the
+// filesystem's time, as a host with a wrong clock writes, and says how to
+// break it; --json says so too.
+func TestStatusFarAhead(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeLock(t, dir, filepath.Join(dir, "L")+"|elsewhere|42|0000000000000000001", time.Now().Add(365*24*time.Hour))
+	code, out, _ := run(t, dir, "status", "L")
+	if code != statusHeld || !strings.Contains(out, "more than a day ahead of the filesystem's time") || !strings.Contains(out, "nfsflock break --force") {
+		t.Errorf("status L of a lock a year ahead = %d, %q; want %d and a warning", code, out, statusHeld)
+	}
+	code, out, _ = run(t, dir, "status", "--json", "L")
+	if code != statusHeld || !strings.Contains(out, `"far_ahead": true`) {
+		t.Errorf("status --json L of a lock a year ahead = %d, %q; want far_ahead true", code, out)
+	}
+	// An hour ahead is what a holder with a long lifetime writes.
+	writeLock(t, dir, filepath.Join(dir, "L")+"|elsewhere|42|0000000000000000001", time.Now().Add(time.Hour))
+	if _, out, _ := run(t, dir, "status", "L"); strings.Contains(out, "ahead of the filesystem") {
+		t.Errorf("status L of a lock an hour ahead = %q; want no warning", out)
+	}
+}

@@ -40,12 +40,17 @@ func parseStatus(args []string) (statusOptions, error) {
 
 // statusVerb prints what the lock file says, and exits with a status that
 // says it too: nfsflock status [flags] LOCKFILE.
+// farAhead is how far ahead of the filesystem's time an expiry must lie
+// for status to warn of it: further than any holder's lifetime should
+// reach. (A Status's FarAhead is judged by its Lock's lifetime.)
+const farAhead = 24 * time.Hour
+
 func statusVerb(args []string, stdout, _ io.Writer) (int, error) {
 	o, err := parseStatus(args)
 	if err != nil {
 		return exitUsage, err
 	}
-	l, err := newLock(o.path, o.lock.options()...)
+	l, err := newLock(o.path, append(o.lock.options(), flock.WithLifetime(farAhead))...)
 	if err != nil {
 		return exitFailed, err
 	}
@@ -90,6 +95,11 @@ type report struct {
 	Alive     bool      `json:"alive"`     // local, and a process with its pid runs here
 	Ours      bool      `json:"ours"`      // held by this nfsflock itself: never, for status
 	At        time.Time `json:"at"`        // when the lock file was read
+	// ClockOffset is the filesystem's clock minus this host's, in
+	// seconds, as measured; FarAhead says the expiry lies absurdly far
+	// ahead of the filesystem's now (a host whose clock was wrong).
+	ClockOffset float64 `json:"clock_offset"`
+	FarAhead    bool    `json:"far_ahead"`
 }
 
 // holder is what the lock file says of its holder; absent when its contents
@@ -114,6 +124,9 @@ func newReport(path string, st flock.Status) report {
 		Alive:     st.Alive,
 		Ours:      st.Ours,
 		At:        st.At,
+
+		ClockOffset: st.ClockOffset.Seconds(),
+		FarAhead:    st.FarAhead,
 	}
 	if st.Holder != nil {
 		r.Holder = &holder{Hostname: st.Holder.Hostname, PID: st.Holder.PID, LockFile: st.Holder.LockFile}
@@ -171,6 +184,19 @@ func statusText(path string, st flock.Status, slop time.Duration) string {
 		line("status", "%s, held by %s", word, who)
 	}
 	line("expiry", "%s (%s)", st.Expiry.Format(time.RFC3339), expiryWords(st, slop))
+	if st.FarAhead {
+		line("warning", "the expiry lies more than a day ahead of the filesystem's time, as a host whose clock was wrong writes; it is not broken by itself: nfsflock break --force %s breaks it", quoted(path))
+	}
 	line("state", "%s (flufl.lock's name)", st.State)
+	if off := st.ClockOffset; off > time.Second || off < -time.Second {
+		line("clock", "this host's clock is %s %s the filesystem's", approx(abs(off)), map[bool]string{true: "behind", false: "ahead of"}[off > 0])
+	}
 	return b.String()
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
