@@ -12,9 +12,9 @@
 
 BOOLEAN WINAPI SystemFunction036(PVOID buffer, ULONG length);
 
-/* ProcessPrng fills data with size random bytes. Like the real one, it
- * always returns TRUE; RtlGenRandom takes a ULONG, so large requests go in
- * pieces. */
+/* ProcessPrng fills data with size random bytes and returns TRUE, as the
+ * real one does (FALSE only if RtlGenRandom fails). RtlGenRandom takes a
+ * ULONG, so large requests go in pieces. */
 __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T size)
 {
 	while (size > 0) {
