@@ -20,7 +20,7 @@
 // linking its claim to L with link(2), which is atomic on local disks and
 // network filesystems alike: exactly one of the processes linking to L
 // succeeds, and while it holds the lock, L and its claim are one file under
-// two names. That file's modification and access times are the lock's
+// two names (where there are no hard links, see Primitives). That file's modification and access times are the lock's
 // expiry: the time the lock lapses unless refreshed, which is the time of
 // the acquisition or last refresh plus the lifetime ([WithLifetime]).
 //
@@ -39,6 +39,43 @@
 // namespace (the last 15 digits of a Go claim's name), and a pid that runs
 // no process here. Other hosts' files, those of another pid namespace, and
 // flufl.lock's claims, which carry no namespace, are never swept.
+//
+// # Primitives
+//
+// Linking is flufl.lock's way and the default. Where link(2) is refused
+// with no lock file in the way (EPERM, ENOTSUP, ENOSYS or EMLINK, and a
+// link between two fresh names of the Lock's own fails too: sshfs with
+// -o disable_hardlink, some FUSE and SMB mounts), the Lock switches by
+// itself to a portable way for that directory, and later Locks of the
+// process start with it. [WithPortable] asks for it from the start, and
+// on Windows it is the only way. Both portable ways publish a complete
+// claim at L or fail because a file is there, so Locks that link and
+// Locks that do not exclude each other, flufl.lock's among them:
+//
+//   - Rename without replacing: the claim, written and timed, is renamed
+//     to L with renameat2(RENAME_NOREPLACE) on Linux, renamex_np
+//     (RENAME_EXCL) on macOS, MoveFileEx without MOVEFILE_REPLACE_EXISTING
+//     on Windows. It is atomic with its contents, L is then the claim's very
+//     file as with a link, and it costs what a link costs.
+//   - Exclusive create, where the filesystem refuses that rename too (NFS,
+//     FUSE and so sshfs): L is created with O_CREAT|O_EXCL (exclusive on
+//     NFSv3 and later, and over SFTP), the claim's name written into it and
+//     its times set through the descriptor, which the Lock keeps open; the
+//     claim file itself is removed at once. A reader may see L empty for a
+//     moment, and a holder that crashes just then leaves an empty or partial
+//     L, which is judged by its time alone and broken once it has expired.
+//     It costs a write and a time change more than a link.
+//
+// Without links, a Lock has no fresh path through which to read L past a
+// client's attribute cache: the clock slop must cover that cache (see
+// Clock slop). Without links or a rename that does not replace, nothing
+// moved aside can be put back without risk, so a breaker must never move
+// a lock file other than the one it judged: holding the breakers' lock
+// (whose lease it extends meanwhile), it waits for one clock slop before
+// it reads L again, so that the read shows L as it was once no other
+// breaker could change it. Breaking there takes that long. Fencing needs
+// links or such a rename, and fails without both with
+// [ErrLinkUnsupported].
 //
 // # Ownership
 //
@@ -139,10 +176,13 @@
 //
 // A waiter whose link succeeds while another process holds L.break waits
 // for that breaker to finish (a real one takes milliseconds; the wait ends
-// with its lease, or after 200 ms at most) before it looks again and counts
+// with its lease, or after 1 s at most) before it looks again and counts
 // the lock as held: the breaker, judging by an earlier read, may move the
 // file just linked, and put it back only after a third process linked its
-// own.
+// own. The breaker, for its part, moves nothing if its last reads of L and
+// of the clock lie more than 0.8 s apart: a pause between them may have let
+// L's holder release it and another process take it, and the breaker would
+// then move that fresh lock after its taker stopped waiting.
 //
 // A waiter that may not break an expired lock file (another user's, in a
 // sticky directory such as /tmp) keeps waiting, and its timeout says whose

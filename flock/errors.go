@@ -57,8 +57,10 @@ var (
 	// [ErrLockLost].
 	ErrNotRegular = fsys.ErrNotRegular
 
-	// ErrLinkUnsupported is returned by Acquire and TryAcquire when the
-	// filesystem refuses hard links, which the lock needs.
+	// ErrLinkUnsupported is returned by Acquire and TryAcquire with
+	// [WithFencing] when the filesystem has neither hard links nor a
+	// rename that does not replace, which the fencing counter needs. The
+	// lock itself works without them (see Primitives in the package doc).
 	ErrLinkUnsupported = errors.New("flock: hard links are not supported on this filesystem")
 
 	// ErrInvalid is returned by New when it is given a bad path or option

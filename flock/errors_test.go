@@ -260,12 +260,16 @@ func TestErrorsUnwrapAsDocumented(t *testing.T) {
 				return err
 			}},
 
-		{name: "Acquire without hard links", op: "acquire", is: []error{flock.ErrLinkUnsupported},
+		{name: "Acquire with fencing without hard links or no-replace renames", op: "acquire", is: []error{flock.ErrLinkUnsupported},
 			call: func(t *testing.T, path string) error {
-				noLinks := &fsystest.Faulty{FS: fsys.OS, OnLink: func(_ func(string, string) error, o, n string) error {
-					return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM}
-				}}
-				return newLock(t, path, flock.SimWithFS(noLinks)).Acquire(context.Background())
+				noLinks := &fsystest.Faulty{FS: fsys.OS,
+					OnLink: func(_ func(string, string) error, o, n string) error {
+						return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM}
+					},
+					OnRenameNoReplace: func(_ func(string, string) error, o, n string) error {
+						return &os.LinkError{Op: "renameat2", Old: o, New: n, Err: errors.ErrUnsupported}
+					}}
+				return newLock(t, path, flock.SimWithFS(noLinks), flock.WithFencing()).Acquire(context.Background())
 			}},
 
 		{name: "New with a bad option", op: "new", is: []error{flock.ErrInvalid},

@@ -155,17 +155,47 @@ func TestLinkRefused(t *testing.T) {
 			}
 			a.Release()
 
+			// Without hard links the lock is published the portable
+			// way, and still excludes the Locks that link: both by
+			// renaming without replacing, and where that is refused too
+			// (NFS, FUSE) by creating the lock file.
 			refuseAll := func(next func(string, string) error, o, n string) error { return linkErr(o, n, errno) }
-			c, err := New(a.Path(), withFS(&fsystest.Faulty{FS: fsys.OS, OnLink: refuseAll}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.Acquire(context.Background()); !errors.Is(err, ErrLinkUnsupported) {
-				t.Fatalf("Acquire without hard links = %v; want ErrLinkUnsupported", err)
-			}
-			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-				t.Errorf("left behind: %v", ents)
+			noRename := func(next func(string, string) error, o, n string) error { return errors.ErrUnsupported }
+			for _, faulty := range []*fsystest.Faulty{
+				{FS: fsys.OS, OnLink: refuseAll},
+				{FS: fsys.OS, OnLink: refuseAll, OnRenameNoReplace: noRename},
+			} {
+				c, err := New(a.Path(), withFS(faulty))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if err := c.Acquire(context.Background()); err != nil {
+					t.Fatalf("Acquire without hard links = %v", err)
+				}
+				if ok, err := b.TryAcquire(); ok || err != nil {
+					t.Fatalf("TryAcquire of a lock held without links = %v, %v; want false, nil", ok, err)
+				}
+				if err := c.Release(); err != nil {
+					t.Fatalf("Release without hard links = %v", err)
+				}
+				if ok, err := b.TryAcquire(); !ok || err != nil {
+					t.Fatalf("TryAcquire after the release = %v, %v; want true, nil", ok, err)
+				}
+				d, err := New(a.Path(), withFS(faulty))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer d.Close()
+				if ok, err := d.TryAcquire(); ok || err != nil {
+					t.Fatalf("TryAcquire without links of a linked lock = %v, %v; want false, nil", ok, err)
+				}
+				if err := b.Release(); err != nil {
+					t.Fatal(err)
+				}
+				if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+					t.Errorf("left behind: %v", ents)
+				}
 			}
 		})
 	}

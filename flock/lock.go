@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +49,8 @@ type Lock struct {
 	// claimExpiry is the expiry last set on the claim before linking, as
 	// the filesystem stored it.
 	claimExpiry time.Time
-	ident       identity // whether the filesystem reports file identity
+	ident       identity   // whether the filesystem reports file identity
+	publish     publishing // how the claim is put at the lock path
 	held        bool
 	lost        bool  // held, then found not ours; reported until the next Acquire or Release
 	waiting     error // why the last attempt could not break an expired lock; reported at a timeout
@@ -161,6 +163,12 @@ func New(path string, opts ...Option) (*Lock, error) {
 	if cfg.pid != 0 {
 		l.pid = cfg.pid
 	}
+	if cfg.portable || runtime.GOOS == "windows" {
+		l.publish = publishMove
+	}
+	if p, ok := portableDirs.Load(portableKey{cfg.fs, dir}); ok {
+		l.publish = max(l.publish, p.(publishing))
+	}
 	longest := len(base) + 3*len(cfg.sep) + len(cfg.hostname) + len(strconv.Itoa(l.pid)) + claim.RandomDigits
 	if longest > nameMax {
 		return invalid("claim file name of %d bytes would exceed %d; use a shorter lock file name or hostname", longest, nameMax)
@@ -198,7 +206,10 @@ func (l *Lock) Path() string { return l.path }
 
 // ClaimPath returns the path of this Lock's claim file while it holds the
 // lock or is trying to take it, and "" otherwise. Each acquisition has a
-// claim of its own, under a fresh random name.
+// claim of its own, under a fresh random name, which is also what the lock
+// file holds. (Where the lock file is published without hard links, the
+// claim file itself is gone once the lock is held; see Primitives in the
+// package doc.)
 func (l *Lock) ClaimPath() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

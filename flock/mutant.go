@@ -31,6 +31,8 @@ var mutants = map[string]mutantInfo{
 	"lost-rename-reply":  {"a lost reply to the rename aside is taken as 'nothing there', leaving the moved file behind", true},
 	"sweep-any-pid-ns":   {"sweeps remove dead-looking claims of any pid namespace, without the namespace tag's proof", false},
 	"breakers-no-relook": {"a breaker moves the lock file without checking its breakers' lock is still its own", true},
+	"recheck-unbounded":  {"a breaker moves the lock file however long its last reads of it took, so that they may show an instance released and retaken meanwhile", true},
+	"no-cache-wait":      {"without hard links, a breaker moves the lock file without first waiting out the attribute cache", true},
 }
 
 // mutated reports whether the named mutant is on.

@@ -365,25 +365,3 @@ func TestNetFSContentionIsNotLinkUnsupported(t *testing.T) {
 		}
 	}
 }
-
-// TestNetFSLinkUnsupported: on a filesystem that refuses link(2), Acquire
-// fails at once with ErrLinkUnsupported instead of waiting, and leaves no
-// file behind.
-func TestNetFSLinkUnsupported(t *testing.T) {
-	dir := testenv.SSHFSNoLink(t)
-	l := newLock(t, filepath.Join(dir, "app.lck"))
-	// No deadline: if Acquire took the refusal for contention, it would
-	// wait until the test binary's timeout.
-	if err := l.Acquire(context.Background()); !errors.Is(err, flock.ErrLinkUnsupported) {
-		t.Errorf("Acquire() = %v; want ErrLinkUnsupported", err)
-	}
-	if ok, err := l.TryAcquire(); ok || !errors.Is(err, flock.ErrLinkUnsupported) {
-		t.Errorf("TryAcquire() = %v, %v; want false, ErrLinkUnsupported", ok, err)
-	}
-	if names := dirNames(t, dir); len(names) != 0 {
-		t.Errorf("left %q", names)
-	}
-	if s, err := l.State(); err != nil || s != flock.Unlocked {
-		t.Errorf("State() = %v, %v; want %v", s, err, flock.Unlocked)
-	}
-}

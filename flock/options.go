@@ -45,6 +45,7 @@ type config struct {
 
 	fencing        bool // WithFencing
 	deadOwnerBreak bool // WithDeadOwnerBreak
+	portable       bool // WithPortable
 
 	// For the simulation, which must control every source of chance.
 	pid    int           // withPID; 0 for os.Getpid
@@ -146,6 +147,15 @@ func WithFencing() Option { return func(c *config) { c.fencing = true } }
 // where every process sharing the lock runs in this host's pid namespace
 // under a hostname no other machine uses.
 func WithDeadOwnerBreak() Option { return func(c *config) { c.deadOwnerBreak = true } }
+
+// WithPortable makes the Lock publish its lock file without hard links,
+// as it does by itself where the filesystem refuses them and always on
+// Windows: by renaming its claim to the lock path without replacing, or
+// where the filesystem cannot do that either, by creating the lock file
+// exclusively. Locks that publish with links and locks that publish
+// without exclude each other, flufl.lock's among them. See Primitives in
+// the package doc for what each way costs.
+func WithPortable() Option { return func(c *config) { c.portable = true } }
 
 // withFS replaces the filesystem, for fault injection in tests.
 func withFS(f fsys.FS) Option { return func(c *config) { c.fs = f } }

@@ -50,10 +50,15 @@ func envDuration(name string, def time.Duration) time.Duration {
 // childLock returns the Lock a child role works with, configured from its
 // environment; a child that cannot make it exits.
 func childLock() *flock.Lock {
-	l, err := flock.New(os.Getenv("LOCK"),
+	opts := []flock.Option{
 		flock.WithLifetime(envDuration("LIFETIME", time.Minute)),
 		flock.WithClockSlop(envDuration("SLOP", 0)),
-		flock.WithRetry(retry.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2, Jitter: 0.5}))
+		flock.WithRetry(retry.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2, Jitter: 0.5}),
+	}
+	if os.Getenv("PORTABLE") != "" {
+		opts = append(opts, flock.WithPortable())
+	}
+	l, err := flock.New(os.Getenv("LOCK"), opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(exitError)

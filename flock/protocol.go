@@ -32,7 +32,42 @@ type claimFile struct {
 	name string // the claim's path, which is also its contents
 	f    fsys.File
 	info fsys.Info // as created
+
+	// pub is the lock file this claim published by creating it (see
+	// publishCreate), kept open for the same reasons as f; nil where the
+	// lock file is the claim itself (linked, or moved into place).
+	pub     fsys.File
+	pubInfo fsys.Info // as created
 }
+
+// file returns the file that this claim's lock file is, once published:
+// the descriptor through which its times are set, and its identity.
+func (c *claimFile) file() (fsys.File, fsys.Info) {
+	if c.pub != nil {
+		return c.pub, c.pubInfo
+	}
+	return c.f, c.info
+}
+
+// close closes the claim's descriptors.
+func (c *claimFile) close() {
+	c.f.Close()
+	if c.pub != nil {
+		c.pub.Close()
+	}
+}
+
+// publishing is how a Lock puts its claim at the lock path, failing if
+// a file is there: by a hard link (flufl.lock's way, and the default),
+// or, where the filesystem has no hard links, by one of the two portable
+// ways (doc.go, Primitives).
+type publishing int
+
+const (
+	publishLink   publishing = iota // link(2) the claim to the lock path
+	publishMove                     // rename the claim to the lock path without replacing
+	publishCreate                   // create the lock file exclusively, with the claim's contents
+)
 
 // identity says whether the filesystem under the lock reports file
 // identity (device and inode numbers that stay with a file across its
@@ -115,8 +150,13 @@ func (l *Lock) newClaim(expiry time.Time) (*claimFile, error) {
 			l.cfg.fs.Remove(name)
 			return nil, err
 		}
-		if info.Ino == 0 {
+		switch {
+		case info.Ino == 0:
 			l.ident = identityNo
+		case l.publish != publishLink && l.ident == identityUnknown:
+			// No links to learn from: a portable lock file is the
+			// file we created, and is judged by its identity.
+			l.ident = identityYes
 		}
 		return &claimFile{name: name, f: f, info: info}, nil
 	}
@@ -132,7 +172,7 @@ func (l *Lock) dropClaim() error {
 	}
 	l.claim = nil
 	err := l.removeOwn(c)
-	c.f.Close()
+	c.close()
 	return err
 }
 
@@ -171,11 +211,11 @@ func (l *Lock) isFileOf(s snapshot, c *claimFile) (bool, error) {
 	if c == nil || !s.names(c.name) {
 		return false, nil
 	}
-	if s.info.SameFile(c.info) {
+	if _, info := c.file(); s.info.SameFile(info) {
 		l.ident = identityYes
 		return true, nil
 	}
-	if l.ident == identityUnknown {
+	if l.ident == identityUnknown && l.publish == publishLink {
 		err := l.learnIdentity(c)
 		if claimLost(err) {
 			return false, nil // c is gone or replaced: s is not c
@@ -265,9 +305,12 @@ func (l *Lock) attempt() (bool, error) {
 		if err := l.readyClaim(); err != nil {
 			return false, err
 		}
-		err := l.cfg.fs.Link(l.claim.name, l.path)
-		if err == nil {
+		err := l.publishClaim(l.claim, l.path, l.claimExpiry)
+		if err == nil && l.publish == publishLink {
 			return l.linked()
+		}
+		if err == nil {
+			return l.acquired()
 		}
 		switch {
 		case gone(err):
@@ -275,11 +318,13 @@ func (l *Lock) attempt() (bool, error) {
 			// removed by someone else): make a new one.
 			l.dropClaim()
 			continue
-		case !errors.Is(err, fs.ErrExist) && !linkRefused(err):
+		case !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err):
 			return false, err
 		}
 		s, ierr := l.inspect(l.path)
 		switch {
+		case gone(ierr) && l.publish != publishLink:
+			continue
 		case gone(ierr):
 			if linkRefused(err) && !l.claimIntact(l.claim) {
 				// Our claim's name was given to another file, which the
@@ -288,10 +333,10 @@ func (l *Lock) attempt() (bool, error) {
 				continue
 			}
 			if linkRefused(err) {
-				if ok, err := l.linksWork(); err != nil {
+				if ok, err := l.linksWork(l.claim); err != nil {
 					return false, err
 				} else if !ok {
-					return false, ErrLinkUnsupported
+					l.goPortable(l.claim)
 				}
 			}
 			continue
@@ -355,6 +400,116 @@ func (l *Lock) readyClaim() error {
 	return nil
 }
 
+// publishClaim puts the lock file of claim c, whose expiry is expiry, at
+// path (the lock path, or the breakers' lock), failing with an error that
+// matches fs.ErrExist if a file is there, in the Lock's way of publishing.
+// Where the filesystem refuses a rename without replacing, it moves on to
+// creating the lock file.
+func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
+	switch l.publish {
+	case publishLink:
+		return l.cfg.fs.Link(c.name, path)
+	case publishMove:
+		err := l.cfg.fs.RenameNoReplace(c.name, path)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			l.publish = publishCreate
+			portableDirs.Store(portableKey{l.cfg.fs, l.dir}, publishCreate)
+			return l.publishClaim(c, path, expiry)
+		case gone(err):
+			// A lost reply to a move that happened leaves our claim,
+			// the file we hold open, at path.
+			if s, ierr := l.inspect(path); ierr == nil && s.names(c.name) && s.info.SameFile(c.info) {
+				return nil
+			}
+		}
+		return err
+	}
+	if c.pub != nil {
+		// The lock file of an earlier try, broken since.
+		c.pub.Close()
+		c.pub = nil
+	}
+	f, err := l.cfg.fs.Create(path, []byte(c.name), expiry)
+	if errors.Is(err, fs.ErrExist) || l.refusedAsTaken(err) {
+		if l.adopt(c, path) {
+			return nil
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	c.pub, c.pubInfo = f, info
+	l.dropClaimFile(c)
+	return nil
+}
+
+// dropClaimFile removes c's claim file once c has created its lock file:
+// nothing needs it any more (its name lives on in the lock file, and it
+// stays open), and a crash then leaves only the lock file, which expires.
+func (l *Lock) dropClaimFile(c *claimFile) {
+	if err := l.removeOwn(c); err != nil {
+		l.cfg.logger.Debug("flock: removing a published claim", "path", c.name, "err", err)
+	}
+}
+
+// refusedAsTaken reports an error of publishClaim that may mean that a
+// file was in the way: sshfs answers EPERM to a link or an exclusive
+// create onto a name that appeared after its lookup (SFTP reports it as a
+// plain failure). A rename without replacing says EEXIST.
+func (l *Lock) refusedAsTaken(err error) bool {
+	return linkRefused(err) && l.publish != publishMove
+}
+
+// adopt takes as c's lock file the file at path after a create refused
+// with EEXIST, if it names c and its owner is c's: the create happened
+// and its reply was lost. Nobody else knew c's name before this create,
+// but for the directory's readers; of those, only c's owner (or root)
+// could have made a file owned by c's owner.
+func (l *Lock) adopt(c *claimFile, path string) bool {
+	f, err := l.cfg.fs.Open(path)
+	if err != nil {
+		return false
+	}
+	s, err := read(f)
+	if err != nil || !s.names(c.name) || s.info.Uid != c.info.Uid {
+		f.Close()
+		return false
+	}
+	c.pub, c.pubInfo = f, s.info
+	l.dropClaimFile(c)
+	return true
+}
+
+// portableDirs remembers, per filesystem and directory, the portable way
+// of publishing that a Lock of this process found it needs there, so that
+// later Locks (guard makes one per acquisition) start with it.
+var portableDirs sync.Map // portableKey → publishing
+
+type portableKey struct {
+	fs  fsys.FS
+	dir string
+}
+
+// goPortable switches to the portable ways of publishing, after finding
+// with c, a claim of ours, that the filesystem refuses hard links.
+func (l *Lock) goPortable(c *claimFile) {
+	l.cfg.logger.Debug("flock: no hard links here; publishing the lock file without them", "dir", l.dir)
+	l.publish = publishMove
+	portableDirs.LoadOrStore(portableKey{l.cfg.fs, l.dir}, publishMove)
+	if c.info.Ino != 0 {
+		l.ident = identityYes
+	} else {
+		l.ident = identityNo
+	}
+}
+
 // linked is called after link(2) of our claim to the lock path succeeded.
 // It checks that the lock file is our claim before anything else: where
 // the filesystem reports identity, that is certain; elsewhere, the link
@@ -401,7 +556,7 @@ func (l *Lock) linked() (bool, error) {
 // costs nothing to flufl.lock holders there, whose link counts are not
 // real anyway.
 func (l *Lock) look() (snapshot, error) {
-	if l.ident != identityNo {
+	if l.ident != identityNo || l.publish != publishLink {
 		return l.inspect(l.path)
 	}
 	s, linked, err := l.viaProbe()
@@ -504,8 +659,15 @@ func (l *Lock) outwaitBreaker() {
 	}
 }
 
-// outwaitMax bounds outwaitBreaker's wait.
-const outwaitMax = 200 * time.Millisecond
+// outwaitMax bounds outwaitBreaker's wait. A breaker's last reads of the
+// lock file and of the clock lie within recheckMax of each other (see
+// breakLocked), so that a breaker whose reads were still of an earlier
+// instance moves the file before an acquirer that linked meanwhile is done
+// waiting for it, and that acquirer's look then sees what the move did.
+const (
+	outwaitMax = time.Second
+	recheckMax = outwaitMax * 4 / 5
+)
 
 // giveBack releases a lock just taken whose acquisition cannot complete.
 func (l *Lock) giveBack() {
@@ -523,11 +685,12 @@ func (l *Lock) giveBack() {
 // whole seconds), as others will judge it.
 func (l *Lock) setExpiry() (time.Time, error) {
 	expiry := l.now().Add(l.lifetime)
-	if err := l.claim.f.SetTimes(expiry); err != nil {
+	f, _ := l.claim.file()
+	if err := f.SetTimes(expiry); err != nil {
 		return time.Time{}, err
 	}
 	stored := expiry.Truncate(time.Second)
-	if info, err := l.claim.f.Stat(); err == nil && !info.ModTime.After(expiry) {
+	if info, err := f.Stat(); err == nil && !info.ModTime.After(expiry) {
 		stored = info.ModTime
 	}
 	return stored, nil
@@ -686,10 +849,10 @@ func (l *Lock) refreshLocked() error {
 // was contention: sshfs answers EPERM both where links are disabled and
 // where the lock file appeared between its lookup and the link (and may be
 // gone again by the time we look). It links our claim to a fresh name of
-// our own, which nothing else can be using.
-func (l *Lock) linksWork() (bool, error) {
+// our own, which nothing else can be using: c's, a claim of ours.
+func (l *Lock) linksWork(c *claimFile) (bool, error) {
 	probe := l.freshName()
-	err := l.cfg.fs.Link(l.claim.name, probe)
+	err := l.cfg.fs.Link(c.name, probe)
 	if err == nil || errors.Is(err, fs.ErrExist) {
 		if err := l.cfg.fs.Remove(probe); err != nil && !gone(err) {
 			return true, err
@@ -725,7 +888,9 @@ func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
 	if fresh.info.Ino != 0 && s.info.Ino != 0 && !fresh.info.SameFile(s.info) {
 		return s, false
 	}
-	if l.ident == identityYes || l.ident == identityUnknown && fresh.info.Nlink >= 2 {
+	if l.ident == identityYes || l.ident == identityUnknown && fresh.info.Nlink >= 2 || l.publish != publishLink {
+		// Without links there is no fresh path to read through: the
+		// clock slop covers the attribute cache (doc.go, Clock slop).
 		return fresh, force || l.breakable(fresh)
 	}
 	viaProbe, _, err := l.viaProbe()
@@ -766,6 +931,13 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 		return false, err
 	}
 	defer l.unlockBreakers(b)
+	if l.publish == publishCreate && !mutated("no-cache-wait") {
+		// Here nothing moved aside can be put back, so the breaker must
+		// read the lock file as it is, past the attribute cache.
+		if err := l.outwaitCache(b); err != nil {
+			return false, err
+		}
+	}
 	// The breakers' lock must still be ours, on disk and by its lease (a
 	// breaker whose lock was broken by force, or that paused past the
 	// lease, may have company by now). Then the lock file is read again,
@@ -780,8 +952,15 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 			return false, err
 		}
 	}
+	start := l.now()
 	s, ok := l.recheck(s, force)
-	if !ok || !l.now().Before(b.info.ModTime) {
+	now := l.now()
+	if !ok || !now.Before(b.info.ModTime) {
+		return false, nil
+	}
+	if d := now.Sub(start); (d < 0 || d > recheckMax) && !mutated("recheck-unbounded") {
+		// A pause (or a clock step) while reading: what was read may be
+		// an instance that was released and taken again meanwhile.
 		return false, nil
 	}
 	var moved snapshot
@@ -796,6 +975,40 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	l.removeNamedClaim(moved)
 	l.sweepLocked()
 	return true, nil
+}
+
+// outwaitCache waits, holding the breakers' lock b, for as long as the
+// clock slop, which covers the attribute cache of a filesystem without
+// hard links (doc.go, Primitives): what the breaker reads of the lock file
+// afterwards shows it as it was once the breaker held b, and as no other
+// breaker can change it since, it is the instance the move aside will
+// find. Without that wait, a read could show the expired instance that
+// another breaker replaced with a fresh lock a moment before; and where
+// nothing can be put back, the move would remove that fresh lock. b's
+// lease is extended as the wait goes on, so that it stays a breaker's.
+func (l *Lock) outwaitCache(b *claimFile) error {
+	until := l.now().Add(l.cfg.slop)
+	for l.now().Before(until) {
+		if err := retry.Sleep(context.Background(), l.cfg.clock, min(time.Second, until.Sub(l.now())), l.closing); err != nil {
+			return err
+		}
+		select {
+		case <-l.closing:
+			return ErrClosed
+		default:
+		}
+		f, _ := b.file()
+		expiry := l.now().Add(breakTTL)
+		if err := f.SetTimes(expiry); err != nil {
+			return err
+		}
+		// b's lease is what the breaker judges its own by.
+		b.info.ModTime = expiry
+		if info, err := f.Stat(); err == nil && info.ModTime.Before(expiry) {
+			b.info.ModTime = info.ModTime
+		}
+	}
+	return nil
 }
 
 // removeNamedClaim removes the claim that the broken lock file moved
@@ -894,6 +1107,9 @@ func moveNoReplace(fsys fsys.FS, oldname, newname string) error {
 		return err
 	}
 	if err := fsys.Link(oldname, newname); err != nil {
+		if linkRefused(err) {
+			return fmt.Errorf("%w, nor renames without replacing: %w", ErrLinkUnsupported, err)
+		}
 		return err
 	}
 	if err := fsys.Remove(oldname); err != nil && !gone(err) {
@@ -940,7 +1156,7 @@ func (l *Lock) lockBreakers() (*claimFile, error) {
 	held, err := l.linkBreakers(b)
 	if !held {
 		l.removeOwn(b)
-		b.f.Close()
+		b.close()
 		return nil, err
 	}
 	return b, nil
@@ -949,19 +1165,29 @@ func (l *Lock) lockBreakers() (*claimFile, error) {
 func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 	path := l.breakersPath()
 	for range 3 {
-		err := l.cfg.fs.Link(b.name, path)
+		err := l.publishClaim(b, path, b.info.ModTime)
 		if err == nil {
 			return true, nil
 		}
-		if !errors.Is(err, fs.ErrExist) && !linkRefused(err) {
+		if !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err) {
 			return false, err
 		}
-		s, err := l.inspect(path)
+		s, ierr := l.inspect(path)
 		switch {
-		case gone(err):
+		case gone(ierr) && linkRefused(err) && l.publish == publishLink:
+			// Refused with nothing in the way: contention, or no
+			// hard links here (when a lock file was in the way of
+			// the first link).
+			if ok, err := l.linksWork(b); err != nil {
+				return false, err
+			} else if !ok {
+				l.goPortable(b)
+			}
 			continue
-		case err != nil:
-			return false, err
+		case gone(ierr):
+			continue
+		case ierr != nil:
+			return false, ierr
 		case s.names(b.name):
 			// A lost reply, or a forgery naming our fresh claim.
 			ok, err := l.isFileOf(s, b)
@@ -1037,7 +1263,7 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	path := l.breakersPath()
 	defer func() {
 		l.removeOwn(b)
-		b.f.Close()
+		b.close()
 	}()
 	s, err := l.inspect(path)
 	if err != nil {
