@@ -260,6 +260,14 @@ func TestWindowsLockLifecycle(t *testing.T) {
 	if !strings.HasPrefix(l.ClaimPath(), lock+"^") {
 		t.Errorf("ClaimPath() = %q; want %s^...", l.ClaimPath(), lock)
 	}
+	// On Windows the claim is moved to the lock path (MoveFileEx without
+	// replacing), never linked: no claim file is left beside the lock.
+	if _, err := os.Lstat(l.ClaimPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the claim file while the lock is held: %v; want it moved to the lock path", err)
+	}
+	if b, err := os.ReadFile(lock); err != nil || string(b) != l.ClaimPath() {
+		t.Errorf("the lock file holds %q, %v; want the claim's name %q", b, err, l.ClaimPath())
+	}
 	first, ok := l.Token()
 	if !ok {
 		t.Errorf("Token() after Acquire with fencing = _, false")
