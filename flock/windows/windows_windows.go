@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -339,7 +340,7 @@ const stillActive = 259
 // host. A process that exists but that this user may not query counts as
 // alive.
 func ProcessAlive(pid int) bool {
-	if pid <= 0 || pid > 1<<32-1 {
+	if pid <= 0 || uint64(pid) > math.MaxUint32 {
 		return false
 	}
 	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION|windows.SYNCHRONIZE, false, uint32(pid))
