@@ -33,6 +33,9 @@ func TestLostIsNotNotLocked(t *testing.T) {
 		flock.ErrNotRegular, flock.ErrLinkUnsupported, flock.ErrInvalid, flock.ErrBreaking, flock.ErrFencing,
 	}
 	for i, a := range sentinels {
+		if !strings.HasPrefix(a.Error(), "flock: ") {
+			t.Errorf("sentinel %q does not start with \"flock: \"", a)
+		}
 		for j, b := range sentinels {
 			if i != j && errors.Is(a, b) {
 				t.Errorf("errors.Is(%v, %v) = true; want every sentinel distinct", a, b)

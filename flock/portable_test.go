@@ -1,3 +1,9 @@
+//go:build unix
+
+// The helpers (onEachFilesystem, countMixed) and the mixing of linking
+// and portable Locks are POSIX; on Windows every Lock is portable, and
+// process_windows_test.go has the Windows contenders.
+
 package flock_test
 
 import (

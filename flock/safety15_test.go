@@ -744,5 +744,5 @@ func links(t *testing.T, f *os.File) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Sys().(*syscall.Stat_t).Nlink
+	return uint64(fi.Sys().(*syscall.Stat_t).Nlink) // uint32 on linux/arm64
 }

@@ -70,6 +70,12 @@ const horizon = time.Hour
 const maxSteps = 20000
 
 func TestSimulation(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		// Its world is POSIX hosts on a model NFS, named with the temporary
+		// directory's path, and its invariants parse /-separated names;
+		// Windows runs test the real primitives instead (.ci/wine).
+		t.Skip("the simulation models POSIX hosts with /-separated paths; it runs on the Linux run")
+	}
 	if *simList {
 		names := slices.Sorted(maps.Keys(flock.SimMutants()))
 		for _, name := range names {

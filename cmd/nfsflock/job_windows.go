@@ -1,18 +1,28 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
 )
 
 // relayedSignals are caught so that ^C ends the wait for the lock. Once the
 // command runs, the console delivers ^C to it directly.
 var relayedSignals = []os.Signal{os.Interrupt}
 
-// A job is the command. Windows has no process groups to signal: a lost
-// lock ends the command at once, without a grace period, and processes it
-// started are left running.
+// A job is the command, run in a Windows job object of its own: the
+// command and every process it starts belong to the job, and ending the
+// job ends them all. Windows has no SIGTERM to ask them to stop first: a
+// lost lock ends the job at once, without a grace period. The job is made
+// with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE and nfsflock holds its only
+// handle, so whatever of it still runs when nfsflock exits, or dies, ends
+// too: nothing goes on without the lock, which nobody refreshes then.
 type job struct {
 	proc *os.Process
+	obj  windows.Handle // the job object
 
 	exited chan struct{} // closed once the command has ended
 	status int           // its exit code; set before exited closes
@@ -20,13 +30,30 @@ type job struct {
 	stops  jobStops      // never changes: commands do not stop here
 }
 
-// startJob starts the command with the environment env.
+// startJob starts the command with the environment env, suspended, puts
+// it in a new job object and only then lets it run, so that nothing it
+// starts can escape the job.
 func startJob(prog string, argv, env []string) (*job, error) {
-	p, err := os.StartProcess(prog, argv, &os.ProcAttr{Env: env, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}})
+	obj, err := newJobObject()
 	if err != nil {
 		return nil, startError{err}
 	}
-	j := &job{proc: p, exited: make(chan struct{})}
+	p, err := os.StartProcess(prog, argv, &os.ProcAttr{
+		Env:   env,
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   &syscall.SysProcAttr{CreationFlags: windows.CREATE_SUSPENDED},
+	})
+	if err != nil {
+		windows.CloseHandle(obj)
+		return nil, startError{err}
+	}
+	if err := adopt(obj, p.Pid); err != nil {
+		p.Kill()
+		p.Wait()
+		windows.CloseHandle(obj)
+		return nil, startError{err}
+	}
+	j := &job{proc: p, obj: obj, exited: make(chan struct{})}
 	go func() {
 		defer close(j.exited)
 		ps, err := p.Wait()
@@ -37,6 +64,47 @@ func startJob(prog string, argv, env []string) (*job, error) {
 		j.status = ps.ExitCode()
 	}()
 	return j, nil
+}
+
+// newJobObject makes a job object whose processes are ended when its last
+// handle is closed.
+func newJobObject() (windows.Handle, error) {
+	obj, err := windows.CreateJobObject(nil, nil)
+	if err != nil {
+		return 0, fmt.Errorf("CreateJobObject: %w", err)
+	}
+	var limits windows.JOBOBJECT_EXTENDED_LIMIT_INFORMATION
+	limits.BasicLimitInformation.LimitFlags = windows.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+	if _, err := windows.SetInformationJobObject(obj, windows.JobObjectExtendedLimitInformation,
+		uintptr(unsafe.Pointer(&limits)), uint32(unsafe.Sizeof(limits))); err != nil {
+		windows.CloseHandle(obj)
+		return 0, fmt.Errorf("SetInformationJobObject: %w", err)
+	}
+	return obj, nil
+}
+
+// ntResumeProcess resumes every thread of a process. os.StartProcess
+// closes the handle of the suspended main thread, so ResumeThread cannot
+// be had; ntdll's NtResumeProcess needs only the process.
+var ntResumeProcess = windows.NewLazySystemDLL("ntdll.dll").NewProc("NtResumeProcess")
+
+// adopt puts the suspended process pid in the job object and resumes it.
+func adopt(obj windows.Handle, pid int) error {
+	h, err := windows.OpenProcess(windows.PROCESS_SET_QUOTA|windows.PROCESS_TERMINATE|windows.PROCESS_SUSPEND_RESUME, false, uint32(pid))
+	if err != nil {
+		return fmt.Errorf("OpenProcess: %w", err)
+	}
+	defer windows.CloseHandle(h)
+	if err := windows.AssignProcessToJobObject(obj, h); err != nil {
+		return fmt.Errorf("AssignProcessToJobObject: %w", err)
+	}
+	if err := ntResumeProcess.Find(); err != nil {
+		return err
+	}
+	if status, _, _ := ntResumeProcess.Call(uintptr(h)); status != 0 {
+		return fmt.Errorf("NtResumeProcess: NTSTATUS %#x", status)
+	}
+	return nil
 }
 
 // signal does nothing: the console has sent ^C to the command already.
@@ -51,8 +119,24 @@ func (j *job) suspend() {}
 // resume is never called: see jobControl.
 func (j *job) resume() {}
 
-func (j *job) terminate() { j.proc.Kill() }
+// terminateExitCode is the exit code of the processes that a lost lock
+// ends.
+const terminateExitCode = 1
 
-func (j *job) kill() { j.proc.Kill() }
+// terminate ends every process of the job at once: see job.
+func (j *job) terminate() { windows.TerminateJobObject(j.obj, terminateExitCode) }
 
-func (j *job) groupAlive() bool { return false }
+// kill ends whatever of the job is left.
+func (j *job) kill() { windows.TerminateJobObject(j.obj, terminateExitCode) }
+
+// groupAlive reports whether any process of the job is left.
+func (j *job) groupAlive() bool {
+	// JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, which x/sys does not declare.
+	var info struct {
+		TotalUserTime, TotalKernelTime, ThisPeriodTotalUserTime, ThisPeriodTotalKernelTime int64
+		TotalPageFaultCount, TotalProcesses, ActiveProcesses, TotalTerminatedProcesses     uint32
+	}
+	err := windows.QueryInformationJobObject(j.obj, windows.JobObjectBasicAccountingInformation,
+		uintptr(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info)), nil)
+	return err != nil || info.ActiveProcesses > 0
+}

@@ -4,5 +4,5 @@
 // symlinks or blocking on a FIFO. It knows nothing of lifetimes or breaking.
 //
 // Every failure is an [*fs.PathError] or, for calls on two paths, an
-// [*os.LinkError]. The package is empty on Windows and AIX.
+// [*os.LinkError]. The package is empty on Windows (see flock/windows) and AIX.
 package posix

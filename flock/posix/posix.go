@@ -4,7 +4,6 @@ package posix
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -12,24 +11,17 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfsflock/nfsflock/internal/fsys/fileinfo"
 )
 
 // ErrNotRegular is wrapped by errors about a path that exists but is not a
 // regular file (a symlink, directory, FIFO, socket or device).
-var ErrNotRegular = errors.New("not a regular file")
+var ErrNotRegular = fileinfo.ErrNotRegular
 
 // NotRegularError reports what was found at a path where a regular file
-// was expected.
-type NotRegularError struct {
-	Mode fs.FileMode // the type bits of what is there
-}
-
-func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("not a regular file (type %v)", e.Mode.Type())
-}
-
-// Is makes errors.Is(err, ErrNotRegular) true.
-func (e *NotRegularError) Is(target error) bool { return target == ErrNotRegular }
+// was expected. It matches [ErrNotRegular].
+type NotRegularError = fileinfo.NotRegularError
 
 func pathErr(op, path string, err error) error {
 	if err == nil {
@@ -127,19 +119,8 @@ func SetTimes(path string, t time.Time) error {
 	return pathErr("chtimes", path, err)
 }
 
-// Info is what a File's descriptor says of it.
-type Info struct {
-	Mode    fs.FileMode
-	Size    int64
-	ModTime time.Time
-	// ChangeTime is the inode's change time (ctime), which the system
-	// stamps with its own clock: on a network filesystem, the server's.
-	ChangeTime time.Time
-	Dev        uint64
-	Ino        uint64
-	Nlink      uint64
-	Uid        uint32
-}
+// Info is what a File's descriptor says of it. Uid is the owner's.
+type Info = fileinfo.Info
 
 // File is a regular file opened for inspection, or created by
 // [CreateExclusive].
@@ -168,13 +149,13 @@ func Open(path string) (*File, error) {
 		return nil, pathErr("open", path, errors.Unwrap(err))
 	}
 	if !li.Mode.IsRegular() {
-		return nil, pathErr("open", path, &NotRegularError{Mode: li.Mode})
+		return nil, pathErr("open", path, fileinfo.NotRegular(li.Mode))
 	}
 	fd, err := open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		if err == unix.ELOOP || err == unix.EMLINK {
 			// Swapped for a symlink since the Lstat.
-			err = &NotRegularError{Mode: fs.ModeSymlink}
+			err = fileinfo.NotRegular(fs.ModeSymlink)
 		}
 		return nil, pathErr("open", path, err)
 	}
@@ -185,7 +166,7 @@ func Open(path string) (*File, error) {
 	}
 	if !f.info.Mode.IsRegular() {
 		f.Close()
-		return nil, pathErr("open", path, &NotRegularError{Mode: f.info.Mode})
+		return nil, pathErr("open", path, fileinfo.NotRegular(f.info.Mode))
 	}
 	return f, nil
 }

@@ -5,9 +5,10 @@
 package fsys
 
 import (
-	"errors"
 	"io/fs"
 	"time"
+
+	"github.com/nfsflock/nfsflock/internal/fsys/fileinfo"
 )
 
 // FS is what the lock protocol needs from the system. Nothing in it sets
@@ -60,60 +61,18 @@ type File interface {
 	Close() error
 }
 
-// Info is a file's identity and times. Ino and Dev are 0 where the system
-// has no stable file identity to report; Uid is the owner's user ID, or
-// NoUID where the system has none. ChangeTime is the inode's change time
-// as the filesystem reports it: zero where it reports none, and on some
-// (sshfs) a copy of ModTime rather than a stamp of its clock.
-type Info struct {
-	Mode       fs.FileMode
-	Size       int64
-	ModTime    time.Time
-	ChangeTime time.Time
-	Dev        uint64
-	Ino        uint64
-	Nlink      uint64
-	Uid        uint32
-}
+// Info is a file's identity and times: see [fileinfo.Info], its one
+// definition, which the platform packages share.
+type Info = fileinfo.Info
 
 // NoUID is the Uid of a file on a system without user IDs.
-const NoUID = ^uint32(0)
-
-// SameFile reports whether a and b are known to be the same file. Where no
-// identity is reported it says false.
-func (a Info) SameFile(b Info) bool {
-	return a.Ino != 0 && a.Ino == b.Ino && a.Dev == b.Dev
-}
+const NoUID = fileinfo.NoUID
 
 // ErrNotRegular is what a *NotRegularError matches with errors.Is.
-var ErrNotRegular = errors.New("not a regular file")
+var ErrNotRegular = fileinfo.ErrNotRegular
 
 // NotRegularError says what was found where a regular file was expected.
-type NotRegularError struct {
-	Kind string // "symlink", "directory", "FIFO", "socket", "device" or a mode
-}
+type NotRegularError = fileinfo.NotRegularError
 
-func (e *NotRegularError) Error() string { return "not a regular file (" + e.Kind + ")" }
-
-// Is makes errors.Is(err, ErrNotRegular) true.
-func (e *NotRegularError) Is(target error) bool { return target == ErrNotRegular }
-
-// Kind names the type of a file mode.
-func Kind(m fs.FileMode) string {
-	switch t := m.Type(); {
-	case t&fs.ModeSymlink != 0:
-		return "symlink"
-	case t&fs.ModeDir != 0:
-		return "directory"
-	case t&fs.ModeNamedPipe != 0:
-		return "FIFO"
-	case t&fs.ModeSocket != 0:
-		return "socket"
-	case t&fs.ModeDevice != 0:
-		return "device"
-	case t == 0:
-		return "regular file"
-	default:
-		return "irregular file"
-	}
-}
+// Kind names the type of a file mode, as NotRegularError.Kind does.
+func Kind(m fs.FileMode) string { return fileinfo.Kind(m) }

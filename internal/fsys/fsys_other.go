@@ -1,4 +1,4 @@
-//go:build !unix || aix
+//go:build (!unix && !windows) || aix
 
 package fsys
 
@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// OS is the real system. Here it is not supported yet: every call fails
-// with errors.ErrUnsupported.
+// OS is the real system. Here (AIX, Plan 9, js, wasip1) it is not
+// supported: every call fails with errors.ErrUnsupported.
 var OS FS = unsupportedFS{}
 
 type unsupportedFS struct{}

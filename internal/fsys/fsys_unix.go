@@ -3,8 +3,6 @@
 package fsys
 
 import (
-	"errors"
-	"io/fs"
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock/posix"
@@ -26,9 +24,7 @@ func (posixFS) Create(path string, data []byte, t time.Time) (File, error) {
 	pf := &posixFile{f: f}
 	err = f.SetTimes(t)
 	if err == nil {
-		var i posix.Info
-		i, err = f.Stat()
-		pf.opened = infoOf(i)
+		pf.opened, err = f.Stat()
 	}
 	if err != nil {
 		f.Close()
@@ -46,7 +42,7 @@ func createKeeping(path string, data []byte) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	var i posix.Info
+	var i Info
 	err = f.Write(data)
 	if err == nil {
 		i, err = f.Stat()
@@ -55,17 +51,10 @@ func createKeeping(path string, data []byte) (File, error) {
 		f.Close()
 		return nil, err
 	}
-	return &posixFile{f: f, opened: infoOf(i), fresh: true}, nil
+	return &posixFile{f: f, opened: i, fresh: true}, nil
 }
 
-func (posixFS) Lstat(path string) (Info, error) {
-	i, err := posix.Lstat(path)
-	return infoOf(i), err
-}
-
-func infoOf(i posix.Info) Info {
-	return Info{Mode: i.Mode, Size: i.Size, ModTime: i.ModTime, ChangeTime: i.ChangeTime, Dev: i.Dev, Ino: i.Ino, Nlink: i.Nlink, Uid: i.Uid}
-}
+func (posixFS) Lstat(path string) (Info, error)      { return posix.Lstat(path) }
 func (posixFS) Link(oldname, newname string) error   { return posix.Link(oldname, newname) }
 func (posixFS) Rename(oldname, newname string) error { return posix.Rename(oldname, newname) }
 func (posixFS) RenameNoReplace(oldname, newname string) error {
@@ -79,14 +68,9 @@ func (posixFS) Namespace() uint64                    { return namespace() }
 func (posixFS) Open(path string) (File, error) {
 	f, err := posix.Open(path)
 	if err != nil {
-		var nr *posix.NotRegularError
-		var pe *fs.PathError
-		if errors.As(err, &nr) && errors.As(err, &pe) {
-			return nil, &fs.PathError{Op: pe.Op, Path: pe.Path, Err: &NotRegularError{Kind: Kind(nr.Mode)}}
-		}
 		return nil, err
 	}
-	return &posixFile{f: f, opened: infoOf(f.Info()), fresh: true}, nil
+	return &posixFile{f: f, opened: f.Info(), fresh: true}, nil
 }
 
 type posixFile struct {
@@ -100,8 +84,7 @@ func (p *posixFile) Stat() (Info, error) {
 		p.fresh = false
 		return p.opened, nil
 	}
-	i, err := p.f.Stat()
-	return infoOf(i), err
+	return p.f.Stat()
 }
 func (p *posixFile) ReadAll(max int) ([]byte, error) { return p.f.ReadAll(max) }
 func (p *posixFile) SetTimes(t time.Time) error      { return p.f.SetTimes(t) }

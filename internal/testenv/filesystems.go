@@ -44,7 +44,7 @@ func Filesystems() []Filesystem {
 }
 
 // Dir returns a new empty directory on fs and removes it when the test
-// ends; for the default temporary directory it is t.TempDir().
+// ends; for the default temporary directory it is [TempDir].
 //
 // Without the mount's variable it skips t (fails it when CI=true), naming
 // the variable and .ci/setup. A variable that names no usable directory,
@@ -52,7 +52,7 @@ func Filesystems() []Filesystem {
 func (fs Filesystem) Dir(t testing.TB) string {
 	t.Helper()
 	if fs.Env == "" {
-		dir := t.TempDir()
+		dir := TempDir(t)
 		if typ, err := FilesystemType(dir); err == nil && typ != "" {
 			t.Logf("the default temporary directory is on %s", typ)
 		}

@@ -3,6 +3,7 @@ package testenv_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -29,6 +30,9 @@ func TestFilesystemDir(t *testing.T) {
 // TestFilesystemMissing checks, in a child without the XFS variable, that
 // Dir skips naming the variable, and fails under CI=true.
 func TestFilesystemMissing(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Missing skips on Windows even under CI=true: .ci/setup prepares Linux runs only")
+	}
 	if testenv.Role() == "xfs" {
 		testenv.Filesystem{Name: "xfs", Env: testenv.XFSEnv}.Dir(t)
 		return
