@@ -119,11 +119,10 @@ once it has expired. On Linux and FreeBSD the command then gets SIGKILL (a
 parent-death signal), but processes it started in the background of its
 group do not; on other systems the command runs on.
 
-On Windows, ^C reaches the command from the console, and a lost lock ends
-the command at once (TerminateProcess) without a grace period, leaving
-processes it started running. A command whose nfsflock dies runs on.
-Windows has no job control: neither the command nor nfsflock is stopped as
-above.
+On Windows the command runs in a job object: ^C reaches it from the
+console, a lost lock ends it and every process it started at once, without
+a grace period, and so does nfsflock's death. Windows has no job control:
+neither the command nor nfsflock is stopped as above.
 
 Fencing:
 

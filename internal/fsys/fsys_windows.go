@@ -19,13 +19,20 @@ func (windowsFS) Create(path string, data []byte, t time.Time) (File, error) {
 		return nil, err
 	}
 	pf := &windowsFile{f: f}
-	err = f.SetTimes(t)
+	// A zero t keeps the times the write gave, and a later failure keeps
+	// the file, for the caller to judge (see FS.Create).
+	keep := t.IsZero()
+	if !keep {
+		err = f.SetTimes(t)
+	}
 	if err == nil {
 		pf.opened, err = f.Stat()
 	}
 	if err != nil {
 		f.Close()
-		windows.Remove(path)
+		if !keep {
+			windows.Remove(path)
+		}
 		return nil, err
 	}
 	pf.fresh = true
