@@ -102,7 +102,11 @@ func roleWinHolder() int {
 		return winExitError
 	}
 	fmt.Println("held", l.ClaimPath())
-	select {}
+	// Not select {}: with no other goroutine, the runtime would end the
+	// process as deadlocked before anyone kills it.
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 // TestWindowsContenders: several Windows processes take turns on one lock;

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfsflock/nfsflock/internal/testenv"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -51,7 +52,7 @@ func (c aheadClock) NewTimer(d time.Duration) retry.Timer { return retry.SystemC
 // logs one Warn line naming the offset, once per directory and process,
 // however many Locks it makes there; and Inspect reports the offset.
 func TestSkewWarnedOnce(t *testing.T) {
-	dir := t.TempDir()
+	dir := testenv.TempDir(t) // t.TempDir's cleanup fails under Wine
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for range 3 {
