@@ -346,10 +346,14 @@ func (l *Lock) attempt() (bool, error) {
 			return l.acquired()
 		}
 		switch {
-		case gone(err) || errors.Is(err, errSlowCreate):
+		case errors.Is(err, errSlowCreate):
+			// The lock file we created cannot be trusted: it expires,
+			// and the next attempt, after the backoff, starts afresh.
+			l.dropClaim()
+			return false, nil
+		case gone(err):
 			// Our claim vanished (an NFS server's view lagging, or
-			// removed by someone else), or the lock file we created
-			// cannot be trusted: make a new one.
+			// removed by someone else): make a new one.
 			l.dropClaim()
 			continue
 		case !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err):
@@ -497,7 +501,7 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 	if err != nil {
 		return err
 	}
-	if d := l.now().Sub(start); d < 0 || d > max(l.cfg.slop/2, 100*time.Millisecond) {
+	if d := l.now().Sub(start); d < 0 || d > max(l.cfg.slop/2, time.Second) {
 		// Paused: the file may be broken and replaced by now.
 		f.Close()
 		return errSlowCreate
@@ -665,7 +669,7 @@ func (l *Lock) acquired() (bool, error) {
 	l.held = true
 	l.acq = newAcquisition(l.claim.name)
 	// Until the expiry is written again below, it is the claim's.
-	l.acq.setExpiry(l.now(), l.claimExpiry, l.lifetime)
+	l.acq.setExpiry(l.cfg.clock.Now(), l.claimExpiry, l.lifetime)
 	l.token = 0
 	if l.cfg.fencing {
 		token, err := l.fence()
@@ -683,7 +687,7 @@ func (l *Lock) acquired() (bool, error) {
 	// The lease that the link gave may have run out already (a pause since
 	// the claim was timed): then a breaker may be at work on the lock file,
 	// and a new expiry could change it under them. Leave it to them.
-	written := l.now()
+	written := l.cfg.clock.Now() // with its monotonic reading, for the keepers' schedule
 	if l.leaseOver(l.claimExpiry) && !mutated("acquire-no-relook") {
 		l.lose(ErrLockLost)
 		l.lost, l.token = false, 0
@@ -723,6 +727,15 @@ func (l *Lock) acquired() (bool, error) {
 		}
 		l.giveBack()
 		return false, err
+	}
+	if l.leaseOver(l.claimExpiry) && !mutated("acquire-no-relook") {
+		// A pause since the lease was judged: the expiry may have been
+		// written while a breaker judged the instance expired, and where
+		// nothing moved aside can be put back, its move would not be
+		// undone. Leave the lock file to the breakers.
+		l.lose(ErrLockLost)
+		l.lost, l.token = false, 0
+		return false, nil
 	}
 	l.acq.setExpiry(written, expiry, l.lifetime)
 	return true, nil
@@ -909,7 +922,7 @@ func (l *Lock) refreshLocked() error {
 	// Once the lease has run out, others may be breaking the lock this
 	// very moment, judging an instance that a refresh would change under
 	// them: the lock counts as lost, and is given up if it is still ours.
-	written := l.now()
+	written := l.cfg.clock.Now() // with its monotonic reading, for the keepers' schedule
 	if expiry, _, _, _ := l.acq.state(); l.leaseOver(expiry) && !mutated("refresh-no-lease") {
 		l.lose(errLeaseOver)
 		return errLeaseOver
@@ -937,6 +950,14 @@ func (l *Lock) refreshLocked() error {
 	}
 	if err := l.check(); err != nil {
 		return err
+	}
+	if old, _, _, _ := l.acq.state(); l.leaseOver(old) && !mutated("refresh-no-lease") {
+		// A pause since the lease was judged: a breaker may have judged
+		// the instance expired meanwhile, and the new expiry came too
+		// late to count (where nothing moved aside can be put back, the
+		// breaker's move would not be undone).
+		l.lose(errLeaseOver)
+		return errLeaseOver
 	}
 	l.acq.setExpiry(written, expiry, l.lifetime)
 	return nil
@@ -1096,7 +1117,9 @@ func (l *Lock) outwaitCache(b *claimFile) error {
 		}
 		// The time change may go by path (sshfs): only onto b, and
 		// only within its lease.
-		if cur, err := l.inspect(l.breakersPath()); err != nil {
+		if cur, err := l.inspect(l.breakersPath()); gone(err) {
+			return fmt.Errorf("%w (its own breakers' lock was removed while it waited)", errBreaking)
+		} else if err != nil {
 			return err
 		} else if ok, err := l.isFileOf(cur, b); err != nil || !ok || l.leaseOver(b.info.ModTime) {
 			return fmt.Errorf("%w (lost its own breakers' lock while it waited)", errBreaking)

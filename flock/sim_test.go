@@ -402,6 +402,16 @@ func newScenario(seed uint64) *scenario {
 			h.cfg.DirMax = min(h.cfg.DirMax, h.cfg.AttrMax)
 		}
 	}
+	if sc.skewed && later.IntN(4) == 0 {
+		// Hosts that agree with one another but not with the server,
+		// one of whose mounts stamps with its client's clock: its Locks
+		// judge in that clock, the others must not judge in the
+		// server's alone (the time base's review, seed 3000077).
+		for i := range sc.hosts {
+			sc.hosts[i].cfg.Skew = sc.hosts[0].cfg.Skew
+		}
+		sc.hosts[later.IntN(len(sc.hosts))].cfg.ClientStamps = true
+	}
 	return sc
 }
 

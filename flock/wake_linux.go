@@ -78,25 +78,34 @@ func (l *Lock) watch() *watch {
 	return w
 }
 
-// networked reports whether dir lies on a network or cluster filesystem
-// (or one whose type cannot be told). There inotify sees only the changes
-// made through this host's mount, and each attempt is a round trip to a
-// server: waiters woken together by a local release would crowd the server
-// (and, on sshfs, meet its lookup races) at once, where polling spreads
-// them. Such a wait polls, as it does across hosts.
+// networked reports whether dir may lie on a network or cluster
+// filesystem: whether it lies on anything but a local filesystem known
+// here. There inotify sees only the changes made through this host's
+// mount, and each attempt is a round trip to a server: waiters woken
+// together by a local release would crowd the server (and, on sshfs, meet
+// its lookup races) at once, where polling spreads them. Such a wait
+// polls, as it does across hosts. Cluster filesystems (GPFS, Lustre, GFS2,
+// BeeGFS) are of that kind, so only known local ones are watched.
 func networked(dir string) bool {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return true
 	}
 	switch uint32(st.Type) {
-	case unix.NFS_SUPER_MAGIC, unix.FUSE_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC,
-		unix.CIFS_SUPER_MAGIC, unix.CEPH_SUPER_MAGIC, unix.AFS_SUPER_MAGIC, unix.AFS_FS_MAGIC,
-		unix.CODA_SUPER_MAGIC, unix.NCP_SUPER_MAGIC, unix.V9FS_MAGIC, unix.OCFS2_SUPER_MAGIC:
-		return true
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.TMPFS_MAGIC,
+		unix.OVERLAYFS_SUPER_MAGIC, unix.F2FS_SUPER_MAGIC, unix.RAMFS_MAGIC, unix.MSDOS_SUPER_MAGIC,
+		unix.EXFAT_SUPER_MAGIC, unix.REISERFS_SUPER_MAGIC, unix.NILFS_SUPER_MAGIC,
+		zfsMagic, bcachefsMagic:
+		return false
 	}
-	return false
+	return true
 }
+
+// Local filesystems whose magic numbers x/sys does not name.
+const (
+	zfsMagic      = 0x2fc12fc1
+	bcachefsMagic = 0xca451a4e
+)
 
 // read passes on what the events say about name until the file's read
 // deadline passes.
