@@ -145,8 +145,8 @@
 // is held, by which pid on which host, and when it expires and may be broken;
 // an expiry more than a day ahead of the filesystem's time (a host whose
 // clock was wrong), and this host's clock when it is more than a second off
-// the filesystem's. Its exit status says it to scripts: 0 held, 1 free, 2 expired, 3 stale (see
-// Exit status), so that this works:
+// the filesystem's. Its exit status says it to scripts: 0 held, 1 free,
+// 2 expired, 3 stale (see Exit status), so that this works:
 //
 //	if nfsflock status -q /v/app.lck; then echo held; fi
 //

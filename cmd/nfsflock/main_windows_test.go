@@ -234,8 +234,9 @@ func TestWindowsCommandDiesWithNfsflock(t *testing.T) {
 	// taken by the next nfsflock once it has expired.
 	out, err := nfsflockExe(t, dir, "", "status", "--json", "L").Output()
 	var r report
-	if err != nil || json.Unmarshal(out, &r) != nil || r.State != "stale" {
-		t.Errorf("status --json after the holder was killed = %s, %v; want state stale", out, err)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != statusStale || json.Unmarshal(out, &r) != nil || r.State != "stale" {
+		t.Errorf("status --json after the holder was killed = %s, %v; want state stale and exit status %d", out, err, statusStale)
 	}
 	out, err = nfsflockExe(t, dir, "exit", "-w", "1m", "--clock-slop", "0", "L", "--", self(t), "0").CombinedOutput()
 	if code := exitCode(t, err); code != 0 {
