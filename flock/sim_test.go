@@ -878,7 +878,13 @@ func (w *world) leaseNow(p *proc) time.Time {
 	if *simMutant == "no-time-base" || flock.SimMutantOn("no-time-base") || h.Config().ClientStamps {
 		return h.Now()
 	}
-	return h.Now().Add(-h.Config().Skew)
+	// The time base's latest filesystem time includes the host's own
+	// clock: a holder's lease ends by whichever of the two is later.
+	now, fs := h.Now(), h.Now().Add(-h.Config().Skew)
+	if now.After(fs) {
+		return now
+	}
+	return fs
 }
 
 func (w *world) within(p *proc) bool {
