@@ -214,11 +214,18 @@
 // filesystem's now, carried forward by the monotonic clock and by the wall
 // clock, whichever is safer for each bound, so that a wall clock set back or
 // forward, or a machine suspended, does not make them wrong (both at once
-// can), and renews them at every acquisition and refresh. It writes an
-// expiry from the upper bound; judges another's lock expired only by the
-// lower bound; and counts its own lease over as soon as the upper bound
-// reaches its expiry. Hosts whose clocks disagree by minutes thus agree on
-// when a lock expires.
+// can), and renews them at every acquisition and refresh. Both bounds
+// also take in the Lock's own clock, so that the time base is never less
+// safe than judging by that clock alone. It writes an expiry from the upper
+// bound; judges another's lock expired only by the lower bound; and counts
+// its own lease over as soon as the upper bound reaches its expiry. A host
+// whose clock disagrees with the filesystem's by minutes thus never breaks
+// a live lock early; what its skew costs is waiting (a host whose clock is
+// behind waits that much longer to break an expired lock), not safety.
+// Known limits: a wall clock stepped forward while a Lock holds a sample
+// makes it write expiries that much ahead (its holder's death then costs
+// waiters the step), and on sshfs a Lock that waited through a suspend, or
+// only inspects, keeps its old sample and waits out the suspend's length.
 //
 // Measured on Linux: ext4, XFS, btrfs, tmpfs and overlayfs stamp the
 // change time with the kernel's coarse clock (to a few milliseconds), and
