@@ -237,9 +237,9 @@ func (l *Lock) Lifetime() time.Duration {
 // lock lies on a local filesystem, a wait also ends early, for an attempt,
 // when the lock file is removed (inotify on its directory), when its
 // expiry and clock slop pass, and with [WithDeadOwnerBreak] when its
-// holder exits, and the backoff's retries there come at most every 2 s
-// (they are only a safety net); on a network filesystem a waiter finds
-// the lock free by its retries alone.
+// holder exits; the backoff's retries there, only a safety net, come no
+// more often than every 2 s. On a network filesystem a waiter finds the
+// lock free by its retries alone.
 //
 // It returns nil once the lock is held. When ctx ends the wait, the error
 // satisfies errors.Is(err, ctx.Err()); when the timeout does, it wraps
