@@ -1,5 +1,7 @@
 package flock
 
+import "github.com/nfsflock/nfsflock/internal/fsys"
+
 // Hooks for the simulation (sim_test.go), which is in package flock_test
 // so that it can drive guard too.
 var (
@@ -21,6 +23,17 @@ func SimForgetSweep(path string) {
 	swept.Lock()
 	defer swept.Unlock()
 	delete(swept.at, path)
+}
+
+// SimForgetFS forgets how Locks on f found they must publish their lock
+// files (portableDirs), as a new process would not know it.
+func SimForgetFS(f fsys.FS) {
+	portableDirs.Range(func(k, _ any) bool {
+		if k.(portableKey).fs == f {
+			portableDirs.Delete(k)
+		}
+		return true
+	})
 }
 
 // SimMutants returns the mutants' names, what each puts back, and whether

@@ -640,6 +640,9 @@ func (w *world) newProc(spec procSpec, final bool) *proc {
 	} else {
 		p.fs = h.Namespace(spec.ns).Spawn(p.step)
 	}
+	// A new simulated process may be given the address of an earlier
+	// run's, and with it what that one's Locks learned of their directory.
+	flock.SimForgetFS(p.fs)
 	p.rnd = rand.New(rand.NewPCG(w.sc.seed, uint64(p.id)))
 	ns := ""
 	if spec.ns > 0 {
