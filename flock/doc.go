@@ -103,6 +103,15 @@
 // recognised as ours by the same test. Contents and attributes are read
 // from one open descriptor, which makes an NFS client revalidate them.
 //
+// On Linux, on a local filesystem known by its type (ext2/3/4, XFS, Btrfs,
+// tmpfs, ramfs, F2FS, ZFS, bcachefs), a Lock that holds its claim open
+// tells whether a file is its lock file by one lstat: the file's device,
+// inode and owner are the claim's, and its times are those the Lock last
+// set. No other file can have those numbers while the claim is open, and
+// there lstat answers from the file itself, not a cache; anything else
+// (a forgery, a lock taken by another) fails that test and is read in
+// full. Elsewhere, and on overlayfs, every look opens and reads the file.
+//
 // sshfs numbers files by name and reports no identity: there the contents
 // alone decide, and anyone who can write to the mount can forge a lock file
 // that names a waiter's claim (claim names show in a directory listing), so

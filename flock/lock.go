@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
+	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -49,13 +50,20 @@ type Lock struct {
 	// claimExpiry is the expiry last set on the claim before linking, as
 	// the filesystem stored it.
 	claimExpiry time.Time
-	ident       identity   // whether the filesystem reports file identity
-	publish     publishing // how the claim is put at the lock path
-	tb          timeBase   // what the Lock knows of the filesystem's clock (timebase.go)
-	held        bool
-	lost        bool  // held, then found not ours; reported until the next Acquire or Release
-	waiting     error // why the last attempt could not break an expired lock; reported at a timeout
-	closed      bool
+	// claimTimed is when the claim's times were last set, as the clock
+	// read it just before (with Go's monotonic reading, to measure how
+	// long the link took).
+	claimTimed time.Time
+	// direct says that the lock's directory lies on a filesystem where one
+	// Lstat tells whether the lock file is our claim (fsys.Direct).
+	direct  bool
+	ident   identity   // whether the filesystem reports file identity
+	publish publishing // how the claim is put at the lock path
+	tb      timeBase   // what the Lock knows of the filesystem's clock (timebase.go)
+	held    bool
+	lost    bool  // held, then found not ours; reported until the next Acquire or Release
+	waiting error // why the last attempt could not break an expired lock; reported at a timeout
+	closed  bool
 
 	acq   *acquisition // the current or last acquisition: its expiry and keepers (keepalive.go)
 	token uint64       // fencing token of the current acquisition; 0 for none (fencing.go)
@@ -153,7 +161,7 @@ func New(path string, opts ...Option) (*Lock, error) {
 		path:      abs,
 		dir:       dir,
 		base:      base,
-		pid:       os.Getpid(),
+		pid:       processID,
 		cfg:       cfg,
 		lifetime:  cfg.lifetime,
 		mu:        make(mutex, 1),
@@ -163,6 +171,10 @@ func New(path string, opts ...Option) (*Lock, error) {
 	}
 	if cfg.pid != 0 {
 		l.pid = cfg.pid
+	}
+	if d, ok := cfg.fs.(fsys.Direct); ok && d.Direct(dir) {
+		l.direct = true
+		l.ident = identityYes
 	}
 	if cfg.portable || runtime.GOOS == "windows" {
 		l.publish = publishMove

@@ -36,6 +36,7 @@ var mutants = map[string]mutantInfo{
 	"no-time-base":       {"expiries are written and judged by each host's own clock, not the filesystem's", true},
 	"breakers-no-relook": {"a breaker moves the lock file without checking its breakers' lock is still its own", false},
 	"recheck-unbounded":  {"a breaker moves the lock file however long its last reads of it took, so that they may show an instance released and retaken meanwhile", false},
+	"quick-look-by-name": {"on a local disk, a look by one Lstat takes any regular file at the lock path (or moved aside) for our own lock file", true},
 	"no-cache-wait":      {"without hard links, a breaker moves the lock file without first waiting out the attribute cache", true},
 }
 

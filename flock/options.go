@@ -3,6 +3,7 @@ package flock
 import (
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -178,4 +179,24 @@ func withPID(pid int) Option { return func(c *config) { c.pid = pid } }
 // simulation.
 func withRandom(r func() uint64) Option { return func(c *config) { c.random = r } }
 
-func hostname() (string, error) { return os.Hostname() }
+// hostname returns the host's name, read once per process: a claim's
+// name must stay the same for as long as the process may hold it, and
+// every new Lock (guard makes one per acquisition) would otherwise ask the
+// system again. A failed read is not kept.
+func hostname() (string, error) {
+	if h := hostCache.Load(); h != nil {
+		return *h, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", err
+	}
+	hostCache.Store(&h)
+	return h, nil
+}
+
+var hostCache atomic.Pointer[string]
+
+// processID is this process's pid, which Go cannot change under it (it
+// forks only to exec), read once rather than by a system call per Lock.
+var processID = os.Getpid()

@@ -33,6 +33,10 @@ type claimFile struct {
 	f      fsys.File
 	info   fsys.Info // as created
 	expiry time.Time // the expiry it was created with, before the filesystem stored it
+	// stamp is the modification time its descriptor last reported after
+	// its times were set (zero if that stat failed): a quick look (see
+	// quickMine) expects to find it.
+	stamp time.Time
 
 	// pub is the lock file this claim published by creating it (see
 	// publishCreate), kept open for the same reasons as f; nil where the
@@ -191,7 +195,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 			// the file we created, and is judged by its identity.
 			l.ident = identityYes
 		}
-		return &claimFile{name: name, f: f, info: info, expiry: expiry}, nil
+		return &claimFile{name: name, f: f, info: info, expiry: expiry, stamp: info.ModTime}, nil
 	}
 	return nil, err
 }
@@ -417,15 +421,18 @@ func (l *Lock) readyClaim() error {
 	if l.claim != nil && l.claim.f == nil {
 		l.dropClaim() // published and given up: its name is spent
 	}
+	l.claimTimed = l.cfg.clock.Now()
 	if l.claim != nil {
-		before := l.cfg.clock.Now()
+		before := l.claimTimed
 		expiry = l.expiryIn(l.lifetime)
 		stored = expiry
+		l.claim.stamp = time.Time{}
 		if err := l.claim.f.SetTimes(expiry); err != nil {
 			return err
 		}
 		if info, err := l.claim.f.Stat(); err == nil {
 			stored = info.ModTime
+			l.claim.stamp = info.ModTime
 			l.observeTimes(before, info, expiry)
 		}
 	} else {
@@ -646,6 +653,23 @@ func (l *Lock) look() (snapshot, error) {
 	return s, err
 }
 
+// quickMine reports whether the file at path is, by one Lstat, the lock
+// file of claim c, held open by this Lock, with the times c last set: on
+// a filesystem that answers Lstat from the file itself and keeps an open
+// file's numbers to it (fsys.Direct), that file can be no other. False
+// says only that this look cannot tell: the full look decides.
+func (l *Lock) quickMine(path string, c *claimFile) bool {
+	if !l.direct || c == nil || c.f == nil || l.publish == publishCreate || c.stamp.IsZero() {
+		return false
+	}
+	_, want := c.file()
+	i, err := l.cfg.fs.Lstat(path)
+	if mutated("quick-look-by-name") {
+		return err == nil
+	}
+	return err == nil && i.Mode.IsRegular() && i.SameFile(want) && i.Uid == want.Uid && i.ModTime.Equal(c.stamp)
+}
+
 // viaProbe reads the lock file through a new hard link of our own, whose
 // path no client has cached, and removes the link again. linked is false
 // when the link could not be made, and err then says why.
@@ -711,10 +735,17 @@ func (l *Lock) acquired() (bool, error) {
 			f.Close()
 		}
 	}
-	expiry, err := l.setExpiry()
-	if err != nil {
-		l.giveBack()
-		return false, err
+	// The claim's expiry, set just before the link, stands if the lease
+	// it gives is nearly whole still; else the lifetime counts from now.
+	expiry := l.claimExpiry
+	if l.publish == publishCreate || l.cfg.clock.Now().Sub(l.claimTimed) > l.lifetime/100 {
+		var err error
+		if expiry, err = l.setExpiry(); err != nil {
+			l.giveBack()
+			return false, err
+		}
+	} else {
+		written = l.claimTimed.Round(0)
 	}
 	if mutated("acquire-no-relook") {
 		l.acq.setExpiry(written, expiry, l.lifetime)
@@ -786,11 +817,13 @@ func (l *Lock) setExpiry() (time.Time, error) {
 	before := l.cfg.clock.Now()
 	expiry := l.expiryIn(l.lifetime)
 	f, _ := l.claim.file()
+	l.claim.stamp = time.Time{}
 	if err := f.SetTimes(expiry); err != nil {
 		return time.Time{}, err
 	}
 	stored := expiry.Truncate(time.Second)
 	if info, err := f.Stat(); err == nil {
+		l.claim.stamp = info.ModTime
 		l.observeTimes(before, info, expiry)
 		if !info.ModTime.After(expiry) {
 			stored = info.ModTime
@@ -847,6 +880,9 @@ func (l *Lock) lose(cause error) {
 // is not, the Lock counts the lock as lost. An error other than the lock
 // file being gone or replaced leaves the Lock as it was.
 func (l *Lock) check() error {
+	if l.quickMine(l.path, l.claim) {
+		return nil
+	}
 	s, err := l.look()
 	if gone(err) || errors.Is(err, ErrNotRegular) {
 		err = lostBecause(err)
@@ -897,7 +933,7 @@ func (l *Lock) releaseLocked() error {
 	removed, err := l.removeIf(l.path, func(s snapshot) bool {
 		ok, _ := l.mine(s)
 		return ok
-	})
+	}, func(aside string) bool { return l.quickMine(aside, l.claim) })
 	if err != nil && !removed {
 		return err // still held: Release may be called again
 	}
@@ -1039,7 +1075,7 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 		if !ok {
 			return false, nil
 		}
-		return l.removeIf(l.path, sameInstance(s))
+		return l.removeIf(l.path, sameInstance(s), nil)
 	}
 	b, err := l.lockBreakers()
 	if force && errors.Is(err, errBreaking) {
@@ -1085,7 +1121,7 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	broke, err := l.removeIf(l.path, func(m snapshot) bool {
 		moved = m
 		return mutated("no-move-check") || sameInstance(s)(m)
-	})
+	}, nil)
 	if err != nil || !broke {
 		return false, err
 	}
@@ -1182,7 +1218,7 @@ func sameInstance(s snapshot) func(snapshot) bool {
 // it removed the file; false and nil when there was none or it was put
 // back. Callers look at path first: the move aside is the guard against a
 // change in between, not a way to look.
-func (l *Lock) removeIf(path string, match func(snapshot) bool) (bool, error) {
+func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside string) bool) (bool, error) {
 	aside := l.freshName()
 	if err := l.cfg.fs.Rename(path, aside); err != nil {
 		if !gone(err) {
@@ -1193,11 +1229,17 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool) (bool, error) {
 			return false, nil
 		}
 	}
-	moved, err := l.inspect(aside)
-	if gone(err) {
-		return false, nil
+	ours := quick != nil && quick(aside)
+	var err error
+	if !ours {
+		var moved snapshot
+		moved, err = l.inspect(aside)
+		if gone(err) {
+			return false, nil
+		}
+		ours = err == nil && match(moved)
 	}
-	if err == nil && match(moved) {
+	if ours {
 		if err := l.cfg.fs.Remove(aside); err != nil && !gone(err) {
 			return true, err
 		}
@@ -1326,7 +1368,7 @@ func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 			}
 			return ok, err
 		case l.breakersBreakable(s):
-			if _, err := l.removeIf(path, sameInstance(s)); err != nil {
+			if _, err := l.removeIf(path, sameInstance(s), nil); err != nil {
 				return false, err
 			}
 		default:
@@ -1366,7 +1408,7 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 		return nil, err
 	}
 	if bytes.Equal(cur.contents, first.contents) && (cur.info.Ino == 0 || cur.info.SameFile(first.info)) {
-		if _, err := l.removeIf(path, func(m snapshot) bool { return bytes.Equal(m.contents, cur.contents) }); err != nil {
+		if _, err := l.removeIf(path, func(m snapshot) bool { return bytes.Equal(m.contents, cur.contents) }, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -1407,7 +1449,7 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	if _, err := l.removeIf(path, func(m snapshot) bool {
 		ok, _ := l.isFileOf(m, b)
 		return ok
-	}); err != nil {
+	}, nil); err != nil {
 		l.cfg.logger.Warn("flock: removing the breakers' lock", "path", path, "err", err)
 	}
 }
@@ -1529,7 +1571,7 @@ func (l *Lock) sweepLocked() {
 	}
 	if s, err := l.inspect(l.breakersPath()); err == nil &&
 		(l.provenDead(string(bytes.TrimSpace(s.contents))) || l.expiredBy(s.info.ModTime, l.breakSlop())) {
-		l.removeIf(l.breakersPath(), sameInstance(s))
+		l.removeIf(l.breakersPath(), sameInstance(s), nil)
 	}
 	names, err := l.cfg.fs.ReadDir(l.dir)
 	if err != nil {

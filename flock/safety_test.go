@@ -611,6 +611,8 @@ func TestFailedReleaseKeepsLock(t *testing.T) {
 			}
 		}},
 		{"read", func(f *fsystest.Faulty, path string, once *sync.Once) {
+			// The look fails, whether it reads the file or, on a local
+			// disk, only its attributes (quickMine).
 			f.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
 				var err error
 				if p == path {
@@ -618,6 +620,17 @@ func TestFailedReleaseKeepsLock(t *testing.T) {
 				}
 				if err != nil {
 					return nil, err
+				}
+				return next(p)
+			}
+			var lstatOnce sync.Once
+			f.OnLstat = func(next func(string) (fsys.Info, error), p string) (fsys.Info, error) {
+				var err error
+				if p == path {
+					lstatOnce.Do(func() { err = eio("lstat", p) })
+				}
+				if err != nil {
+					return fsys.Info{}, err
 				}
 				return next(p)
 			}

@@ -439,6 +439,15 @@ func newScenario(seed uint64) *scenario {
 		}
 		sc.hosts[later.IntN(len(sc.hosts))].cfg.ClientStamps = true
 	}
+	if len(sc.hosts) > 1 && later.IntN(3) == 0 {
+		// The server's own host, on whose local disk the directory
+		// lies, beside the clients: its Locks look by one Lstat
+		// (fsys.Direct). Its clock, stamps and replies stay as drawn.
+		h := &sc.hosts[later.IntN(len(sc.hosts))]
+		local := simfs.Local()
+		local.Skew, local.LostReplies, local.ReusePIDs, local.ClientStamps = h.cfg.Skew, h.cfg.LostReplies, h.cfg.ReusePIDs, h.cfg.ClientStamps
+		h.cfg = local
+	}
 	return sc
 }
 

@@ -49,6 +49,16 @@ type FS interface {
 	Namespace() uint64
 }
 
+// Direct is implemented by an FS that can tell, for a directory, that
+// Lstat there reads the file itself and never a cached copy, and that a
+// file held open keeps its device and inode numbers to itself until it is
+// closed (a local disk, not a network filesystem). There a file at a path
+// is one held open exactly when Lstat reports that file's numbers: one
+// call tells what an open, a stat and a read would.
+type Direct interface {
+	Direct(dir string) bool
+}
+
 // File is an open regular file. Its attributes come from the descriptor,
 // which network filesystems revalidate on open.
 type File interface {

@@ -20,6 +20,7 @@ type Faulty struct {
 	OnRenameNoReplace func(next func(oldname, newname string) error, oldname, newname string) error
 	OnRemove          func(next func(path string) error, path string) error
 	OnOpen            func(next func(path string) (fsys.File, error), path string) (fsys.File, error)
+	OnLstat           func(next func(path string) (fsys.Info, error), path string) (fsys.Info, error)
 	OnReadDir         func(next func(dir string) ([]string, error), dir string) ([]string, error)
 }
 
@@ -69,6 +70,14 @@ func (f *Faulty) Open(path string) (fsys.File, error) {
 		return f.OnOpen(f.FS.Open, path)
 	}
 	return f.FS.Open(path)
+}
+
+// Lstat calls OnLstat if set.
+func (f *Faulty) Lstat(path string) (fsys.Info, error) {
+	if f.OnLstat != nil {
+		return f.OnLstat(f.FS.Lstat, path)
+	}
+	return f.FS.Lstat(path)
 }
 
 // ReadDir calls OnReadDir if set.
@@ -121,4 +130,17 @@ func (n *noIdentityFS) Open(path string) (fsys.File, error) {
 func (n *noIdentityFS) Lstat(path string) (fsys.Info, error) {
 	i, err := n.FS.Lstat(path)
 	return noIdentity(i), err
+}
+
+// Direct answers as the wrapped FS does (see fsys.Direct), so that a Lock
+// on the wrapper looks at the lock file as it would on the real thing;
+// but false where OnOpen is set when the Lock is made: a test that hooks
+// opens means every look to open the file, which a look by Lstat alone
+// would not. (A Lock asks once, in New.)
+func (f *Faulty) Direct(dir string) bool {
+	if f.OnOpen != nil {
+		return false
+	}
+	d, ok := f.FS.(fsys.Direct)
+	return ok && d.Direct(dir)
 }

@@ -27,6 +27,16 @@ type Proc struct {
 
 var _ fsys.FS = (*Proc)(nil)
 
+var _ fsys.Direct = (*Proc)(nil)
+
+// Direct reports whether the host's mount is a local disk's: no attribute
+// cache, inode numbers of the files themselves, and open descriptors that
+// pin their inode.
+func (p *Proc) Direct(string) bool {
+	c := p.h.cfg
+	return c.Cache == CacheNone && !c.PathInodes && !c.StaleHandles
+}
+
 // PID returns the process's pid in its namespace.
 func (p *Proc) PID() int { return p.pid }
 
