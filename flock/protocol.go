@@ -669,7 +669,7 @@ func (l *Lock) acquired() (bool, error) {
 	l.held = true
 	l.acq = newAcquisition(l.claim.name)
 	// Until the expiry is written again below, it is the claim's.
-	l.acq.setExpiry(l.now(), l.claimExpiry, l.lifetime)
+	l.acq.setExpiry(l.read(), l.claimExpiry, l.lifetime)
 	l.token = 0
 	if l.cfg.fencing {
 		token, err := l.fence()
@@ -687,7 +687,7 @@ func (l *Lock) acquired() (bool, error) {
 	// The lease that the link gave may have run out already (a pause since
 	// the claim was timed): then a breaker may be at work on the lock file,
 	// and a new expiry could change it under them. Leave it to them.
-	written := l.now()
+	written := l.read()
 	if l.leaseOver(l.claimExpiry) && !mutated("acquire-no-relook") {
 		l.lose(ErrLockLost)
 		l.lost, l.token = false, 0
@@ -922,7 +922,7 @@ func (l *Lock) refreshLocked() error {
 	// Once the lease has run out, others may be breaking the lock this
 	// very moment, judging an instance that a refresh would change under
 	// them: the lock counts as lost, and is given up if it is still ours.
-	written := l.now()
+	written := l.read()
 	if expiry, _, _, _ := l.acq.state(); l.leaseOver(expiry) && !mutated("refresh-no-lease") {
 		l.lose(errLeaseOver)
 		return errLeaseOver
