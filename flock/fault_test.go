@@ -530,3 +530,29 @@ func TestBreakerWhoseBreakersLockWasTakenMovesNothing(t *testing.T) {
 		t.Errorf("two holders within their leases: A (IsLocked() = %v, %v) and C", ok, err)
 	}
 }
+
+// TestLearnTimeLostCreateReply: the file that Inspect writes to learn the
+// filesystem's clock is removed even when the reply to its create is lost
+// and the retransmission answers EEXIST (seed 5100460 of the simulation,
+// on sshfs, left it behind).
+func TestLearnTimeLostCreateReply(t *testing.T) {
+	var lost atomic.Bool
+	f := &fsystest.Faulty{OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, data []byte, t time.Time) (fsys.File, error) {
+		file, err := next(p, data, t)
+		if err == nil && lost.CompareAndSwap(false, true) {
+			file.Close()
+			return nil, &os.PathError{Op: "create", Path: p, Err: syscall.EEXIST}
+		}
+		return file, err
+	}}
+	l, dir := faultyLock(t, f)
+	if _, err := l.Inspect(); err != nil {
+		t.Fatal(err)
+	}
+	if !lost.Load() {
+		t.Fatal("no create's reply was lost")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}

@@ -1,6 +1,8 @@
 package flock
 
 import (
+	"errors"
+	"io/fs"
 	"sync"
 	"time"
 
@@ -393,9 +395,25 @@ func (l *Lock) learnTime() {
 	if l.timeBaseOff() || !l.sampleStale(l.read()) {
 		return
 	}
-	name := l.freshName()
-	before := l.cfg.clock.Now()
-	f, err := l.cfg.fs.Create(name, []byte(name), time.Time{})
+	var (
+		name   string
+		before time.Time
+		f      fsys.File
+		err    error
+	)
+	// A lost reply can make a create look refused: the name is ours
+	// alone, so what stands there is our own file, and is removed.
+	for range 3 {
+		name = l.freshName()
+		before = l.cfg.clock.Now()
+		f, err = l.cfg.fs.Create(name, []byte(name), time.Time{})
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+		if rerr := l.cfg.fs.Remove(name); rerr != nil && !gone(rerr) {
+			l.cfg.logger.Warn("flock: removing a file at a fresh name", "path", name, "err", rerr)
+		}
+	}
 	if err != nil {
 		l.noTimeBase("cannot write beside the lock file: " + err.Error())
 		return
