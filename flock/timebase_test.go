@@ -206,7 +206,10 @@ func TestSuspendedWaiterBreaksExpiredLock(t *testing.T) {
 				WithRetry(retry.Policy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2}),
 				withFS(&fsystest.Faulty{FS: fsys.OS, OnLink: func(next func(string, string) error, o, n string) error {
 					if n == path {
-						attempts <- struct{}{}
+						select {
+						case attempts <- struct{}{}:
+						default:
+						}
 					}
 					return next(o, n)
 				}}))...)
