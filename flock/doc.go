@@ -139,7 +139,10 @@
 // count. Once the lease has run out, Refresh and Release report
 // [ErrLockLost] and leave L as it is, to the breakers: one may be at work
 // on it that very moment, and a change could confuse it.
-// [Lock.KeepAlive] refreshes at a third of the lifetime.
+// [Lock.KeepAlive] refreshes at a third of the lifetime, counted by the run
+// clock of the time base, which no one sets: a wall clock set back delays
+// no refresh, and one that waits through a suspend looks at once when the
+// machine wakes.
 //
 // A holder that pauses past its lease (a SIGSTOP, a swap storm, a suspended
 // VM, a stalled NFS server) may find when it resumes that its lock was
@@ -220,21 +223,28 @@
 // stamp the claim's change time, and the fstat that follows reads it back;
 // the Lock's clock readings before the change and after the fstat bracket
 // the moment of the stamp. The Lock keeps a lower and an upper bound on the
-// filesystem's now, carried forward by the monotonic clock and by the wall
-// clock, whichever is safer for each bound, so that a wall clock set back or
-// forward, or a machine suspended, does not make them wrong (both at once
-// can), and renews them at every acquisition and refresh. Both bounds
-// also take in the Lock's own clock, so that the time base is never less
-// safe than judging by that clock alone. It writes an expiry from the upper
-// bound; judges another's lock expired only by the lower bound; and counts
-// its own lease over as soon as the upper bound reaches its expiry. A host
-// whose clock disagrees with the filesystem's by minutes thus never breaks
-// a live lock early; what its skew costs is waiting (a host whose clock is
-// behind waits that much longer to break an expired lock), not safety.
-// Known limits: a wall clock stepped forward while a Lock holds a sample
-// makes it write expiries that much ahead (its holder's death then costs
-// waiters the step), and on sshfs a Lock that waited through a suspend, or
-// only inspects, keeps its old sample and waits out the suspend's length.
+// filesystem's now, re-anchored at each sample and carried forward from it
+// by a run clock that no one sets and that counts the time the machine was
+// suspended: CLOCK_BOOTTIME on Linux, CLOCK_MONOTONIC (which counts sleep)
+// on Apple's systems, and elsewhere Go's monotonic clock. Leases are still
+// judged by the wall clock, never by Go's monotonic reading, which stops
+// while a machine sleeps; a run clock that counts sleep only carries the
+// bounds from one sample to the next, so that a wall clock stepped (set
+// back, or forward by NTP correcting a clock that was behind) moves neither
+// bound. Both bounds also take in the Lock's own wall clock, so that the
+// time base is never less safe than judging by that clock alone. The Lock
+// renews its sample at every acquisition and refresh where setting times
+// stamps the change time, and takes a new one wherever it would otherwise
+// judge by one that is stale: older than 30 s, taken before the run clock
+// and the wall clock came to disagree by more than a second (a clock set,
+// or a suspend that Go's monotonic clock did not count: a sample from
+// before it is forgotten), or with bounds more than 2 s apart. It writes an
+// expiry from the upper bound; judges another's lock expired only by the
+// lower bound; and counts its own lease over as soon as the upper bound
+// reaches its expiry. A host whose clock disagrees with the filesystem's by
+// minutes thus never breaks a live lock early; what its skew costs is
+// waiting (a host whose clock is behind waits that much longer to break an
+// expired lock), not safety.
 //
 // Measured on Linux: ext4, XFS, btrfs, tmpfs and overlayfs stamp the
 // change time with the kernel's coarse clock (to a few milliseconds), and
@@ -242,10 +252,12 @@
 // change time; there a claim is first written without explicit times and
 // its modification time, the server's stamp of the write cut to the second,
 // read back with an fstat more, before its expiry is set: for the Lock's
-// first claim, and for later ones once the last stamp is 30 s old.
-// [Lock.Inspect] and [Lock.Break] of a Lock that has written nothing yet
-// write and remove a file of their own beside the lock file to learn the
-// clock, and judge by the Lock's own clock if they may not. A filesystem
+// first claim, and for later ones once the last stamp is stale.
+// [Lock.Inspect] and [Lock.Break] of a Lock without a fresh sample, and on
+// sshfs a waiter that keeps its claim and a holder that refreshes once
+// their sample is stale, write and remove a file of their own beside the
+// lock file to learn the clock, and judge by the Lock's own clock if they
+// may not. A filesystem
 // that reports no times leaves the Lock on its own clock, which it logs
 // once per directory at Debug level. A host whose clock differs from the
 // filesystem's by more than the clock slop logs it once per directory and

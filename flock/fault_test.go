@@ -344,3 +344,215 @@ func TestBreakerPausedWhileRecheckingMovesNothing(t *testing.T) {
 		t.Errorf("next.IsLocked() = %v, %v; want true", ok, err)
 	}
 }
+
+// hookedFile calls onSetTimes before it sets a file's times.
+type hookedFile struct {
+	fsys.File
+	onSetTimes func(time.Time)
+}
+
+func (f hookedFile) SetTimes(t time.Time) error {
+	f.onSetTimes(t)
+	return f.File.SetTimes(t)
+}
+
+// TestPausedAcquirerRetimesOnlyItsClaim: an acquirer that pauses after
+// it judged its lease still running, just before it writes the expiry of
+// its new lock, while another process breaks its lock and takes it with a
+// longer lifetime, writes that expiry onto its own orphaned claim, never
+// onto the lock file that is now the other's: a third process does not
+// break the other's lock early. The pause is staged in the acquirer's
+// first call after its lease check (it last looks for a breaker at work
+// before it): a time change, or an open of the lock path. (Mutant
+// expiry-via-path opens the lock path and writes the expiry through it,
+// shortening the new holder's lock; the simulation no longer reaches that
+// window within its budget since the time base.)
+func TestPausedAcquirerRetimesOnlyItsClaim(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	clock := newStepClock()
+	const slop = 10 * time.Second
+	fsA := &fsystest.Faulty{FS: fsys.OS}
+	a := reviewLock(t, path, clock, fsA, WithLifetime(2*time.Second))
+	b := reviewLock(t, path, clock, fsys.OS, WithLifetime(time.Minute))
+	d := reviewLock(t, path, clock, fsys.OS, WithLifetime(time.Minute))
+	var linked, checked, paused bool
+	pause := func() {
+		if !checked || paused {
+			return
+		}
+		paused = true
+		// A is held back past its lifetime and the slop: B breaks A's
+		// expired lock and takes it.
+		clock.Advance(2*time.Second + slop + time.Second)
+		if held, err := b.TryAcquire(); err != nil || !held {
+			t.Fatalf("B.TryAcquire() = %v, %v; want true", held, err)
+		}
+	}
+	hook := func(f fsys.File, err error) (fsys.File, error) {
+		if err != nil {
+			return f, err
+		}
+		return hookedFile{f, func(time.Time) { pause() }}, nil
+	}
+	fsA.OnCreate = func(next func(string, []byte, time.Time) (fsys.File, error), p string, data []byte, t time.Time) (fsys.File, error) {
+		return hook(next(p, data, t))
+	}
+	fsA.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		switch {
+		case p == path:
+			pause()
+		case p == path+".break" && linked:
+			checked = true // the last look before the lease check
+		}
+		return hook(next(p))
+	}
+	fsA.OnLink = func(next func(string, string) error, o, n string) error {
+		err := next(o, n)
+		if n == path && err == nil {
+			linked = true
+		}
+		return err
+	}
+	if held, err := a.TryAcquire(); err != nil || held {
+		t.Fatalf("A.TryAcquire() = %v, %v; want false, nil: its lock was taken while it paused", held, err)
+	}
+	if !paused {
+		t.Fatal("the pause was not staged")
+	}
+	bExpiry, _, _, _ := b.acq.state()
+	if onDisk := mtimeOf(t, path); onDisk.Before(bExpiry) {
+		t.Errorf("A re-timed B's lock file: expiry %v on disk; B counts on %v", onDisk, bExpiry)
+	}
+	// Past the expiry A wrote, and the slop; well within B's lease.
+	clock.Advance(2*time.Second + slop + time.Second)
+	if held, err := d.TryAcquire(); err != nil || held {
+		t.Errorf("D.TryAcquire() within B's lease (to %v, now %v) = %v, %v; want false, nil", bExpiry, clock.Now(), held, err)
+	}
+	if ok, err := b.IsLocked(); !ok || err != nil {
+		t.Errorf("B.IsLocked() = %v, %v; want true", ok, err)
+	}
+}
+
+// TestBreakerWhoseBreakersLockWasTakenMovesNothing: a breaker whose
+// breakers' lock L.break was broken and taken by another breaker while
+// it paused, though its own lease on it runs by its clock (as where one
+// mount stamps files with its client's clock, which the simulation's
+// client-stamps schedules found), moves nothing: it looks at L.break
+// before it reads the lock file again. Otherwise two breakers are at work
+// at once: the other moves the expired lock aside, A takes the lock, the
+// first moves A's fresh lock aside, finds it is not what it judged, and
+// while it is aside C takes the lock, so the first cannot put it back and
+// A and C both hold the lock. (Mutant breakers-no-relook; the simulation
+// no longer finds it within its budget since the time base.)
+func TestBreakerWhoseBreakersLockWasTakenMovesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	breakers := path + ".break"
+	clock := newStepClock()
+	// A dead holder's lock, expired an hour ago.
+	dead := path + "|gone|4242|1"
+	if err := os.WriteFile(dead, []byte(dead), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := clock.Now().Add(-time.Hour)
+	if err := os.Chtimes(dead, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(dead, path); err != nil {
+		t.Fatal(err)
+	}
+	fsB := &fsystest.Faulty{FS: fsys.OS}
+	b := reviewLock(t, path, clock, fsB)
+	a := reviewLock(t, path, clock, fsys.OS)
+	c := reviewLock(t, path, clock, fsys.OS)
+	// The other breaker's breakers' lock, fresh.
+	other := path + "|otherhost|4343|2"
+	if err := os.WriteFile(other, []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fresh := clock.Now().Add(breakTTL)
+	if err := os.Chtimes(other, fresh, fresh); err != nil {
+		t.Fatal(err)
+	}
+	var staged, moved, aHeld, cHeld bool
+	fsB.OnLink = func(next func(string, string) error, o, n string) error {
+		err := next(o, n)
+		if n == breakers && err == nil && !staged {
+			staged = true
+			// B holds L.break, and pauses: the other breaker breaks it
+			// and takes it.
+			if err := os.Remove(breakers); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(other, breakers); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return err
+	}
+	fsB.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && !moved {
+			moved = true
+			// The other breaker moves the expired lock aside and removes
+			// it and its claim, and gives up L.break; A takes the lock.
+			for _, p := range []string{path, dead, breakers, other} {
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var err error
+			if aHeld, err = a.TryAcquire(); err != nil || !aHeld {
+				t.Fatalf("A.TryAcquire() = %v, %v; want true", aHeld, err)
+			}
+		}
+		return next(o, n)
+	}
+	fsB.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == path && aHeld && !cHeld {
+			// B puts A's lock back; C takes the lock first.
+			var err error
+			if cHeld, err = c.TryAcquire(); err != nil {
+				t.Fatalf("C.TryAcquire() = %v", err)
+			}
+		}
+		return next(o, n)
+	}
+	broke, err := b.Break(false)
+	if !staged {
+		t.Fatal("the pause was not staged")
+	}
+	if broke || err != nil || moved {
+		t.Errorf("Break(false) by a breaker whose breakers' lock was taken = %v, %v (moved the lock file: %v); want false, nil, nothing moved", broke, err, moved)
+	}
+	if aHeld && cHeld {
+		ok, err := a.IsLocked()
+		t.Errorf("two holders within their leases: A (IsLocked() = %v, %v) and C", ok, err)
+	}
+}
+
+// TestLearnTimeLostCreateReply: the file that Inspect writes to learn the
+// filesystem's clock is removed even when the reply to its create is lost
+// and the retransmission answers EEXIST (seed 5100460 of the simulation,
+// on sshfs, left it behind).
+func TestLearnTimeLostCreateReply(t *testing.T) {
+	var lost atomic.Bool
+	f := &fsystest.Faulty{OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, data []byte, t time.Time) (fsys.File, error) {
+		file, err := next(p, data, t)
+		if err == nil && lost.CompareAndSwap(false, true) {
+			file.Close()
+			return nil, &os.PathError{Op: "create", Path: p, Err: syscall.EEXIST}
+		}
+		return file, err
+	}}
+	l, dir := faultyLock(t, f)
+	if _, err := l.Inspect(); err != nil {
+		t.Fatal(err)
+	}
+	if !lost.Load() {
+		t.Fatal("no create's reply was lost")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}

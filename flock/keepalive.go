@@ -14,12 +14,13 @@ import (
 
 // wallCheck caps each wait of the keep-alive, so that after a suspend,
 // during which the monotonic clock that timers run on stops while the
-// wall clock goes on, a lock past its expiry is looked at soon.
+// run clock goes on, a lock past its expiry is looked at soon.
 const wallCheck = time.Second
 
 // KeepAlive refreshes the lock in a background goroutine, at a third of
-// the lifetime by the monotonic or the wall clock, whichever comes first,
-// until the returned stop function is called, ctx is done, or the lock is
+// the lifetime by a clock that no one sets and that goes on while the
+// machine sleeps (see Leases in the package doc: a wall clock set back
+// delays no refresh), until the returned stop function is called, ctx is done, or the lock is
 // lost (see Leases in the package doc). A failed refresh is retried with
 // the backoff of [WithRetry] until the lifetime has passed.
 //
@@ -60,7 +61,7 @@ func (l *Lock) KeepAlive(ctx context.Context) (context.Context, func() error) {
 type acquisition struct {
 	claim   string // the claim's name, which the lock file holds
 	mu      sync.Mutex
-	written time.Time     // when the expiry was last written; wall clock
+	written reading       // when the expiry was last written
 	expiry  time.Time     // as the filesystem stored it, maybe cut to seconds
 	life    time.Duration // the lifetime it was written with
 	changed chan struct{} // closed, and replaced, when expiry changes
@@ -72,7 +73,7 @@ func newAcquisition(claim string) *acquisition {
 	return &acquisition{claim: claim, changed: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (a *acquisition) setExpiry(written, expiry time.Time, life time.Duration) {
+func (a *acquisition) setExpiry(written reading, expiry time.Time, life time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.written, a.expiry, a.life = written, expiry, life
@@ -81,16 +82,16 @@ func (a *acquisition) setExpiry(written, expiry time.Time, life time.Duration) {
 }
 
 // state returns the last expiry written, when the next refresh is due (a
-// third of its lifetime after it was written), and the channels that say
-// it changed or the acquisition ended.
-func (a *acquisition) state() (expiry, due time.Time, changed, done <-chan struct{}) {
+// third of its lifetime after it was written, by the run clock), and the
+// channels that say it changed or the acquisition ended.
+func (a *acquisition) state() (expiry time.Time, due time.Duration, changed, done <-chan struct{}) {
 	if a == nil {
-		return time.Time{}, time.Time{}, nil, nil
+		return time.Time{}, 0, nil, nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// A floor, so that an absurdly short lifetime cannot spin.
-	return a.expiry, a.written.Add(max(a.life/3, time.Millisecond)), a.changed, a.done
+	return a.expiry, a.written.run + max(a.life/3, time.Millisecond), a.changed, a.done
 }
 
 // end ends the acquisition with cause; later calls do nothing.
@@ -136,6 +137,9 @@ func (k *keeper) end(err error) {
 // run refreshes the lock until told to stop, the acquisition ends, or the
 // lock is lost. It schedules from the expiry written last, whoever wrote
 // it: a Refresh with a shorter lifetime brings the next refresh forward.
+// It counts by the run clock (timebase.go), which a wall clock set back
+// does not hold back; its timers run on Go's monotonic clock, which stops
+// while the machine sleeps, so each waits wallCheck at most.
 func (k *keeper) run() {
 	defer close(k.done)
 	l := k.l
@@ -143,7 +147,7 @@ func (k *keeper) run() {
 	var (
 		failures *retry.Schedule // backoff after failed refreshes; nil after success
 		lastErr  error
-		retryAt  time.Time
+		retryAt  time.Duration // by the run clock
 	)
 	for {
 		expiry, due, changed, ended := k.a.state()
@@ -156,11 +160,11 @@ func (k *keeper) run() {
 				return
 			}
 		}
-		if wait := until(clock.Now(), due); wait > 0 {
+		if wait := due - l.read().run; wait > 0 {
 			t := clock.NewTimer(min(wait, wallCheck))
 			select {
 			case <-t.C():
-				continue // look at both clocks again
+				continue // look at the run clock again
 			case <-changed:
 				t.Stop()
 				failures = nil
@@ -190,14 +194,11 @@ func (k *keeper) run() {
 		// A passing fault (a network filesystem not answering): retry
 		// until the lifetime is gone, when others may break the lock.
 		lastErr = err
-		now := clock.Now().Round(0)
+		now := l.read().run
 		if failures == nil {
 			failures = l.cfg.policy.Schedule()
 		}
-		retryAt = now.Add(failures.Next())
-		if end := now.Add(l.leaseLeft(expiry)); retryAt.After(end) {
-			retryAt = end
-		}
+		retryAt = min(now+failures.Next(), now+l.leaseLeft(expiry))
 	}
 }
 
@@ -223,13 +224,6 @@ func (l *Lock) refreshFor(a *acquisition) error {
 		return l.err("refresh", ErrNotLocked)
 	}
 	return l.err("refresh", l.refreshLocked())
-}
-
-// until returns how long from now to t by the monotonic clock or by the
-// wall clock, whichever is less. The two differ once the machine has been
-// suspended, or the wall clock set.
-func until(now, t time.Time) time.Duration {
-	return min(t.Sub(now), t.Round(0).Sub(now.Round(0)))
 }
 
 // lostCause says why the lock of acquisition a is gone, as far as the

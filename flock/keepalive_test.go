@@ -407,3 +407,33 @@ func deadPID(t *testing.T) int {
 	p.Wait()
 	return p.Pid
 }
+
+// TestKeepAliveWallSetBack: a holder whose wall clock is set back an hour
+// while KeepAlive keeps its lock goes on refreshing, by a clock that no
+// one sets: another process does not get the lock, and the holder's
+// context stays live. Scheduled by the wall clock, the refreshes stopped
+// for an hour, the lease ran out and the other process broke the lock
+// while the holder believed it kept (issue 11).
+func TestKeepAliveWallSetBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.lck")
+	clk := newSetClock()
+	h := newLock(t, path, clk.options(WithLifetime(2*time.Second), WithClockSlop(time.Second))...)
+	if err := h.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := h.KeepAlive(context.Background())
+	defer stop()
+	clk.wall.Store(int64(-time.Hour))
+	o := newLock(t, path, WithLifetime(2*time.Second), WithClockSlop(time.Second))
+	tctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if err := o.Acquire(tctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("another Lock's Acquire() while the holder keeps the lock = %v; want %v", err, context.DeadlineExceeded)
+	}
+	if err := context.Cause(ctx); err != nil {
+		t.Errorf("the holder's KeepAlive context ended: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("stop() = %v; want nil", err)
+	}
+}

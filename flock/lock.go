@@ -50,10 +50,9 @@ type Lock struct {
 	// claimExpiry is the expiry last set on the claim before linking, as
 	// the filesystem stored it.
 	claimExpiry time.Time
-	// claimTimed is when the claim's times were last set, as the clock
-	// read it just before (with Go's monotonic reading, to measure how
-	// long the link took).
-	claimTimed time.Time
+	// claimTimed is when the claim's times were last set, as the clocks
+	// read it just before.
+	claimTimed reading
 	// direct says that the lock's directory lies on a filesystem where one
 	// Lstat tells whether the lock file is our claim (fsys.Direct).
 	direct  bool

@@ -7,14 +7,16 @@ var mutant string
 
 // A mutantInfo says what a mutant puts back, and whether the simulation
 // is expected to find it within its CI budget. Those it is not are staged
-// by regression tests instead (docs/RELIABILITY.md names them): defects
+// by regression tests instead (docs/RELIABILITY.md names them, and
+// TestStagingFindsMutants runs each with its mutant on): defects
 // whose only effect in the model is a move by a process past its own
 // lease, which the simulation counts as the documented window rather than
 // as a violation, and sweeps across pid namespaces, which the model reaches
 // too rarely. breakers-no-relook and expiry-via-path guard windows that
 // the time base narrowed (a breaker's or an acquirer's lease now ends, by
 // the upper bound on the filesystem's clock, before anyone else may act on
-// it), and the model reaches them too rarely for CI.
+// it), and the model reaches them too rarely for CI; their staging tests
+// pause a process in that window through the fault seam.
 type mutantInfo struct {
 	what string
 	sim  bool

@@ -50,8 +50,9 @@ type config struct {
 	noTimeBase     bool // withoutTimeBase
 
 	// For the simulation, which must control every source of chance.
-	pid    int           // withPID; 0 for os.Getpid
-	random func() uint64 // withRandom: claim names' random parts
+	pid      int                  // withPID; 0 for os.Getpid
+	random   func() uint64        // withRandom: claim names' random parts
+	runClock func() time.Duration // withRunClock; nil for the system's (timebase.go)
 }
 
 func defaults() config {
@@ -178,6 +179,12 @@ func withPID(pid int) Option { return func(c *config) { c.pid = pid } }
 // withRandom replaces the source of claim names' random parts, for the
 // simulation.
 func withRandom(r func() uint64) Option { return func(c *config) { c.random = r } }
+
+// withRunClock replaces the clock that carries the time base's bounds and
+// times the keep-alive (timebase.go), one that no one sets, for the
+// simulation, whose hosts' wall clocks may be set.
+func withRunClock(run func() time.Duration) Option { return func(c *config) { c.runClock = run } }
+
 
 // hostname returns the host's name, read once per process: a claim's
 // name must stay the same for as long as the process may hold it, and

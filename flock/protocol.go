@@ -421,9 +421,9 @@ func (l *Lock) readyClaim() error {
 	if l.claim != nil && l.claim.f == nil {
 		l.dropClaim() // published and given up: its name is spent
 	}
-	l.claimTimed = l.cfg.clock.Now()
+	l.claimTimed = l.read()
 	if l.claim != nil {
-		before := l.claimTimed
+		before := l.claimTimed.wall
 		expiry = l.expiryIn(l.lifetime)
 		stored = expiry
 		l.claim.stamp = time.Time{}
@@ -693,7 +693,7 @@ func (l *Lock) acquired() (bool, error) {
 	l.held = true
 	l.acq = newAcquisition(l.claim.name)
 	// Until the expiry is written again below, it is the claim's.
-	l.acq.setExpiry(l.now(), l.claimExpiry, l.lifetime)
+	l.acq.setExpiry(l.read(), l.claimExpiry, l.lifetime)
 	l.token = 0
 	if l.cfg.fencing {
 		token, err := l.fence()
@@ -711,7 +711,7 @@ func (l *Lock) acquired() (bool, error) {
 	// The lease that the link gave may have run out already (a pause since
 	// the claim was timed): then a breaker may be at work on the lock file,
 	// and a new expiry could change it under them. Leave it to them.
-	written := l.now()
+	written := l.read()
 	if l.leaseOver(l.claimExpiry) && !mutated("acquire-no-relook") {
 		l.lose(ErrLockLost)
 		l.lost, l.token = false, 0
@@ -738,14 +738,14 @@ func (l *Lock) acquired() (bool, error) {
 	// The claim's expiry, set just before the link, stands if the lease
 	// it gives is nearly whole still; else the lifetime counts from now.
 	expiry := l.claimExpiry
-	if l.publish == publishCreate || l.cfg.clock.Now().Sub(l.claimTimed) > l.lifetime/100 {
+	if age, _ := l.claimTimed.since(l.read()); l.publish == publishCreate || age > l.lifetime/100 {
 		var err error
 		if expiry, err = l.setExpiry(); err != nil {
 			l.giveBack()
 			return false, err
 		}
 	} else {
-		written = l.claimTimed.Round(0)
+		written = l.claimTimed
 	}
 	if mutated("acquire-no-relook") {
 		l.acq.setExpiry(written, expiry, l.lifetime)
@@ -958,7 +958,7 @@ func (l *Lock) refreshLocked() error {
 	// Once the lease has run out, others may be breaking the lock this
 	// very moment, judging an instance that a refresh would change under
 	// them: the lock counts as lost, and is given up if it is still ours.
-	written := l.now()
+	written := l.read()
 	if expiry, _, _, _ := l.acq.state(); l.leaseOver(expiry) && !mutated("refresh-no-lease") {
 		l.lose(errLeaseOver)
 		return errLeaseOver

@@ -1,10 +1,13 @@
 package flock
 
 import (
+	"errors"
+	"io/fs"
 	"sync"
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/retry"
 )
 
 // The time base: a Lock writes and judges expiries in the filesystem's
@@ -33,25 +36,77 @@ const stampGrain = 20 * time.Millisecond
 // clock drift apart between two samples (1000 ppm, twice what NTP slews).
 const driftPerSecond = time.Millisecond
 
+// A reading is one reading of the Lock's clocks: its wall clock, which
+// someone may set (an NTP step, settimeofday), and its run clock, which
+// no one sets and which goes on while the machine is suspended:
+// CLOCK_BOOTTIME on Linux, CLOCK_MONOTONIC on Apple's systems (both count
+// suspends), and elsewhere, or with a clock of [WithClock], the time the
+// clock gives since the Lock first read it, by Go's monotonic reading
+// where the clock has one. The bounds on the filesystem's clock are
+// carried from sample to now by the run clock alone, so that a wall clock
+// set since moves neither; the keep-alive waits by it too (keepalive.go).
+type reading struct {
+	wall time.Time
+	run  time.Duration
+}
+
+// read reads the Lock's clocks.
+func (l *Lock) read() reading {
+	wall := l.cfg.clock.Now()
+	return reading{wall: wall, run: l.runAt(wall)}
+}
+
+// runAt returns the run clock's reading at the moment wall, just read
+// from the Lock's clock, was read.
+func (l *Lock) runAt(wall time.Time) time.Duration {
+	if l.cfg.runClock != nil {
+		return l.cfg.runClock()
+	}
+	if l.cfg.clock == retry.SystemClock {
+		if run, ok := systemRunClock(); ok {
+			return run
+		}
+	}
+	l.tb.mu.Lock()
+	defer l.tb.mu.Unlock()
+	if l.tb.epoch.IsZero() {
+		l.tb.epoch = wall
+	}
+	return wall.Sub(l.tb.epoch)
+}
+
+// since returns how long before now r was read, by the run clock or by
+// the wall clock where that says longer (a run clock of Go's monotonic
+// reading stops while the machine is suspended), and whether the two
+// agree within clocksDisagree. They disagree once someone set the wall
+// clock, or after a suspend that the run clock did not count; bounds
+// carried across that by such a run clock lag the filesystem's clock.
+func (r reading) since(now reading) (age time.Duration, agree bool) {
+	byRun, byWall := now.run-r.run, now.wall.Round(0).Sub(r.wall.Round(0))
+	return max(byRun, byWall), (byWall - byRun).Abs() <= clocksDisagree
+}
+
+// clocksDisagree is how far the run clock and the wall clock may disagree
+// on the time since a sample before the Lock takes another (sampleStale).
+const clocksDisagree = time.Second
+
 // A stampSample is one reading of the filesystem's clock: stamp was
-// stamped between the Lock's clock readings before and after, which keep
-// their monotonic readings where the clock gives them.
+// stamped between the Lock's clock readings before and after.
 type stampSample struct {
-	before, after time.Time
+	before, after reading
 	stamp         time.Time
 	grain         time.Duration
 }
 
 // bounds returns the earliest and latest the filesystem's clock can show
-// at the Lock's clock reading now. The elapsed time since the sample is
-// taken by the monotonic clock and by the wall clock, whichever is safer
-// for the bound: the wall clock may be set (jumped back or forward) since,
-// and the monotonic clock stops while the machine is suspended; the bounds
-// fail only when both happen between two samples. The filesystem's clock
-// never runs back from a stamp it gave.
-func (s stampSample) bounds(now time.Time) (lo, hi time.Time) {
-	sinceAfter := min(now.Sub(s.after), now.Round(0).Sub(s.after.Round(0)))
-	sinceBefore := max(now.Sub(s.before), now.Round(0).Sub(s.before.Round(0)))
+// at the Lock's clock reading now. The time since the sample is taken by
+// the run clock, which no one sets: a wall clock stepped forward since
+// would otherwise push the upper bound, and the expiries written by it,
+// that far ahead, and one set back would hold the lower bound back. The
+// filesystem's clock never runs back from a stamp it gave.
+func (s stampSample) bounds(now reading) (lo, hi time.Time) {
+	sinceAfter := now.run - s.after.run
+	sinceBefore := now.run - s.before.run
 	drift := time.Duration(max(sinceBefore, 0) / time.Second * driftPerSecond)
 	lo = s.stamp.Add(max(sinceAfter, 0) - drift)
 	hi = s.stamp.Add(s.grain + max(sinceBefore, 0) + drift)
@@ -59,42 +114,51 @@ func (s stampSample) bounds(now time.Time) (lo, hi time.Time) {
 }
 
 // timeBase is what a Lock knows of the filesystem's clock: its last two
-// samples, whose bounds it joins, so that one sample taken across a clock
-// change, or a stamp that lies, widens the bounds rather than moves them.
+// samples, whose bounds it joins when they were taken close together, so
+// that one sample taken across a clock change, or a stamp that lies,
+// widens the bounds rather than moves them.
 type timeBase struct {
 	mu         sync.Mutex
 	cur, prev  *stampSample
-	ctimeKnown bool // whether a change time after setting times was seen
-	ctimeCopy  bool // it was a copy of the modification time (sshfs), not a stamp
+	ctimeKnown bool      // whether a change time after setting times was seen
+	ctimeCopy  bool      // it was a copy of the modification time (sshfs), not a stamp
+	epoch      time.Time // the first reading of a run clock that is the Lock's clock
 }
 
 // fsNow returns the earliest and latest the filesystem's clock can show
 // now, widened to include the Lock's clock. Without a usable sample both
 // are the Lock's clock.
 func (l *Lock) fsNow() (lo, hi time.Time) {
-	now := l.cfg.clock.Now().Round(0)
-	lo, hi = l.fsBounds()
+	now := l.read()
+	lo, hi = l.fsBounds(now)
 	// Never less safe than this host's own clock: where some mount stamps
 	// files with its client's clock, its Locks judge in that clock, and a
 	// Lock judging in the server's alone could break their live locks
 	// (seed 3000077 of the adversarial review). The cost is waiting: a
 	// host whose clock is off waits that much longer to break.
-	return minTime(lo, now), maxTime(hi, now)
+	wall := now.wall.Round(0)
+	return minTime(lo, wall), maxTime(hi, wall)
 }
 
 // fsBounds returns the earliest and latest the filesystem's clock can
-// show now, by the samples alone. Without a usable sample both are the
+// show at now, by the samples alone: the last one's bounds, joined with
+// the one before if that was taken within stampRenewal of it, and the
+// clocks agree on the time between. An older one says less than the
+// last, and one from before a suspend that a run clock of Go's monotonic
+// reading did not count lags. Without a usable sample both are the
 // Lock's clock.
-func (l *Lock) fsBounds() (lo, hi time.Time) {
-	now := l.cfg.clock.Now()
+func (l *Lock) fsBounds(now reading) (lo, hi time.Time) {
 	l.tb.mu.Lock()
 	cur, prev := l.tb.cur, l.tb.prev
 	l.tb.mu.Unlock()
 	if cur == nil || l.timeBaseOff() {
-		return now.Round(0), now.Round(0)
+		return now.wall.Round(0), now.wall.Round(0)
 	}
 	lo, hi = cur.bounds(now)
-	if prev != nil {
+	if prev == nil {
+		return lo, hi
+	}
+	if age, agree := prev.after.since(cur.after); age <= stampRenewal && agree {
 		plo, phi := prev.bounds(now)
 		lo, hi = minTime(lo, plo), maxTime(hi, phi)
 	}
@@ -164,9 +228,9 @@ func (l *Lock) clockOffset() (time.Duration, bool) {
 	if !known || l.timeBaseOff() {
 		return 0, false
 	}
-	now := l.cfg.clock.Now()
-	lo, hi := l.fsBounds()
-	return lo.Sub(now.Round(0)) + hi.Sub(lo)/2, true
+	now := l.read()
+	lo, hi := l.fsBounds(now)
+	return lo.Sub(now.wall.Round(0)) + hi.Sub(lo)/2, true
 }
 
 // observeWrite learns from a file just written without explicit times,
@@ -197,6 +261,10 @@ func (l *Lock) observeTimes(before time.Time, info fsys.Info, set time.Time) boo
 		if first {
 			l.cfg.logger.Debug("flock: the filesystem's change times do not stamp setting the times; the time base is learned when claims are written", "dir", l.dir)
 		}
+		// A waiter that keeps its claim, and a holder that refreshes,
+		// write no new claims: they renew a stale sample here, for the
+		// next expiry they write or judge.
+		l.learnTime()
 		return false
 	}
 	l.observe(before, info.ChangeTime)
@@ -206,32 +274,64 @@ func (l *Lock) observeTimes(before time.Time, info fsys.Info, set time.Time) boo
 // writeStampNeeded reports whether a new claim must be written without
 // explicit times and read back before its times are set, which costs an
 // fstat more: while the Lock has no sample, and where the filesystem's
-// change times are copies (sshfs) once its sample is older than
-// stampRenewal.
+// change times are copies (sshfs) once its sample is stale.
 func (l *Lock) writeStampNeeded() bool {
 	if l.timeBaseOff() {
 		return false
 	}
 	l.tb.mu.Lock()
-	defer l.tb.mu.Unlock()
-	return l.tb.cur == nil || l.tb.ctimeCopy && l.cfg.clock.Now().Sub(l.tb.cur.after) > stampRenewal
+	known, copied := l.tb.cur != nil, l.tb.ctimeCopy
+	l.tb.mu.Unlock()
+	return !known || copied && l.sampleStale(l.read())
 }
 
-// stampRenewal is how old a sample may grow, where only a claim's write
-// gives one, before a new claim takes another: the bounds widen with the
+// stampRenewal is how old a sample may grow before the Lock takes another
+// where it would not otherwise (where only a claim's write gives one, and
+// for a Lock that only inspects and breaks): the bounds widen with the
 // drift allowed for (driftPerSecond), 30 ms in this time.
 const stampRenewal = 30 * time.Second
 
+// wideBounds is how far apart the bounds may lie, once the sample is a few
+// seconds old, before the Lock takes another: a sample whose fstat took
+// long says little.
+const wideBounds = 2 * time.Second
+
+// sampleStale reports whether the Lock has no sample, or one older than
+// stampRenewal by the run clock or the wall clock, or one since which the
+// two clocks disagree, or bounds that lie wide apart.
+func (l *Lock) sampleStale(now reading) bool {
+	l.tb.mu.Lock()
+	cur := l.tb.cur
+	l.tb.mu.Unlock()
+	if cur == nil {
+		return true
+	}
+	age, agree := cur.after.since(now)
+	if age > stampRenewal || !agree {
+		return true
+	}
+	lo, hi := l.fsBounds(now)
+	return age > 5*time.Second && hi.Sub(lo) > wideBounds
+}
+
+// observe learns from stamp, which the filesystem stamped after the
+// Lock's clock read before and before it reads it now. before was read
+// without the run clock (by the protocol's callers, in time.Time): its run
+// reading is now's, less the time between the two by Go's monotonic
+// reading or the wall clock, whichever says longer, so that a suspend, or
+// a wall clock stepped forward, in those few milliseconds widens the
+// bounds rather than narrows them.
 func (l *Lock) observe(before, stamp time.Time) {
 	if l.timeBaseOff() {
 		return
 	}
-	after := l.cfg.clock.Now()
+	after := l.read()
 	if stamp.IsZero() {
 		l.noTimeBase("the filesystem reports no file times")
 		return
 	}
-	s := &stampSample{before: before, after: after, stamp: stamp, grain: stampGrain}
+	took := max(after.wall.Sub(before), after.wall.Round(0).Sub(before.Round(0)), 0)
+	s := &stampSample{before: reading{wall: before, run: after.run - took}, after: after, stamp: stamp, grain: stampGrain}
 	if stamp.Nanosecond() == 0 {
 		s.grain = time.Second
 	}
@@ -252,9 +352,9 @@ func (l *Lock) noTimeBase(why string) {
 // warnSkew logs, once per directory and process, that this host's clock
 // differs from the filesystem's by more than the clock slop.
 func (l *Lock) warnSkew() {
-	now := l.cfg.clock.Now().Round(0)
-	lo, hi := l.fsBounds()
-	if lo.Sub(now) <= l.cfg.slop && now.Sub(hi) <= l.cfg.slop {
+	now := l.read()
+	lo, hi := l.fsBounds(now)
+	if wall := now.wall.Round(0); lo.Sub(wall) <= l.cfg.slop && wall.Sub(hi) <= l.cfg.slop {
 		return
 	}
 	if firstFor(&timeLogs.skew, l.dir) {
@@ -285,22 +385,35 @@ func firstFor(m *map[string]bool, dir string) bool {
 }
 
 // learnTime takes a sample by writing a file of our own beside the lock
-// file and removing it, for a Lock that must judge an expiry before it has
-// written anything (Inspect, Break). A Lock that may not write there
-// judges by its own clock.
+// file and removing it, when the Lock's sample is stale (sampleStale) or
+// missing: for a Lock that must judge an expiry before it has written
+// anything (Inspect, Break), one that only ever inspects and breaks, one
+// that slept through a suspend, and where setting times teaches nothing
+// (sshfs) for waiters and holders. A Lock that may not write there judges
+// by its own clock.
 func (l *Lock) learnTime() {
-	if l.timeBaseOff() {
+	if l.timeBaseOff() || !l.sampleStale(l.read()) {
 		return
 	}
-	l.tb.mu.Lock()
-	known := l.tb.cur != nil
-	l.tb.mu.Unlock()
-	if known {
-		return
+	var (
+		name   string
+		before time.Time
+		f      fsys.File
+		err    error
+	)
+	// A lost reply can make a create look refused: the name is ours
+	// alone, so what stands there is our own file, and is removed.
+	for range 3 {
+		name = l.freshName()
+		before = l.cfg.clock.Now()
+		f, err = l.cfg.fs.Create(name, []byte(name), time.Time{})
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+		if rerr := l.cfg.fs.Remove(name); rerr != nil && !gone(rerr) {
+			l.cfg.logger.Warn("flock: removing a file at a fresh name", "path", name, "err", rerr)
+		}
 	}
-	name := l.freshName()
-	before := l.cfg.clock.Now()
-	f, err := l.cfg.fs.Create(name, []byte(name), time.Time{})
 	if err != nil {
 		l.noTimeBase("cannot write beside the lock file: " + err.Error())
 		return
