@@ -63,7 +63,7 @@ func (l *Lock) runAt(wall time.Time) time.Duration {
 		return l.cfg.runClock()
 	}
 	if l.cfg.clock == retry.SystemClock {
-		if run, ok := systemRunClock(); ok {
+		if run, ok := systemRunClock(wall); ok {
 			return run
 		}
 	}
