@@ -107,10 +107,14 @@
 // tmpfs, ramfs, F2FS, ZFS, bcachefs), a Lock that holds its claim open
 // tells whether a file is its lock file by one lstat: the file's device,
 // inode and owner are the claim's, and its times are those the Lock last
-// set. No other file can have those numbers while the claim is open, and
+// set. No other file can have those numbers while the claim is open (on
+// tmpfs and ramfs with 32-bit inode numbers, not before four billion files
+// later, and then with the same owner and time to the nanosecond too), and
 // there lstat answers from the file itself, not a cache; anything else
 // (a forgery, a lock taken by another) fails that test and is read in
 // full. Elsewhere, and on overlayfs, every look opens and reads the file.
+// A Lock learns which from its first claim, and again when a claim lands
+// on another device (a filesystem mounted over the directory since).
 //
 // sshfs numbers files by name and reports no identity: there the contents
 // alone decide, and anyone who can write to the mount can forge a lock file

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
-	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -54,15 +53,18 @@ type Lock struct {
 	// read it just before.
 	claimTimed reading
 	// direct says that the lock's directory lies on a filesystem where one
-	// Lstat tells whether the lock file is our claim (fsys.Direct).
-	direct  bool
-	ident   identity   // whether the filesystem reports file identity
-	publish publishing // how the claim is put at the lock path
-	tb      timeBase   // what the Lock knows of the filesystem's clock (timebase.go)
-	held    bool
-	lost    bool  // held, then found not ours; reported until the next Acquire or Release
-	waiting error // why the last attempt could not break an expired lock; reported at a timeout
-	closed  bool
+	// Lstat tells whether the lock file is our claim (fsys.Direct), as
+	// learned from a claim on device directDev (learnDirect).
+	direct      bool
+	directKnown bool
+	directDev   uint64
+	ident       identity   // whether the filesystem reports file identity
+	publish     publishing // how the claim is put at the lock path
+	tb          timeBase   // what the Lock knows of the filesystem's clock (timebase.go)
+	held        bool
+	lost        bool  // held, then found not ours; reported until the next Acquire or Release
+	waiting     error // why the last attempt could not break an expired lock; reported at a timeout
+	closed      bool
 
 	acq   *acquisition // the current or last acquisition: its expiry and keepers (keepalive.go)
 	token uint64       // fencing token of the current acquisition; 0 for none (fencing.go)
@@ -170,10 +172,6 @@ func New(path string, opts ...Option) (*Lock, error) {
 	}
 	if cfg.pid != 0 {
 		l.pid = cfg.pid
-	}
-	if d, ok := cfg.fs.(fsys.Direct); ok && d.Direct(dir) {
-		l.direct = true
-		l.ident = identityYes
 	}
 	if cfg.portable || runtime.GOOS == "windows" {
 		l.publish = publishMove

@@ -183,6 +183,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		if !expiry.IsZero() {
 			l.observeTimes(before, info, expiry)
 		}
+		l.learnDirect(info)
 		switch {
 		case info.Ino == 0:
 			l.ident = identityNo
@@ -651,6 +652,26 @@ func (l *Lock) look() (snapshot, error) {
 		return l.inspect(l.path)
 	}
 	return s, err
+}
+
+// learnDirect finds out, from a new claim's attributes info, whether the
+// lock's directory lies on a filesystem where quickMine may look
+// (fsys.Direct). It asks once per filesystem: again only when a claim
+// lands on another device (a filesystem mounted over the directory since),
+// and then forgets what it knew of identity there.
+func (l *Lock) learnDirect(info fsys.Info) {
+	if l.directKnown && info.Dev == l.directDev {
+		return
+	}
+	if l.directKnown {
+		l.ident = identityUnknown
+	}
+	d, ok := l.cfg.fs.(fsys.Direct)
+	l.direct = ok && d.Direct(l.dir)
+	l.directKnown, l.directDev = true, info.Dev
+	if l.direct {
+		l.ident = identityYes
+	}
 }
 
 // quickMine reports whether the file at path is, by one Lstat, the lock

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,10 +85,10 @@ func TestQuickLookKnowsForgery(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := newSafetyLock(t, path, clock)
+			mustTake(t, l)
 			if !l.direct {
 				t.Fatal("the Lock does not use the quick look on a local filesystem")
 			}
-			mustTake(t, l)
 			forge(t, path)
 			if err := c.call(l); !errors.Is(err, ErrLockLost) {
 				t.Errorf("%s() after the lock file was forged = %v; want ErrLockLost", c.name, err)
@@ -101,10 +102,10 @@ func TestQuickLookKnowsForgery(t *testing.T) {
 	t.Run("Release moves a forgery aside", func(t *testing.T) {
 		faulty := &fsystest.Faulty{FS: fsys.OS}
 		l := newSafetyLock(t, path, clock, withFS(faulty))
+		mustTake(t, l)
 		if !l.direct {
 			t.Fatal("the Lock does not use the quick look through the seam")
 		}
-		mustTake(t, l)
 		faulty.OnRename = func(next func(string, string) error, o, n string) error {
 			if o == path {
 				forge(t, path)
@@ -117,4 +118,60 @@ func TestQuickLookKnowsForgery(t *testing.T) {
 		wantForgery(t, path, l)
 		os.Remove(path)
 	})
+}
+
+// TestQuickLookAfterMountOverDirectory: a Lock made while its directory
+// lay on a local disk, whose directory then shows another filesystem (a
+// mount put over it, here a symbolic link retargeted to an sshfs mount,
+// which numbers files by path), learns that from its next claim and looks
+// in full there. Deciding once, in New, it took its own lock file on sshfs
+// for another's, lost every acquisition and left the lock file behind
+// (adversarial review of the quick look, finding 1).
+func TestQuickLookAfterMountOverDirectory(t *testing.T) {
+	remote, _ := testenv.SSHFS(t)
+	local := testenv.TempDir(t)
+	if !fsys.OS.(fsys.Direct).Direct(local) {
+		t.Skipf("%s is not on a local filesystem known here: the quick look is not used there", local)
+	}
+	link := filepath.Join(testenv.TempDir(t), "locks")
+	if err := os.Symlink(local, link); err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(filepath.Join(link, "app.lck"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	mustTake(t, l)
+	if !l.direct {
+		t.Fatal("the Lock does not use the quick look on a local filesystem")
+	}
+	if err := l.Release(); err != nil {
+		t.Fatalf("Release() on the local disk = %v", err)
+	}
+	retarget := link + ".new"
+	if err := os.Symlink(remote, retarget); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(retarget, link); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := l.TryAcquire(); !ok || err != nil {
+		t.Fatalf("TryAcquire() on sshfs after the directory changed = %v, %v; want true, nil", ok, err)
+	}
+	if l.direct {
+		t.Error("the Lock still looks by Lstat alone on sshfs")
+	}
+	if err := l.Release(); err != nil {
+		t.Errorf("Release() on sshfs = %v", err)
+	}
+	ents, err := os.ReadDir(remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".fuse_hidden") {
+			t.Errorf("left behind on sshfs: %s", e.Name())
+		}
+	}
 }

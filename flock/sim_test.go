@@ -654,6 +654,10 @@ type holding struct {
 	forced     bool  // broken by Break(true), or moved by a process past its leases: exclusion no longer promised
 	forcedMust bool  // forced set mustLose, which a put-back undoes
 	movedBy    *proc // the process past its leases that moved it, whose put-back undoes forced
+	// retimedBy is the process past its leases that re-timed the instance
+	// by path (doc.go: a created lock file on sshfs), with an expiry
+	// others may then judge it broken by.
+	retimedBy *proc
 }
 
 type event struct {
@@ -1066,8 +1070,21 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 			h.hold.forced, h.mustLose, h.hold.movedBy = true, true, p
 			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		case w.stale(p):
+			// The same window where times are set by path (a created
+			// lock file on sshfs, doc.go): paused between its look at L
+			// and the change, a process re-times what replaced its file.
 			w.counts[colStaleMove]++
+			if e.Kind == simfs.Retimed {
+				h.hold.retimedBy = p
+			}
 			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
+		case h.hold.retimedBy != nil && what != "re-timed":
+			// What the stale re-time wrote may have made the instance
+			// expired, and a breaker broke it: the window's consequence,
+			// which the holder must learn at its next call.
+			h.hold.forcedMust = h.hold.forcedMust || !h.mustLose
+			h.hold.forced, h.mustLose, h.hold.movedBy = true, true, p
+			w.log(h, fmt.Sprintf("its lock, re-timed by %s past its leases, was %s by %s", h.hold.retimedBy.label, what, p.label))
 		default:
 			w.violate(colTouch, p, "%s %s's lock instance #%d within its lease (expiry %s by %s's clock, now %s there)",
 				what, h.label, e.ID, clock(h.hold.lease), h.label, clock(w.leaseNow(h)))

@@ -134,9 +134,9 @@ func (n *noIdentityFS) Lstat(path string) (fsys.Info, error) {
 
 // Direct answers as the wrapped FS does (see fsys.Direct), so that a Lock
 // on the wrapper looks at the lock file as it would on the real thing;
-// but false where OnOpen is set when the Lock is made: a test that hooks
-// opens means every look to open the file, which a look by Lstat alone
-// would not. (A Lock asks once, in New.)
+// but false where OnOpen is set when the Lock asks (at its first claim):
+// a test that hooks opens means every look to open the file, which a look
+// by Lstat alone would not.
 func (f *Faulty) Direct(dir string) bool {
 	if f.OnOpen != nil {
 		return false
