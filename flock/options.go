@@ -185,7 +185,6 @@ func withRandom(r func() uint64) Option { return func(c *config) { c.random = r 
 // simulation, whose hosts' wall clocks may be set.
 func withRunClock(run func() time.Duration) Option { return func(c *config) { c.runClock = run } }
 
-
 // hostname returns the host's name, read once per process: a claim's
 // name must stay the same for as long as the process may hold it, and
 // every new Lock (guard makes one per acquisition) would otherwise ask the
