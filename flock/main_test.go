@@ -1,7 +1,9 @@
 package flock_test
 
 import (
+	"flag"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/nfsflock/nfsflock/internal/testenv"
@@ -13,5 +15,14 @@ var roles = map[string]func() int{}
 
 func TestMain(m *testing.M) {
 	testenv.Dispatch(roles)
+	// The process suites mostly wait (see storm): unless told otherwise,
+	// run more of them at once than there are CPUs. Under Wine, which
+	// runs few of them, the default stays.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet && runtime.GOOS != "windows" {
+		flag.Set("test.parallel", "16")
+	}
 	os.Exit(m.Run())
 }

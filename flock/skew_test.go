@@ -89,15 +89,22 @@ func TestClockSkew(t *testing.T) {
 		}})
 	}
 	places = append(places, place{name: "sshfs", dir: func(t *testing.T) (string, string) { return testenv.SSHFS(t) }})
+	// Each case mostly waits (for a hold, or a lifetime, to end), in
+	// directories of its own: they all run at once.
+	t.Parallel()
 	for _, pl := range places {
 		t.Run(pl.name, func(t *testing.T) {
+			t.Parallel()
 			for _, base := range []string{"timebase", "off"} {
 				t.Run(base, func(t *testing.T) {
+					t.Parallel()
 					t.Run("held", func(t *testing.T) {
+						t.Parallel()
 						hd, wd := pl.dir(t)
 						skewHeld(t, hd, wd, base == "off")
 					})
 					t.Run("killed", func(t *testing.T) {
+						t.Parallel()
 						hd, wd := pl.dir(t)
 						skewKilled(t, hd, wd, base == "off")
 					})
