@@ -205,14 +205,27 @@ func TestLinkRefused(t *testing.T) {
 
 // TestRetryErrnos: errors reading the lock file listed by WithRetryErrnos
 // are waited out; others fail Acquire at once.
+//
+// The holder lets go only once the waiter has read the held lock file and
+// failed three times, which the fault hook tells: a fixed sleep instead
+// could end before a loaded machine's waiter reached the lock, which then
+// met the errors after taking it, where they are not to be waited out.
 func TestRetryErrnos(t *testing.T) {
-	flaky := func() *fsystest.Faulty {
+	const failures = 3
+	flaky := func(failed chan<- struct{}) *fsystest.Faulty {
 		var calls atomic.Int32
 		return &fsystest.Faulty{OnOpen: func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
-			if filepath.Base(p) == "app.lck" && calls.Add(1) <= 3 {
-				return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EIO}
+			if filepath.Base(p) != "app.lck" {
+				return next(p)
 			}
-			return next(p)
+			switch n := calls.Add(1); {
+			case n < failures:
+			case n == failures:
+				close(failed)
+			default:
+				return next(p)
+			}
+			return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EIO}
 		}}
 	}
 	for _, retry := range []bool{true, false} {
@@ -220,16 +233,25 @@ func TestRetryErrnos(t *testing.T) {
 		if retry {
 			opts = append(opts, WithRetryErrnos(syscall.EIO))
 		}
-		l, dir := faultyLock(t, flaky(), opts...)
+		failed := make(chan struct{})
+		l, dir := faultyLock(t, flaky(failed), opts...)
 		holder, err := New(l.Path())
 		if err != nil {
 			t.Fatal(err)
 		}
-		holder.Acquire(context.Background())
+		if err := holder.Acquire(context.Background()); err != nil {
+			t.Fatalf("holder's Acquire = %v", err)
+		}
 		done := make(chan error, 1)
 		go func() { done <- l.Acquire(context.Background()) }()
 		if retry {
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-failed:
+			case err := <-done:
+				t.Fatalf("Acquire with EIO retried = %v while the lock was held; want it to wait", err)
+			case <-time.After(time.Minute):
+				t.Fatalf("the waiter did not read the held lock file %d times within a minute", failures)
+			}
 			holder.Close()
 			if err := <-done; err != nil {
 				t.Errorf("Acquire with EIO retried = %v", err)

@@ -794,6 +794,7 @@ func TestFencingProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: 12 processes of 128 rounds each take about 12 s; it runs without -short, as under .ci/test")
 	}
+	storm(t)
 	const procs, rounds, crashers = 8, 128, 4
 	dir := t.TempDir()
 	lock := filepath.Join(dir, "app.lck")

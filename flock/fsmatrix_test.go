@@ -21,3 +21,17 @@ func onEachFilesystem(t *testing.T, test func(t *testing.T, dir string)) {
 		})
 	}
 }
+
+// onEachFilesystemAtOnce is onEachFilesystem for a test that mostly waits
+// (for a lifetime to run out): it runs t in parallel with other tests and
+// the filesystems' subtests at once.
+func onEachFilesystemAtOnce(t *testing.T, test func(t *testing.T, dir string)) {
+	t.Helper()
+	t.Parallel()
+	for _, fs := range testenv.Filesystems() {
+		t.Run(fs.Name, func(t *testing.T) {
+			t.Parallel()
+			test(t, fs.Dir(t))
+		})
+	}
+}

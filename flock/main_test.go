@@ -1,8 +1,10 @@
 package flock_test
 
 import (
+	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/nfsflock/nfsflock/flock"
@@ -25,6 +27,15 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 		flock.SimSetMutant(name)
+	}
+	// The process suites mostly wait (see storm): unless told otherwise,
+	// run more of them at once than there are CPUs. Under Wine, which
+	// runs few of them, the default stays.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet && runtime.GOOS != "windows" {
+		flag.Set("test.parallel", "16")
 	}
 	os.Exit(m.Run())
 }

@@ -44,6 +44,7 @@ func TestHostsExclude(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: processes of two hostnames take 25 turns each, locally and across sshfs (about 15 s with sshfs); it runs without -short, as under .ci/test")
 	}
+	storm(t)
 	const perHost, rounds = 2, 25
 	dirs := map[string][2]string{"local": {t.TempDir(), ""}}
 	if os.Getenv(testenv.SSHFSAEnv) != "" {

@@ -65,6 +65,7 @@ func TestNetFSMutualExclusion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: 6 processes on two sshfs mounts take 20 turns each (about 10 s); it runs without -short, as under .ci/test")
 	}
+	storm(t)
 	a, b := testenv.SSHFS(t)
 	const workers, rounds = 6, 20
 	referee := filepath.Join(a, "referee")
@@ -263,6 +264,7 @@ func TestNetFSOperations(t *testing.T) {
 // a Lock on B breaks it, removes A's claim, and A finds its lock lost
 // without disturbing B's.
 func TestNetFSBreakExpired(t *testing.T) {
+	t.Parallel()
 	a, b := testenv.SSHFS(t)
 	ctx := boundedContext(t)
 	la := newLock(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Second))
@@ -303,6 +305,7 @@ func TestNetFSBreakExpired(t *testing.T) {
 // keyed by path, may still say the old expiry, but B must not take the
 // fresh lock: what it moves aside before removing must be what it judged.
 func TestNetFSStaleAttributes(t *testing.T) {
+	t.Parallel()
 	a, b := testenv.SSHFS(t)
 	ctx := boundedContext(t)
 	short := newLock(t, filepath.Join(a, "app.lck"), flock.WithLifetime(time.Second))
@@ -344,6 +347,7 @@ func TestNetFSContentionIsNotLinkUnsupported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: 8 Locks on two sshfs mounts take 150 turns each (about 25 s); it runs without -short, as under .ci/test")
 	}
+	storm(t)
 	a, b := testenv.SSHFS(t)
 	// The bound is per wait, not for the whole test: a loaded machine
 	// makes the turns slow, not wrong.

@@ -28,6 +28,7 @@ import (
 // turns on one lock, on each filesystem; an O_EXCL marker catches any
 // overlap.
 func TestPortableProcessesExclude(t *testing.T) {
+	storm(t)
 	onEachFilesystem(t, func(t *testing.T, dir string) {
 		countMixed(t, dir, dir, rounds(30))
 	})
@@ -74,7 +75,7 @@ func countMixed(t *testing.T, linkDir, portableDir string, rounds int) {
 // it without links and was killed is broken once it has expired, by a
 // process that links, and nothing is left behind. On each filesystem.
 func TestPortableKilledHolderIsBroken(t *testing.T) {
-	onEachFilesystem(t, func(t *testing.T, dir string) {
+	onEachFilesystemAtOnce(t, func(t *testing.T, dir string) {
 		killedHolderBroken(t, dir, dir, flock.WithClockSlop(0))
 	})
 }
@@ -112,6 +113,7 @@ func killedHolderBroken(t *testing.T, holderDir, breakerDir string, opts ...floc
 // client of the same directory exclude each other; a killed holder's
 // lock is broken after it expires; nothing is left behind.
 func TestNoLinkFS(t *testing.T) {
+	t.Parallel()
 	noLink := testenv.SSHFSNoLink(t)
 	linked := filepath.Join(os.Getenv(testenv.SSHFSAEnv), filepath.Base(noLink))
 	if _, err := os.Stat(linked); err != nil {

@@ -197,6 +197,7 @@ func waitAll(t *testing.T, cmds []*exec.Cmd) {
 // TestProcessesExclude: eight processes increment a shared counter under
 // the lock; an O_EXCL marker catches any overlap. On each filesystem.
 func TestProcessesExclude(t *testing.T) {
+	storm(t)
 	onEachFilesystem(t, testProcessesExclude)
 }
 
@@ -225,7 +226,7 @@ func testProcessesExclude(t *testing.T, dir string) {
 // which another process breaks once it has expired, claim file and all.
 // On each filesystem.
 func TestKilledHolderIsBroken(t *testing.T) {
-	onEachFilesystem(t, testKilledHolderIsBroken)
+	onEachFilesystemAtOnce(t, testKilledHolderIsBroken)
 }
 
 func testKilledHolderIsBroken(t *testing.T, dir string) {
@@ -259,6 +260,7 @@ func TestRacingBreakers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: three rounds of six racing breakers on each filesystem (about 1.5 s each); it runs without -short, as under .ci/test")
 	}
+	storm(t)
 	onEachFilesystem(t, testRacingBreakers)
 }
 
@@ -404,6 +406,7 @@ func TestKillStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill storm skipped in -short mode")
 	}
+	storm(t)
 	onEachFilesystem(t, testKillStorm)
 }
 

@@ -506,6 +506,7 @@ const ownerMessage = "only that user or root can break it"
 // contents alone decide there, and both waiters hold the lock at once
 // until the first looks again (the documented limit).
 func TestSharedForgedContents(t *testing.T) {
+	t.Parallel()
 	forEachStage(t, func(t *testing.T, s *stage) {
 		att := s.att
 		v1, v2 := s.startVictim(t, 1), s.startVictim(t, 2)
@@ -559,6 +560,7 @@ func TestSharedForgedContents(t *testing.T) {
 // In a sticky directory a user cannot: the expired lock is contention,
 // and the timeout says whose file is in the way.
 func TestSharedPlantedBreakersLock(t *testing.T) {
+	t.Parallel()
 	forEachStage(t, func(t *testing.T, s *stage) {
 		att, v := s.att, s.startVictim(t, 1)
 		// An expired lock of the victim's own, whose holder is gone.
@@ -608,6 +610,7 @@ func checkNamesClaim(t *testing.T, v *agent, lock string) {
 // breaks nothing; Break with force overrides it (issue 13.2), wherever the
 // breaker may remove the attacker's file.
 func TestSharedBreakersLockInTheWay(t *testing.T) {
+	t.Parallel()
 	forEachStage(t, func(t *testing.T, s *stage) {
 		att, v := s.att, s.startVictim(t, 1)
 		v.must(request{Op: "create", Path: s.lock, Data: s.lock + "|gone.example|4242|1", Times: time.Now().Add(-time.Hour)})
@@ -643,6 +646,7 @@ func TestSharedBreakersLockInTheWay(t *testing.T) {
 // leave the file's times alone, never quote its contents, and not hold
 // the lock through it.
 func TestSharedClaimReplacedByLink(t *testing.T) {
+	t.Parallel()
 	forEachStage(t, func(t *testing.T, s *stage) {
 		att := s.att
 		holder, v := s.startVictim(t, 1), s.startVictim(t, 2)
@@ -724,6 +728,7 @@ func TestSharedClaimReplacedByLink(t *testing.T) {
 // who may break it. Root, and anyone in a directory without the sticky
 // bit, breaks it and takes the lock.
 func TestSharedExpiredLockOfAnotherUser(t *testing.T) {
+	t.Parallel()
 	forEachStage(t, func(t *testing.T, s *stage) {
 		att := s.att
 		expired := time.Now().Add(-time.Hour)
@@ -732,7 +737,9 @@ func TestSharedExpiredLockOfAnotherUser(t *testing.T) {
 			stage func(t *testing.T, v *agent, lock string)
 		}{
 			{"stopped-holder", func(t *testing.T, v *agent, lock string) {
-				att.must(request{Op: "new", Path: lock, Lifetime: time.Second, Timeout: time.Second})
+				// The lock is free: the timeout only bounds a slow
+				// filesystem (sshfs, busy with the suites beside this one).
+				att.must(request{Op: "new", Path: lock, Lifetime: time.Second, Timeout: patience(false)})
 				att.must(request{Op: "acquire"})
 			}},
 			{"lone-file", func(t *testing.T, v *agent, lock string) {
@@ -773,6 +780,7 @@ func TestSharedExpiredLockOfAnotherUser(t *testing.T) {
 // directory the attacker can neither remove nor move the lock file, nor
 // break it by force.
 func TestSharedRemoveLockFile(t *testing.T) {
+	t.Parallel()
 	forEachStage(t, func(t *testing.T, s *stage) {
 		att := s.att
 		v1, v2 := s.startVictim(t, 1), s.startVictim(t, 2)

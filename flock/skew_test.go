@@ -46,7 +46,7 @@ const (
 	envSkewReferee  = "NFSFLOCK_SKEW_REFEREE"  // a local directory for the marker
 	envSkewClock    = "NFSFLOCK_SKEW_CLOCK"    // the child's clock error, a duration
 	envSkewTimeBase = "NFSFLOCK_SKEW_TIMEBASE" // "off" switches the time base off
-	envSkewHold     = "NFSFLOCK_SKEW_HOLD"     // how long the holder holds; "kill" to hold until killed
+	envSkewHold     = "NFSFLOCK_SKEW_HOLD"     // how long the holder holds; "kill" to hold until killed, "stdin" until its stdin closes
 )
 
 const (
@@ -89,15 +89,22 @@ func TestClockSkew(t *testing.T) {
 		}})
 	}
 	places = append(places, place{name: "sshfs", dir: func(t *testing.T) (string, string) { return testenv.SSHFS(t) }})
+	// Each case mostly waits (for a hold, or a lifetime, to end), in
+	// directories of its own: they all run at once.
+	t.Parallel()
 	for _, pl := range places {
 		t.Run(pl.name, func(t *testing.T) {
+			t.Parallel()
 			for _, base := range []string{"timebase", "off"} {
 				t.Run(base, func(t *testing.T) {
+					t.Parallel()
 					t.Run("held", func(t *testing.T) {
+						t.Parallel()
 						hd, wd := pl.dir(t)
 						skewHeld(t, hd, wd, base == "off")
 					})
 					t.Run("killed", func(t *testing.T) {
+						t.Parallel()
 						hd, wd := pl.dir(t)
 						skewKilled(t, hd, wd, base == "off")
 					})
@@ -110,6 +117,7 @@ func TestClockSkew(t *testing.T) {
 // skewProc is a child of the skew tests and the lines it reports.
 type skewProc struct {
 	cmd   *exec.Cmd
+	stdin io.WriteCloser // closing it ends a hold of "stdin"
 	lines chan string
 	out   strings.Builder
 }
@@ -121,7 +129,11 @@ func startSkew(t *testing.T, role string, env ...string) *skewProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &skewProc{cmd: cmd, lines: make(chan string, 16)}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &skewProc{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
 	cmd.Stderr = &p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -186,10 +198,22 @@ func skewEnv(lock, referee string, clock time.Duration, off bool, hold string) [
 
 func skewHeld(t *testing.T, holderDir, waiterDir string, off bool) {
 	referee := t.TempDir()
-	holder := startSkew(t, "skewholder", skewEnv(filepath.Join(holderDir, "skew.lck"), referee, -skewBy, off, "3s")...)
+	// With the time base, the holder holds for 3 s, which the waiter must
+	// wait out. Without it, the holder holds until the waiter has taken
+	// the lock (which it does at once, breaking it), however long a busy
+	// machine takes to start the waiter: a fixed hold could end first,
+	// and the test would prove nothing.
+	hold := "3s"
+	if off {
+		hold = "stdin"
+	}
+	holder := startSkew(t, "skewholder", skewEnv(filepath.Join(holderDir, "skew.lck"), referee, -skewBy, off, hold)...)
 	holder.expect(t, "acquired")
 	waiter := startSkew(t, "skewwaiter", skewEnv(filepath.Join(waiterDir, "skew.lck"), referee, skewBy, off, "")...)
 	got := waiter.expect(t, "acquired")
+	if off {
+		holder.stdin.Close()
+	}
 	overlap := got[1] == "overlap"
 	released := strings.Join(holder.expect(t, "released"), " ")
 	lost := released != "nil"
@@ -266,16 +290,19 @@ func skewChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Printf("skew: acquired %d\n", before.UnixNano())
-		hold := os.Getenv(envSkewHold)
-		if hold == "kill" {
+		switch hold := os.Getenv(envSkewHold); hold {
+		case "kill":
 			<-ctx.Done()
 			t.Fatal("not killed")
+		case "stdin":
+			io.Copy(io.Discard, os.Stdin) // until the test closes it
+		default:
+			d, err := time.ParseDuration(hold)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(d)
 		}
-		d, err := time.ParseDuration(hold)
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(d)
 		os.Remove(marker)
 		err = l.Release()
 		switch {

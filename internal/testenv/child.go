@@ -36,6 +36,11 @@ func Command(t testing.TB, role string, env ...string) *exec.Cmd {
 	}
 	cmd := exec.Command(exe, "-test.run="+RunPattern(t.Name()), "-test.count=1")
 	cmd.Env = append(os.Environ(), RoleEnv+"="+role)
+	if os.Getenv("GORACE") == "" {
+		// The race detector otherwise sleeps a second before every exit,
+		// as in [Child].
+		cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
+	}
 	cmd.Env = append(cmd.Env, env...)
 	return cmd
 }

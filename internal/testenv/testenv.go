@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Environment variables that .ci/setup writes.
@@ -76,11 +77,7 @@ func SSHFS(t testing.TB) (a, b string) {
 	if err := os.Mkdir(a, 0o755); err != nil {
 		t.Fatalf("%s=%s is set but unusable: %v", SSHFSAEnv, rootA, err)
 	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(a); err != nil {
-			t.Errorf("removing the test directory: %v", err)
-		}
-	})
+	t.Cleanup(func() { removeMountDir(t, a) })
 	if fi, err := os.Stat(b); err != nil || !fi.IsDir() {
 		t.Fatalf("directory %s made through %s is not seen through %s=%s (%v): are they mounts of one directory?", a, SSHFSAEnv, SSHFSBEnv, rootB, err)
 	}
@@ -105,11 +102,7 @@ func SSHFSNoLink(t testing.TB) string {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatalf("%s=%s is set but unusable: %v", SSHFSNoLinkEnv, root, err)
 	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("removing the test directory: %v", err)
-		}
-	})
+	t.Cleanup(func() { removeMountDir(t, dir) })
 	probe := filepath.Join(dir, "probe")
 	if err := os.WriteFile(probe, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -121,6 +114,34 @@ func SSHFSNoLink(t testing.TB) string {
 		t.Fatalf("link(2) works on %s=%s; it must be mounted with -o disable_hardlink", SSHFSNoLinkEnv, root)
 	}
 	return dir
+}
+
+// removeMountDir removes dir, a test's directory on an sshfs mount, and
+// fails t, naming what is left, if it cannot. A file removed there while
+// open stays under a hidden name (.fuse_hidden...) until sshfs hears it
+// was closed, which the kernel tells it after close returns: a directory
+// that holds only such names is tried again, for a few seconds.
+func removeMountDir(t testing.TB, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := os.RemoveAll(dir)
+		if err == nil {
+			return
+		}
+		var left []string
+		ents, _ := os.ReadDir(dir)
+		hidden := len(ents) > 0
+		for _, e := range ents {
+			left = append(left, e.Name())
+			hidden = hidden && strings.HasPrefix(e.Name(), ".fuse_hidden")
+		}
+		if !hidden || time.Now().After(deadline) {
+			t.Errorf("removing the test directory: %v (left: %q)", err, left)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // dirName is a name for a test's directory on a shared mount: readable,
