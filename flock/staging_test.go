@@ -21,6 +21,7 @@ var stagingTests = map[string][]string{
 	"breakers-no-relook": {"TestBreakerWhoseBreakersLockWasTakenMovesNothing"},
 	"expiry-via-path":    {"TestPausedAcquirerRetimesOnlyItsClaim"},
 	"no-move-check":      {"TestBreakRestoresFreshLock"},
+	"quick-look-by-name": {"TestQuickLookKnowsForgery"},
 	"recheck-unbounded":  {"TestBreakerPausedWhileRecheckingMovesNothing"},
 	"refresh-no-lease":   {"TestPastLeaseLeavesLockToBreakers"},
 	"release-no-lease":   {"TestPastLeaseLeavesLockToBreakers"},
