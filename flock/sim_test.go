@@ -1059,6 +1059,15 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 			w.log(h, fmt.Sprintf("its lock was %s by a forced break of %s", what, p.label))
 		case !w.within(h):
 			w.log(h, fmt.Sprintf("its lock, past its lease, was %s by %s", what, p.label))
+		case w.stale(p) && e.Kind == simfs.Retimed:
+			// The same window where times are set by path (a created
+			// lock file on sshfs, doc.go): paused between its look at L
+			// and the change, a process re-times what replaced its file.
+			// The instance stays the lock file, its holder's: only a
+			// break that the new expiry allows takes it (below).
+			w.counts[colStaleMove]++
+			h.hold.retimedBy = p
+			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		case w.stale(p) && (p.releasing || !p.breakLease.IsZero()):
 			// The documented window: a releaser or breaker paused, past
 			// the lease it judged by, between its last look at the clock
@@ -1070,13 +1079,7 @@ func (w *world) checkTouch(p *proc, e simfs.Effect) {
 			h.hold.forced, h.mustLose, h.hold.movedBy = true, true, p
 			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		case w.stale(p):
-			// The same window where times are set by path (a created
-			// lock file on sshfs, doc.go): paused between its look at L
-			// and the change, a process re-times what replaced its file.
 			w.counts[colStaleMove]++
-			if e.Kind == simfs.Retimed {
-				h.hold.retimedBy = p
-			}
 			w.log(p, fmt.Sprintf("past its own leases, %s %s's lock instance #%d", what, h.label, e.ID))
 		case h.hold.retimedBy != nil && what != "re-timed":
 			// What the stale re-time wrote may have made the instance

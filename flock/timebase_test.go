@@ -202,17 +202,20 @@ func TestSuspendedWaiterBreaksExpiredLock(t *testing.T) {
 			// h dies holding the lock: it neither refreshes nor releases.
 			clk := newSetClock()
 			attempts := make(chan struct{}, 100)
+			// An attempt publishes the claim at the lock path: by a link,
+			// or on Windows by a move that replaces nothing.
+			counted := func(next func(string, string) error, o, n string) error {
+				if n == path {
+					select {
+					case attempts <- struct{}{}:
+					default:
+					}
+				}
+				return next(o, n)
+			}
 			w := newLock(t, path, clk.options(WithLifetime(2*time.Second), WithClockSlop(2*time.Second),
 				WithRetry(retry.Policy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2}),
-				withFS(&fsystest.Faulty{FS: fsys.OS, OnLink: func(next func(string, string) error, o, n string) error {
-					if n == path {
-						select {
-						case attempts <- struct{}{}:
-						default:
-						}
-					}
-					return next(o, n)
-				}}))...)
+				withFS(&fsystest.Faulty{FS: fsys.OS, OnLink: counted, OnRenameNoReplace: counted}))...)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			done := make(chan error, 1)
