@@ -19,10 +19,10 @@ const wallCheck = time.Second
 
 // KeepAlive refreshes the lock in a background goroutine, at a third of
 // the lifetime by a clock that no one sets and that goes on while the
-// machine sleeps (see Leases in the package doc: a wall clock set back
-// delays no refresh), until the returned stop function is called, ctx is done, or the lock is
-// lost (see Leases in the package doc). A failed refresh is retried with
-// the backoff of [WithRetry] until the lifetime has passed.
+// machine sleeps (a wall clock set back delays no refresh), until the
+// returned stop function is called, ctx is done, or the lock is lost (see
+// Leases in the package doc). A failed refresh is retried with the
+// backoff of [WithRetry] until the lifetime has passed.
 //
 // The returned context, derived from ctx, is cancelled when the lock is
 // lost, with a cause that matches [ErrLockLost] and says why; do the work
