@@ -415,6 +415,9 @@ func deadPID(t *testing.T) int {
 // for an hour, the lease ran out and the other process broke the lock
 // while the holder believed it kept (issue 11).
 func TestKeepAliveWallSetBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits about 8 s of real time for lifetimes to pass: runs without -short (.ci/test)")
+	}
 	path := filepath.Join(t.TempDir(), "app.lck")
 	clk := newSetClock()
 	h := newLock(t, path, clk.options(WithLifetime(2*time.Second), WithClockSlop(time.Second))...)

@@ -157,6 +157,9 @@ func timeBaseDirs() map[string]func(*testing.T) string {
 // taken once that lifetime and the slop are over. Carried by the wall
 // clock, the bounds grew by the step (issue 11).
 func TestWallSetForwardWritesNoFarAheadExpiry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits about 2 s of real time for lifetimes to pass: runs without -short (.ci/test)")
+	}
 	path := filepath.Join(testenv.TempDir(t), "app.lck")
 	clk := newSetClock()
 	clk.wall.Store(int64(-time.Hour))
@@ -192,6 +195,9 @@ func TestWallSetForwardWritesNoFarAheadExpiry(t *testing.T) {
 // sshfs, where a waiter that keeps its claim learns nothing from setting
 // its times, it waited out the suspend's length (issue 11).
 func TestSuspendedWaiterBreaksExpiredLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits about 4 s of real time for lifetimes to pass: runs without -short (.ci/test)")
+	}
 	for name, dir := range timeBaseDirs() {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir(t), "app.lck")
@@ -263,6 +269,9 @@ func TestHolderResamplesOnSSHFS(t *testing.T) {
 // expired during the suspend. Sampled once, its lower bound lagged by the
 // suspend for good (issue 11).
 func TestInspectOnlyLockResamples(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits about 5 s of real time for lifetimes to pass: runs without -short (.ci/test)")
+	}
 	for name, dir := range timeBaseDirs() {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir(t), "app.lck")
