@@ -235,7 +235,13 @@
 // while a machine sleeps; a run clock that counts sleep only carries the
 // bounds from one sample to the next, so that a wall clock stepped (set
 // back, or forward by NTP correcting a clock that was behind) moves neither
-// bound. Both bounds also take in the Lock's own wall clock, so that the
+// bound. Where the run clock is Go's monotonic clock, which stops in a
+// suspend, a wall clock that went on further may be a suspend or a step:
+// each bound then takes the count that is its safe side (the upper bound
+// the longer), so that a suspend never shortens a lease as others count
+// it; a step forward there costs waiting. A sample whose bracket the two
+// clocks disagree on (a suspend or a step between the readings) teaches
+// nothing. Both bounds also take in the Lock's own wall clock, so that the
 // time base is never less safe than judging by that clock alone. The Lock
 // renews its sample at every acquisition and refresh where setting times
 // stamps the change time, and takes a new one wherever it would otherwise

@@ -160,7 +160,10 @@ func (k *keeper) run() {
 				return
 			}
 		}
-		if wait := due - l.read().run; wait > 0 {
+		// A lease over before the refresh is due (a suspend that a run
+		// clock of Go's monotonic reading did not count) is looked at
+		// now: the refresh reports it lost.
+		if wait := due - l.read().run; wait > 0 && !l.leaseOver(expiry) {
 			t := clock.NewTimer(min(wait, wallCheck))
 			select {
 			case <-t.C():

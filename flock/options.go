@@ -53,6 +53,7 @@ type config struct {
 	pid      int                  // withPID; 0 for os.Getpid
 	random   func() uint64        // withRandom: claim names' random parts
 	runClock func() time.Duration // withRunClock; nil for the system's (timebase.go)
+	runStops bool                 // runClock stops while the machine sleeps (withStoppingRunClock)
 }
 
 func defaults() config {
@@ -184,6 +185,13 @@ func withRandom(r func() uint64) Option { return func(c *config) { c.random = r 
 // times the keep-alive (timebase.go), one that no one sets, for the
 // simulation, whose hosts' wall clocks may be set.
 func withRunClock(run func() time.Duration) Option { return func(c *config) { c.runClock = run } }
+
+// withStoppingRunClock is withRunClock with a clock that stops while the
+// machine sleeps, as Go's monotonic one does where the system has no clock
+// that counts suspends: for tests of such systems.
+func withStoppingRunClock(run func() time.Duration) Option {
+	return func(c *config) { c.runClock, c.runStops = run, true }
+}
 
 // hostname returns the host's name, read once per process: a claim's
 // name must stay the same for as long as the process may hold it, and

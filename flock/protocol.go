@@ -149,7 +149,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		if !stamp {
 			expiry = l.expiryIn(life)
 		}
-		before := l.cfg.clock.Now()
+		before := l.read()
 		var f fsys.File
 		f, err = l.cfg.fs.Create(name, []byte(name), expiry)
 		if errors.Is(err, fs.ErrExist) {
@@ -169,7 +169,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		info, err := f.Stat()
 		if err == nil && stamp {
 			l.observeWrite(before, info)
-			before = l.cfg.clock.Now()
+			before = l.read()
 			expiry = l.expiryIn(life)
 			if err = f.SetTimes(expiry); err == nil {
 				info, err = f.Stat()
@@ -424,7 +424,7 @@ func (l *Lock) readyClaim() error {
 	}
 	l.claimTimed = l.read()
 	if l.claim != nil {
-		before := l.claimTimed.wall
+		before := l.claimTimed
 		expiry = l.expiryIn(l.lifetime)
 		stored = expiry
 		l.claim.stamp = time.Time{}
@@ -835,7 +835,7 @@ func (l *Lock) giveBack() {
 // It returns the expiry as the filesystem stored it (which may be cut to
 // whole seconds), as others will judge it.
 func (l *Lock) setExpiry() (time.Time, error) {
-	before := l.cfg.clock.Now()
+	before := l.read()
 	expiry := l.expiryIn(l.lifetime)
 	f, _ := l.claim.file()
 	l.claim.stamp = time.Time{}

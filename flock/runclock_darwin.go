@@ -16,3 +16,7 @@ func systemRunClock(time.Time) (time.Duration, bool) {
 	}
 	return time.Duration(ts.Nano()), true
 }
+
+// systemRunCountsSuspend says that systemRunClock counts the time the
+// machine slept.
+const systemRunCountsSuspend = true

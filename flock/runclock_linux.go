@@ -52,3 +52,7 @@ var suspended struct {
 	apart  time.Duration // the wall clock's lead on the monotonic one then
 	at     time.Duration // the monotonic time since runStart then
 }
+
+// systemRunCountsSuspend says that systemRunClock counts the time the
+// machine was suspended.
+const systemRunCountsSuspend = true

@@ -75,6 +75,17 @@ func (l *Lock) runAt(wall time.Time) time.Duration {
 	return wall.Sub(l.tb.epoch)
 }
 
+// runStops reports whether the Lock's run clock may stop while the machine
+// sleeps: Go's monotonic reading, where the system has no clock that
+// counts suspends. Bounds carried by it then take the wall clock's count
+// too where that is the safe side (stampSample.bounds).
+func (l *Lock) runStops() bool {
+	if l.cfg.runClock != nil {
+		return l.cfg.runStops
+	}
+	return l.cfg.clock == retry.SystemClock && !systemRunCountsSuspend
+}
+
 // since returns how long before now r was read, by the run clock or by
 // the wall clock where that says longer (a run clock of Go's monotonic
 // reading stops while the machine is suspended), and whether the two
@@ -90,6 +101,11 @@ func (r reading) since(now reading) (age time.Duration, agree bool) {
 // on the time since a sample before the Lock takes another (sampleStale).
 const clocksDisagree = time.Second
 
+// bracketDisagree is how far they may disagree on the few milliseconds of
+// one sample's bracket (observe): NTP slews the wall clock by 0.5 ms a
+// second at most.
+const bracketDisagree = 20 * time.Millisecond
+
 // A stampSample is one reading of the filesystem's clock: stamp was
 // stamped between the Lock's clock readings before and after.
 type stampSample struct {
@@ -104,9 +120,16 @@ type stampSample struct {
 // would otherwise push the upper bound, and the expiries written by it,
 // that far ahead, and one set back would hold the lower bound back. The
 // filesystem's clock never runs back from a stamp it gave.
-func (s stampSample) bounds(now reading) (lo, hi time.Time) {
+func (s stampSample) bounds(now reading, runStops bool) (lo, hi time.Time) {
 	sinceAfter := now.run - s.after.run
 	sinceBefore := now.run - s.before.run
+	if runStops {
+		// A run clock that stopped while the machine slept says less
+		// time passed than did; a wall clock set forward, more. Where
+		// the two cannot be told apart, each bound takes its safe side.
+		sinceAfter = min(sinceAfter, now.wall.Round(0).Sub(s.after.wall.Round(0)))
+		sinceBefore = max(sinceBefore, now.wall.Round(0).Sub(s.before.wall.Round(0)))
+	}
 	drift := time.Duration(max(sinceBefore, 0) / time.Second * driftPerSecond)
 	lo = s.stamp.Add(max(sinceAfter, 0) - drift)
 	hi = s.stamp.Add(s.grain + max(sinceBefore, 0) + drift)
@@ -154,12 +177,13 @@ func (l *Lock) fsBounds(now reading) (lo, hi time.Time) {
 	if cur == nil || l.timeBaseOff() {
 		return now.wall.Round(0), now.wall.Round(0)
 	}
-	lo, hi = cur.bounds(now)
+	stops := l.runStops()
+	lo, hi = cur.bounds(now, stops)
 	if prev == nil {
 		return lo, hi
 	}
 	if age, agree := prev.after.since(cur.after); age <= stampRenewal && agree {
-		plo, phi := prev.bounds(now)
+		plo, phi := prev.bounds(now, stops)
 		lo, hi = minTime(lo, plo), maxTime(hi, phi)
 	}
 	return lo, hi
@@ -236,7 +260,7 @@ func (l *Lock) clockOffset() (time.Duration, bool) {
 // observeWrite learns from a file just written without explicit times,
 // whose attributes info were read after it, all since the Lock's clock
 // read before: its modification time is the filesystem's stamp.
-func (l *Lock) observeWrite(before time.Time, info fsys.Info) {
+func (l *Lock) observeWrite(before reading, info fsys.Info) {
 	l.observe(before, info.ModTime)
 }
 
@@ -248,7 +272,7 @@ func (l *Lock) observeWrite(before time.Time, info fsys.Info) {
 // coarse filesystems store them) came from a cache older than the change,
 // and their change time, older than before, would put the upper bound too
 // early: they teach nothing. It reports whether the change time was used.
-func (l *Lock) observeTimes(before time.Time, info fsys.Info, set time.Time) bool {
+func (l *Lock) observeTimes(before reading, info fsys.Info, set time.Time) bool {
 	if info.ModTime.After(set) || !info.ModTime.After(set.Add(-2*time.Second)) {
 		return false
 	}
@@ -321,7 +345,7 @@ func (l *Lock) sampleStale(now reading) bool {
 // reading or the wall clock, whichever says longer, so that a suspend, or
 // a wall clock stepped forward, in those few milliseconds widens the
 // bounds rather than narrows them.
-func (l *Lock) observe(before, stamp time.Time) {
+func (l *Lock) observe(before reading, stamp time.Time) {
 	if l.timeBaseOff() {
 		return
 	}
@@ -330,8 +354,16 @@ func (l *Lock) observe(before, stamp time.Time) {
 		l.noTimeBase("the filesystem reports no file times")
 		return
 	}
-	took := max(after.wall.Sub(before), after.wall.Round(0).Sub(before.Round(0)), 0)
-	s := &stampSample{before: reading{wall: before, run: after.run - took}, after: after, stamp: stamp, grain: stampGrain}
+	if byRun, byWall := after.run-before.run, after.wall.Round(0).Sub(before.wall.Round(0)); (byRun - byWall).Abs() > bracketDisagree {
+		// The clocks disagree on how long the bracket took: the machine
+		// was suspended, or the wall clock set, between the reading of
+		// one clock and the other's (a reading pairs a wall clock from
+		// before with a run clock from after), and the bracket may not
+		// hold the stamp. It teaches nothing (review of the time base:
+		// a suspend there put the upper bound behind by its length).
+		return
+	}
+	s := &stampSample{before: before, after: after, stamp: stamp, grain: stampGrain}
 	if stamp.Nanosecond() == 0 {
 		s.grain = time.Second
 	}
@@ -397,7 +429,7 @@ func (l *Lock) learnTime() {
 	}
 	var (
 		name   string
-		before time.Time
+		before reading
 		f      fsys.File
 		err    error
 	)
@@ -405,7 +437,7 @@ func (l *Lock) learnTime() {
 	// alone, so what stands there is our own file, and is removed.
 	for range 3 {
 		name = l.freshName()
-		before = l.cfg.clock.Now()
+		before = l.read()
 		f, err = l.cfg.fs.Create(name, []byte(name), time.Time{})
 		if !errors.Is(err, fs.ErrExist) {
 			break
