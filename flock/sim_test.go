@@ -1291,7 +1291,13 @@ func (w *world) unattributedBreak(path string) bool {
 	if _, ok := claim.Parse(n.Data, "|"); ok {
 		return false
 	}
-	return time.Now().Before(n.ModTime.Add(max(w.sc.slop, 5*time.Second)))
+	// Every host judges it by a clock no earlier than its own (doc.go,
+	// Time base): a host whose clock is behind waits that much longer.
+	behind := time.Duration(0)
+	for _, h := range w.sc.hosts {
+		behind = max(behind, -h.cfg.Skew)
+	}
+	return time.Now().Before(n.ModTime.Add(max(w.sc.slop, 5*time.Second) + behind))
 }
 
 func isDigits(s string) bool {
