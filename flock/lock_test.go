@@ -36,24 +36,9 @@ func newLock(t *testing.T, path string, opts ...flock.Option) *flock.Lock {
 	return l
 }
 
-// dirNames lists a directory, sorted. It leaves out the names a FUSE
-// client (sshfs) gives a removed file that was still open for a moment
-// (its close reaches the client asynchronously): they are the client's,
-// and go with the close.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".fuse_hidden") {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
+// dirNames lists a directory, sorted, without FUSE's hidden names
+// (testenv.Names).
+func dirNames(t *testing.T, dir string) []string { return testenv.Names(t, dir) }
 
 func TestAcquireRelease(t *testing.T) {
 	dir := t.TempDir()

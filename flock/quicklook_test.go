@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -165,13 +164,7 @@ func TestQuickLookAfterMountOverDirectory(t *testing.T) {
 	if err := l.Release(); err != nil {
 		t.Errorf("Release() on sshfs = %v", err)
 	}
-	ents, err := os.ReadDir(remote)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".fuse_hidden") {
-			t.Errorf("left behind on sshfs: %s", e.Name())
-		}
+	for _, name := range testenv.Names(t, remote) {
+		t.Errorf("left behind on sshfs: %s", name)
 	}
 }

@@ -351,14 +351,8 @@ func TestLearnTimeLeavesNothing(t *testing.T) {
 			if err := h.Release(); err != nil {
 				t.Fatal(err)
 			}
-			ents, err := os.ReadDir(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range ents {
-				if !strings.HasPrefix(e.Name(), ".fuse_hidden") {
-					t.Errorf("left behind: %s", e.Name())
-				}
+			for _, name := range testenv.Names(t, dir) {
+				t.Errorf("left behind: %s", name)
 			}
 		})
 	}

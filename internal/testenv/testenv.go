@@ -116,6 +116,25 @@ func SSHFSNoLink(t testing.TB) string {
 	return dir
 }
 
+// Names lists dir, sorted. It leaves out the names a FUSE client (sshfs)
+// gives a removed file that was still open for a moment (.fuse_hidden...:
+// its close reaches the client asynchronously): they are the client's,
+// and go with the close.
+func Names(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".fuse_hidden") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
 // removeMountDir removes dir, a test's directory on an sshfs mount, and
 // fails t, naming what is left, if it cannot. A file removed there while
 // open stays under a hidden name (.fuse_hidden...) until sshfs hears it
