@@ -59,7 +59,12 @@ type watch struct {
 // or returns nil where the wait polls instead: a test's filesystem, a
 // network filesystem, or a directory inotify refuses.
 func (l *Lock) watch() *watch {
-	if l.cfg.fs != fsys.OS || networked(l.dir) {
+	// On a network or cluster filesystem inotify sees only the changes
+	// made through this host's mount, and each attempt is a round trip to
+	// a server: waiters woken together by a local release would crowd the
+	// server (and, on sshfs, meet its lookup races) at once, where polling
+	// spreads them. Such a wait polls, as it does across hosts.
+	if l.cfg.fs != fsys.OS || !fsys.Local(l.dir) {
 		return nil
 	}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
@@ -77,35 +82,6 @@ func (l *Lock) watch() *watch {
 	go w.read(l.base)
 	return w
 }
-
-// networked reports whether dir may lie on a network or cluster
-// filesystem: whether it lies on anything but a local filesystem known
-// here. There inotify sees only the changes made through this host's
-// mount, and each attempt is a round trip to a server: waiters woken
-// together by a local release would crowd the server (and, on sshfs, meet
-// its lookup races) at once, where polling spreads them. Such a wait
-// polls, as it does across hosts. Cluster filesystems (GPFS, Lustre, GFS2,
-// BeeGFS) are of that kind, so only known local ones are watched.
-func networked(dir string) bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return true
-	}
-	switch uint32(st.Type) {
-	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.TMPFS_MAGIC,
-		unix.OVERLAYFS_SUPER_MAGIC, unix.F2FS_SUPER_MAGIC, unix.RAMFS_MAGIC, unix.MSDOS_SUPER_MAGIC,
-		unix.EXFAT_SUPER_MAGIC, unix.REISERFS_SUPER_MAGIC, unix.NILFS_SUPER_MAGIC,
-		zfsMagic, bcachefsMagic:
-		return false
-	}
-	return true
-}
-
-// Local filesystems whose magic numbers x/sys does not name.
-const (
-	zfsMagic      = 0x2fc12fc1
-	bcachefsMagic = 0xca451a4e
-)
 
 // read passes on what the events say about name until the file's read
 // deadline passes.
