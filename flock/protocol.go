@@ -364,6 +364,9 @@ func (l *Lock) attempt() (bool, error) {
 		case !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err):
 			return false, err
 		}
+		if l.heldQuick() {
+			return false, nil
+		}
 		s, ierr := l.inspect(l.path)
 		switch {
 		case gone(ierr) && l.publish != publishLink:
@@ -689,6 +692,29 @@ func (l *Lock) quickMine(path string, c *claimFile) bool {
 		return err == nil
 	}
 	return err == nil && i.Mode.IsRegular() && i.SameFile(want) && i.Uid == want.Uid && i.ModTime.Equal(c.stamp)
+}
+
+// heldQuick reports, by one Lstat, that the lock file another holds is
+// in its lease still, so that an attempt refused by it can wait without
+// reading it: on a filesystem where Lstat answers from the file itself
+// (fsys.Direct), a regular file at the lock path that is not our claim
+// and whose expiry the rules do not yet let anyone break. False says only
+// that this look cannot tell (or that the lock may be breakable, or
+// WithDeadOwnerBreak asks who holds it): the full read decides. Waiting
+// changes nothing, so this look needs no more than the times.
+func (l *Lock) heldQuick() bool {
+	if !l.direct || l.cfg.deadOwnerBreak || l.publish == publishCreate || l.claim == nil || l.claim.f == nil {
+		return false
+	}
+	i, err := l.cfg.fs.Lstat(l.path)
+	if err != nil || !i.Mode.IsRegular() {
+		return false
+	}
+	if _, own := l.claim.file(); i.SameFile(own) {
+		return false
+	}
+	l.learnTime()
+	return !l.expiredBy(i.ModTime, l.cfg.slop)
 }
 
 // viaProbe reads the lock file through a new hard link of our own, whose

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -17,47 +18,68 @@ import (
 	"github.com/nfsflock/nfsflock/retry"
 )
 
-// A waiter on a local filesystem is woken when the lock file leaves its
-// directory, through inotify on that directory. The wake only ends the
-// sleep between two attempts early; every attempt is the same protocol
-// call, and the backoff timer still bounds each sleep, so a lost event
-// costs time, never safety. On a network filesystem a waiter polls.
+// A waiter on a local filesystem is woken when the lock file it waits
+// for leaves the lock's name, through an inotify watch on that file (its
+// inode, not the directory: a directory watch would wake every waiter at
+// each claim created or removed beside the lock, several times a cycle).
+// The wake only ends the sleep between two attempts early; every attempt
+// is the same protocol call, and the backoff timer still bounds each
+// sleep, so a lost event costs time, never safety. On a network filesystem
+// a waiter polls.
+//
+// A woken waiter first looks (one lstat) whether a lock file stands at
+// the name again, another waiter having won: then it watches that one and
+// sleeps on, rather than make an attempt bound to fail.
 
 // wakeSpread is the widest random delay between a notified release and
-// the attempt it starts, for a waiter that has lost a race for the lock
+// the look it starts, for a waiter that has lost a race for the lock
 // after an earlier wake: that tells of a crowd. A waiter's first wake
-// starts its attempt at once, so a lone waiter is not slowed. The waiters
-// of a crowd spread their attempts over wakeSpread, and one still within
-// its delay when the lock file appears again (another waiter has won)
-// does not attempt at all, and waits for the next release: a crowd takes
-// the lock without a stampede of failed links at every release. (A delay
-// on every wake costs a lone waiter more than a millisecond on a busy
-// machine, where a timer wakes late.)
+// looks at once, so a lone waiter is not slowed. The waiters of a crowd
+// spread their looks over wakeSpread, and the winner's lock file is
+// usually in place by the time most of them look: a crowd takes the lock
+// without a stampede of failed links at every release. (A delay on every
+// wake costs a lone waiter more than a millisecond on a busy machine,
+// where a timer wakes late.)
 const wakeSpread = time.Millisecond
 
-// What a batch of inotify events says about the lock's name.
+// What an inotify event tells a waiter.
 const (
-	wakeNone  = iota
-	wakeGone  // removed or moved away: the lock may be free
-	wakeTaken // created or moved in: someone holds it again
+	wakeNone = iota
+	wakeGone // the watched lock file left the name, or changed: look again
+	wakeExit // the holder's process exited (WithDeadOwnerBreak)
 )
 
-// watch is an inotify watch on the lock's directory, for one wait. Its
-// reader goroutine turns events on the lock's name into a signal on
-// events, keeping only the latest.
+// watchMask is what wakes a waiter about the lock file it watches: moved
+// away (our releases, breakers), its last name removed, or a change of
+// its attributes, which is how a release by unlink shows while the
+// holder's claim still names the file (flufl.lock), and which a refresh
+// causes too (a wasted look, no more). One event is all a waiter needs of
+// a file (IN_ONESHOT): the look it starts watches the file then at the
+// name, and the rest of a release's events (the unlink of the file moved
+// aside, then of the claim) wake nobody.
+const watchMask = unix.IN_MOVE_SELF | unix.IN_DELETE_SELF | unix.IN_ATTRIB | unix.IN_DONT_FOLLOW | unix.IN_ONESHOT
+
+// watch is an inotify instance for one wait, watching the lock file that
+// stands at the lock's name. Its reader goroutine turns events on the
+// file watched last into a signal on events, keeping only the latest.
 type watch struct {
 	l      *Lock
 	f      *os.File
+	fd     int
+	mu     sync.Mutex
+	wd     int            // the watch descriptor of the file watched now, or -1
+	old    map[int32]bool // those of files watched before, whose events are stale
 	events chan int
 	done   chan struct{} // closed when the reader returns
 	woken  bool          // the last sleep ended at a notified release
 	lost   bool          // an attempt after a notified release failed
+	empty  int           // sleeps in a row that found no file to watch
 	holder *exitWatch    // the holder's process, with WithDeadOwnerBreak
 }
 
-// watch starts watching the lock's directory for the rest of this wait,
-// or returns nil where the wait polls instead: a test's filesystem, a
-// network filesystem, or a directory inotify refuses.
+// watch starts an inotify instance for the rest of this wait, or returns
+// nil where the wait polls instead: a test's filesystem, a network
+// filesystem, or a system that refuses inotify.
 func (l *Lock) watch() *watch {
 	// On a network or cluster filesystem inotify sees only the changes
 	// made through this host's mount, and each attempt is a round trip to
@@ -71,21 +93,59 @@ func (l *Lock) watch() *watch {
 	if err != nil {
 		return nil
 	}
-	const mask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_ONLYDIR
-	if _, err := unix.InotifyAddWatch(fd, l.dir, mask); err != nil {
-		unix.Close(fd)
-		return nil
-	}
 	// A non-blocking descriptor joins the runtime's poller, so a read
 	// waits without a thread and a read deadline ends it.
-	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), events: make(chan int, 1), done: make(chan struct{})}
-	go w.read(l.base)
+	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), fd: fd, wd: -1, old: map[int32]bool{}, events: make(chan int, 1), done: make(chan struct{})}
+	go w.read()
 	return w
 }
 
-// read passes on what the events say about name until the file's read
-// deadline passes.
-func (w *watch) read(name string) {
+// What arm finds at the lock's name.
+const (
+	armWatched = iota // a file, now watched
+	armGone           // no file: the lock may be free
+	armBlind          // a file that cannot be watched (not readable by us)
+)
+
+// arm watches the file at the lock's name now. A file that replaced the
+// one watched before gets a watch of its own, and events about the
+// earlier one are ignored from then on. (Only from then on: an event of
+// the new watch may be read before arm has noted its descriptor, and must
+// not be lost; one of the earlier watch read meanwhile costs a look.)
+func (w *watch) arm() int {
+	wd, err := unix.InotifyAddWatch(w.fd, w.l.path, watchMask)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case err == nil:
+		delete(w.old, int32(wd)) // a file put back where it was
+		if w.wd >= 0 && w.wd != wd {
+			w.old[int32(w.wd)] = true
+		}
+		w.wd = wd
+		return armWatched
+	case errors.Is(err, unix.ENOENT):
+		return armGone
+	default:
+		return armBlind
+	}
+}
+
+// stale reports whether an event of watch descriptor wd is about a file
+// watched before; that watch is gone once its file is (IN_IGNORED).
+func (w *watch) stale(wd int32, mask uint32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.old[wd]
+	if old && mask&unix.IN_IGNORED != 0 {
+		delete(w.old, wd)
+	}
+	return old
+}
+
+// read passes on what the events say about the watched file until the
+// file's read deadline passes.
+func (w *watch) read() {
 	defer close(w.done)
 	var buf [4096]byte
 	for {
@@ -98,15 +158,15 @@ func (w *watch) read(name string) {
 			w.signal(wakeGone)
 			return
 		}
-		if k := parseEvents(buf[:n], name); k != wakeNone {
+		if k := parseEvents(buf[:n], w.stale); k != wakeNone {
 			w.signal(k)
 		}
 	}
 }
 
-// parseEvents returns what the last event on name in buf says, or
-// wakeGone after a queue overflow, which may have lost a removal.
-func parseEvents(buf []byte, name string) int {
+// parseEvents returns wakeGone if buf holds an event that is not stale,
+// or a queue overflow, which may have lost one.
+func parseEvents(buf []byte, stale func(wd int32, mask uint32) bool) int {
 	k := wakeNone
 	for len(buf) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
@@ -114,32 +174,16 @@ func parseEvents(buf []byte, name string) int {
 		if end > len(buf) {
 			break
 		}
-		switch {
-		case ev.Mask&(unix.IN_Q_OVERFLOW|unix.IN_IGNORED) != 0:
+		if ev.Mask&unix.IN_Q_OVERFLOW != 0 || !stale(ev.Wd, ev.Mask) {
 			k = wakeGone
-		case eventName(buf[unix.SizeofInotifyEvent:end]) != name:
-		case ev.Mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
-			k = wakeGone
-		case ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
-			k = wakeTaken
 		}
 		buf = buf[end:]
 	}
 	return k
 }
 
-// eventName is an event's name without its NUL padding.
-func eventName(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
-}
-
 // signal replaces whatever signal is pending with k; only the latest
-// matters.
+// matters, but an exit is not overwritten by a change.
 func (w *watch) signal(k int) {
 	for {
 		select {
@@ -148,17 +192,19 @@ func (w *watch) signal(k int) {
 		default:
 		}
 		select {
-		case <-w.events:
+		case old := <-w.events:
+			k = max(k, old)
 		default:
 		}
 	}
 }
 
-// sleep is [retry.Sleep] that may end sooner: at a notified release (plus
-// a random delay of up to wakeSpread once the waiter has lost a race after
-// a wake), unless the lock is taken again within that delay; or at the lock file's expiry plus the clock slop,
-// when that comes first, so that an expired lock is broken when the rules
-// allow.
+// sleep is [retry.Sleep] that may end sooner: when no lock file stands at
+// the name (after a random delay of up to wakeSpread once the waiter has
+// lost a race after a wake), as seen at the start and at each notified
+// change of the file watched; or at the lock file's expiry plus the clock
+// slop, when that comes first, so that an expired lock is broken when the
+// rules allow; or, with WithDeadOwnerBreak, at its holder's exit.
 func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, wake <-chan struct{}) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
@@ -167,14 +213,31 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		w.lost = true // the attempt that followed the wake failed
 	}
 	w.woken = false
-	if due, ok := w.hint(); ok {
-		// A release here wakes us, and due is when the lock may be
-		// broken: the backoff's timer is only a safety net, and need
-		// not wake a crowd of waiters several times a second.
-		d = min(due, max(d, watchedPoll))
+	// The backoff's delay, or sooner when the file watched may be broken.
+	timer := func() retry.Timer {
+		if due, ok := w.hint(); ok {
+			// A release here wakes us, and due is when the lock may be
+			// broken: the backoff's timer is only a safety net, and need
+			// not wake a crowd of waiters several times a second.
+			return clock.NewTimer(min(due, max(d, watchedPoll)))
+		}
+		return clock.NewTimer(d)
 	}
-	t := clock.NewTimer(d)
-	defer t.Stop()
+	switch w.arm() {
+	case armGone:
+		// Nothing to wait for: attempt now. The attempt just made failed,
+		// so the lock was released since: others are making progress. A
+		// pause of wakeSpread every few such turns keeps this from
+		// spinning should lock files come and go faster than we look.
+		if w.empty++; w.empty%8 != 0 {
+			return nil
+		}
+		d = min(d, wakeSpread)
+	case armWatched:
+		w.empty = 0
+	}
+	t := timer()
+	defer func() { t.Stop() }()
 	var spread <-chan time.Time
 	var st retry.Timer
 	defer func() {
@@ -182,6 +245,17 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 			st.Stop()
 		}
 	}()
+	// look watches the file now at the name, if any, and reports whether
+	// the sleep goes on: another waiter won, and its lock file is watched.
+	look := func() bool {
+		if w.arm() == armGone {
+			w.woken = true
+			return false
+		}
+		t.Stop()
+		t = timer()
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -191,28 +265,21 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		case <-t.C():
 			return nil
 		case <-spread:
-			// A winner's link may be waiting to be read: it comes first.
-			select {
-			case k := <-w.events:
-				if k == wakeTaken {
-					st, spread = nil, nil
-					continue
-				}
-			default:
+			st, spread = nil, nil
+			if !look() {
+				return nil
 			}
-			w.woken = true
-			return nil
 		case k := <-w.events:
 			switch {
-			case k == wakeGone && !w.lost:
-				w.woken = true
+			case k == wakeExit:
 				return nil
-			case k == wakeGone && spread == nil:
+			case !w.lost:
+				if !look() {
+					return nil
+				}
+			case spread == nil:
 				s := clock.NewTimer(rand.N(wakeSpread))
 				st, spread = s, s.C()
-			case k == wakeTaken && spread != nil:
-				st.Stop()
-				st, spread = nil, nil
 			}
 		}
 	}
@@ -318,7 +385,7 @@ func watchExit(pid int, w *watch) *exitWatch {
 		})
 		if err == nil {
 			e.exited.Store(true)
-			w.signal(wakeGone)
+			w.signal(wakeExit)
 		}
 	}()
 	return e
