@@ -697,11 +697,12 @@ func (l *Lock) quickMine(path string, c *claimFile) bool {
 // heldQuick reports, by one Lstat, that the lock file another holds is
 // in its lease still, so that an attempt refused by it can wait without
 // reading it: on a filesystem where Lstat answers from the file itself
-// (fsys.Direct), a regular file at the lock path that is not our claim
-// and whose expiry the rules do not yet let anyone break. False says only
-// that this look cannot tell (or that the lock may be breakable, or
-// WithDeadOwnerBreak asks who holds it): the full read decides. Waiting
-// changes nothing, so this look needs no more than the times.
+// (fsys.Direct), a regular file at the lock path that is not our claim,
+// readable by all or by us as its owner, and whose expiry the rules do not
+// yet let anyone break. False says only that this look cannot tell (or
+// that the lock may be breakable, or WithDeadOwnerBreak asks who holds
+// it): the full read decides. Waiting changes nothing, so this look needs
+// no more than the times.
 func (l *Lock) heldQuick() bool {
 	if !l.direct || l.cfg.deadOwnerBreak || l.publish == publishCreate || l.claim == nil || l.claim.f == nil {
 		return false
@@ -710,7 +711,10 @@ func (l *Lock) heldQuick() bool {
 	if err != nil || !i.Mode.IsRegular() {
 		return false
 	}
-	if _, own := l.claim.file(); i.SameFile(own) {
+	// One we could not read is left to the full look, which fails on it
+	// as it always has.
+	_, own := l.claim.file()
+	if i.SameFile(own) || (i.Mode.Perm()&0o004 == 0 && !(i.Uid == own.Uid && i.Mode.Perm()&0o400 != 0)) {
 		return false
 	}
 	l.learnTime()

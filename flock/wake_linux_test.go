@@ -167,3 +167,75 @@ func TestDeadOwnerWaiterWokenByExit(t *testing.T) {
 		t.Errorf("Release() = %v", err)
 	}
 }
+
+// foreignHolder puts at path the lock file of a holder on another host,
+// expiring in an hour, as flufl.lock makes it: a claim file linked to the
+// lock path. It returns the claim's path.
+func foreignHolder(t *testing.T, path string) string {
+	t.Helper()
+	claim := path + "|elsewhere|4242|1234567890"
+	writeAged(t, claim, claim, -time.Hour)
+	if err := os.Link(claim, path); err != nil {
+		t.Fatal(err)
+	}
+	return claim
+}
+
+// waitFor starts l's Acquire and checks that it blocks.
+func waitFor(t *testing.T, l *flock.Lock) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- l.Acquire(ctx) }()
+	mustBlock(t, done)
+	return done
+}
+
+// TestWaiterWokenByUnlinkWhileClaimStays releases a lock as flufl.lock
+// does, by unlinking the lock path while the holder's claim still names
+// the file (as it does between its two unlinks, or for good after a
+// flufl.lock breaker unlinked it): only the file's link count changes.
+func TestWaiterWokenByUnlinkWhileClaimStays(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path := filepath.Join(t.TempDir(), "app.lck")
+	foreignHolder(t, path)
+	waiter := newLock(t, path, hourly)
+	done := waitFor(t, waiter)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Acquire after the lock path was unlinked = %v; want nil", err)
+	}
+	if err := waiter.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
+	}
+}
+
+// TestWaiterWatchesTheFileThatReplacedIt replaces the lock file a waiter
+// watches with another holder's: the waiter, woken, must find the lock
+// held and watch the new file, whose removal must wake it in turn.
+func TestWaiterWatchesTheFileThatReplacedIt(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	foreignHolder(t, path)
+	waiter := newLock(t, path, hourly)
+	done := waitFor(t, waiter)
+	next := filepath.Join(dir, "next")
+	writeAged(t, next, path+"|yonder|4343|987654321", -time.Hour)
+	if err := os.Rename(next, path); err != nil {
+		t.Fatal(err)
+	}
+	mustBlock(t, done)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Acquire after the second holder's release = %v; want nil", err)
+	}
+	if err := waiter.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
+	}
+}
