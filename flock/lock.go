@@ -244,10 +244,11 @@ func (l *Lock) Lifetime() time.Duration {
 // retries with the backoff of [WithRetry] until the lock is held, ctx is
 // done, or the timeout of [WithTimeout] has passed. On Linux, where the
 // lock lies on a local filesystem, a wait also ends early, for an attempt,
-// when the lock file is removed (inotify on its directory), when its
-// expiry and clock slop pass, and with [WithDeadOwnerBreak] when its
-// holder exits; the backoff's retries there, only a safety net, come no
-// more often than every 2 s. On a network filesystem a waiter finds the
+// when the lock file leaves the lock's name and no other has taken its
+// place (an inotify watch on the lock file), when its expiry and clock
+// slop pass, and with [WithDeadOwnerBreak] when its holder exits; the
+// backoff's retries there, only a safety net, come no more often than
+// every 2 s. On a network filesystem a waiter finds the
 // lock free by its retries alone.
 //
 // It returns nil once the lock is held. When ctx ends the wait, the error
