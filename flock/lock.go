@@ -195,6 +195,9 @@ func New(path string, opts ...Option) (*Lock, error) {
 	} else if !fi.IsDir() {
 		return nil, &fs.PathError{Op: "new", Path: path, Err: &fs.PathError{Op: "stat", Path: dir, Err: syscall.ENOTDIR}}
 	}
+	if cfg.onNew != nil {
+		cfg.onNew(l)
+	}
 	return l, nil
 }
 

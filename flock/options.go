@@ -54,6 +54,7 @@ type config struct {
 	random   func() uint64        // withRandom: claim names' random parts
 	runClock func() time.Duration // withRunClock; nil for the system's (timebase.go)
 	runStops bool                 // runClock stops while the machine sleeps (withStoppingRunClock)
+	onNew    func(*Lock)          // withOnNew: told of each Lock New makes
 }
 
 func defaults() config {
@@ -180,6 +181,11 @@ func withPID(pid int) Option { return func(c *config) { c.pid = pid } }
 // withRandom replaces the source of claim names' random parts, for the
 // simulation.
 func withRandom(r func() uint64) Option { return func(c *config) { c.random = r } }
+
+// withOnNew has New pass each Lock it makes to f, for the simulation's
+// oracle, which asks a breaker's own Lock whether its lease was over
+// (guard makes its Locks out of the oracle's sight).
+func withOnNew(f func(*Lock)) Option { return func(c *config) { c.onNew = f } }
 
 // withRunClock replaces the clock that carries the time base's bounds and
 // times the keep-alive (timebase.go), one that no one sets, for the

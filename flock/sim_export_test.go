@@ -1,6 +1,10 @@
 package flock
 
-import "github.com/nfsflock/nfsflock/internal/fsys"
+import (
+	"time"
+
+	"github.com/nfsflock/nfsflock/internal/fsys"
+)
 
 // Hooks for the simulation (sim_test.go), which is in package flock_test
 // so that it can drive guard too.
@@ -8,6 +12,7 @@ var (
 	SimWithFS     = withFS
 	SimWithPID    = withPID
 	SimWithRandom = withRandom
+	SimWithOnNew  = withOnNew
 
 	// WithoutTimeBase makes a Lock judge by its own clock alone, for the
 	// tests that show what the time base prevents and those that stand
@@ -62,3 +67,7 @@ func SimSetMutant(name string) (undo func()) {
 
 // SimMutantOn reports whether the named mutant is on.
 func SimMutantOn(name string) bool { return mutated(name) }
+
+// SimLeaseOver reports whether l, by its own bounds on the filesystem's
+// clock, would judge its own lease that ends at expiry over now.
+func SimLeaseOver(l *Lock, expiry time.Time) bool { return l.leaseOver(expiry) }

@@ -633,10 +633,11 @@ type proc struct {
 	releasing    bool     // inside Release or Close, or guard's release
 	lastWrite    time.Time
 	lastWriteID  uint64
-	forcedID     uint64    // a claim of its own that a forced break touched before it held the lock
-	breakLease   time.Time // expiry of the breakers' lock it last linked, by its clock
-	breakLeaseID uint64    // that breakers' lock's inode, while it stands
-	acquiredOnce bool      // it has held the lock at least once
+	forcedID     uint64      // a claim of its own that a forced break touched before it held the lock
+	breakLease   time.Time   // expiry of the breakers' lock it last linked, by its clock
+	breakLeaseID uint64      // that breakers' lock's inode, while it stands
+	acquiredOnce bool        // it has held the lock at least once
+	lock         *flock.Lock // the Lock of its round now, guard's included
 }
 
 type pendingCall struct {
@@ -980,7 +981,16 @@ func (w *world) afterCall(p *proc, c *simfs.Call) {
 // what it moved puts the lock back, and invariant 1 still holds it to
 // account if two processes end up holding the lock.
 func (w *world) stale(p *proc) bool {
-	return !w.within(p) && (p.breakLease.IsZero() || !w.leaseNow(p).Before(p.breakLease))
+	return !w.within(p) && (p.breakLease.IsZero() || !w.leaseNow(p).Before(p.breakLease) || w.ownLeaseOver(p, p.breakLease))
+}
+
+// ownLeaseOver reports whether the Lock p uses now judges a lease of its
+// own that ends at expiry over, by its own bounds on the filesystem's
+// clock. A Lock whose sample spanned a pause carries a wide upper bound,
+// writes its expiries by it, and counts its lease over by it: well before
+// the expiry as written passes by its host's clock (seed 12018719).
+func (w *world) ownLeaseOver(p *proc, expiry time.Time) bool {
+	return p.lock != nil && flock.SimLeaseOver(p.lock, expiry)
 }
 
 // allowed reports whether a process of the lock may touch name: the
@@ -1333,6 +1343,11 @@ func (p *proc) options() []flock.Option {
 		flock.SimWithFS(p.fs),
 		flock.SimWithPID(p.fs.PID()),
 		flock.SimWithRandom(p.rnd.Uint64),
+		flock.SimWithOnNew(func(l *flock.Lock) {
+			p.w.mu.Lock()
+			p.lock = l
+			p.w.mu.Unlock()
+		}),
 	}
 	if sc.fencing {
 		opts = append(opts, flock.WithFencing())
@@ -1386,6 +1401,9 @@ func (p *proc) main() {
 			flock.SimForgetSweep(w.lockPath)
 			swept = true
 		}
+		w.mu.Lock()
+		p.lock = l
+		w.mu.Unlock()
 		if p.lockRound(l, rd) {
 			l = nil
 		}
