@@ -698,11 +698,11 @@ func (l *Lock) quickMine(path string, c *claimFile) bool {
 // in its lease still, so that an attempt refused by it can wait without
 // reading it: on a filesystem where Lstat answers from the file itself
 // (fsys.Direct), a regular file at the lock path that is not our claim,
-// readable by all or by us as its owner, and whose expiry the rules do not
-// yet let anyone break. False says only that this look cannot tell (or
-// that the lock may be breakable, or WithDeadOwnerBreak asks who holds
-// it): the full read decides. Waiting changes nothing, so this look needs
-// no more than the times.
+// surely readable by us, and whose expiry the rules do not yet let anyone
+// break. False says only that this look cannot tell (or that the lock may
+// be breakable, or WithDeadOwnerBreak asks who holds it): the full read
+// decides. Waiting changes nothing, so this look needs no more than the
+// times.
 func (l *Lock) heldQuick() bool {
 	if !l.direct || l.cfg.deadOwnerBreak || l.publish == publishCreate || l.claim == nil || l.claim.f == nil {
 		return false
@@ -713,8 +713,13 @@ func (l *Lock) heldQuick() bool {
 	}
 	// One we could not read is left to the full look, which fails on it
 	// as it always has.
+	// The owner's bits apply to the owner; the group's to its members,
+	// whom we do not know: one not ours needs both group and others to
+	// have read.
 	_, own := l.claim.file()
-	if i.SameFile(own) || (i.Mode.Perm()&0o004 == 0 && !(i.Uid == own.Uid && i.Mode.Perm()&0o400 != 0)) {
+	perm := i.Mode.Perm()
+	readable := i.Uid == own.Uid && perm&0o400 != 0 || i.Uid != own.Uid && perm&0o044 == 0o044
+	if i.SameFile(own) || !readable {
 		return false
 	}
 	l.learnTime()

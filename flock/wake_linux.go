@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -66,9 +65,7 @@ type watch struct {
 	l      *Lock
 	f      *os.File
 	fd     int
-	mu     sync.Mutex
-	wd     int            // the watch descriptor of the file watched now, or -1
-	old    map[int32]bool // those of files watched before, whose events are stale
+	wd     atomic.Int32 // the watch descriptor of the file watched now; 0 for none
 	events chan int
 	done   chan struct{} // closed when the reader returns
 	woken  bool          // the last sleep ended at a notified release
@@ -95,7 +92,7 @@ func (l *Lock) watch() *watch {
 	}
 	// A non-blocking descriptor joins the runtime's poller, so a read
 	// waits without a thread and a read deadline ends it.
-	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), fd: fd, wd: -1, old: map[int32]bool{}, events: make(chan int, 1), done: make(chan struct{})}
+	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), fd: fd, events: make(chan int, 1), done: make(chan struct{})}
 	go w.read()
 	return w
 }
@@ -108,39 +105,37 @@ const (
 )
 
 // arm watches the file at the lock's name now. A file that replaced the
-// one watched before gets a watch of its own, and events about the
-// earlier one are ignored from then on. (Only from then on: an event of
-// the new watch may be read before arm has noted its descriptor, and must
-// not be lost; one of the earlier watch read meanwhile costs a look.)
+// one watched before gets a watch of its own, and events about earlier
+// ones are ignored from then on: watch descriptors are handed out in
+// increasing order, so an event of a lower one than the current is stale.
+// (Only from then on: an event of the new watch may be read before arm
+// has noted its descriptor, and must not be lost; one of an earlier watch
+// read meanwhile costs a look.)
+//
+// inotify_add_watch looks the path up, then attaches its watch: a file
+// that left the name in between is watched, but its leaving was never
+// seen. A second call that finds the same watch proves that the file
+// stood at the name after the watch was attached. A name that changes
+// under every try is not watched this time: the sleep polls.
 func (w *watch) arm() int {
 	wd, err := unix.InotifyAddWatch(w.fd, w.l.path, watchMask)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case err == nil:
-		delete(w.old, int32(wd)) // a file put back where it was
-		if w.wd >= 0 && w.wd != wd {
-			w.old[int32(w.wd)] = true
+	for range 8 {
+		if err != nil {
+			break
 		}
-		w.wd = wd
-		return armWatched
-	case errors.Is(err, unix.ENOENT):
+		again, aerr := unix.InotifyAddWatch(w.fd, w.l.path, watchMask)
+		if aerr == nil && again == wd {
+			w.wd.Store(int32(wd))
+			return armWatched
+		}
+		// Gone already if its one event fired (EINVAL).
+		unix.InotifyRmWatch(w.fd, uint32(wd))
+		wd, err = again, aerr
+	}
+	if errors.Is(err, unix.ENOENT) {
 		return armGone
-	default:
-		return armBlind
 	}
-}
-
-// stale reports whether an event of watch descriptor wd is about a file
-// watched before; that watch is gone once its file is (IN_IGNORED).
-func (w *watch) stale(wd int32, mask uint32) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	old := w.old[wd]
-	if old && mask&unix.IN_IGNORED != 0 {
-		delete(w.old, wd)
-	}
-	return old
+	return armBlind
 }
 
 // read passes on what the events say about the watched file until the
@@ -158,15 +153,16 @@ func (w *watch) read() {
 			w.signal(wakeGone)
 			return
 		}
-		if k := parseEvents(buf[:n], w.stale); k != wakeNone {
+		if k := parseEvents(buf[:n], w.wd.Load()); k != wakeNone {
 			w.signal(k)
 		}
 	}
 }
 
-// parseEvents returns wakeGone if buf holds an event that is not stale,
-// or a queue overflow, which may have lost one.
-func parseEvents(buf []byte, stale func(wd int32, mask uint32) bool) int {
+// parseEvents returns wakeGone if buf holds an event of the watch whose
+// descriptor is cur or a later one, or a queue overflow, which may have
+// lost one.
+func parseEvents(buf []byte, cur int32) int {
 	k := wakeNone
 	for len(buf) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
@@ -174,7 +170,7 @@ func parseEvents(buf []byte, stale func(wd int32, mask uint32) bool) int {
 		if end > len(buf) {
 			break
 		}
-		if ev.Mask&unix.IN_Q_OVERFLOW != 0 || !stale(ev.Wd, ev.Mask) {
+		if ev.Mask&unix.IN_Q_OVERFLOW != 0 || ev.Wd >= cur {
 			k = wakeGone
 		}
 		buf = buf[end:]
@@ -213,16 +209,25 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		w.lost = true // the attempt that followed the wake failed
 	}
 	w.woken = false
-	// The backoff's delay, or sooner when the file watched may be broken.
-	timer := func() retry.Timer {
-		if due, ok := w.hint(); ok {
-			// A release here wakes us, and due is when the lock may be
-			// broken: the backoff's timer is only a safety net, and need
-			// not wake a crowd of waiters several times a second.
-			return clock.NewTimer(min(due, max(d, watchedPoll)))
+	// How long to sleep: the backoff's delay, or less when the file at
+	// the name may be broken sooner (due, if ok). Where a release wakes
+	// us (watched), the backoff's timer is only a safety net, and need
+	// not wake a crowd of waiters several times a second; where it does
+	// not, or where no expiry is ahead (no file, or one that may be broken
+	// already, whose break the attempt just made could not complete:
+	// another breaker's lock in the way, whose end nothing at the lock's
+	// name tells), look again within watchedPoll.
+	sleepFor := func(due time.Duration, ok, watched bool) time.Duration {
+		switch {
+		case ok && watched:
+			return min(due, max(d, watchedPoll))
+		case ok:
+			return min(due, d, watchedPoll)
+		default:
+			return min(d, watchedPoll)
 		}
-		return clock.NewTimer(d)
 	}
+	watched := false
 	switch w.arm() {
 	case armGone:
 		// Nothing to wait for: attempt now. The attempt just made failed,
@@ -234,9 +239,10 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		}
 		d = min(d, wakeSpread)
 	case armWatched:
-		w.empty = 0
+		w.empty, watched = 0, true
 	}
-	t := timer()
+	due, ok := w.hint()
+	t := clock.NewTimer(sleepFor(due, ok, watched))
 	defer func() { t.Stop() }()
 	var spread <-chan time.Time
 	var st retry.Timer
@@ -247,13 +253,20 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 	}()
 	// look watches the file now at the name, if any, and reports whether
 	// the sleep goes on: another waiter won, and its lock file is watched.
+	// A file there that may be broken already (one that replaced the file
+	// watched) is left to an attempt now.
 	look := func() bool {
-		if w.arm() == armGone {
+		k := w.arm()
+		if k == armGone {
 			w.woken = true
 			return false
 		}
+		due, ok := w.hint()
+		if !ok {
+			return false
+		}
 		t.Stop()
-		t = timer()
+		t = clock.NewTimer(sleepFor(due, ok, k == armWatched))
 		return true
 	}
 	for {

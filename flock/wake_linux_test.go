@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,6 +237,151 @@ func TestWaiterWatchesTheFileThatReplacedIt(t *testing.T) {
 		t.Fatalf("Acquire after the second holder's release = %v; want nil", err)
 	}
 	if err := waiter.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
+	}
+}
+
+// TestWaiterSurvivesFlappingHolder replaces the lock file again and again
+// under a crowd of waiters, then releases it: a file replaced between the
+// path lookup and the watch's attaching inside inotify_add_watch left its
+// waiter watching a file no longer at the name, which no release woke
+// (adversarial review; it failed about one run in three before the
+// second inotify_add_watch that proves the watch).
+func TestWaiterSurvivesFlappingHolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replaces the lock file for 3 s; skipped with -short")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const waiters = 8
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	foreignHolder(t, path)
+	dones := make([]<-chan error, waiters)
+	for i := range dones {
+		dones[i] = waitFor(t, newLock(t, path, hourly, flock.WithLifetime(time.Hour)))
+	}
+	future := time.Now().Add(time.Hour) // fresh inodes, in their lease
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(3 * time.Second)
+	for f := range 2 {
+		wg.Go(func() {
+			next := filepath.Join(dir, fmt.Sprintf("next%d", f))
+			for time.Now().Before(stop) {
+				if err := os.WriteFile(next, nil, 0o644); err != nil {
+					t.Error(err)
+					return
+				}
+				os.Chtimes(next, future, future)
+				if err := os.Rename(next, path); err != nil {
+					t.Error(err)
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	all := make(chan error, waiters)
+	for _, done := range dones {
+		go func() { all <- <-done }()
+	}
+	timeout := time.After(20 * time.Second)
+	for i := range waiters {
+		select {
+		case err := <-all:
+			if err != nil {
+				t.Fatalf("Acquire = %v", err)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d waiters not woken after %d replacements", waiters-i, waiters, n.Load())
+		}
+		os.Remove(path) // let the next one in (the winner counts it lost)
+	}
+}
+
+// TestUnreadableLockFileFailsFast has a user wait for a lock file it may
+// not read: Acquire fails at once with a permission error, as the full
+// look has always made it, rather than wait by the file's times (the
+// quick wait must know the owner's bits apply to the owner, and the
+// group's to its members).
+func TestUnreadableLockFileFailsFast(t *testing.T) {
+	a, b := testenv.Users(t)
+	for _, tc := range []struct {
+		name  string
+		owner testenv.User
+		mode  os.FileMode
+	}{{"group-member", b, 0o604}, {"owner", a, 0o044}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := testenv.ReachableDir(t)
+			if err := os.Chown(dir, int(a.UID), int(a.GID)); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "app.lck")
+			writeAged(t, path, path+"|elsewhere|4242|1", -time.Hour)
+			if err := os.Chown(path, int(tc.owner.UID), int(tc.owner.GID)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			ag := startAgent(t, "waiter", &a)
+			ag.newLock(path, 5*time.Second) // the timeout only bounds a wrong wait
+			if r := ag.do(request{Op: "acquire"}); !r.is("permission") {
+				t.Errorf("Acquire of a lock file its user cannot read = %q; want a permission error", r.Err)
+			}
+		})
+	}
+}
+
+// TestWaiterBreaksAfterCrashedBreaker leaves an expired lock whose break
+// a crashed breaker's lock refuses for a few seconds: nothing at the lock
+// path changes to wake the waiter, which must look again by itself.
+func TestWaiterBreaksAfterCrashedBreaker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a breakers' lock, about 6 s; skipped with -short")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path := filepath.Join(t.TempDir(), "app.lck")
+	writeAged(t, path, path+"|elsewhere|4242|1", time.Hour)             // expired
+	writeAged(t, path+".break", path+"|elsewhere|4343|2", -time.Second) // breaker's lease
+	waiter := newLock(t, path, hourly, flock.WithClockSlop(0))
+	expectAcquired(t, waiter, waitFor(t, waiter), 40*time.Second)
+}
+
+// TestWaiterBreaksExpiredReplacement replaces the watched lock file with
+// an expired one: the woken waiter, finding a file at the name, must break
+// it rather than sleep on.
+func TestWaiterBreaksExpiredReplacement(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	writeAged(t, path, path+"|elsewhere|4242|1", -2*time.Second)
+	waiter := newLock(t, path, hourly, flock.WithClockSlop(0))
+	done := waitFor(t, waiter)
+	stale := filepath.Join(dir, "stale")
+	writeAged(t, stale, path+"|elsewhere|4343|2", time.Hour)
+	if err := os.Rename(stale, path); err != nil {
+		t.Fatal(err)
+	}
+	expectAcquired(t, waiter, done, 30*time.Second)
+}
+
+// expectAcquired waits for done, at most bound, and releases l.
+func expectAcquired(t *testing.T, l *flock.Lock, done <-chan error, bound time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Acquire() = %v; want nil", err)
+		}
+	case <-time.After(bound):
+		t.Fatal("the waiter slept on: the expired lock was not broken")
+	}
+	if err := l.Release(); err != nil {
 		t.Errorf("Release() = %v", err)
 	}
 }
