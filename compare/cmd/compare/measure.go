@@ -27,6 +27,9 @@ type fairness struct {
 	total         float64 // acquisitions per second, all processes together
 	single        float64 // acquisitions per second of one process alone
 	spread        float64 // slowest process's time over the fastest's
+	// CPU time of all the processes per acquisition, alone and together:
+	// what waiting costs, steadier than the rates on a busy machine.
+	singleCPU, totalCPU time.Duration
 }
 
 func (h *harness) measure() (*results, error) {
@@ -365,26 +368,48 @@ func (h *harness) fairness(peer string) (fairness, error) {
 	}
 	f := fairness{procs: h.o.fairProcs, cycles: k}
 	path := filepath.Join(h.dir(), "app.lck")
-	run := func(n int) ([][]int64, error) {
+	run := func(n int) ([][]int64, time.Duration, error) {
 		var ps []*proc
 		defer func() { stopAll(ps) }()
 		for range n {
 			p, err := h.start(peer, path, longLifetime, time.Second, false)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			ps = append(ps, p)
 		}
+		cpu := func() time.Duration {
+			var sum time.Duration
+			for _, p := range ps {
+				c, _ := cpuTime(p.cmd.Process.Pid)
+				sum += c
+			}
+			return sum
+		}
+		// Each worker answers once first, so that its start-up is not
+		// counted.
+		for _, p := range ps {
+			if _, err := p.call("cycles 0 reuse"); err != nil {
+				return nil, 0, err
+			}
+		}
+		cpu0 := cpu()
 		for _, p := range ps {
 			if err := p.send("take %d 0", k); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		var out [][]int64
-		for _, p := range ps {
+		var used time.Duration
+		for i, p := range ps {
 			a, err := p.recv()
 			if err != nil {
-				return nil, err
+				return nil, 0, err
+			}
+			if i == len(ps)-1 {
+				// Every process has answered but for its reading, which
+				// the next command would not change.
+				used = cpu() - cpu0
 			}
 			var ts []int64
 			for _, pair := range a {
@@ -395,17 +420,18 @@ func (h *harness) fairness(peer string) (fairness, error) {
 			}
 			out = append(out, ts)
 		}
-		return out, nil
+		return out, used / time.Duration(n*k), nil
 	}
-	one, err := run(1)
+	one, cpu1, err := run(1)
 	if err != nil {
 		return f, err
 	}
 	f.single = float64(k) / time.Duration(one[0][len(one[0])-1]-one[0][0]).Seconds()
-	all, err := run(f.procs)
+	all, cpuN, err := run(f.procs)
 	if err != nil {
 		return f, err
 	}
+	f.singleCPU, f.totalCPU = cpu1, cpuN
 	start, end := all[0][0], all[0][0]
 	for _, ts := range all {
 		start = min(start, ts[0])

@@ -70,6 +70,12 @@ func (r *results) table(o options) string {
 		}
 		return ""
 	})
+	row("contention: CPU per acquisition, one process alone / all together", func(p string) string {
+		if f, ok := r.fair[p]; ok && f.singleCPU > 0 {
+			return fmt.Sprintf("%v / %v", f.singleCPU.Round(time.Microsecond), f.totalCPU.Round(time.Microsecond))
+		}
+		return ""
+	})
 	row("contention: slowest process's time / fastest's", func(p string) string {
 		if f, ok := r.fair[p]; ok {
 			return fmt.Sprintf("%.2f", f.spread)
