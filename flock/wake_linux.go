@@ -26,9 +26,10 @@ import (
 // sleep, so a lost event costs time, never safety. On a network filesystem
 // a waiter polls.
 //
-// A woken waiter first looks (one lstat) whether a lock file stands at
-// the name again, another waiter having won: then it watches that one and
-// sleeps on, rather than make an attempt bound to fail.
+// A woken waiter first looks whether a lock file stands at the name
+// again, another waiter having won (it tries to watch whatever is there):
+// then it watches that one and sleeps on, rather than make an attempt
+// bound to fail.
 
 // wakeSpread is the widest random delay between a notified release and
 // the look it starts, for a waiter that has lost a race for the lock
@@ -38,7 +39,9 @@ import (
 // usually in place by the time most of them look: a crowd takes the lock
 // without a stampede of failed links at every release. (A delay on every
 // wake costs a lone waiter more than a millisecond on a busy machine,
-// where a timer wakes late.)
+// where a timer wakes late. Go's timers round a delay under a millisecond
+// up to about one in an idle process, so in practice a crowd looks about
+// a millisecond after a release: docs/BENCHMARKS.md.)
 const wakeSpread = time.Millisecond
 
 // What an inotify event tells a waiter.
@@ -101,7 +104,7 @@ func (l *Lock) watch() *watch {
 const (
 	armWatched = iota // a file, now watched
 	armGone           // no file: the lock may be free
-	armBlind          // a file that cannot be watched (not readable by us)
+	armBlind          // a file that cannot be watched (not readable by us), or a name that would not hold still
 )
 
 // arm watches the file at the lock's name now. A file that replaced the
@@ -132,7 +135,10 @@ func (w *watch) arm() int {
 		unix.InotifyRmWatch(w.fd, uint32(wd))
 		wd, err = again, aerr
 	}
-	if errors.Is(err, unix.ENOENT) {
+	switch {
+	case err == nil:
+		unix.InotifyRmWatch(w.fd, uint32(wd)) // never proven
+	case errors.Is(err, unix.ENOENT):
 		return armGone
 	}
 	return armBlind
