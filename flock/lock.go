@@ -251,8 +251,8 @@ func (l *Lock) Lifetime() time.Duration {
 // place (an inotify watch on the lock file), when its expiry and clock
 // slop pass, and with [WithDeadOwnerBreak] when its holder exits; the
 // backoff's retries there, only a safety net, come no more often than
-// every 2 s. On a network filesystem a waiter finds the
-// lock free by its retries alone.
+// every 2 s. On a network filesystem a waiter finds the lock free by its
+// retries alone.
 //
 // It returns nil once the lock is held. When ctx ends the wait, the error
 // satisfies errors.Is(err, ctx.Err()); when the timeout does, it wraps

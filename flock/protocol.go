@@ -711,11 +711,10 @@ func (l *Lock) heldQuick() bool {
 	if err != nil || !i.Mode.IsRegular() {
 		return false
 	}
-	// One we could not read is left to the full look, which fails on it
-	// as it always has.
-	// The owner's bits apply to the owner; the group's to its members,
-	// whom we do not know: one not ours needs both group and others to
-	// have read.
+	// One we might not be able to read is left to the full look, which
+	// fails on it as it always has. The owner's bits apply to the owner,
+	// the group's to its members, whom we do not know: a file not ours
+	// needs both group and others to have read.
 	_, own := l.claim.file()
 	perm := i.Mode.Perm()
 	readable := i.Uid == own.Uid && perm&0o400 != 0 || i.Uid != own.Uid && perm&0o044 == 0o044
