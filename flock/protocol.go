@@ -698,11 +698,11 @@ func (l *Lock) quickMine(path string, c *claimFile) bool {
 // in its lease still, so that an attempt refused by it can wait without
 // reading it: on a filesystem where Lstat answers from the file itself
 // (fsys.Direct), a regular file at the lock path that is not our claim,
-// surely readable by us, and whose expiry the rules do not yet let anyone
-// break. False says only that this look cannot tell (or that the lock may
-// be breakable, or WithDeadOwnerBreak asks who holds it): the full read
-// decides. Waiting changes nothing, so this look needs no more than the
-// times.
+// of our own user and readable by it, and whose expiry the rules do not
+// yet let anyone break. False says only that this look cannot tell (or
+// that the lock may be breakable, or WithDeadOwnerBreak asks who holds
+// it): the full read decides. Waiting changes nothing, so this look needs
+// no more than the times.
 func (l *Lock) heldQuick() bool {
 	if !l.direct || l.cfg.deadOwnerBreak || l.publish == publishCreate || l.claim == nil || l.claim.f == nil {
 		return false
@@ -711,14 +711,14 @@ func (l *Lock) heldQuick() bool {
 	if err != nil || !i.Mode.IsRegular() {
 		return false
 	}
-	// One we might not be able to read is left to the full look, which
-	// fails on it as it always has. The owner's bits apply to the owner,
-	// the group's to its members, whom we do not know: a file not ours
-	// needs both group and others to have read.
+	// Only a file of our own user that the owner may read: one we might
+	// not be able to read is left to the full look, which fails on it as
+	// it always has. The owner's bits are all that decide for the owner
+	// (an access control list's owner entry is those bits); for anyone
+	// else, a list, or the group's bits for a group we do not know of,
+	// may refuse what the mode shows readable.
 	_, own := l.claim.file()
-	perm := i.Mode.Perm()
-	readable := i.Uid == own.Uid && perm&0o400 != 0 || i.Uid != own.Uid && perm&0o044 == 0o044
-	if i.SameFile(own) || !readable {
+	if i.SameFile(own) || i.Uid != own.Uid || i.Mode.Perm()&0o400 == 0 {
 		return false
 	}
 	l.learnTime()

@@ -325,6 +325,11 @@ func (w *watch) hint() (time.Duration, bool) {
 		}
 		mtime = s.info.ModTime
 		w.watchHolder(s.contents)
+		if l.deadHolder(s.contents) {
+			// Breakable already: its break was refused (another
+			// breaker at work), and nothing at the name will change.
+			return 0, false
+		}
 	} else {
 		info, err := l.cfg.fs.Lstat(l.path)
 		if err != nil {

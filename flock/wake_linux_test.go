@@ -3,6 +3,7 @@ package flock_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/nfsflock/nfsflock/flock"
 	"github.com/nfsflock/nfsflock/internal/testenv"
@@ -384,4 +386,68 @@ func expectAcquired(t *testing.T, l *flock.Lock, done <-chan error, bound time.D
 	if err := l.Release(); err != nil {
 		t.Errorf("Release() = %v", err)
 	}
+}
+
+// TestACLUnreadableLockFileFailsFast is TestUnreadableLockFileFailsFast
+// with a lock file whose mode shows it readable to all (0644) but whose
+// access control list denies the waiting user (second adversarial review
+// of the wake: the quick wait trusted the mode's bits).
+func TestACLUnreadableLockFileFailsFast(t *testing.T) {
+	a, b := testenv.Users(t)
+	dir := testenv.ReachableDir(t)
+	if err := os.Chown(dir, int(a.UID), int(a.GID)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "app.lck")
+	writeAged(t, path, path+"|elsewhere|4242|1", -time.Hour)
+	if err := os.Chown(path, int(b.UID), int(b.GID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(path, "system.posix_acl_access", posixACL(a.UID), 0); err != nil {
+		t.Skipf("no POSIX ACLs here: %v", err)
+	}
+	ag := startAgent(t, "waiter", &a)
+	ag.newLock(path, 5*time.Second)
+	if r := ag.do(request{Op: "acquire"}); !r.is("permission") {
+		t.Errorf("Acquire of a lock file its user cannot read (ACL) = %q; want a permission error", r.Err)
+	}
+}
+
+// posixACL encodes a system.posix_acl_access value: owner rw, the named
+// user none, group r, mask r, other r (mode bits show 0644).
+func posixACL(denied uint32) []byte {
+	type ent struct {
+		tag, perm uint16
+		id        uint32
+	}
+	const undef = 0xffffffff
+	ents := []ent{{0x01, 6, undef}, {0x02, 0, denied}, {0x04, 4, undef}, {0x10, 4, undef}, {0x20, 4, undef}}
+	b := binary.LittleEndian.AppendUint32(nil, 2)
+	for _, e := range ents {
+		b = binary.LittleEndian.AppendUint16(b, e.tag)
+		b = binary.LittleEndian.AppendUint16(b, e.perm)
+		b = binary.LittleEndian.AppendUint32(b, e.id)
+	}
+	return b
+}
+
+// TestDeadOwnerWaiterBreaksAfterCrashedBreaker is
+// TestWaiterBreaksAfterCrashedBreaker for a lock in its lease whose holder
+// on this host is dead, with WithDeadOwnerBreak: the waiter must look
+// again by itself, as for an expired lock, rather than sleep until the
+// lock's expiry (second adversarial review; older than the inode watch).
+func TestDeadOwnerWaiterBreaksAfterCrashedBreaker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a breakers' lock, about 6 s; skipped with -short")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path := filepath.Join(t.TempDir(), "app.lck")
+	cmd, _ := startHolder(t, "LOCK="+path, "LIFETIME=1h")
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	writeAged(t, path+".break", path+"|elsewhere|4343|2", -time.Second) // breaker's lease
+	waiter := newLock(t, path, hourly, flock.WithDeadOwnerBreak(), flock.WithClockSlop(0))
+	expectAcquired(t, waiter, waitFor(t, waiter), 40*time.Second)
 }
