@@ -307,9 +307,10 @@ func TestWaiterSurvivesFlappingHolder(t *testing.T) {
 
 // TestUnreadableLockFileFailsFast has a user wait for a lock file it may
 // not read: Acquire fails at once with a permission error, as the full
-// look has always made it, rather than wait by the file's times (the
-// quick wait must know the owner's bits apply to the owner, and the
-// group's to its members).
+// look has always made it, rather than wait by the file's times: another
+// user's file whose group and others may read it, and a file of the
+// waiter's own user that its owner may not read (adversarial review: the
+// quick wait judged readability by bits that do not apply).
 func TestUnreadableLockFileFailsFast(t *testing.T) {
 	a, b := testenv.Users(t)
 	for _, tc := range []struct {
