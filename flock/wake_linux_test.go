@@ -47,9 +47,17 @@ func roleReleaser() int {
 
 var hourly = flock.WithRetry(retry.Constant(time.Hour))
 
+// TestWaiterWokenByRelease has another process release a lock that a
+// waiter, on each local filesystem the suites cover (inotify's events on
+// a file differ by filesystem: overlayfs passes them on from its upper
+// layer), waits for.
 func TestWaiterWokenByRelease(t *testing.T) {
+	onEachFilesystem(t, testWaiterWokenByRelease)
+}
+
+func testWaiterWokenByRelease(t *testing.T, dir string) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	path := filepath.Join(t.TempDir(), "app.lck")
+	path := filepath.Join(dir, "app.lck")
 	cmd := testenv.Child(t, "releaser", "LOCK="+path)
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -200,8 +208,12 @@ func waitFor(t *testing.T, l *flock.Lock) <-chan error {
 // the file (as it does between its two unlinks, or for good after a
 // flufl.lock breaker unlinked it): only the file's link count changes.
 func TestWaiterWokenByUnlinkWhileClaimStays(t *testing.T) {
+	onEachFilesystem(t, testWaiterWokenByUnlinkWhileClaimStays)
+}
+
+func testWaiterWokenByUnlinkWhileClaimStays(t *testing.T, dir string) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	path := filepath.Join(t.TempDir(), "app.lck")
+	path := filepath.Join(dir, "app.lck")
 	foreignHolder(t, path)
 	waiter := newLock(t, path, hourly)
 	done := waitFor(t, waiter)
