@@ -677,13 +677,21 @@ func (l *Lock) learnDirect(info fsys.Info) {
 	}
 }
 
+// quickLooks reports whether one Lstat of the lock path can tell about
+// our claim c: the filesystem answers Lstat from the file itself and
+// keeps an open file's numbers to it (fsys.Direct), c is held open, and
+// the lock file is linked or moved into place, so that it is c's file.
+func (l *Lock) quickLooks(c *claimFile) bool {
+	return l.direct && c != nil && c.f != nil && l.publish != publishCreate
+}
+
 // quickMine reports whether the file at path is, by one Lstat, the lock
 // file of claim c, held open by this Lock, with the times c last set: on
 // a filesystem that answers Lstat from the file itself and keeps an open
 // file's numbers to it (fsys.Direct), that file can be no other. False
 // says only that this look cannot tell: the full look decides.
 func (l *Lock) quickMine(path string, c *claimFile) bool {
-	if !l.direct || c == nil || c.f == nil || l.publish == publishCreate || c.stamp.IsZero() {
+	if !l.quickLooks(c) || c.stamp.IsZero() {
 		return false
 	}
 	_, want := c.file()
@@ -704,7 +712,7 @@ func (l *Lock) quickMine(path string, c *claimFile) bool {
 // it): the full read decides. Waiting changes nothing, so this look needs
 // no more than the times.
 func (l *Lock) heldQuick() bool {
-	if !l.direct || l.cfg.deadOwnerBreak || l.publish == publishCreate || l.claim == nil || l.claim.f == nil {
+	if l.cfg.deadOwnerBreak || !l.quickLooks(l.claim) {
 		return false
 	}
 	i, err := l.cfg.fs.Lstat(l.path)
@@ -721,8 +729,9 @@ func (l *Lock) heldQuick() bool {
 	if i.SameFile(own) || i.Uid != own.Uid || i.Mode.Perm()&0o400 == 0 {
 		return false
 	}
-	l.learnTime()
-	return !l.expiredBy(i.ModTime, l.cfg.slop)
+	// Judged as an attempt judges it, by its times alone (without
+	// WithDeadOwnerBreak, breakable reads nothing else).
+	return !l.breakable(snapshot{info: i})
 }
 
 // viaProbe reads the lock file through a new hard link of our own, whose
