@@ -509,7 +509,10 @@ func (l *Lock) IsLocked() (bool, error) {
 //
 // A lock broken by force is lost to its holder, which learns it at its
 // next Refresh, IsLocked or Release: a holder that is still working keeps
-// working, unprotected, so force is for holders known to be gone.
+// working, unprotected, so force is for holders known to be gone. Where
+// lock files are created rather than linked and their times are set by
+// path (sshfs without hard links), a holder broken by force in the middle
+// of a Refresh may even set the times of the next holder's lock file.
 func (l *Lock) Break(force bool) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
