@@ -6,7 +6,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -29,7 +31,13 @@ import (
 // A woken waiter first looks whether a lock file stands at the name
 // again, another waiter having won (it tries to watch whatever is there):
 // then it watches that one and sleeps on, rather than make an attempt
-// bound to fail.
+// bound to fail. While the waiter sleeps, that look is made by the
+// goroutine that reads the events, with raw system calls: a waiter that
+// sleeps on wakes no other goroutine, and no thread of the runtime's
+// (an ordinary system call wakes the runtime's monitor thread in an
+// idle process, which then polls every 20µs for a while). In a crowd
+// every release wakes every waiter, and most of them only look, so the
+// cost of a look is most of what waiting costs: docs/BENCHMARKS.md.
 
 // wakeSpread is the widest random delay between a notified release and
 // the look it starts, for a waiter that has lost a race for the lock
@@ -46,9 +54,10 @@ const wakeSpread = time.Millisecond
 
 // What an inotify event tells a waiter.
 const (
-	wakeNone = iota
-	wakeGone // the watched lock file left the name, or changed: look again
-	wakeExit // the holder's process exited (WithDeadOwnerBreak)
+	wakeNone    = iota
+	wakeLook    // the watched lock file left the name, or changed: the waiter looks again
+	wakeAttempt // the reader looked, and the lock may be taken or broken: attempt now
+	wakeExit    // the holder's process exited (WithDeadOwnerBreak)
 )
 
 // watchMask is what wakes a waiter about the lock file it watches: moved
@@ -62,8 +71,10 @@ const (
 const watchMask = unix.IN_MOVE_SELF | unix.IN_DELETE_SELF | unix.IN_ATTRIB | unix.IN_DONT_FOLLOW | unix.IN_ONESHOT
 
 // watch is an inotify instance for one wait, watching the lock file that
-// stands at the lock's name. Its reader goroutine turns events on the
-// file watched last into a signal on events, keeping only the latest.
+// stands at the lock's name. Its reader goroutine reads the events on
+// the file watched last; while the waiter sleeps, it looks on the
+// waiter's behalf, and signals on events only what ends the sleep or
+// needs the waiter (keeping only the latest signal).
 type watch struct {
 	l      *Lock
 	f      *os.File
@@ -71,10 +82,18 @@ type watch struct {
 	wd     atomic.Int32 // the watch descriptor of the file watched now; 0 for none
 	events chan int
 	done   chan struct{} // closed when the reader returns
-	woken  bool          // the last sleep ended at a notified release
-	lost   bool          // an attempt after a notified release failed
-	empty  int           // sleeps in a row that found no file to watch
+	quit   chan struct{} // closed by stop: ends the reader's pause before a look
 	holder *exitWatch    // the holder's process, with WithDeadOwnerBreak
+
+	// mu is held by whoever looks (arms the watch and reads the file's
+	// time): the waiter, or the reader while the waiter sleeps.
+	mu       sync.Mutex
+	sleeping bool          // the waiter sleeps, and the reader may look for it
+	d        time.Duration // the backoff's delay of this sleep
+	deadline time.Time     // when the waiter's timer fires, by the Lock's clock
+	woken    bool          // the last sleep ended at a notified release
+	lost     bool          // an attempt after a notified release failed
+	empty    int           // sleeps in a row that found no file to watch
 }
 
 // watch starts an inotify instance for the rest of this wait, or returns
@@ -95,8 +114,13 @@ func (l *Lock) watch() *watch {
 	}
 	// A non-blocking descriptor joins the runtime's poller, so a read
 	// waits without a thread and a read deadline ends it.
-	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), fd: fd, events: make(chan int, 1), done: make(chan struct{})}
-	go w.read()
+	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), fd: fd, events: make(chan int, 1), done: make(chan struct{}), quit: make(chan struct{})}
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		w.f.Close()
+		return nil
+	}
+	go w.read(rc)
 	return w
 }
 
@@ -120,56 +144,111 @@ const (
 // seen. A second call that finds the same watch proves that the file
 // stood at the name after the watch was attached. A name that changes
 // under every try is not watched this time: the sleep polls.
+//
+// The caller holds w.mu.
 func (w *watch) arm() int {
-	wd, err := unix.InotifyAddWatch(w.fd, w.l.path, watchMask)
+	path, err := unix.BytePtrFromString(w.l.path)
+	if err != nil {
+		return armBlind
+	}
+	wd, err := w.addWatch(path)
 	for range 8 {
 		if err != nil {
 			break
 		}
-		again, aerr := unix.InotifyAddWatch(w.fd, w.l.path, watchMask)
+		again, aerr := w.addWatch(path)
 		if aerr == nil && again == wd {
 			w.wd.Store(int32(wd))
 			return armWatched
 		}
 		// Gone already if its one event fired (EINVAL).
-		unix.InotifyRmWatch(w.fd, uint32(wd))
+		w.rmWatch(wd)
 		wd, err = again, aerr
 	}
 	switch {
 	case err == nil:
-		unix.InotifyRmWatch(w.fd, uint32(wd)) // never proven
+		w.rmWatch(wd) // never proven
 	case errors.Is(err, unix.ENOENT):
 		return armGone
 	}
 	return armBlind
 }
 
+// addWatch is inotify_add_watch(2) of path with watchMask, made as a raw
+// system call, as are all the system calls of the reader's look: an
+// ordinary one wakes the runtime's monitor thread in a process that was
+// idle, and a look neither blocks (the path is on a local filesystem, and
+// was looked up a moment ago) nor starts anything the runtime must know
+// of.
+func (w *watch) addWatch(path *byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_INOTIFY_ADD_WATCH, uintptr(w.fd), uintptr(unsafe.Pointer(path)), watchMask)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// rmWatch is inotify_rm_watch(2), raw as addWatch is.
+func (w *watch) rmWatch(wd int) {
+	unix.RawSyscall(unix.SYS_INOTIFY_RM_WATCH, uintptr(w.fd), uintptr(wd), 0)
+}
+
+// mtime is the modification time of the file at the lock's name, by a
+// raw statx(2) that does not follow a symbolic link: the reader's look
+// at the lock file, which fs.Lstat makes in the waiter's.
+func (w *watch) mtime() (time.Time, bool) {
+	path, err := unix.BytePtrFromString(w.l.path)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var st unix.Statx_t
+	cwd := unix.AT_FDCWD // a variable: a negative constant is no uintptr
+	_, _, e := unix.RawSyscall6(unix.SYS_STATX, uintptr(cwd), uintptr(unsafe.Pointer(path)),
+		uintptr(unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT), uintptr(unix.STATX_MTIME), uintptr(unsafe.Pointer(&st)), 0)
+	if e != 0 || st.Mask&unix.STATX_MTIME == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec)), true
+}
+
 // read passes on what the events say about the watched file until the
-// file's read deadline passes.
-func (w *watch) read() {
+// file's read deadline passes. It reads with a raw system call, for the
+// reason addWatch gives.
+func (w *watch) read(rc syscall.RawConn) {
 	defer close(w.done)
 	var buf [4096]byte
 	for {
-		n, err := w.f.Read(buf[:])
-		if err != nil {
+		var n int
+		var errno syscall.Errno
+		err := rc.Read(func(fd uintptr) bool {
+			r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+			n, errno = int(r), e
+			return e != unix.EAGAIN
+		})
+		if err == nil && errno == unix.EINTR {
+			continue
+		}
+		if err != nil || errno != 0 {
 			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
 				return
 			}
 			// Anything else ends the watch, and the waiter polls.
-			w.signal(wakeGone)
+			w.signal(wakeLook)
 			return
 		}
-		if k := parseEvents(buf[:n], w.wd.Load()); k != wakeNone {
-			w.signal(k)
+		if parseEvents(buf[:n], w.wd.Load()) {
+			if k := w.lookFor(); k != wakeNone {
+				w.signal(k)
+			}
 		}
 	}
 }
 
-// parseEvents returns wakeGone if buf holds an event of the watch whose
+// parseEvents reports whether buf holds an event of the watch whose
 // descriptor is cur or a later one, or a queue overflow, which may have
 // lost one.
-func parseEvents(buf []byte, cur int32) int {
-	k := wakeNone
+func parseEvents(buf []byte, cur int32) bool {
+	found := false
 	for len(buf) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
 		end := unix.SizeofInotifyEvent + int(ev.Len)
@@ -177,11 +256,65 @@ func parseEvents(buf []byte, cur int32) int {
 			break
 		}
 		if ev.Mask&unix.IN_Q_OVERFLOW != 0 || ev.Wd >= cur {
-			k = wakeGone
+			found = true
 		}
 		buf = buf[end:]
 	}
-	return k
+	return found
+}
+
+// lookFor is the reader's answer to a change of the watched file: while
+// the waiter sleeps, it looks as the waiter would, and returns wakeNone
+// if the sleep goes on as it is (another waiter's lock file stands at the
+// name, now watched, and may not be broken before the waiter's timer
+// fires); wakeAttempt if the lock may be taken or broken now; wakeLook if
+// the waiter must look for itself (it is not asleep, the file there cannot
+// be watched, or the sleep must end sooner).
+//
+// A waiter that has lost a race after a wake (a crowd) looks after a
+// random pause of up to wakeSpread; the reader pauses for it.
+func (w *watch) lookFor() int {
+	l := w.l
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.sleeping {
+		return wakeLook
+	}
+	if w.lost {
+		w.mu.Unlock()
+		t := l.cfg.clock.NewTimer(rand.N(wakeSpread))
+		select {
+		case <-t.C():
+		case <-w.quit:
+			t.Stop()
+		}
+		w.mu.Lock()
+		if !w.sleeping {
+			return wakeLook
+		}
+	}
+	if l.cfg.deadOwnerBreak {
+		return wakeLook // the look reads the file, and watches its holder: the waiter's work
+	}
+	switch w.arm() {
+	case armGone:
+		w.woken = true
+		return wakeAttempt
+	case armBlind:
+		return wakeLook
+	}
+	mtime, ok := w.mtime()
+	if !ok {
+		return wakeLook
+	}
+	due, ok := w.due(mtime)
+	if !ok {
+		return wakeAttempt
+	}
+	if l.cfg.clock.Now().Add(w.sleepFor(due, ok, true)).Before(w.deadline) {
+		return wakeLook // to sleep less
+	}
+	return wakeNone
 }
 
 // signal replaces whatever signal is pending with k; only the latest
@@ -211,28 +344,12 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
+	w.mu.Lock()
 	if w.woken {
 		w.lost = true // the attempt that followed the wake failed
 	}
 	w.woken = false
-	// How long to sleep: the backoff's delay, or less when the file at
-	// the name may be broken sooner (due, if ok). Where a release wakes
-	// us (watched), the backoff's timer is only a safety net, and need
-	// not wake a crowd of waiters several times a second; where it does
-	// not, or where no expiry is ahead (no file, or one that may be broken
-	// already, whose break the attempt just made could not complete:
-	// another breaker's lock in the way, whose end nothing at the lock's
-	// name tells), look again within watchedPoll.
-	sleepFor := func(due time.Duration, ok, watched bool) time.Duration {
-		switch {
-		case ok && watched:
-			return min(due, max(d, watchedPoll))
-		case ok:
-			return min(due, d, watchedPoll)
-		default:
-			return min(d, watchedPoll)
-		}
-	}
+	w.d = d
 	watched := false
 	switch w.arm() {
 	case armGone:
@@ -241,27 +358,30 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 		// pause of wakeSpread every few such turns keeps this from
 		// spinning should lock files come and go faster than we look.
 		if w.empty++; w.empty%8 != 0 {
+			w.mu.Unlock()
 			return nil
 		}
-		d = min(d, wakeSpread)
+		w.d = min(d, wakeSpread)
 	case armWatched:
 		w.empty, watched = 0, true
 	}
 	due, ok := w.hint()
-	t := clock.NewTimer(sleepFor(due, ok, watched))
-	defer func() { t.Stop() }()
-	var spread <-chan time.Time
-	var st retry.Timer
+	t := w.timer(clock, w.sleepFor(due, ok, watched))
+	w.sleeping = true
+	w.mu.Unlock()
 	defer func() {
-		if st != nil {
-			st.Stop()
-		}
+		w.mu.Lock()
+		w.sleeping = false
+		w.mu.Unlock()
+		t.Stop()
 	}()
 	// look watches the file now at the name, if any, and reports whether
 	// the sleep goes on: another waiter won, and its lock file is watched.
 	// A file there that may be broken already (one that replaced the file
 	// watched) is left to an attempt now.
 	look := func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
 		k := w.arm()
 		if k == armGone {
 			w.woken = true
@@ -272,7 +392,7 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 			return false
 		}
 		t.Stop()
-		t = clock.NewTimer(sleepFor(due, ok, k == armWatched))
+		t = w.timer(clock, w.sleepFor(due, ok, k == armWatched))
 		return true
 	}
 	for {
@@ -283,24 +403,37 @@ func (w *watch) sleep(ctx context.Context, clock retry.Clock, d time.Duration, w
 			return nil
 		case <-t.C():
 			return nil
-		case <-spread:
-			st, spread = nil, nil
-			if !look() {
-				return nil
-			}
 		case k := <-w.events:
-			switch {
-			case k == wakeExit:
+			if k != wakeLook || !look() {
 				return nil
-			case !w.lost:
-				if !look() {
-					return nil
-				}
-			case spread == nil:
-				s := clock.NewTimer(rand.N(wakeSpread))
-				st, spread = s, s.C()
 			}
 		}
+	}
+}
+
+// timer starts the sleep's timer, of d, and notes when it fires. The
+// caller holds w.mu.
+func (w *watch) timer(clock retry.Clock, d time.Duration) retry.Timer {
+	w.deadline = clock.Now().Add(d)
+	return clock.NewTimer(d)
+}
+
+// sleepFor is how long to sleep: the backoff's delay, or less when the
+// file at the name may be broken sooner (due, if ok). Where a release
+// wakes us (watched), the backoff's timer is only a safety net, and need
+// not wake a crowd of waiters several times a second; where it does not,
+// or where no expiry is ahead (no file, or one that may be broken already,
+// whose break the attempt just made could not complete: another breaker's
+// lock in the way, whose end nothing at the lock's name tells), look again
+// within watchedPoll. The caller holds w.mu.
+func (w *watch) sleepFor(due time.Duration, ok, watched bool) time.Duration {
+	switch {
+	case ok && watched:
+		return min(due, max(w.d, watchedPoll))
+	case ok:
+		return min(due, w.d, watchedPoll)
+	default:
+		return min(w.d, watchedPoll)
 	}
 }
 
@@ -312,7 +445,8 @@ const watchedPoll = 2 * time.Second
 // until it may be broken, if that lies ahead and is known: its expiry plus
 // the clock slop, or, with WithDeadOwnerBreak, soon after its holder's
 // process on this host exits. It is a hint only (a network filesystem's
-// attributes can be stale): the attempt that follows judges afresh.
+// attributes can be stale): the attempt that follows judges afresh. The
+// caller holds w.mu.
 func (w *watch) hint() (time.Duration, bool) {
 	l := w.l
 	var mtime time.Time
@@ -337,6 +471,12 @@ func (w *watch) hint() (time.Duration, bool) {
 		}
 		mtime = info.ModTime
 	}
+	return w.due(mtime)
+}
+
+// due is hint's answer for a lock file last modified at mtime.
+func (w *watch) due(mtime time.Time) (time.Duration, bool) {
+	l := w.l
 	// A millisecond past the moment, as breakable asks for a time after it.
 	// By the earliest the filesystem's clock can show, as breakable
 	// judges (timebase.go).
@@ -435,6 +575,7 @@ func (w *watch) stop() {
 		return
 	}
 	w.holder.stop()
+	close(w.quit)
 	w.f.SetReadDeadline(time.Unix(1, 0))
 	<-w.done
 	go w.f.Close()

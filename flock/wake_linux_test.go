@@ -385,6 +385,26 @@ func TestWaiterBreaksExpiredReplacement(t *testing.T) {
 	expectAcquired(t, waiter, done, 30*time.Second)
 }
 
+// TestWaiterRetimesForSoonerReplacement replaces a lock file in its lease
+// for an hour, which a waiter watches, with one whose lease ends in two
+// seconds: the look that follows the wake (made by the watch's reader
+// while the waiter sleeps) must shorten the waiter's sleep to the new
+// file's expiry, or the waiter sleeps for the hour.
+func TestWaiterRetimesForSoonerReplacement(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	writeAged(t, path, path+"|elsewhere|4242|1", -time.Hour)
+	waiter := newLock(t, path, hourly, flock.WithClockSlop(0))
+	done := waitFor(t, waiter)
+	soon := filepath.Join(dir, "soon")
+	writeAged(t, soon, path+"|elsewhere|4343|2", -2*time.Second)
+	if err := os.Rename(soon, path); err != nil {
+		t.Fatal(err)
+	}
+	expectAcquired(t, waiter, done, 30*time.Second)
+}
+
 // expectAcquired waits for done, at most bound, and releases l.
 func expectAcquired(t *testing.T, l *flock.Lock, done <-chan error, bound time.Duration) {
 	t.Helper()
