@@ -291,6 +291,7 @@ func (l *Lock) Acquire(ctx context.Context) error {
 	sched := l.cfg.policy.Schedule()
 	waited := false
 	var w *watch // ends sleeps early where the system can tell (wake_linux.go)
+	rewatch := true
 	defer func() { w.stop() }()
 	for {
 		held, err := l.attempt()
@@ -306,11 +307,17 @@ func (l *Lock) Acquire(ctx context.Context) error {
 			l.abandon()
 			return l.waitErr(parent, ctx)
 		}
-		if !waited {
-			w = l.watch()
+		d := sched.Next()
+		if w == nil && rewatch {
+			// At each sleep until one is had: a watch refused for want of
+			// inotify instances may be had later, and meanwhile the sleep
+			// is as short as a watched waiter's without an event.
+			if w, rewatch = l.watch(); w == nil && rewatch {
+				d = unwatched(d)
+			}
 		}
 		waited = true
-		if err := l.sleep(ctx, sched.Next(), w); err != nil {
+		if err := l.sleep(ctx, d, w); err != nil {
 			l.abandon()
 			if errors.Is(err, ErrClosed) {
 				return l.err("acquire", ErrClosed)

@@ -32,8 +32,9 @@ import (
 // again, another waiter having won (it tries to watch whatever is there):
 // then it watches that one and sleeps on, rather than make an attempt
 // bound to fail. While the waiter sleeps, that look is made by the
-// goroutine that reads the events, with raw system calls: a waiter that
-// sleeps on wakes no other goroutine, and no thread of the runtime's
+// goroutine that reads the events, with raw system calls (all but a
+// reading of the clocks at most once a second, timebase.go): a waiter
+// that sleeps on wakes no other goroutine, and no thread of the runtime's
 // (an ordinary system call wakes the runtime's monitor thread in an
 // idle process, which then polls every 20µs for a while). In a crowd
 // every release wakes every waiter, and most of them only look, so the
@@ -80,6 +81,7 @@ type watch struct {
 	f      *os.File
 	fd     int
 	wd     atomic.Int32 // the watch descriptor of the file watched now; 0 for none
+	dirfd  int          // the lock's directory, opened for settle; -1 until then
 	events chan int
 	done   chan struct{} // closed when the reader returns
 	quit   chan struct{} // closed by stop: ends the reader's pause before a look
@@ -97,32 +99,42 @@ type watch struct {
 }
 
 // watch starts an inotify instance for the rest of this wait, or returns
-// nil where the wait polls instead: a test's filesystem, a network
-// filesystem, or a system that refuses inotify.
-func (l *Lock) watch() *watch {
+// nil where the wait polls instead. retry says whether to ask again at
+// the next sleep: a system short of inotify instances (a user may have
+// 128 by default, over all of their processes, and a crowd of waiters
+// uses one each) may have one again by then, and meanwhile a sleep is cut
+// to watchedPoll (unwatched). A test's filesystem, a network filesystem,
+// or a system that refuses inotify for good polls with no retry.
+func (l *Lock) watch() (w *watch, retry bool) {
 	// On a network or cluster filesystem inotify sees only the changes
 	// made through this host's mount, and each attempt is a round trip to
 	// a server: waiters woken together by a local release would crowd the
 	// server (and, on sshfs, meet its lookup races) at once, where polling
 	// spreads them. Such a wait polls, as it does across hosts.
 	if l.cfg.fs != fsys.OS || !fsys.Local(l.dir) {
-		return nil
+		return nil, false
 	}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
-		return nil
+		short := errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOMEM)
+		return nil, short
 	}
 	// A non-blocking descriptor joins the runtime's poller, so a read
 	// waits without a thread and a read deadline ends it.
-	w := &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), fd: fd, events: make(chan int, 1), done: make(chan struct{}), quit: make(chan struct{})}
+	w = &watch{l: l, f: os.NewFile(uintptr(fd), "inotify"), fd: fd, dirfd: -1, events: make(chan int, 1), done: make(chan struct{}), quit: make(chan struct{})}
 	rc, err := w.f.SyscallConn()
 	if err != nil {
 		w.f.Close()
-		return nil
+		return nil, false
 	}
 	go w.read(rc)
-	return w
+	return w, true
 }
+
+// unwatched is the longest sleep of a wait that has no watch but asked
+// for one (retry from watch): it looks again as often as a watched waiter
+// does without an event.
+func unwatched(d time.Duration) time.Duration { return min(d, watchedPoll) }
 
 // What arm finds at the lock's name.
 const (
@@ -175,7 +187,7 @@ func (w *watch) arm() int {
 }
 
 // addWatch is inotify_add_watch(2) of path with watchMask, made as a raw
-// system call, as are all the system calls of the reader's look: an
+// system call, as are the reader's other system calls of a look: an
 // ordinary one wakes the runtime's monitor thread in a process that was
 // idle, and a look neither blocks (the path is on a local filesystem, and
 // was looked up a moment ago) nor starts anything the runtime must know
@@ -236,7 +248,10 @@ func (w *watch) read(rc syscall.RawConn) {
 			w.signal(wakeLook)
 			return
 		}
-		if parseEvents(buf[:n], w.wd.Load()) {
+		if found, attrib := parseEvents(buf[:n], w.wd.Load()); found {
+			if attrib {
+				w.settle()
+			}
 			if k := w.lookFor(); k != wakeNone {
 				w.signal(k)
 			}
@@ -246,21 +261,51 @@ func (w *watch) read(rc syscall.RawConn) {
 
 // parseEvents reports whether buf holds an event of the watch whose
 // descriptor is cur or a later one, or a queue overflow, which may have
-// lost one.
-func parseEvents(buf []byte, cur int32) bool {
-	found := false
+// lost one; and whether such events were IN_ATTRIB alone (no
+// IN_MOVE_SELF or IN_DELETE_SELF): that may be an unlink under way, which
+// a look must first let settle.
+func parseEvents(buf []byte, cur int32) (found, attrib bool) {
+	other := false
 	for len(buf) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
 		end := unix.SizeofInotifyEvent + int(ev.Len)
 		if end > len(buf) {
 			break
 		}
-		if ev.Mask&unix.IN_Q_OVERFLOW != 0 || ev.Wd >= cur {
+		switch {
+		case ev.Mask&unix.IN_Q_OVERFLOW != 0:
+			found, other = true, true
+		case ev.Wd >= cur:
 			found = true
+			attrib = attrib || ev.Mask&unix.IN_ATTRIB != 0
+			other = other || ev.Mask&(unix.IN_MOVE_SELF|unix.IN_DELETE_SELF) != 0
 		}
 		buf = buf[end:]
 	}
-	return found
+	return found, attrib && !other
+}
+
+// settle waits until no unlink in the lock's directory is under way, by
+// reading the directory (getdents64, which takes the directory's lock
+// shared), as a raw system call. unlink(2) reports a change of the link
+// count to the file's watchers (IN_ATTRIB) before it removes the name,
+// under the directory's lock held throughout; a look made in between
+// would find the file still at the name and watch it again, and the
+// removal of a lock file whose claim stays (a flufl.lock release or break)
+// would then never wake the waiter. A rename changes the name before it
+// reports, so IN_MOVE_SELF needs no settling. Should the directory not
+// open, the look goes ahead unsettled, as it did before: the sleep's
+// timer still bounds it.
+func (w *watch) settle() {
+	if w.dirfd < 0 {
+		fd, err := unix.Open(w.l.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		w.dirfd = fd
+	}
+	var buf [1024]byte
+	unix.RawSyscall(unix.SYS_GETDENTS64, uintptr(w.dirfd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 }
 
 // lookFor is the reader's answer to a change of the watched file: while
@@ -578,5 +623,8 @@ func (w *watch) stop() {
 	close(w.quit)
 	w.f.SetReadDeadline(time.Unix(1, 0))
 	<-w.done
+	if w.dirfd >= 0 {
+		unix.Close(w.dirfd)
+	}
 	go w.f.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,7 +26,10 @@ import (
 // a wake from the system, or the expiry the waiter reads, can end such a
 // wait within the test's deadline.
 
-func init() { roles["releaser"] = roleReleaser }
+func init() {
+	roles["releaser"] = roleReleaser
+	roles["instanceless-waiter"] = roleInstancelessWaiter
+}
 
 // roleReleaser takes the lock, says so on stdout, and releases it when
 // its stdin closes.
@@ -403,6 +407,82 @@ func TestWaiterRetimesForSoonerReplacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectAcquired(t, waiter, done, 30*time.Second)
+}
+
+// roleInstancelessWaiter uses up its user's inotify instances, says
+// "waiting" on stdout, and waits for the lock with an hourly retry policy
+// for at most a minute; it exits 0 once it holds the lock.
+func roleInstancelessWaiter() int {
+	n := 0
+	for ; ; n++ {
+		if _, err := unix.InotifyInit1(unix.IN_CLOEXEC); err != nil {
+			if !errors.Is(err, unix.EMFILE) {
+				fmt.Fprintln(os.Stderr, "inotify_init1:", err)
+				return exitError
+			}
+			break
+		}
+	}
+	l, err := flock.New(os.Getenv("LOCK"), hourly)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	fmt.Println("waiting")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Acquire(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "Acquire with no inotify instance left (%d taken) = %v\n", n, err)
+		return exitError
+	}
+	return 0
+}
+
+// TestWaiterWithoutInotifyInstance waits, as a user who has used up
+// their inotify instances (a crowd of waiters beyond
+// fs.inotify.max_user_instances, 128 by default over all of a user's
+// processes, is such a user), for a lock that is then released: the
+// waiter, with no watch to wake it and an hourly retry policy, must look
+// again as often as a watched waiter does without an event, rather than
+// sleep the hour (adversarial review of the wake's look).
+func TestWaiterWithoutInotifyInstance(t *testing.T) {
+	_, b := testenv.Users(t) // a user of its own: the instances are counted per user
+	dir := testenv.ReachableDir(t)
+	if err := os.Chown(dir, int(b.UID), int(b.GID)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "app.lck")
+	foreignHolder(t, path)
+	cmd := testenv.ChildAs(t, b, "instanceless-waiter", "LOCK="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	if line, err := bufio.NewReader(out).ReadString('\n'); strings.TrimSpace(line) != "waiting" {
+		t.Fatalf("waiter said %q, %v", line, err)
+	}
+	time.Sleep(500 * time.Millisecond) // into its sleep
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Fatalf("waiter = %v; want it to take the released lock", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiter with no inotify instance slept on after the release")
+	}
 }
 
 // expectAcquired waits for done, at most bound, and releases l.

@@ -13,8 +13,11 @@ import (
 // one (wake_linux.go); elsewhere a waiter polls.
 type watch struct{}
 
-// watch returns nil: the wait polls.
-func (l *Lock) watch() *watch { return nil }
+// watch returns nil: the wait polls, with no retry.
+func (l *Lock) watch() (w *watch, retry bool) { return nil, false }
+
+// unwatched is never called here: watch asks for no retry.
+func unwatched(d time.Duration) time.Duration { return d }
 
 // sleep is [retry.Sleep]; a Lock calls it only on a watch that is not
 // nil, which this system never has.
