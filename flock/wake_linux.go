@@ -89,13 +89,14 @@ type watch struct {
 
 	// mu is held by whoever looks (arms the watch and reads the file's
 	// time): the waiter, or the reader while the waiter sleeps.
-	mu       sync.Mutex
-	sleeping bool          // the waiter sleeps, and the reader may look for it
-	d        time.Duration // the backoff's delay of this sleep
-	deadline time.Time     // when the waiter's timer fires, by the Lock's clock
-	woken    bool          // the last sleep ended at a notified release
-	lost     bool          // an attempt after a notified release failed
-	empty    int           // sleeps in a row that found no file to watch
+	mu        sync.Mutex
+	sleeping  bool          // the waiter sleeps, and the reader may look for it
+	d         time.Duration // the backoff's delay of this sleep
+	deadline  time.Time     // when the waiter's timer fires, by the Lock's clock
+	unsettled bool          // the last event's unlink could not be settled
+	woken     bool          // the last sleep ended at a notified release
+	lost      bool          // an attempt after a notified release failed
+	empty     int           // sleeps in a row that found no file to watch
 }
 
 // watch starts an inotify instance for the rest of this wait, or returns
@@ -249,10 +250,8 @@ func (w *watch) read(rc syscall.RawConn) {
 			return
 		}
 		if found, attrib := parseEvents(buf[:n], w.wd.Load()); found {
-			if attrib {
-				w.settle()
-			}
-			if k := w.lookFor(); k != wakeNone {
+			settled := !attrib || w.settle()
+			if k := w.lookFor(settled); k != wakeNone {
 				w.signal(k)
 			}
 		}
@@ -261,11 +260,12 @@ func (w *watch) read(rc syscall.RawConn) {
 
 // parseEvents reports whether buf holds an event of the watch whose
 // descriptor is cur or a later one, or a queue overflow, which may have
-// lost one; and whether such events were IN_ATTRIB alone (no
-// IN_MOVE_SELF or IN_DELETE_SELF): that may be an unlink under way, which
-// a look must first let settle.
+// lost one; and whether it holds an IN_ATTRIB of any watch, current or
+// earlier: that may be an unlink under way, which a look must first let
+// settle. (An earlier watch's IN_ATTRIB counts too, and brings a look: a
+// look made since, by the waiter, may have found the file still at the
+// name, in the unlink's window, and watched it again.)
 func parseEvents(buf []byte, cur int32) (found, attrib bool) {
-	other := false
 	for len(buf) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
 		end := unix.SizeofInotifyEvent + int(ev.Len)
@@ -274,38 +274,43 @@ func parseEvents(buf []byte, cur int32) (found, attrib bool) {
 		}
 		switch {
 		case ev.Mask&unix.IN_Q_OVERFLOW != 0:
-			found, other = true, true
+			found, attrib = true, true
+		case ev.Mask&unix.IN_ATTRIB != 0:
+			found, attrib = true, true
 		case ev.Wd >= cur:
 			found = true
-			attrib = attrib || ev.Mask&unix.IN_ATTRIB != 0
-			other = other || ev.Mask&(unix.IN_MOVE_SELF|unix.IN_DELETE_SELF) != 0
 		}
 		buf = buf[end:]
 	}
-	return found, attrib && !other
+	return found, attrib
 }
 
 // settle waits until no unlink in the lock's directory is under way, by
 // reading the directory (getdents64, which takes the directory's lock
-// shared), as a raw system call. unlink(2) reports a change of the link
-// count to the file's watchers (IN_ATTRIB) before it removes the name,
-// under the directory's lock held throughout; a look made in between
-// would find the file still at the name and watch it again, and the
-// removal of a lock file whose claim stays (a flufl.lock release or break)
-// would then never wake the waiter. A rename changes the name before it
-// reports, so IN_MOVE_SELF needs no settling. Should the directory not
-// open, the look goes ahead unsettled, as it did before: the sleep's
-// timer still bounds it.
-func (w *watch) settle() {
+// shared), and reports whether it could. unlink(2) reports a change of
+// the link count to the file's watchers (IN_ATTRIB) before it removes the
+// name, under the directory's lock held exclusively throughout (so this
+// rests on the VFS locking the parent for an unlink, as it has always
+// done); a look made in between would find the file still at the name
+// and watch it again, and the removal of a lock file whose claim stays (a
+// flufl.lock release or break) would then never wake the waiter. A rename
+// changes the name before it reports, so IN_MOVE_SELF needs no settling.
+//
+// It is an ordinary system call, unlike the others of a look: it waits
+// for as long as an unlink in the directory is held up, and a raw one
+// would keep its thread's P (and hold up the runtime's stops for a
+// collection) all that time.
+func (w *watch) settle() bool {
 	if w.dirfd < 0 {
 		fd, err := unix.Open(w.l.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return
+			return false
 		}
 		w.dirfd = fd
 	}
 	var buf [1024]byte
-	unix.RawSyscall(unix.SYS_GETDENTS64, uintptr(w.dirfd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	_, err := unix.Getdents(w.dirfd, buf[:])
+	return err == nil
 }
 
 // lookFor is the reader's answer to a change of the watched file: while
@@ -317,11 +322,13 @@ func (w *watch) settle() {
 // be watched, or the sleep must end sooner).
 //
 // A waiter that has lost a race after a wake (a crowd) looks after a
-// random pause of up to wakeSpread; the reader pauses for it.
-func (w *watch) lookFor() int {
+// random pause of up to wakeSpread; the reader pauses for it. settled
+// says whether an unlink the event may come of has settled.
+func (w *watch) lookFor(settled bool) int {
 	l := w.l
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.unsettled = !settled
 	if !w.sleeping {
 		return wakeLook
 	}
@@ -473,6 +480,10 @@ func (w *watch) timer(clock retry.Clock, d time.Duration) retry.Timer {
 // within watchedPoll. The caller holds w.mu.
 func (w *watch) sleepFor(due time.Duration, ok, watched bool) time.Duration {
 	switch {
+	case ok && watched && w.unsettled:
+		// The file watched may be one an unlink is removing from the
+		// name, which will never wake us (settle).
+		return min(due, watchedPoll)
 	case ok && watched:
 		return min(due, max(w.d, watchedPoll))
 	case ok:

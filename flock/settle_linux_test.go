@@ -1,0 +1,241 @@
+package flock_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfsflock/nfsflock/internal/testenv"
+)
+
+// unlink(2) tells a file's watchers of its new link count (IN_ATTRIB)
+// before it removes the name, holding the directory's lock throughout: a
+// waiter that looks in between finds the file still at the name. These
+// tests stage that window (second adversarial review of the wake's look).
+
+func init() {
+	roles["attrib-watchers"] = roleAttribWatchers
+	roles["dirlock-holder"] = roleDirlockHolder
+}
+
+// roleAttribWatchers takes as many inotify instances as its user may have,
+// and for each path read from stdin adds a watch for IN_ATTRIB in every
+// one, then says "ok": an unlink of that file then takes longer to tell
+// its watchers before it removes the name.
+func roleAttribWatchers() int {
+	var fds []int
+	for {
+		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+		if err != nil {
+			break
+		}
+		fds = append(fds, fd)
+	}
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		for _, fd := range fds {
+			unix.InotifyAddWatch(fd, in.Text(), unix.IN_ATTRIB)
+		}
+		fmt.Println("ok")
+	}
+	return 0
+}
+
+// attribWatchers is a roleAttribWatchers process.
+type attribWatchers struct {
+	in  *os.File
+	out *bufio.Reader
+}
+
+func startAttribWatchers(t *testing.T, u testenv.User) *attribWatchers {
+	t.Helper()
+	cmd := testenv.ChildAs(t, u, "attrib-watchers")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = r
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	t.Cleanup(func() {
+		w.Close()
+		cmd.Wait()
+	})
+	return &attribWatchers{in: w, out: bufio.NewReader(out)}
+}
+
+func (a *attribWatchers) watch(t *testing.T, path string) {
+	t.Helper()
+	fmt.Fprintln(a.in, path)
+	if line, err := a.out.ReadString('\n'); strings.TrimSpace(line) != "ok" {
+		t.Fatalf("watchers said %q, %v", line, err)
+	}
+}
+
+// TestWaiterWokenByUnlinkAmidWatchers releases a lock flufl.lock's way
+// (the lock path unlinked, the holder's claim kept, as a flufl.lock
+// breaker leaves a crashed holder's) again and again, with two users'
+// worth of other inotify watches on each lock file to widen the unlink's
+// window: every release must wake the waiter, whose retry policy is
+// hourly. Without the settling before a look, some round of 200 lost its
+// wake in 4 of 5 runs (the reviewer's), and 1 of 3 (mine).
+func TestWaiterWokenByUnlinkAmidWatchers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("400 releases amid 256 watchers, about 5 s; skipped with -short")
+	}
+	a, b := testenv.Users(t)
+	dir := testenv.ReachableDir(t)
+	watchers := []*attribWatchers{startAttribWatchers(t, a), startAttribWatchers(t, b)}
+	const rounds = 400
+	lost := 0
+	for i := range rounds {
+		path := filepath.Join(dir, "app"+strconv.Itoa(i)+".lck")
+		claim := foreignHolder(t, path)
+		for _, w := range watchers {
+			w.watch(t, path)
+		}
+		waiter := newLock(t, path, hourly)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		done := make(chan error, 1)
+		go func() { done <- waiter.Acquire(ctx) }()
+		time.Sleep(time.Duration(5+i%7) * time.Millisecond) // into its wait, at varying points
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			lost++
+			t.Logf("round %d: %v", i, err)
+		} else if err := waiter.Release(); err != nil {
+			t.Errorf("round %d: Release() = %v", i, err)
+		}
+		cancel()
+		waiter.Close()
+		os.Remove(claim)
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d releases did not wake the waiter", lost, rounds)
+	}
+}
+
+// roleDirlockHolder holds directory DIR's lock as an unlink(2) does
+// while the file it removes is busy: a write(2) to DIR/victim from a page
+// that faults through userfaultfd holds the victim's inode lock, and an
+// unlink of the victim then waits for it with DIR locked. It says
+// "locked" on stdout (or "unavailable: why" where userfaultfd is), and
+// lets the fault through after HOLD.
+func roleDirlockHolder() int {
+	dir := os.Getenv("DIR")
+	victim := filepath.Join(dir, "victim")
+	fd, err := unix.Open(victim, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	uffd, _, e := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC, 0, 0)
+	if e != 0 {
+		fmt.Println("unavailable: userfaultfd:", e)
+		return 0
+	}
+	api := [3]uint64{0xAA, 0, 0} // struct uffdio_api, UFFD_API
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uffd, 0xc018aa3f, uintptr(unsafe.Pointer(&api))); e != 0 {
+		fmt.Println("unavailable: UFFDIO_API:", e)
+		return 0
+	}
+	mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	reg := [4]uint64{uint64(uintptr(unsafe.Pointer(&mem[0]))), 4096, 1 /* MODE_MISSING */, 0} // struct uffdio_register
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uffd, 0xc020aa00, uintptr(unsafe.Pointer(&reg))); e != 0 {
+		fmt.Println("unavailable: UFFDIO_REGISTER:", e)
+		return 0
+	}
+	wrote, unlinked := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := unix.Write(fd, mem); wrote <- err }()
+	time.Sleep(100 * time.Millisecond) // into the fault, holding the victim's lock
+	go func() { unlinked <- unix.Unlink(victim) }()
+	time.Sleep(100 * time.Millisecond) // into the unlink, holding DIR's
+	select {
+	case err := <-unlinked:
+		fmt.Fprintln(os.Stderr, "the unlink did not wait:", err)
+		return exitError
+	default:
+	}
+	fmt.Println("locked")
+	time.Sleep(envDuration("HOLD", 5*time.Second))
+	unix.Close(int(uffd)) // the fault goes through without userfaultfd
+	<-wrote
+	if err := <-unlinked; err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError
+	}
+	return 0
+}
+
+// TestSettleDoesNotHoldUpTheProcess refreshes a lock (an IN_ATTRIB
+// alone) that a waiter watches, while an unlink in the lock's directory
+// is held up: the waiter's settling waits for that unlink, and must do so
+// in a system call the runtime knows of. A raw one kept its P, so that a
+// collection (a stop of the world) waited for the unlink to end (second
+// adversarial review). The collection must end while the unlink is still
+// held up: the victim is still there.
+func TestSettleDoesNotHoldUpTheProcess(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	foreignHolder(t, path)
+	waiter := newLock(t, path, hourly)
+	done := waitFor(t, waiter)
+	cmd := testenv.Child(t, "dirlock-holder", "DIR="+dir, "HOLD=5s")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("dirlock-holder: %v", err)
+		}
+		os.Remove(path)
+		if err := <-done; err != nil {
+			t.Errorf("Acquire after the release = %v", err)
+		} else {
+			waiter.Release()
+		}
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if why, ok := strings.CutPrefix(line, "unavailable: "); ok {
+		t.Skipf("the directory's lock cannot be held here: %s", why)
+	}
+	if strings.TrimSpace(line) != "locked" {
+		t.Fatalf("dirlock-holder said %q, %v", line, err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the waiter's reader into its settling
+	runtime.GC()
+	if _, err := os.Lstat(filepath.Join(dir, "victim")); errors.Is(err, os.ErrNotExist) {
+		t.Error("a collection waited for an unlink in the lock's directory to end: the waiter's settling holds its P")
+	}
+}
