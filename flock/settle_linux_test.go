@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -29,13 +30,17 @@ func init() {
 	roles["dirlock-holder"] = roleDirlockHolder
 }
 
-// roleAttribWatchers takes as many inotify instances as its user may have,
-// and for each path read from stdin adds a watch for IN_ATTRIB in every
-// one, then says "ok": an unlink of that file then takes longer to tell
-// its watchers before it removes the name.
+// roleAttribWatchers takes as many inotify instances as its user may have
+// (LIMIT at most, if set), and for each path read from stdin adds a watch
+// for IN_ATTRIB in every one, then says "ok": an unlink of that file then
+// takes longer to tell its watchers before it removes the name.
 func roleAttribWatchers() int {
+	limit, err := strconv.Atoi(os.Getenv("LIMIT"))
+	if err != nil {
+		limit = 1 << 20
+	}
 	var fds []int
-	for {
+	for len(fds) < limit {
 		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 		if err != nil {
 			break
@@ -58,9 +63,16 @@ type attribWatchers struct {
 	out *bufio.Reader
 }
 
-func startAttribWatchers(t *testing.T, u testenv.User) *attribWatchers {
+// startAttribWatchers starts a roleAttribWatchers process as u, or as
+// this process's user with at most limit instances if u is nil.
+func startAttribWatchers(t *testing.T, u *testenv.User, limit int) *attribWatchers {
 	t.Helper()
-	cmd := testenv.ChildAs(t, u, "attrib-watchers")
+	var cmd *exec.Cmd
+	if u != nil {
+		cmd = testenv.ChildAs(t, *u, "attrib-watchers")
+	} else {
+		cmd = testenv.Child(t, "attrib-watchers", "LIMIT="+strconv.Itoa(limit))
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -91,18 +103,25 @@ func (a *attribWatchers) watch(t *testing.T, path string) {
 
 // TestWaiterWokenByUnlinkAmidWatchers releases a lock flufl.lock's way
 // (the lock path unlinked, the holder's claim kept, as a flufl.lock
-// breaker leaves a crashed holder's) again and again, with two users'
-// worth of other inotify watches on each lock file to widen the unlink's
+// breaker leaves a crashed holder's) again and again, with three
+// processes' worth of other inotify watches on each lock file (users A's
+// and B's 128 instances each, and 64 of ours) to widen the unlink's
 // window: every release must wake the waiter, whose retry policy is
-// hourly. Without the settling before a look, some round of 200 lost its
-// wake in 4 of 5 runs (the reviewer's), and 1 of 3 (mine).
+// hourly. Every other round the holder refreshes first (an IN_ATTRIB),
+// a moment before the unlink, so that the waiter looks again and
+// re-arms around the unlink's telling: the unlink's own IN_ATTRIB then
+// reaches no watch of the waiter's, and only arm's settling can tell that
+// the file it watches is leaving. Without any settling some round lost
+// its wake in 3 of 5 runs (third adversarial review); with settling only
+// after an IN_ATTRIB (commit 63adefe), the refreshing rounds lost some of
+// 400 (the review's `TestRev3RefreshThenUnlink`).
 func TestWaiterWokenByUnlinkAmidWatchers(t *testing.T) {
 	if testing.Short() {
-		t.Skip("400 releases amid 256 watchers, about 5 s; skipped with -short")
+		t.Skip("400 releases amid 320 watchers, about 5 s; skipped with -short")
 	}
 	a, b := testenv.Users(t)
 	dir := testenv.ReachableDir(t)
-	watchers := []*attribWatchers{startAttribWatchers(t, a), startAttribWatchers(t, b)}
+	watchers := []*attribWatchers{startAttribWatchers(t, &a, 0), startAttribWatchers(t, &b, 0), startAttribWatchers(t, nil, 64)}
 	const rounds = 400
 	lost := 0
 	for i := range rounds {
@@ -116,6 +135,14 @@ func TestWaiterWokenByUnlinkAmidWatchers(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- waiter.Acquire(ctx) }()
 		time.Sleep(time.Duration(5+i%7) * time.Millisecond) // into its wait, at varying points
+		if i%2 == 1 {
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(path, later, later); err != nil { // a refresh
+				t.Fatal(err)
+			}
+			for end := time.Now().Add(time.Duration(i%100) * 5 * time.Microsecond); time.Now().Before(end); {
+			}
+		}
 		if err := os.Remove(path); err != nil {
 			t.Fatal(err)
 		}
@@ -190,9 +217,9 @@ func roleDirlockHolder() int {
 	return 0
 }
 
-// TestSettleDoesNotHoldUpTheProcess refreshes a lock (an IN_ATTRIB
-// alone) that a waiter watches, while an unlink in the lock's directory
-// is held up: the waiter's settling waits for that unlink, and must do so
+// TestSettleDoesNotHoldUpTheProcess refreshes a lock that a waiter
+// watches, while an unlink in the lock's directory is held up: the
+// waiter's look settles, waiting for that unlink, and must do so
 // in a system call the runtime knows of. A raw one kept its P, so that a
 // collection (a stop of the world) waited for the unlink to end (second
 // adversarial review). The collection must end while the unlink is still
@@ -200,7 +227,9 @@ func roleDirlockHolder() int {
 func TestSettleDoesNotHoldUpTheProcess(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.lck")
-	foreignHolder(t, path)
+	// A lock file of one link (a no-links holder's), which every look
+	// settles before it trusts.
+	writeAged(t, path, path+"|elsewhere|4242|1", -time.Hour)
 	waiter := newLock(t, path, hourly)
 	done := waitFor(t, waiter)
 	cmd := testenv.Child(t, "dirlock-holder", "DIR="+dir, "HOLD=5s")

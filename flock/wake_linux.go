@@ -33,7 +33,8 @@ import (
 // then it watches that one and sleeps on, rather than make an attempt
 // bound to fail. While the waiter sleeps, that look is made by the
 // goroutine that reads the events, with raw system calls (all but a
-// reading of the clocks at most once a second, timebase.go): a waiter
+// reading of the clocks at most once a second, timebase.go, and the
+// settling of an unlink that may be under way, see settle): a waiter
 // that sleeps on wakes no other goroutine, and no thread of the runtime's
 // (an ordinary system call wakes the runtime's monitor thread in an
 // idle process, which then polls every 20µs for a while). In a crowd
@@ -81,7 +82,7 @@ type watch struct {
 	f      *os.File
 	fd     int
 	wd     atomic.Int32 // the watch descriptor of the file watched now; 0 for none
-	dirfd  int          // the lock's directory, opened for settle; -1 until then
+	dirfd  int          // the lock's directory, opened for settle under mu; -1 until then
 	events chan int
 	done   chan struct{} // closed when the reader returns
 	quit   chan struct{} // closed by stop: ends the reader's pause before a look
@@ -93,7 +94,8 @@ type watch struct {
 	sleeping  bool          // the waiter sleeps, and the reader may look for it
 	d         time.Duration // the backoff's delay of this sleep
 	deadline  time.Time     // when the waiter's timer fires, by the Lock's clock
-	unsettled bool          // the last event's unlink could not be settled
+	mtime     time.Time     // the watched file's, as arm found it; zero if unknown
+	unsettled bool          // arm could not settle an unlink that may be under way
 	woken     bool          // the last sleep ended at a notified release
 	lost      bool          // an attempt after a notified release failed
 	empty     int           // sleeps in a row that found no file to watch
@@ -158,12 +160,20 @@ const (
 // stood at the name after the watch was attached. A name that changes
 // under every try is not watched this time: the sleep polls.
 //
-// The caller holds w.mu.
+// That proof is not enough while an unlink of the name is under way: see
+// settle. A proven file with fewer than two links (a lock file has its
+// claim's name too, but for a no-links lock) may be one, so arm settles
+// and proves it once more.
+//
+// A watched file's modification time, read by the same look, is left in
+// w.mtime. The caller holds w.mu.
 func (w *watch) arm() int {
+	w.mtime, w.unsettled = time.Time{}, false
 	path, err := unix.BytePtrFromString(w.l.path)
 	if err != nil {
 		return armBlind
 	}
+	settled := false
 	wd, err := w.addWatch(path)
 	for range 8 {
 		if err != nil {
@@ -171,8 +181,22 @@ func (w *watch) arm() int {
 		}
 		again, aerr := w.addWatch(path)
 		if aerr == nil && again == wd {
-			w.wd.Store(int32(wd))
-			return armWatched
+			st, ok := w.statx(path)
+			if ok && st.Nlink < 2 && !settled {
+				settled = true
+				w.unsettled = !w.settle()
+				again, aerr = w.addWatch(path)
+				if aerr == nil && again == wd {
+					st, ok = w.statx(path)
+				}
+			}
+			if aerr == nil && again == wd {
+				if ok {
+					w.mtime = time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec))
+				}
+				w.wd.Store(int32(wd))
+				return armWatched
+			}
 		}
 		// Gone already if its one event fired (EINVAL).
 		w.rmWatch(wd)
@@ -206,22 +230,16 @@ func (w *watch) rmWatch(wd int) {
 	unix.RawSyscall(unix.SYS_INOTIFY_RM_WATCH, uintptr(w.fd), uintptr(wd), 0)
 }
 
-// mtime is the modification time of the file at the lock's name, by a
-// raw statx(2) that does not follow a symbolic link: the reader's look
-// at the lock file, which fs.Lstat makes in the waiter's.
-func (w *watch) mtime() (time.Time, bool) {
-	path, err := unix.BytePtrFromString(w.l.path)
-	if err != nil {
-		return time.Time{}, false
-	}
+// statx is a raw statx(2) of the lock's name that does not follow a
+// symbolic link, for its link count and modification time: the look's
+// stat, which reports false if it fails or the filesystem tells neither.
+func (w *watch) statx(path *byte) (unix.Statx_t, bool) {
 	var st unix.Statx_t
 	cwd := unix.AT_FDCWD // a variable: a negative constant is no uintptr
 	_, _, e := unix.RawSyscall6(unix.SYS_STATX, uintptr(cwd), uintptr(unsafe.Pointer(path)),
-		uintptr(unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT), uintptr(unix.STATX_MTIME), uintptr(unsafe.Pointer(&st)), 0)
-	if e != 0 || st.Mask&unix.STATX_MTIME == 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec)), true
+		uintptr(unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT), uintptr(unix.STATX_MTIME|unix.STATX_NLINK), uintptr(unsafe.Pointer(&st)), 0)
+	want := uint32(unix.STATX_MTIME | unix.STATX_NLINK)
+	return st, e == 0 && st.Mask&want == want
 }
 
 // read passes on what the events say about the watched file until the
@@ -249,9 +267,8 @@ func (w *watch) read(rc syscall.RawConn) {
 			w.signal(wakeLook)
 			return
 		}
-		if found, attrib := parseEvents(buf[:n], w.wd.Load()); found {
-			settled := !attrib || w.settle()
-			if k := w.lookFor(settled); k != wakeNone {
+		if parseEvents(buf[:n], w.wd.Load()) {
+			if k := w.lookFor(); k != wakeNone {
 				w.signal(k)
 			}
 		}
@@ -260,46 +277,38 @@ func (w *watch) read(rc syscall.RawConn) {
 
 // parseEvents reports whether buf holds an event of the watch whose
 // descriptor is cur or a later one, or a queue overflow, which may have
-// lost one; and whether it holds an IN_ATTRIB of any watch, current or
-// earlier: that may be an unlink under way, which a look must first let
-// settle. (An earlier watch's IN_ATTRIB counts too, and brings a look: a
-// look made since, by the waiter, may have found the file still at the
-// name, in the unlink's window, and watched it again.)
-func parseEvents(buf []byte, cur int32) (found, attrib bool) {
+// lost one.
+func parseEvents(buf []byte, cur int32) bool {
+	found := false
 	for len(buf) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
 		end := unix.SizeofInotifyEvent + int(ev.Len)
 		if end > len(buf) {
 			break
 		}
-		switch {
-		case ev.Mask&unix.IN_Q_OVERFLOW != 0:
-			found, attrib = true, true
-		case ev.Mask&unix.IN_ATTRIB != 0:
-			found, attrib = true, true
-		case ev.Wd >= cur:
+		if ev.Mask&unix.IN_Q_OVERFLOW != 0 || ev.Wd >= cur {
 			found = true
 		}
 		buf = buf[end:]
 	}
-	return found, attrib
+	return found
 }
 
 // settle waits until no unlink in the lock's directory is under way, by
 // reading the directory (getdents64, which takes the directory's lock
-// shared), and reports whether it could. unlink(2) reports a change of
-// the link count to the file's watchers (IN_ATTRIB) before it removes the
-// name, under the directory's lock held exclusively throughout (so this
-// rests on the VFS locking the parent for an unlink, as it has always
-// done); a look made in between would find the file still at the name
-// and watch it again, and the removal of a lock file whose claim stays (a
-// flufl.lock release or break) would then never wake the waiter. A rename
-// changes the name before it reports, so IN_MOVE_SELF needs no settling.
+// shared), and reports whether it could. unlink(2) tells the file's
+// watchers of the new link count (IN_ATTRIB) before it removes the name,
+// under the directory's lock held exclusively throughout (this rests on
+// the VFS locking the parent for an unlink, as it has always done): a
+// watch attached in between, after the IN_ATTRIB went out, is proven on a
+// file leaving the name, and hears nothing more of it if its claim stays
+// (a flufl.lock release or break). A rename changes the name before it
+// tells, so it needs no settling.
 //
 // It is an ordinary system call, unlike the others of a look: it waits
 // for as long as an unlink in the directory is held up, and a raw one
 // would keep its thread's P (and hold up the runtime's stops for a
-// collection) all that time.
+// collection) all that time. The caller holds w.mu.
 func (w *watch) settle() bool {
 	if w.dirfd < 0 {
 		fd, err := unix.Open(w.l.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -322,13 +331,11 @@ func (w *watch) settle() bool {
 // be watched, or the sleep must end sooner).
 //
 // A waiter that has lost a race after a wake (a crowd) looks after a
-// random pause of up to wakeSpread; the reader pauses for it. settled
-// says whether an unlink the event may come of has settled.
-func (w *watch) lookFor(settled bool) int {
+// random pause of up to wakeSpread; the reader pauses for it.
+func (w *watch) lookFor() int {
 	l := w.l
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.unsettled = !settled
 	if !w.sleeping {
 		return wakeLook
 	}
@@ -355,11 +362,10 @@ func (w *watch) lookFor(settled bool) int {
 	case armBlind:
 		return wakeLook
 	}
-	mtime, ok := w.mtime()
-	if !ok {
+	if w.mtime.IsZero() {
 		return wakeLook
 	}
-	due, ok := w.due(mtime)
+	due, ok := w.due(w.mtime)
 	if !ok {
 		return wakeAttempt
 	}
@@ -482,7 +488,7 @@ func (w *watch) sleepFor(due time.Duration, ok, watched bool) time.Duration {
 	switch {
 	case ok && watched && w.unsettled:
 		// The file watched may be one an unlink is removing from the
-		// name, which will never wake us (settle).
+		// name, which would never wake us (settle).
 		return min(due, watchedPoll)
 	case ok && watched:
 		return min(due, max(w.d, watchedPoll))
@@ -501,8 +507,9 @@ const watchedPoll = 2 * time.Second
 // until it may be broken, if that lies ahead and is known: its expiry plus
 // the clock slop, or, with WithDeadOwnerBreak, soon after its holder's
 // process on this host exits. It is a hint only (a network filesystem's
-// attributes can be stale): the attempt that follows judges afresh. The
-// caller holds w.mu.
+// attributes can be stale): the attempt that follows judges afresh. It
+// takes the file's time from the arm just made, if that watched it. The
+// caller holds w.mu, and has just called arm.
 func (w *watch) hint() (time.Duration, bool) {
 	l := w.l
 	var mtime time.Time
@@ -520,7 +527,7 @@ func (w *watch) hint() (time.Duration, bool) {
 			// breaker at work), and nothing at the name will change.
 			return 0, false
 		}
-	} else {
+	} else if mtime = w.mtime; mtime.IsZero() {
 		info, err := l.cfg.fs.Lstat(l.path)
 		if err != nil {
 			return 0, false
