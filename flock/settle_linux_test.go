@@ -161,6 +161,104 @@ func TestWaiterWokenByUnlinkAmidWatchers(t *testing.T) {
 	}
 }
 
+// TestWaiterWokenAfterUnlinkAndRelink unlinks a lock file flufl.lock's
+// way (its claim stays) just as a waiter arms its first watch, and links
+// another holder's lock file at the name at once, which that holder
+// releases (by rename) 20 ms later. The lock path lies 300 directories
+// deep, so that each look-up of it is slow and a look's calls are spread
+// out. A stat made after the two calls that prove a watch read the second
+// file while the watch was on the first, leaving: the waiter took the
+// second file's expiry, an hour ahead, for its timer, and heard nothing of
+// its release (fourth adversarial review: 31 of 1,600 releases unseen).
+func TestWaiterWokenAfterUnlinkAndRelink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("150 releases amid 320 watchers, 10–40 s; skipped with -short")
+	}
+	a, b := testenv.Users(t)
+	deep := testenv.ReachableDir(t) + strings.Repeat("/d", 300)
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(deep, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	watchers := []*attribWatchers{startAttribWatchers(t, &a, 0), startAttribWatchers(t, &b, 0), startAttribWatchers(t, nil, 64)}
+	const rounds = 150
+	lost := 0
+	for i := range rounds {
+		name := "app" + strconv.Itoa(i) + ".lck"
+		path := filepath.Join(deep, name)
+		claimA := foreignHolder(t, path)
+		for _, w := range watchers {
+			w.watch(t, path)
+		}
+		claimB := path + "|elsewhere|4243|1"
+		writeAged(t, claimB, claimB, -time.Hour)
+		waiter := newLock(t, path, hourly)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		next, err := unix.Dup(0) // the lowest free descriptor: the waiter's inotify instance will be about there
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(next)
+		done := make(chan error, 1)
+		go func() { done <- waiter.Acquire(ctx) }()
+		if !inotifyAppears(next) {
+			select {
+			case err := <-done:
+				t.Fatalf("Acquire = %v before the release", err)
+			default:
+				t.Fatal("the waiter made no inotify instance")
+			}
+		}
+		for end := time.Now().Add(time.Duration(i%100) * 3 * time.Microsecond); time.Now().Before(end); {
+		}
+		if err := unix.Unlinkat(dfd, name, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Linkat(dfd, filepath.Base(claimB), dfd, name, 0); err == nil {
+			time.Sleep(20 * time.Millisecond)
+			if err := unix.Renameat(dfd, name, dfd, name+".gone"); err != nil {
+				t.Fatal(err)
+			}
+		} else if !errors.Is(err, unix.EEXIST) { // EEXIST: the waiter took the lock first
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			lost++
+			t.Logf("round %d: %v", i, err)
+		} else if err := waiter.Release(); err != nil {
+			t.Errorf("round %d: Release() = %v", i, err)
+		}
+		cancel()
+		waiter.Close()
+		os.Remove(claimA)
+		os.Remove(claimB)
+		os.Remove(path + ".gone")
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d releases did not wake the waiter", lost, rounds)
+	}
+}
+
+// inotifyAppears spins until one of this process's descriptors from n on
+// is an inotify instance, for at most a second, and reports whether one
+// did.
+func inotifyAppears(n int) bool {
+	buf := make([]byte, 64)
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		for fd := n; fd < n+32; fd++ {
+			k, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+			if err == nil && string(buf[:k]) == "anon_inode:inotify" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // roleDirlockHolder holds directory DIR's lock as an unlink(2) does
 // while the file it removes is busy: a write(2) to DIR/victim from a page
 // that faults through userfaultfd holds the victim's inode lock, and an

@@ -161,9 +161,9 @@ const (
 // under every try is not watched this time: the sleep polls.
 //
 // That proof is not enough while an unlink of the name is under way: see
-// settle. A proven file with fewer than two links (a lock file has its
-// claim's name too, but for a no-links lock) may be one, so arm settles
-// and proves it once more.
+// settle. A file with fewer than two links (a lock file has its claim's
+// name too, but for a no-links lock) may be one, so arm settles before it
+// proves the watch.
 //
 // A watched file's modification time, read by the same look, is left in
 // w.mtime. The caller holds w.mu.
@@ -173,30 +173,29 @@ func (w *watch) arm() int {
 	if err != nil {
 		return armBlind
 	}
-	settled := false
+	settled := -1 // the watch settled for, once each
 	wd, err := w.addWatch(path)
 	for range 8 {
 		if err != nil {
 			break
 		}
+		// The stat comes between the two calls that prove the watch: if
+		// both find the same watch, no event has fired on the file
+		// watched, so it stood at the name throughout, and the stat read
+		// it.
+		st, ok := w.statx(path)
+		if ok && st.Nlink < 2 && settled != wd {
+			settled = wd
+			w.unsettled = !w.settle()
+			st, ok = w.statx(path)
+		}
 		again, aerr := w.addWatch(path)
 		if aerr == nil && again == wd {
-			st, ok := w.statx(path)
-			if ok && st.Nlink < 2 && !settled {
-				settled = true
-				w.unsettled = !w.settle()
-				again, aerr = w.addWatch(path)
-				if aerr == nil && again == wd {
-					st, ok = w.statx(path)
-				}
+			if ok {
+				w.mtime = time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec))
 			}
-			if aerr == nil && again == wd {
-				if ok {
-					w.mtime = time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec))
-				}
-				w.wd.Store(int32(wd))
-				return armWatched
-			}
+			w.wd.Store(int32(wd))
+			return armWatched
 		}
 		// Gone already if its one event fired (EINVAL).
 		w.rmWatch(wd)
