@@ -37,7 +37,7 @@ func init() {
 func roleAttribWatchers() int {
 	limit, err := strconv.Atoi(os.Getenv("LIMIT"))
 	if err != nil {
-		limit = 1 << 20
+		limit = 1024 // beyond any usual fs.inotify.max_user_instances (128)
 	}
 	var fds []int
 	for len(fds) < limit {
