@@ -96,6 +96,7 @@ type watch struct {
 	deadline  time.Time     // when the waiter's timer fires, by the Lock's clock
 	mtime     time.Time     // the watched file's, as arm found it; zero if unknown
 	unsettled bool          // arm could not settle an unlink that may be under way
+	noStatx   bool          // the system refuses statx: stat uses fstatat
 	woken     bool          // the last sleep ended at a notified release
 	lost      bool          // an attempt after a notified release failed
 	empty     int           // sleeps in a row that found no file to watch
@@ -166,7 +167,7 @@ const (
 // proves the watch.
 //
 // A watched file's modification time, read by the same look, is left in
-// w.mtime. The caller holds w.mu.
+// w.mtime (zero if no stat could tell it). The caller holds w.mu.
 func (w *watch) arm() int {
 	w.mtime, w.unsettled = time.Time{}, false
 	path, err := unix.BytePtrFromString(w.l.path)
@@ -183,17 +184,15 @@ func (w *watch) arm() int {
 		// both find the same watch, no event has fired on the file
 		// watched, so it stood at the name throughout, and the stat read
 		// it.
-		st, ok := w.statx(path)
-		if ok && st.Nlink < 2 && settled != wd {
+		nlink, mtime, ok := w.stat(path)
+		if (!ok || nlink < 2) && settled != wd { // a link count unknown is settled too
 			settled = wd
 			w.unsettled = !w.settle()
-			st, ok = w.statx(path)
+			_, mtime, _ = w.stat(path)
 		}
 		again, aerr := w.addWatch(path)
 		if aerr == nil && again == wd {
-			if ok {
-				w.mtime = time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec))
-			}
+			w.mtime = mtime
 			w.wd.Store(int32(wd))
 			return armWatched
 		}
@@ -229,16 +228,32 @@ func (w *watch) rmWatch(wd int) {
 	unix.RawSyscall(unix.SYS_INOTIFY_RM_WATCH, uintptr(w.fd), uintptr(wd), 0)
 }
 
-// statx is a raw statx(2) of the lock's name that does not follow a
-// symbolic link, for its link count and modification time: the look's
-// stat, which reports false if it fails or the filesystem tells neither.
-func (w *watch) statx(path *byte) (unix.Statx_t, bool) {
-	var st unix.Statx_t
-	cwd := unix.AT_FDCWD // a variable: a negative constant is no uintptr
-	_, _, e := unix.RawSyscall6(unix.SYS_STATX, uintptr(cwd), uintptr(unsafe.Pointer(path)),
-		uintptr(unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT), uintptr(unix.STATX_MTIME|unix.STATX_NLINK), uintptr(unsafe.Pointer(&st)), 0)
-	want := uint32(unix.STATX_MTIME | unix.STATX_NLINK)
-	return st, e == 0 && st.Mask&want == want
+// stat returns the link count and modification time of the file at the
+// lock's name, not following a symbolic link: by a raw statx(2), or where
+// the system has none (Linux before 4.11, or a seccomp profile without
+// it) by an ordinary fstatat, or not at all (ok false).
+func (w *watch) stat(path *byte) (nlink uint64, mtime time.Time, ok bool) {
+	if !w.noStatx {
+		var st unix.Statx_t
+		cwd := unix.AT_FDCWD // a variable: a negative constant is no uintptr
+		_, _, e := unix.RawSyscall6(unix.SYS_STATX, uintptr(cwd), uintptr(unsafe.Pointer(path)),
+			uintptr(unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT), uintptr(unix.STATX_MTIME|unix.STATX_NLINK), uintptr(unsafe.Pointer(&st)), 0)
+		want := uint32(unix.STATX_MTIME | unix.STATX_NLINK)
+		switch {
+		case e == 0 && st.Mask&want == want:
+			return uint64(st.Nlink), time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec)), true
+		case e == 0 || e == unix.ENOSYS || e == unix.EPERM:
+			w.noStatx = true
+		default:
+			return 0, time.Time{}, false
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(unix.AT_FDCWD, w.l.path, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return 0, time.Time{}, false
+	}
+	sec, nsec := st.Mtim.Unix()
+	return uint64(st.Nlink), time.Unix(sec, nsec), true
 }
 
 // read passes on what the events say about the watched file until the
