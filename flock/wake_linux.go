@@ -33,8 +33,9 @@ import (
 // then it watches that one and sleeps on, rather than make an attempt
 // bound to fail. While the waiter sleeps, that look is made by the
 // goroutine that reads the events, with raw system calls (all but a
-// reading of the clocks at most once a second, timebase.go, and the
-// settling of an unlink that may be under way, see settle): a waiter
+// reading of the clocks at most once a second, timebase.go; the settling
+// of an unlink that may be under way, see settle; and a stat where the
+// system refuses statx): a waiter
 // that sleeps on wakes no other goroutine, and no thread of the runtime's
 // (an ordinary system call wakes the runtime's monitor thread in an
 // idle process, which then polls every 20µs for a while). In a crowd
