@@ -175,7 +175,7 @@ func (w *watch) arm() int {
 	if err != nil {
 		return armBlind
 	}
-	settled := -1 // the watch settled for, once each
+	settled := -1 // the watch descriptor last settled for: each is settled once
 	wd, err := w.addWatch(path)
 	for range 8 {
 		if err != nil {
