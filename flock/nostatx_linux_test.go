@@ -68,7 +68,8 @@ func TestWaiterWokenWithoutStatx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^TestWaiterWokenAfterUnlinkAndRelink$", "-test.count=1", "-test.v")
+	const inner = "TestWaiterWokenAfterUnlinkAndRelink"
+	cmd := exec.Command(exe, "-test.run=^"+inner+"$", "-test.count=1", "-test.v", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), noStatxEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	if strings.Contains(string(out), "--- SKIP") {
@@ -82,5 +83,7 @@ func TestWaiterWokenWithoutStatx(t *testing.T) {
 			}
 		}
 		t.Errorf("without statx: %v\n%s", err, strings.Join(lines, "\n"))
+	} else if !strings.Contains(string(out), "--- PASS: "+inner) {
+		t.Errorf("the child did not run %s:\n%s", inner, out)
 	}
 }
