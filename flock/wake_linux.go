@@ -97,7 +97,7 @@ type watch struct {
 	deadline  time.Time     // when the waiter's timer fires, by the Lock's clock
 	mtime     time.Time     // the watched file's, as arm found it; zero if unknown
 	unsettled bool          // arm could not settle an unlink that may be under way
-	noStatx   bool          // the system refuses statx: stat uses fstatat
+	noStatx   bool          // the system refuses statx: stat uses Lstat
 	woken     bool          // the last sleep ended at a notified release
 	lost      bool          // an attempt after a notified release failed
 	empty     int           // sleeps in a row that found no file to watch
@@ -232,7 +232,7 @@ func (w *watch) rmWatch(wd int) {
 // stat returns the link count and modification time of the file at the
 // lock's name, not following a symbolic link: by a raw statx(2), or where
 // the system has none (Linux before 4.11, or a seccomp profile without
-// it) by an ordinary fstatat, or not at all (ok false).
+// it) by the filesystem's ordinary Lstat, or not at all (ok false).
 func (w *watch) stat(path *byte) (nlink uint64, mtime time.Time, ok bool) {
 	if !w.noStatx {
 		var st unix.Statx_t
@@ -249,12 +249,11 @@ func (w *watch) stat(path *byte) (nlink uint64, mtime time.Time, ok bool) {
 			return 0, time.Time{}, false
 		}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(unix.AT_FDCWD, w.l.path, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	info, err := w.l.cfg.fs.Lstat(w.l.path)
+	if err != nil {
 		return 0, time.Time{}, false
 	}
-	sec, nsec := st.Mtim.Unix()
-	return uint64(st.Nlink), time.Unix(sec, nsec), true
+	return info.Nlink, info.ModTime, true
 }
 
 // read passes on what the events say about the watched file until the
