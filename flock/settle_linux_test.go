@@ -338,6 +338,9 @@ func roleDirlockHolder() int {
 // adversarial review). The collection must end while the unlink is still
 // held up: the victim is still there.
 func TestSettleDoesNotHoldUpTheProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("holds an unlink up for 5 s; skipped with -short")
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.lck")
 	// A lock file of one link (a no-links holder's), which every look
