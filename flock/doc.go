@@ -185,8 +185,11 @@
 // breaker had taken meanwhile. A breaker first takes the breakers' lock
 // L.break (the same name whatever the separator): a fresh claim-shaped file
 // of its own with a lease of 5 s, linked to L.break. Others break L.break
-// once its expiry and the larger of the clock slop and 5 s have passed, or
-// at once if its expiry lies further ahead than a breaker writes. A live
+// once its expiry and the larger of the clock slop and 5 s have passed. One
+// whose expiry lies further ahead than a breaker of their clock writes was
+// planted, or written by a breaker whose clock runs fast (expiries are
+// written by the later of the filesystem's clock and the host's): they
+// break it once they have seen it unchanged for 5 s and that slop. A live
 // breaker's L.break is never broken at once, not even by [Lock.Break] with
 // force: a real breaker is done in milliseconds, so a forced Break waits
 // out its 5 s lease and breaks only an L.break left unchanged that long,
@@ -283,8 +286,9 @@
 // further ahead than the Lock's lifetime and the slop (written by a host
 // whose clock ran far ahead, or judged after a clock jumped back); such a
 // lock is not broken before its expiry, except by [Lock.Break] with force.
-// The breakers' lock is the exception it always was: one whose expiry lies
-// further ahead than a breaker writes was planted and is broken at once.
+// The breakers' lock is the exception: one whose expiry lies further ahead
+// than a breaker writes is broken once it has stood unchanged for its 5 s
+// lease and the slop, however far ahead it lies.
 //
 // # Clock slop
 //

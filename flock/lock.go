@@ -66,6 +66,11 @@ type Lock struct {
 	waiting     error // why the last attempt could not break an expired lock; reported at a timeout
 	closed      bool
 
+	// farBreakers is the breakers' lock last seen with an expiry further
+	// ahead than a breaker writes, and when it was first seen
+	// (breakersBreakable).
+	farBreakers *sighting
+
 	acq   *acquisition // the current or last acquisition: its expiry and keepers (keepalive.go)
 	token uint64       // fencing token of the current acquisition; 0 for none (fencing.go)
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -685,10 +686,11 @@ func TestReplacedByNonRegular(t *testing.T) {
 
 // TestBreakersLock: a process breaks a lock only while it holds the
 // breakers' lock beside it (path.break). One held by a live breaker within
-// its short lifetime makes others leave the lock alone for now; one that
-// has expired, or whose expiry lies further ahead than a breaker writes
-// (planted), is broken in turn; a dead local breaker's is judged by its
-// expiry unless WithDeadOwnerBreak is set; none is left behind.
+// its short lifetime makes others leave the lock alone for now, and so
+// does, at first sight, one whose expiry lies further ahead than a breaker
+// writes (TestFarBreakersLockBrokenOnceUnchanged); one that has expired is
+// broken in turn; a dead local breaker's is judged by its expiry unless
+// WithDeadOwnerBreak is set; none is left behind.
 func TestBreakersLock(t *testing.T) {
 	host, _ := os.Hostname()
 	deadPID := itoa(deadPID(t))
@@ -703,7 +705,7 @@ func TestBreakersLock(t *testing.T) {
 		{"live breaker elsewhere", "app.lck|elsewhere|1|1", -2 * time.Second, nil, false},
 		{"dead local breaker", "app.lck|" + host + "|" + deadPID + "|1", -2 * time.Second, nil, false},
 		{"dead local breaker, dead-owner break", "app.lck|" + host + "|" + deadPID + "|1", -2 * time.Second, []flock.Option{flock.WithDeadOwnerBreak()}, true},
-		{"planted far ahead", "app.lck|elsewhere|1|1", -time.Hour, nil, true},
+		{"far ahead, first sight", "app.lck|elsewhere|1|1", -time.Hour, nil, false},
 		{"expired breaker elsewhere", "app.lck|elsewhere|1|1", time.Hour, nil, true},
 		{"garbage, expired", "garbage", time.Hour, nil, true},
 		{"none", "", 0, nil, true},
@@ -736,5 +738,53 @@ func TestBreakersLock(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// steppedClock is the system clock and an offset that the test moves
+// forward, to stand for time passing.
+type steppedClock struct{ d atomic.Int64 }
+
+func (c *steppedClock) Now() time.Time                       { return time.Now().Add(time.Duration(c.d.Load())) }
+func (c *steppedClock) step(d time.Duration)                 { c.d.Add(int64(d)) }
+func (c *steppedClock) NewTimer(d time.Duration) retry.Timer { return retry.SystemClock.NewTimer(d) }
+
+// TestFarBreakersLockBrokenOnceUnchanged: a breakers' lock whose expiry
+// lies further ahead than a breaker writes (planted, or written by a live
+// breaker whose clock runs ahead of the filesystem's) is broken once the
+// Lock has seen it unchanged for a breaker's lease and the slop (5 s and
+// at least 5 s), not at first sight; one that changes meanwhile starts the
+// count again. TestFastBreakersLockIsLive shows why not at once.
+func TestFarBreakersLockBrokenOnceUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	breakers := path + ".break"
+	writeAged(t, path, "expired holder", time.Hour)
+	writeAged(t, breakers, "app.lck|elsewhere|1|1", -time.Hour)
+	clock := &steppedClock{}
+	const unchanged = 10 * time.Second // breakTTL and the slop (5 s at least)
+	l := newLock(t, path, flock.WithClock(clock), flock.WithClockSlop(time.Second))
+	try := func(want bool, when string) {
+		t.Helper()
+		if ok, err := l.TryAcquire(); ok != want || err != nil {
+			t.Fatalf("TryAcquire() %s = %v, %v; want %v", when, ok, err, want)
+		}
+	}
+	try(false, "at first sight of the far-ahead breakers' lock")
+	clock.step(unchanged - time.Second)
+	try(false, "a second before it has stood unchanged 10 s")
+	// Changed (a live breaker refreshing it): the count starts again.
+	writeAged(t, breakers, "app.lck|elsewhere|1|1", -time.Hour-time.Minute)
+	clock.step(2 * time.Second)
+	try(false, "just after it changed")
+	clock.step(unchanged - time.Second)
+	try(false, "a second before it has stood unchanged 10 s since it changed")
+	clock.step(2 * time.Second)
+	try(true, "once it has stood unchanged 10 s")
+	if _, err := os.Lstat(breakers); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the breakers' lock is still there after the break: %v", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1360,8 +1360,8 @@ func moveNoReplace(fsys fsys.FS, oldname, newname string) error {
 //
 // A break takes milliseconds, so the breakers' lock has a short lifetime
 // of its own, breakTTL, whatever the lock's lifetime; others break it once
-// breakSlop has passed after that. An expiry further ahead than breakTTL
-// and that slop allow was not written by a breaker, and is broken at once.
+// breakSlop has passed after that, and one further ahead than breakTTL and
+// that slop allow once it has stood unchanged that long (farSeenFor).
 const breakTTL = 5 * time.Second
 
 // errBreaking says that another process holds the breakers' lock.
@@ -1377,9 +1377,10 @@ func (l *Lock) breakSlop() time.Duration { return max(l.cfg.slop, breakTTL) }
 
 // lockBreakers takes the breakers' lock: a fresh file of ours, whose
 // expiry is breakTTL from now, linked to the breakers' path. One that has
-// expired, or was planted with an expiry no breaker writes, is broken like
-// a lock. One that a live breaker holds is not, even by a forced break:
-// that breaker would go on to move whatever then stands at the lock path.
+// expired, or lies far ahead and stood unchanged (breakersBreakable), is
+// broken like a lock. One that a live breaker holds is not, even by a
+// forced break: that breaker would go on to move whatever then stands at
+// the lock path.
 // It returns an error wrapping errBreaking that says who holds it.
 func (l *Lock) lockBreakers() (*claimFile, error) {
 	b, err := l.newClaim(breakTTL)
@@ -1480,16 +1481,53 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 }
 
 // breakersBreakable reports whether the breakers' lock s may be broken:
-// it expired, it was planted, or (only with WithDeadOwnerBreak) its
-// holder is a process of this host known to be gone.
+// it expired, it lies far ahead and has stood unchanged for as long as a
+// breaker's lease and the slop (farSeenFor), or (only with
+// WithDeadOwnerBreak) its holder is a process of this host known to be
+// gone. Called with l.mu held.
 func (l *Lock) breakersBreakable(s snapshot) bool {
 	switch {
 	case l.expiredBy(s.info.ModTime, l.breakSlop()):
 		return true
 	case l.aheadBy(s.info.ModTime) > breakTTL+l.breakSlop():
-		return true
+		if mutated("far-breakers-at-once") || l.farSeenFor(s, breakTTL+l.breakSlop()) {
+			return true
+		}
+	default:
+		l.farBreakers = nil
 	}
 	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
+}
+
+// A breakers' lock whose expiry lies further ahead than a breaker writes
+// by this Lock's time was planted, or written by a live breaker whose
+// clock runs ahead of the filesystem's by more than the slop: a Lock
+// writes its expiries from the later of the filesystem's clock and its
+// own (timebase.go, fsNow), so that Locks on a mount that stamps with its
+// client's clock judge them right. Such a breaker's lease still ends
+// breakTTL after it last set its expiry, by its own clocks, and every
+// such change gives the file new times. So the file is broken once this
+// Lock has seen it unchanged (the same contents, times and, where
+// reported, inode) for breakTTL and the slop by its run clock, which no
+// one sets: it was there before the first sighting, and the slop covers
+// a cached view that showed it unchanged a while after it changed.
+// Breaking it at once, as before, let a breaker whose clock ran a minute
+// fast have company (simulation seed 15001001).
+type sighting struct {
+	s  snapshot
+	at time.Duration // the run clock's reading at the first sighting
+}
+
+// farSeenFor reports whether this Lock has seen the breakers' lock s, far
+// ahead, unchanged for d; it starts the count on a first sighting. Called
+// with l.mu held.
+func (l *Lock) farSeenFor(s snapshot, d time.Duration) bool {
+	now := l.read().run
+	if f := l.farBreakers; f != nil && sameInstance(f.s)(s) {
+		return now-f.at >= d
+	}
+	l.farBreakers = &sighting{s: s, at: now}
+	return false
 }
 
 // unlockBreakers removes the breakers' lock if it is still ours, and then

@@ -554,11 +554,13 @@ func TestSharedForgedContents(t *testing.T) {
 }
 
 // TestSharedPlantedBreakersLock: the attacker plants the breakers' lock
-// with an expiry far ahead, which no breaker writes, in front of an
-// expired lock. A waiter breaks it (it was planted) and then the expired
-// lock, and takes the lock, wherever it may remove the attacker's file.
-// In a sticky directory a user cannot: the expired lock is contention,
-// and the timeout says whose file is in the way.
+// with an expiry far ahead, which no breaker of a right clock writes, in
+// front of an expired lock. A waiter breaks it once it has stood unchanged
+// for a breaker's lease and the slop (15 s with the default slop: a live
+// breaker whose clock runs fast writes such expiries too), and then the
+// expired lock, and takes the lock, wherever it may remove the attacker's
+// file. In a sticky directory a user cannot: the expired lock is
+// contention, and the timeout says whose file is in the way.
 func TestSharedPlantedBreakersLock(t *testing.T) {
 	t.Parallel()
 	forEachStage(t, func(t *testing.T, s *stage) {
@@ -566,7 +568,7 @@ func TestSharedPlantedBreakersLock(t *testing.T) {
 		// An expired lock of the victim's own, whose holder is gone.
 		v.must(request{Op: "create", Path: s.lock, Data: s.lock + "|gone.example|4242|1", Times: time.Now().Add(-time.Hour)})
 		att.must(request{Op: "create", Path: s.lock + ".break", Data: s.lock + "|attacker.example|1|1", Times: time.Now().Add(time.Hour)})
-		v.newLock(s.lock, patience(!s.victimMayRemove()))
+		v.newLock(s.lock, 25*time.Second)
 		r := v.do(request{Op: "acquire"})
 		if s.victimMayRemove() {
 			if r.Err != "" {
