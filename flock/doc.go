@@ -189,7 +189,13 @@
 // whose expiry lies further ahead than a breaker of their clock writes was
 // planted, or written by a breaker whose clock runs fast (expiries are
 // written by the later of the filesystem's clock and the host's): they
-// break it once they have seen it unchanged for 5 s and that slop. A live
+// break it once it has stood unchanged for 5 s and that slop, by its
+// change time where the filesystem stamps change times (not sshfs), else
+// by their own sightings of it, which a process's Locks share. Its
+// breaker counts its 5 s lease by a clock no one sets too, so that a fast
+// wall clock stepped back cannot stretch it. Until then an acquirer that
+// finds such a file waits up to a second for its breaker to be done, as
+// for any live breaker. A live
 // breaker's L.break is never broken at once, not even by [Lock.Break] with
 // force: a real breaker is done in milliseconds, so a forced Break waits
 // out its 5 s lease and breaks only an L.break left unchanged that long,
@@ -288,7 +294,7 @@
 // lock is not broken before its expiry, except by [Lock.Break] with force.
 // The breakers' lock is the exception: one whose expiry lies further ahead
 // than a breaker writes is broken once it has stood unchanged for its 5 s
-// lease and the slop, however far ahead it lies.
+// lease and the slop (see Breaking), however far ahead it lies.
 //
 // # Clock slop
 //

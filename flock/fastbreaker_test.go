@@ -5,11 +5,13 @@ package flock
 import (
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
+	"github.com/nfsflock/nfsflock/retry"
 )
 
 // TestFastBreakersLockIsLive: a breaker whose clock runs a minute ahead of
@@ -73,4 +75,218 @@ func TestFastBreakersLockIsLive(t *testing.T) {
 	if !ok || err != nil {
 		t.Errorf("the fast breaker's TryAcquire() = %v, %v; want true, nil", ok, err)
 	}
+}
+
+// shiftedClocks are a Lock's wall clock and run clock, each the system's
+// plus an offset the test moves, to stand for time passing (both) and for
+// a wall clock stepped by NTP (the wall's alone).
+type shiftedClocks struct{ wall, run atomic.Int64 }
+
+func (c *shiftedClocks) Now() time.Time {
+	return time.Now().Round(0).Add(time.Duration(c.wall.Load()))
+}
+func (c *shiftedClocks) NewTimer(d time.Duration) retry.Timer { return retry.SystemClock.NewTimer(d) }
+
+// pass stands for d passing.
+func (c *shiftedClocks) pass(d time.Duration) { c.wall.Add(int64(d)); c.run.Add(int64(d)) }
+
+func (c *shiftedClocks) options() []Option {
+	start := time.Now()
+	return []Option{WithClock(c), withRunClock(func() time.Duration { return time.Since(start) + time.Duration(c.run.Load()) })}
+}
+
+// TestFastBreakerSteppedBackMovesNothing: a breaker whose clock runs a
+// minute fast holds the breakers' lock, a minute ahead, and pauses for
+// 11 s, while NTP steps its wall clock back to the right time. A Lock of
+// a right clock that saw the breakers' lock at the start of the pause has
+// seen it unchanged for a breaker's lease and the slop by its end, and
+// breaks it, and takes the lock. The breaker's lease by the upper bound
+// on the filesystem's clock, which the step brought back to the
+// filesystem's, would run on to the far expiry; by its run clock it ended
+// 5 s after it set the expiry (breakLeaseOver), so it moves nothing.
+// Without that, it moved the new holder's lock file aside and a third
+// process linked in the gap: two holders (the seventh review). Time
+// passes through the clocks, not by sleeping.
+func TestFastBreakerSteppedBackMovesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	breakers := path + ".break"
+	if err := os.WriteFile(path, []byte(path+"|gone.example|4242|1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	newLock := func(opts ...Option) *Lock {
+		l, err := New(path, append([]Option{WithLifetime(5 * time.Second), WithClockSlop(time.Second)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	var bClocks, cClocks shiftedClocks
+	bClocks.wall.Store(int64(time.Minute))
+	fsB := &fsystest.Faulty{FS: fsys.OS}
+	b := newLock(append(bClocks.options(), withFS(fsB))...)
+	c, d := newLock(cClocks.options()...), newLock()
+	const pause = 11 * time.Second // more than breakTTL and the slop (5 s + 5 s)
+	var (
+		linked, moved bool
+		cFirst        bool
+		cOK, dOK      bool
+	)
+	fsB.OnLink = func(next func(string, string) error, o, n string) error {
+		err := next(o, n)
+		if n == breakers && err == nil && !linked {
+			linked = true
+			cFirst, _ = c.TryAcquire() // first sight: left alone
+			bClocks.pass(pause)
+			bClocks.wall.Add(int64(-time.Minute)) // NTP's step
+			cClocks.pass(pause)
+		}
+		return err
+	}
+	fsB.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && !moved {
+			moved = true
+			cOK, _ = c.TryAcquire()
+			err := next(o, n)
+			dOK, _ = d.TryAcquire()
+			return err
+		}
+		return next(o, n)
+	}
+	bOK, bErr := b.TryAcquire()
+	if !linked {
+		t.Fatal("the fast breaker took no breakers' lock: nothing was staged")
+	}
+	if cFirst {
+		t.Fatal("the Lock of a right clock broke the live breaker's lock at first sight")
+	}
+	if moved {
+		t.Errorf("the breaker, paused past its 5 s lease and its fast wall clock stepped back, moved the lock file (the next holder's: %v; a third process linked in the gap: %v)", cOK, dOK)
+	}
+	if bOK {
+		t.Errorf("the breaker's TryAcquire() = true, %v; want false: its lease on the breakers' lock ran out in its pause", bErr)
+	}
+}
+
+// ctimeFS reports the change time of the file at path as ctime gives it
+// for the file's attributes.
+type ctimeFS struct {
+	fsys.FS
+	path  string
+	ctime func(fsys.Info) time.Time
+}
+
+type ctimeFile struct {
+	fsys.File
+	fs *ctimeFS
+}
+
+func (f *ctimeFS) Lstat(p string) (fsys.Info, error) {
+	i, err := f.FS.Lstat(p)
+	if err == nil && p == f.path {
+		i.ChangeTime = f.ctime(i)
+	}
+	return i, err
+}
+
+func (f *ctimeFS) Open(p string) (fsys.File, error) {
+	file, err := f.FS.Open(p)
+	if err != nil || p != f.path {
+		return file, err
+	}
+	return ctimeFile{file, f}, nil
+}
+
+func (f ctimeFile) Stat() (fsys.Info, error) {
+	i, err := f.File.Stat()
+	if err == nil {
+		i.ChangeTime = f.fs.ctime(i)
+	}
+	return i, err
+}
+
+// TestFarBreakersLockByChangeTime: where change times are the
+// filesystem's stamps, a breakers' lock far ahead whose change time is
+// older than a breaker's lease and the slop is broken at first sight
+// (ctime an hour ago); where they are copies of the modification time
+// (sshfs), only the Lock's own sightings count, and it is not.
+func TestFarBreakersLockByChangeTime(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		ctime  func(fsys.Info) time.Time
+		breaks bool
+	}{
+		{"stamped an hour ago", func(fsys.Info) time.Time { return time.Now().Add(-time.Hour) }, true},
+		{"stamped a moment ago", func(fsys.Info) time.Time { return time.Now() }, false},
+		{"a copy of the modification time", func(i fsys.Info) time.Time { return i.ModTime }, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.lck")
+			breakers := path + ".break"
+			for p, at := range map[string]time.Time{path: time.Now().Add(-time.Hour), breakers: time.Now().Add(time.Hour)} {
+				if err := os.WriteFile(p, []byte(path+"|elsewhere|1|1"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(p, at, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l, err := New(path, WithLifetime(5*time.Second), WithClockSlop(time.Second), withFS(&ctimeFS{FS: fsys.OS, path: breakers, ctime: tt.ctime}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if ok, err := l.TryAcquire(); ok != tt.breaks || err != nil {
+				t.Errorf("TryAcquire() = %v, %v; want %v", ok, err, tt.breaks)
+			}
+		})
+	}
+}
+
+// TestFarSightingsShared: where change times are copies (sshfs), a
+// far-ahead breakers' lock is judged by sightings alone, and a Lock made
+// for one acquisition (as guard makes them) would never see it long
+// enough: each new Lock would wait out outwaitBreaker beside it, for as
+// long as it stands (the seventh review). The Locks of a process on the
+// system's clocks share their sightings: a new Lock, 11 s after another
+// first saw the file (on the process's monotonic clock, moved here by
+// the test), breaks it.
+func TestFarSightingsShared(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.lck")
+	breakers := path + ".break"
+	for p, at := range map[string]time.Time{path: time.Now().Add(-time.Hour), breakers: time.Now().Add(time.Hour)} {
+		if err := os.WriteFile(p, []byte(path+"|elsewhere|1|1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var passed atomic.Int64
+	real := sinceMonoStart
+	sinceMonoStart = func() time.Duration { return real() + time.Duration(passed.Load()) }
+	defer func() { sinceMonoStart = real }()
+	try := func(want bool, when string) {
+		t.Helper()
+		l, err := New(path, WithLifetime(5*time.Second), WithClockSlop(time.Second), withFS(&ctimeFS{FS: fsys.OS, path: breakers, ctime: func(i fsys.Info) time.Time { return i.ModTime }}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if ok, err := l.TryAcquire(); ok != want || err != nil {
+			t.Fatalf("a new Lock's TryAcquire() %s = %v, %v; want %v", when, ok, err, want)
+		}
+	}
+	try(false, "at the first sight of the far-ahead breakers' lock")
+	passed.Add(int64(9 * time.Second))
+	try(false, "9 s after another Lock first saw it")
+	passed.Add(int64(2 * time.Second))
+	try(true, "11 s after another Lock first saw it")
 }

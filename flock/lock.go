@@ -67,8 +67,8 @@ type Lock struct {
 	closed      bool
 
 	// farBreakers is the breakers' lock last seen with an expiry further
-	// ahead than a breaker writes, and when it was first seen
-	// (breakersBreakable).
+	// ahead than a breaker writes, and when it was first seen, for a Lock
+	// that does not share its sightings (farSeenFor).
 	farBreakers *sighting
 
 	acq   *acquisition // the current or last acquisition: its expiry and keepers (keepalive.go)

@@ -37,6 +37,10 @@ type claimFile struct {
 	// its times were set (zero if that stat failed): a quick look (see
 	// quickMine) expects to find it.
 	stamp time.Time
+	// timed is the run clock's reading just before its expiry was last
+	// worked out: a breakers' lock's lease ends breakTTL after it by the
+	// run clock, whatever the wall clock does since.
+	timed time.Duration
 
 	// pub is the lock file this claim published by creating it (see
 	// publishCreate), kept open for the same reasons as f; nil where the
@@ -146,6 +150,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		// time, and only then given its expiry (timebase.go).
 		stamp := l.writeStampNeeded()
 		var expiry time.Time
+		timed := l.read().run
 		if !stamp {
 			expiry = l.expiryIn(life)
 		}
@@ -170,6 +175,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		if err == nil && stamp {
 			l.observeWrite(before, info)
 			before = l.read()
+			timed = before.run
 			expiry = l.expiryIn(life)
 			if err = f.SetTimes(expiry); err == nil {
 				info, err = f.Stat()
@@ -196,7 +202,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 			// the file we created, and is judged by its identity.
 			l.ident = identityYes
 		}
-		return &claimFile{name: name, f: f, info: info, expiry: expiry, stamp: info.ModTime}, nil
+		return &claimFile{name: name, f: f, info: info, expiry: expiry, stamp: info.ModTime, timed: timed}, nil
 	}
 	return nil, err
 }
@@ -1173,7 +1179,7 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	start := l.now()
 	s, ok := l.recheck(s, force)
 	now := l.now()
-	if !ok || l.leaseOver(b.info.ModTime) {
+	if !ok || l.breakLeaseOver(b) {
 		return false, nil
 	}
 	if d := now.Sub(start); (d < 0 || d > recheckMax) && !mutated("recheck-unbounded") {
@@ -1221,16 +1227,17 @@ func (l *Lock) outwaitCache(b *claimFile) error {
 			return fmt.Errorf("%w (its own breakers' lock was removed while it waited)", errBreaking)
 		} else if err != nil {
 			return err
-		} else if ok, err := l.isFileOf(cur, b); err != nil || !ok || l.leaseOver(b.info.ModTime) {
+		} else if ok, err := l.isFileOf(cur, b); err != nil || !ok || l.breakLeaseOver(b) {
 			return fmt.Errorf("%w (lost its own breakers' lock while it waited)", errBreaking)
 		}
 		f, _ := b.file()
+		timed := l.read().run
 		expiry := l.expiryIn(breakTTL)
 		if err := f.SetTimes(expiry); err != nil {
 			return err
 		}
 		// b's lease is what the breaker judges its own by.
-		b.info.ModTime = expiry
+		b.info.ModTime, b.timed = expiry, timed
 		if info, err := f.Stat(); err == nil && info.ModTime.Before(expiry) {
 			b.info.ModTime = info.ModTime
 		}
@@ -1482,7 +1489,7 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 
 // breakersBreakable reports whether the breakers' lock s may be broken:
 // it expired, it lies far ahead and has stood unchanged for as long as a
-// breaker's lease and the slop (farSeenFor), or (only with
+// breaker's lease and the slop (unchangedFor), or (only with
 // WithDeadOwnerBreak) its holder is a process of this host known to be
 // gone. Called with l.mu held.
 func (l *Lock) breakersBreakable(s snapshot) bool {
@@ -1490,11 +1497,11 @@ func (l *Lock) breakersBreakable(s snapshot) bool {
 	case l.expiredBy(s.info.ModTime, l.breakSlop()):
 		return true
 	case l.aheadBy(s.info.ModTime) > breakTTL+l.breakSlop():
-		if mutated("far-breakers-at-once") || l.farSeenFor(s, breakTTL+l.breakSlop()) {
+		if mutated("far-breakers-at-once") || l.unchangedFor(s, breakTTL+l.breakSlop()) {
 			return true
 		}
 	default:
-		l.farBreakers = nil
+		l.forgetFar()
 	}
 	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
 }
@@ -1512,22 +1519,100 @@ func (l *Lock) breakersBreakable(s snapshot) bool {
 // one sets: it was there before the first sighting, and the slop covers
 // a cached view that showed it unchanged a while after it changed.
 // Breaking it at once, as before, let a breaker whose clock ran a minute
-// fast have company (simulation seed 15001001).
+// fast have company (simulation seed 15001001). Its breaker judges its
+// lease by its run clock too (breakLeaseOver): a fast wall clock stepped
+// back since would otherwise stretch that lease to the far expiry.
+//
+// Where the filesystem stamps change times with its own clock (all but
+// those that report a copy of the modification time, as sshfs does), the
+// file's change time says the same at first sight: a breaker's link and
+// every setting of its expiry change it.
 type sighting struct {
 	s  snapshot
-	at time.Duration // the run clock's reading at the first sighting
+	at time.Duration // the clock's reading at the first sighting (farSeenFor)
 }
 
-// farSeenFor reports whether this Lock has seen the breakers' lock s, far
-// ahead, unchanged for d; it starts the count on a first sighting. Called
-// with l.mu held.
+// unchangedFor reports whether the breakers' lock s, far ahead, has stood
+// unchanged for d: by its change time, once it is earlier than the
+// earliest the filesystem's clock can show by d, where this Lock has
+// learned that change times are the filesystem's stamps; else by this
+// Lock's sightings of it. Called with l.mu held.
+func (l *Lock) unchangedFor(s snapshot, d time.Duration) bool {
+	if c := s.info.ChangeTime; l.ctimeStamps() && !c.IsZero() && !c.Equal(s.info.ModTime) && l.expiredBy(c, d) {
+		return true
+	}
+	return l.farSeenFor(s, d)
+}
+
+// farSeenFor reports whether the breakers' lock s, far ahead, has been
+// seen unchanged for d; it starts the count on a first sighting. The
+// Locks of a process that keep the system's clocks share their sightings
+// (farSightings), counted by Go's monotonic clock, which stops at most
+// while the machine sleeps: a Lock made for each acquisition, as guard
+// makes them, counts on from those before it. A Lock of other clocks
+// keeps its own, by its run clock. Called with l.mu held.
 func (l *Lock) farSeenFor(s snapshot, d time.Duration) bool {
+	if l.sharesSightings() {
+		farSightings.Lock()
+		defer farSightings.Unlock()
+		now, path := sinceMonoStart(), l.breakersPath()
+		if f, ok := farSightings.m[path]; ok && sameInstance(f.s)(s) {
+			return now-f.at >= d
+		}
+		if farSightings.m == nil {
+			farSightings.m = map[string]sighting{}
+		}
+		farSightings.m[path] = sighting{s: s, at: now}
+		return false
+	}
 	now := l.read().run
 	if f := l.farBreakers; f != nil && sameInstance(f.s)(s) {
 		return now-f.at >= d
 	}
 	l.farBreakers = &sighting{s: s, at: now}
 	return false
+}
+
+// forgetFar drops the sighting of a far-ahead breakers' lock at this
+// Lock's path, which is gone or has changed. Called with l.mu held.
+func (l *Lock) forgetFar() {
+	l.farBreakers = nil
+	if l.sharesSightings() {
+		farSightings.Lock()
+		delete(farSightings.m, l.breakersPath())
+		farSightings.Unlock()
+	}
+}
+
+// sharesSightings reports whether the Lock keeps the system's clocks, and
+// so shares its sightings of far-ahead breakers' locks with the process's
+// other such Locks.
+func (l *Lock) sharesSightings() bool {
+	return l.cfg.clock == retry.SystemClock && l.cfg.runClock == nil
+}
+
+// farSightings are the sightings of far-ahead breakers' locks that the
+// Locks of this process on the system's clocks share, by breakers' path.
+var farSightings struct {
+	sync.Mutex
+	m map[string]sighting
+}
+
+// sinceMonoStart reads the process's monotonic clock; a test may stand
+// time passing on it.
+var sinceMonoStart = func(start time.Time) func() time.Duration {
+	return func() time.Duration { return time.Since(start) }
+}(time.Now())
+
+// breakLeaseOver reports whether our breakers' lock b's lease may be
+// over: by the upper bound on the filesystem's clock, or breakTTL after
+// its expiry was worked out by the run clock. Others break one that lies
+// far ahead once it stood unchanged that long and the slop by their run
+// clocks (farSeenFor); a wall clock that ran fast when the expiry was
+// written, and was stepped back since, would otherwise stretch the lease
+// by the upper bound to the far expiry.
+func (l *Lock) breakLeaseOver(b *claimFile) bool {
+	return l.leaseOver(b.info.ModTime) || l.read().run-b.timed >= breakTTL
 }
 
 // unlockBreakers removes the breakers' lock if it is still ours, and then
@@ -1545,7 +1630,7 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	if ok, err := l.isFileOf(s, b); err != nil || !ok {
 		return // broken by another: not ours to touch
 	}
-	if l.leaseOver(b.info.ModTime) {
+	if l.breakLeaseOver(b) {
 		return // past its lease: another breaker may be at work; it expires
 	}
 	if _, err := l.removeIf(path, func(m snapshot) bool {

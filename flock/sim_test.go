@@ -1303,11 +1303,16 @@ func (w *world) unattributedBreak(path string) bool {
 	}
 	// Every host judges it by a clock no earlier than its own (doc.go,
 	// Time base): a host whose clock is behind waits that much longer.
+	// And by the lower bound of its time base, which lags the
+	// filesystem's clock by up to a stamp's grain: a second where stamps
+	// are cut to the second, as sshfs's are (seed 30017077: the last
+	// sweep came half a second after the expiry and slop, and its lower
+	// bound, from a stamp cut to the second, could not show that yet).
 	behind := time.Duration(0)
 	for _, h := range w.sc.hosts {
 		behind = max(behind, -h.cfg.Skew)
 	}
-	return time.Now().Before(n.ModTime.Add(max(w.sc.slop, 5*time.Second) + behind))
+	return time.Now().Before(n.ModTime.Add(max(w.sc.slop, 5*time.Second) + behind + time.Second))
 }
 
 func isDigits(s string) bool {
