@@ -14,6 +14,35 @@ import (
 	"github.com/nfsflock/nfsflock/retry"
 )
 
+// breakStage makes a lock file that expired an hour ago, and returns its
+// path, the breakers' lock's, and a maker of Locks on it (lifetime 5 s,
+// slop 1 s, and opts), closed at the test's end.
+func breakStage(t *testing.T) (path, breakers string, newLock func(opts ...Option) *Lock) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "app.lck")
+	writeAt(t, path, time.Now().Add(-time.Hour))
+	return path, path + ".break", func(opts ...Option) *Lock {
+		t.Helper()
+		l, err := New(path, append([]Option{WithLifetime(5 * time.Second), WithClockSlop(time.Second)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+}
+
+// writeAt writes a claim-shaped file at path with the expiry at.
+func writeAt(t *testing.T, path string, at time.Time) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(path+"|elsewhere|4242|1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, at, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFastBreakersLockIsLive: a breaker whose clock runs a minute ahead of
 // the filesystem's takes the breakers' lock to break an expired lock, and
 // pauses there (the fault seam holds it in its link of L.break). A Lock
@@ -27,24 +56,7 @@ import (
 // 15001001, where the paused breaker did move the lock file that the
 // other had taken meanwhile).
 func TestFastBreakersLockIsLive(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "app.lck")
-	breakers := path + ".break"
-	if err := os.WriteFile(path, []byte(path+"|gone.example|4242|1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
-	newLock := func(opts ...Option) *Lock {
-		l, err := New(path, append([]Option{WithLifetime(5 * time.Second), WithClockSlop(time.Second)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
-	}
+	_, breakers, newLock := breakStage(t)
 	fsF := &fsystest.Faulty{FS: fsys.OS}
 	fast, right := newLock(WithClock(aheadClock{time.Minute}), withFS(fsF)), newLock()
 	var (
@@ -108,24 +120,7 @@ func (c *shiftedClocks) options() []Option {
 // process linked in the gap: two holders (the seventh review). Time
 // passes through the clocks, not by sleeping.
 func TestFastBreakerSteppedBackMovesNothing(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "app.lck")
-	breakers := path + ".break"
-	if err := os.WriteFile(path, []byte(path+"|gone.example|4242|1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
-	newLock := func(opts ...Option) *Lock {
-		l, err := New(path, append([]Option{WithLifetime(5 * time.Second), WithClockSlop(time.Second)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
-	}
+	path, breakers, newLock := breakStage(t)
 	var bClocks, cClocks shiftedClocks
 	bClocks.wall.Store(int64(time.Minute))
 	fsB := &fsystest.Faulty{FS: fsys.OS}
@@ -226,22 +221,9 @@ func TestFarBreakersLockByChangeTime(t *testing.T) {
 		{"a copy of the modification time", func(i fsys.Info) time.Time { return i.ModTime }, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "app.lck")
-			breakers := path + ".break"
-			for p, at := range map[string]time.Time{path: time.Now().Add(-time.Hour), breakers: time.Now().Add(time.Hour)} {
-				if err := os.WriteFile(p, []byte(path+"|elsewhere|1|1"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Chtimes(p, at, at); err != nil {
-					t.Fatal(err)
-				}
-			}
-			l, err := New(path, WithLifetime(5*time.Second), WithClockSlop(time.Second), withFS(&ctimeFS{FS: fsys.OS, path: breakers, ctime: tt.ctime}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			_, breakers, newLock := breakStage(t)
+			writeAt(t, breakers, time.Now().Add(time.Hour))
+			l := newLock(withFS(&ctimeFS{FS: fsys.OS, path: breakers, ctime: tt.ctime}))
 			if ok, err := l.TryAcquire(); ok != tt.breaks || err != nil {
 				t.Errorf("TryAcquire() = %v, %v; want %v", ok, err, tt.breaks)
 			}
@@ -258,27 +240,15 @@ func TestFarBreakersLockByChangeTime(t *testing.T) {
 // first saw the file (on the process's monotonic clock, moved here by
 // the test), breaks it.
 func TestFarSightingsShared(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "app.lck")
-	breakers := path + ".break"
-	for p, at := range map[string]time.Time{path: time.Now().Add(-time.Hour), breakers: time.Now().Add(time.Hour)} {
-		if err := os.WriteFile(p, []byte(path+"|elsewhere|1|1"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(p, at, at); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, breakers, newLock := breakStage(t)
+	writeAt(t, breakers, time.Now().Add(time.Hour))
 	var passed atomic.Int64
 	real := sinceMonoStart
 	sinceMonoStart = func() time.Duration { return real() + time.Duration(passed.Load()) }
 	defer func() { sinceMonoStart = real }()
 	try := func(want bool, when string) {
 		t.Helper()
-		l, err := New(path, WithLifetime(5*time.Second), WithClockSlop(time.Second), withFS(&ctimeFS{FS: fsys.OS, path: breakers, ctime: func(i fsys.Info) time.Time { return i.ModTime }}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := newLock(withFS(&ctimeFS{FS: fsys.OS, path: breakers, ctime: func(i fsys.Info) time.Time { return i.ModTime }}))
 		defer l.Close()
 		if ok, err := l.TryAcquire(); ok != want || err != nil {
 			t.Fatalf("a new Lock's TryAcquire() %s = %v, %v; want %v", when, ok, err, want)
