@@ -189,13 +189,14 @@
 // whose expiry lies further ahead than a breaker of their clock writes was
 // planted, or written by a breaker whose clock runs fast (expiries are
 // written by the later of the filesystem's clock and the host's): they
-// break it once it has stood unchanged for 5 s and that slop, by its
-// change time where the filesystem stamps change times (not sshfs), else
-// by their own sightings of it, which a process's Locks share. Its
-// breaker counts its 5 s lease by a clock no one sets too, so that a fast
-// wall clock stepped back cannot stretch it. Until then an acquirer that
-// finds such a file waits up to a second for its breaker to be done, as
-// for any live breaker. A live
+// break it once their process has seen it unchanged for 5 s and that slop
+// (the Locks of a process on the system's clocks share what they saw).
+// Its breaker counts its 5 s lease by a clock no one sets too, so that a
+// fast wall clock stepped back cannot stretch it. Until then an acquirer
+// that finds such a file waits up to a second for its breaker to be done,
+// as for any live breaker. One more than an hour further ahead than that
+// was planted, or written by a clock off by more than any allowed for,
+// and is broken at once: a planted one delays others an hour at most. A live
 // breaker's L.break is never broken at once, not even by [Lock.Break] with
 // force: a real breaker is done in milliseconds, so a forced Break waits
 // out its 5 s lease and breaks only an L.break left unchanged that long,

@@ -168,95 +168,58 @@ func TestFastBreakerSteppedBackMovesNothing(t *testing.T) {
 	}
 }
 
-// ctimeFS reports the change time of the file at path as ctime gives it
-// for the file's attributes.
-type ctimeFS struct {
-	fsys.FS
-	path  string
-	ctime func(fsys.Info) time.Time
-}
-
-type ctimeFile struct {
-	fsys.File
-	fs *ctimeFS
-}
-
-func (f *ctimeFS) Lstat(p string) (fsys.Info, error) {
-	i, err := f.FS.Lstat(p)
-	if err == nil && p == f.path {
-		i.ChangeTime = f.ctime(i)
-	}
-	return i, err
-}
-
-func (f *ctimeFS) Open(p string) (fsys.File, error) {
-	file, err := f.FS.Open(p)
-	if err != nil || p != f.path {
-		return file, err
-	}
-	return ctimeFile{file, f}, nil
-}
-
-func (f ctimeFile) Stat() (fsys.Info, error) {
-	i, err := f.File.Stat()
-	if err == nil {
-		i.ChangeTime = f.fs.ctime(i)
-	}
-	return i, err
-}
-
-// TestFarBreakersLockByChangeTime: where change times are the
-// filesystem's stamps, a breakers' lock far ahead whose change time is
-// older than a breaker's lease and the slop is broken at first sight
-// (ctime an hour ago); where they are copies of the modification time
-// (sshfs), only the Lock's own sightings count, and it is not.
-func TestFarBreakersLockByChangeTime(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		ctime  func(fsys.Info) time.Time
-		breaks bool
-	}{
-		{"stamped an hour ago", func(fsys.Info) time.Time { return time.Now().Add(-time.Hour) }, true},
-		{"stamped a moment ago", func(fsys.Info) time.Time { return time.Now() }, false},
-		{"a copy of the modification time", func(i fsys.Info) time.Time { return i.ModTime }, false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			_, breakers, newLock := breakStage(t)
-			writeAt(t, breakers, time.Now().Add(time.Hour))
-			l := newLock(withFS(&ctimeFS{FS: fsys.OS, path: breakers, ctime: tt.ctime}))
-			if ok, err := l.TryAcquire(); ok != tt.breaks || err != nil {
-				t.Errorf("TryAcquire() = %v, %v; want %v", ok, err, tt.breaks)
-			}
-		})
-	}
-}
-
-// TestFarSightingsShared: where change times are copies (sshfs), a
-// far-ahead breakers' lock is judged by sightings alone, and a Lock made
-// for one acquisition (as guard makes them) would never see it long
-// enough: each new Lock would wait out outwaitBreaker beside it, for as
-// long as it stands (the seventh review). The Locks of a process on the
+// TestFarSightingsShared: a Lock made for one acquisition (as guard makes
+// them) never sees a far-ahead breakers' lock long enough to break it by
+// its own sightings, and each would wait out outwaitBreaker beside it, for
+// as long as it stands (the seventh review). The Locks of a process on the
 // system's clocks share their sightings: a new Lock, 11 s after another
-// first saw the file (on the process's monotonic clock, moved here by
-// the test), breaks it.
+// first saw the file (on the process's monotonic clock, moved here by the
+// test), breaks it. A Lock of a larger slop in between, for which the file
+// is not far ahead, leaves the sighting alone (the eighth review: it reset
+// it, and the next Lock started over).
 func TestFarSightingsShared(t *testing.T) {
 	_, breakers, newLock := breakStage(t)
-	writeAt(t, breakers, time.Now().Add(time.Hour))
+	writeAt(t, breakers, time.Now().Add(20*time.Second))
 	var passed atomic.Int64
 	real := sinceMonoStart
 	sinceMonoStart = func() time.Duration { return real() + time.Duration(passed.Load()) }
 	defer func() { sinceMonoStart = real }()
-	try := func(want bool, when string) {
+	try := func(want bool, when string, opts ...Option) {
 		t.Helper()
-		l := newLock(withFS(&ctimeFS{FS: fsys.OS, path: breakers, ctime: func(i fsys.Info) time.Time { return i.ModTime }}))
+		l := newLock(opts...)
 		defer l.Close()
 		if ok, err := l.TryAcquire(); ok != want || err != nil {
 			t.Fatalf("a new Lock's TryAcquire() %s = %v, %v; want %v", when, ok, err, want)
 		}
 	}
 	try(false, "at the first sight of the far-ahead breakers' lock")
-	passed.Add(int64(9 * time.Second))
+	passed.Add(int64(5 * time.Second))
+	try(false, "of a slop of 30 s, for which it is not far ahead", WithClockSlop(30*time.Second))
+	passed.Add(int64(4 * time.Second))
 	try(false, "9 s after another Lock first saw it")
 	passed.Add(int64(2 * time.Second))
 	try(true, "11 s after another Lock first saw it")
+}
+
+// TestPlantedBeyondAnHourBrokenAtOnce: a breakers' lock further ahead than
+// a breaker whose clock runs an hour fast writes was planted, and is
+// broken at first sight; one within that is not (it may be a live
+// breaker's).
+func TestPlantedBeyondAnHourBrokenAtOnce(t *testing.T) {
+	for _, tt := range []struct {
+		ahead  time.Duration
+		breaks bool
+	}{
+		{time.Hour, false},
+		{time.Hour + 20*time.Second, true},
+		{365 * 24 * time.Hour, true},
+	} {
+		t.Run(tt.ahead.String(), func(t *testing.T) {
+			_, breakers, newLock := breakStage(t)
+			writeAt(t, breakers, time.Now().Add(tt.ahead))
+			if ok, err := newLock().TryAcquire(); ok != tt.breaks || err != nil {
+				t.Errorf("TryAcquire() beside a breakers' lock %v ahead = %v, %v; want %v", tt.ahead, ok, err, tt.breaks)
+			}
+		})
+	}
 }

@@ -688,8 +688,9 @@ func TestReplacedByNonRegular(t *testing.T) {
 // breakers' lock beside it (path.break). One held by a live breaker within
 // its short lifetime makes others leave the lock alone for now, and so
 // does, at first sight, one whose expiry lies further ahead than a breaker
-// writes (TestFarBreakersLockBrokenOnceUnchanged); one that has expired is
-// broken in turn; a dead local breaker's is judged by its expiry unless
+// writes, up to an hour further (TestFarBreakersLockBrokenOnceUnchanged);
+// one that has expired, or lies further still (planted), is broken in
+// turn; a dead local breaker's is judged by its expiry unless
 // WithDeadOwnerBreak is set; none is left behind.
 func TestBreakersLock(t *testing.T) {
 	host, _ := os.Hostname()
@@ -705,7 +706,8 @@ func TestBreakersLock(t *testing.T) {
 		{"live breaker elsewhere", "app.lck|elsewhere|1|1", -2 * time.Second, nil, false},
 		{"dead local breaker", "app.lck|" + host + "|" + deadPID + "|1", -2 * time.Second, nil, false},
 		{"dead local breaker, dead-owner break", "app.lck|" + host + "|" + deadPID + "|1", -2 * time.Second, []flock.Option{flock.WithDeadOwnerBreak()}, true},
-		{"far ahead, first sight", "app.lck|elsewhere|1|1", -time.Hour, nil, false},
+		{"far ahead, first sight", "app.lck|elsewhere|1|1", -10 * time.Minute, nil, false},
+		{"planted beyond an hour ahead", "app.lck|elsewhere|1|1", -2 * time.Hour, nil, true},
 		{"expired breaker elsewhere", "app.lck|elsewhere|1|1", time.Hour, nil, true},
 		{"garbage, expired", "garbage", time.Hour, nil, true},
 		{"none", "", 0, nil, true},
@@ -760,7 +762,7 @@ func TestFarBreakersLockBrokenOnceUnchanged(t *testing.T) {
 	path := filepath.Join(dir, "app.lck")
 	breakers := path + ".break"
 	writeAged(t, path, "expired holder", time.Hour)
-	writeAged(t, breakers, "app.lck|elsewhere|1|1", -time.Hour)
+	writeAged(t, breakers, "app.lck|elsewhere|1|1", -10*time.Minute)
 	clock := &steppedClock{}
 	const unchanged = 10 * time.Second // breakTTL and the slop (5 s at least)
 	l := newLock(t, path, flock.WithClock(clock), flock.WithClockSlop(time.Second))
@@ -774,7 +776,7 @@ func TestFarBreakersLockBrokenOnceUnchanged(t *testing.T) {
 	clock.step(unchanged - time.Second)
 	try(false, "a second before it has stood unchanged 10 s")
 	// Changed (a live breaker refreshing it): the count starts again.
-	writeAged(t, breakers, "app.lck|elsewhere|1|1", -time.Hour-time.Minute)
+	writeAged(t, breakers, "app.lck|elsewhere|1|1", -11*time.Minute)
 	clock.step(2 * time.Second)
 	try(false, "just after it changed")
 	clock.step(unchanged - time.Second)

@@ -1367,8 +1367,9 @@ func moveNoReplace(fsys fsys.FS, oldname, newname string) error {
 //
 // A break takes milliseconds, so the breakers' lock has a short lifetime
 // of its own, breakTTL, whatever the lock's lifetime; others break it once
-// breakSlop has passed after that, and one further ahead than breakTTL and
-// that slop allow once it has stood unchanged that long (farSeenFor).
+// breakSlop has passed after that, one further ahead than breakTTL and
+// that slop allow once it has stood unchanged that long (farSeenFor), and
+// one further still by farAheadMax at once.
 const breakTTL = 5 * time.Second
 
 // errBreaking says that another process holds the breakers' lock.
@@ -1488,20 +1489,20 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 }
 
 // breakersBreakable reports whether the breakers' lock s may be broken:
-// it expired, it lies far ahead and has stood unchanged for as long as a
-// breaker's lease and the slop (unchangedFor), or (only with
+// it expired; it lies so far ahead that no breaker wrote it (farAheadMax);
+// it lies far ahead and this Lock's process has seen it unchanged for as
+// long as a breaker's lease and the slop (farSeenFor); or (only with
 // WithDeadOwnerBreak) its holder is a process of this host known to be
 // gone. Called with l.mu held.
 func (l *Lock) breakersBreakable(s snapshot) bool {
-	switch {
+	far := breakTTL + l.breakSlop()
+	switch ahead := l.aheadBy(s.info.ModTime); {
 	case l.expiredBy(s.info.ModTime, l.breakSlop()):
 		return true
-	case l.aheadBy(s.info.ModTime) > breakTTL+l.breakSlop():
-		if mutated("far-breakers-at-once") || l.unchangedFor(s, breakTTL+l.breakSlop()) {
-			return true
-		}
-	default:
-		l.forgetFar()
+	case ahead > far+farAheadMax:
+		return true
+	case ahead > far && (mutated("far-breakers-at-once") || l.farSeenFor(s, far)):
+		return true
 	}
 	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
 }
@@ -1512,40 +1513,38 @@ func (l *Lock) breakersBreakable(s snapshot) bool {
 // writes its expiries from the later of the filesystem's clock and its
 // own (timebase.go, fsNow), so that Locks on a mount that stamps with its
 // client's clock judge them right. Such a breaker's lease still ends
-// breakTTL after it last set its expiry, by its own clocks, and every
-// such change gives the file new times. So the file is broken once this
-// Lock has seen it unchanged (the same contents, times and, where
-// reported, inode) for breakTTL and the slop by its run clock, which no
-// one sets: it was there before the first sighting, and the slop covers
-// a cached view that showed it unchanged a while after it changed.
+// breakTTL after it last set its expiry, by its run clock
+// (breakLeaseOver), and every such change gives the file new times. So
+// the file is broken once it has been seen unchanged (the same contents,
+// times and, where reported, inode) for breakTTL and the slop, by a clock
+// that no one sets: it was there before the first sighting, and the slop
+// covers a cached view that showed it unchanged a while after it changed.
 // Breaking it at once, as before, let a breaker whose clock ran a minute
-// fast have company (simulation seed 15001001). Its breaker judges its
-// lease by its run clock too (breakLeaseOver): a fast wall clock stepped
-// back since would otherwise stretch that lease to the far expiry.
+// fast have company (simulation seed 15001001).
 //
-// Where the filesystem stamps change times with its own clock (all but
-// those that report a copy of the modification time, as sshfs does), the
-// file's change time says the same at first sight: a breaker's link and
-// every setting of its expiry change it.
+// Its change time cannot say the same at first sight: on a mount that
+// stamps with a clock other than the one this Lock learned (a gateway, a
+// client's), it may lie behind, and a live breaker's lock would be broken
+// (the eighth review). Sightings live in a process, so a process that
+// tries once and exits never breaks such a file, and each acquisition by
+// a new process waits up to outwaitMax beside it for its breaker: that
+// lasts until it expires, farAheadMax at most, or a process that waits
+// longer breaks it.
 type sighting struct {
 	s  snapshot
 	at time.Duration // the clock's reading at the first sighting (farSeenFor)
 }
 
-// unchangedFor reports whether the breakers' lock s, far ahead, has stood
-// unchanged for d: by its change time, once it is earlier than the
-// earliest the filesystem's clock can show by d, where this Lock has
-// learned that change times are the filesystem's stamps; else by this
-// Lock's sightings of it. Called with l.mu held.
-func (l *Lock) unchangedFor(s snapshot, d time.Duration) bool {
-	if c := s.info.ChangeTime; l.ctimeStamps() && !c.IsZero() && !c.Equal(s.info.ModTime) && l.expiredBy(c, d) {
-		return true
-	}
-	return l.farSeenFor(s, d)
-}
+// farAheadMax is how much further ahead than a breaker of a right clock
+// writes a breakers' lock may lie and still be a live breaker's: one
+// whose clock runs up to an hour fast. One further ahead was planted (or
+// its breaker's clock is off by more than any the Lock allows for) and is
+// broken at once, so that a planted one delays others an hour at most.
+const farAheadMax = time.Hour
 
 // farSeenFor reports whether the breakers' lock s, far ahead, has been
-// seen unchanged for d; it starts the count on a first sighting. The
+// seen unchanged for d; it starts the count on a first sighting of it
+// (another instance's sighting at the path is replaced). The
 // Locks of a process that keep the system's clocks share their sightings
 // (farSightings), counted by Go's monotonic clock, which stops at most
 // while the machine sleeps: a Lock made for each acquisition, as guard
@@ -1571,17 +1570,6 @@ func (l *Lock) farSeenFor(s snapshot, d time.Duration) bool {
 	}
 	l.farBreakers = &sighting{s: s, at: now}
 	return false
-}
-
-// forgetFar drops the sighting of a far-ahead breakers' lock at this
-// Lock's path, which is gone or has changed. Called with l.mu held.
-func (l *Lock) forgetFar() {
-	l.farBreakers = nil
-	if l.sharesSightings() {
-		farSightings.Lock()
-		delete(farSightings.m, l.breakersPath())
-		farSightings.Unlock()
-	}
 }
 
 // sharesSightings reports whether the Lock keeps the system's clocks, and

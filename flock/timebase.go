@@ -295,18 +295,6 @@ func (l *Lock) observeTimes(before reading, info fsys.Info, set time.Time) bool 
 	return true
 }
 
-// ctimeStamps reports whether this Lock has learned that the filesystem
-// stamps a file's change time with its own clock when the file changes
-// (observeTimes), and judges by that clock.
-func (l *Lock) ctimeStamps() bool {
-	if l.timeBaseOff() {
-		return false
-	}
-	l.tb.mu.Lock()
-	defer l.tb.mu.Unlock()
-	return l.tb.ctimeKnown && !l.tb.ctimeCopy
-}
-
 // writeStampNeeded reports whether a new claim must be written without
 // explicit times and read back before its times are set, which costs an
 // fstat more: while the Lock has no sample, and where the filesystem's
