@@ -1027,6 +1027,12 @@ func (w *world) claimOf(p *proc, id uint64) bool {
 func (w *world) checkTouch(p *proc, e simfs.Effect) {
 	for _, h := range w.procs {
 		restored := e.Kind == simfs.Moved && e.Path2 == w.lockPath || e.Kind == simfs.Linked && e.Path == w.lockPath
+		if h == p && h.hold == nil && restored && e.ID == h.forcedID && e.ID != 0 {
+			// Its own claim, put at the lock path again by itself after
+			// a forced break took it away (the lock path was free): a
+			// new instance, its own (seed 18012759).
+			h.forcedID = 0
+		}
 		if p.forcing && h != p && h.hold == nil && e.ID == h.lastWriteID && e.ID != 0 {
 			switch {
 			case restored && h.forcedID == e.ID:
