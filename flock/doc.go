@@ -190,17 +190,19 @@
 // planted, or written by a breaker whose clock runs fast (expiries are
 // written by the later of the filesystem's clock and the host's): they
 // break it once their process has seen it unchanged for 5 s and that slop
-// (the Locks of a process on the system's clocks share what they saw).
-// Its breaker counts its 5 s lease by a clock no one sets too, so that a
-// fast wall clock stepped back cannot stretch it. Until then an acquirer
-// that finds such a file waits up to a second for its breaker to be done,
-// as for any live breaker. One more than an hour further ahead than that
-// was planted, or written by a clock off by more than any allowed for,
-// and is broken at once: a planted one delays others an hour at most. A live
-// breaker's L.break is never broken at once, not even by [Lock.Break] with
-// force: a real breaker is done in milliseconds, so a forced Break waits
-// out its 5 s lease and breaks only an L.break left unchanged that long,
-// which someone kept fresh on purpose.
+// (the Locks of a process on the system's clocks share what they saw);
+// until then an acquirer that finds such a file waits up to a second for
+// its breaker to be done, as for any live breaker. Its breaker counts its
+// 5 s lease by a clock no one sets too, so that a fast wall clock stepped
+// back cannot stretch it (where that clock stops in a suspend, as it does
+// off Linux and Apple's systems, the lease also ends once the two clocks
+// disagree). One more than an hour further ahead than a breaker writes was
+// planted, or written by a clock off by more than any allowed for, and is
+// broken at once: a planted one delays others by about an hour at most.
+// Otherwise a live breaker's L.break is never broken at once, not even by
+// [Lock.Break] with force: a real breaker is done in milliseconds, so a
+// forced Break waits out its 5 s lease and breaks only an L.break left
+// unchanged that long, which someone kept fresh on purpose.
 //
 // Holding L.break, the breaker checks that L.break is still its own and its
 // lease still runs, reads L again (through a fresh hard link of its own
@@ -295,7 +297,7 @@
 // lock is not broken before its expiry, except by [Lock.Break] with force.
 // The breakers' lock is the exception: one whose expiry lies further ahead
 // than a breaker writes is broken once it has stood unchanged for its 5 s
-// lease and the slop (see Breaking), however far ahead it lies.
+// lease and the slop, or at once an hour further still (see Breaking).
 //
 // # Clock slop
 //

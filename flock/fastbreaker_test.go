@@ -223,3 +223,111 @@ func TestPlantedBeyondAnHourBrokenAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestSuspendedFastBreakerSteppedBackMovesNothing: as
+// TestFastBreakerSteppedBackMovesNothing, but the breaker's run clock is
+// one that stops while the machine sleeps (Go's monotonic clock: the run
+// clock on systems other than Linux and Apple's, runStops), and its pause
+// is a suspend of 11 s, on resume from which NTP steps its minute-fast
+// wall clock back. Its lease by the run clock then counts none of the
+// suspend, and by the upper bound (whose wall count the step cancels)
+// runs on to the far expiry; a Lock of a right clock that saw the
+// breakers' lock before the suspend has seen it unchanged for a breaker's
+// lease and the slop, breaks it and takes the lock, and the breaker moves
+// the new holder's lock file aside: a third process links in the gap
+// (the ninth review). There breakLeaseOver counts the lease over once the
+// two clocks disagree.
+func TestSuspendedFastBreakerSteppedBackMovesNothing(t *testing.T) {
+	path, breakers, newLock := breakStage(t)
+	var bClocks, cClocks shiftedClocks
+	bClocks.wall.Store(int64(time.Minute))
+	start := time.Now()
+	var bSuspended atomic.Int64 // time the breaker's run clock did not count
+	fsB := &fsystest.Faulty{FS: fsys.OS}
+	b := newLock(WithClock(&bClocks), withStoppingRunClock(func() time.Duration {
+		return time.Since(start) + time.Duration(bClocks.run.Load()) - time.Duration(bSuspended.Load())
+	}), withFS(fsB))
+	c, d := newLock(cClocks.options()...), newLock()
+	const pause = 11 * time.Second // more than breakTTL and the slop (5 s + 5 s)
+	var (
+		linked, moved bool
+		cFirst        bool
+		cOK, dOK      bool
+	)
+	fsB.OnLink = func(next func(string, string) error, o, n string) error {
+		err := next(o, n)
+		if n == breakers && err == nil && !linked {
+			linked = true
+			cFirst, _ = c.TryAcquire() // first sight: left alone
+			// The suspend: both of the breaker's clocks "pass", but its
+			// run clock stops; on resume NTP steps its wall clock back.
+			bClocks.pass(pause)
+			bSuspended.Add(int64(pause))
+			bClocks.wall.Add(int64(-time.Minute))
+			cClocks.pass(pause)
+		}
+		return err
+	}
+	fsB.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && !moved {
+			moved = true
+			cOK, _ = c.TryAcquire()
+			err := next(o, n)
+			dOK, _ = d.TryAcquire()
+			return err
+		}
+		return next(o, n)
+	}
+	bOK, bErr := b.TryAcquire()
+	if !linked {
+		t.Fatal("the fast breaker took no breakers' lock: nothing was staged")
+	}
+	if cFirst {
+		t.Fatal("the Lock of a right clock broke the live breaker's lock at first sight")
+	}
+	if moved {
+		t.Errorf("the breaker, suspended past its 5 s lease (run clock stopped) and its fast wall clock stepped back, moved the lock file (the next holder's: %v; a third process linked in the gap: %v)", cOK, dOK)
+	}
+	if cOK && dOK {
+		t.Errorf("two holders: c and d both hold the lock")
+	}
+	if bOK {
+		t.Errorf("the breaker's TryAcquire() = true, %v; want false", bErr)
+	}
+}
+
+// TestFastBreakerWithinTheHourIsLive: a breaker whose clock runs 59 min
+// fast holds the breakers' lock (held in its link of it); a Lock whose own
+// clock is right, 30 min slow or 30 min fast must not break it at first
+// sight (as planted), whatever its own wall clock: both bounds take that
+// clock in, and the judge's upper bound must not fall behind the
+// filesystem's clock (the ninth review).
+func TestFastBreakerWithinTheHourIsLive(t *testing.T) {
+	for _, judge := range []time.Duration{0, -30 * time.Minute, 30 * time.Minute} {
+		t.Run(judge.String(), func(t *testing.T) {
+			_, breakers, newLock := breakStage(t)
+			fsF := &fsystest.Faulty{FS: fsys.OS}
+			fast, right := newLock(WithClock(aheadClock{59 * time.Minute}), withFS(fsF)), newLock(WithClock(aheadClock{judge}))
+			var staged, rightOK bool
+			var rightErr error
+			fsF.OnLink = func(next func(string, string) error, o, n string) error {
+				err := next(o, n)
+				if n == breakers && err == nil && !staged {
+					staged = true
+					rightOK, rightErr = right.TryAcquire()
+				}
+				return err
+			}
+			ok, err := fast.TryAcquire()
+			if !staged {
+				t.Fatal("nothing staged")
+			}
+			if rightOK || rightErr != nil {
+				t.Errorf("judge %v: TryAcquire() beside a 59-min-fast live breaker = %v, %v; want false, nil", judge, rightOK, rightErr)
+			}
+			if !ok || err != nil {
+				t.Errorf("the fast breaker's TryAcquire() = %v, %v; want true, nil", ok, err)
+			}
+		})
+	}
+}

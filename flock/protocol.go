@@ -37,10 +37,10 @@ type claimFile struct {
 	// its times were set (zero if that stat failed): a quick look (see
 	// quickMine) expects to find it.
 	stamp time.Time
-	// timed is the run clock's reading just before its expiry was last
-	// worked out: a breakers' lock's lease ends breakTTL after it by the
-	// run clock, whatever the wall clock does since.
-	timed time.Duration
+	// timed is the clocks' reading just before its expiry was last worked
+	// out: a breakers' lock's lease ends breakTTL after it
+	// (breakLeaseOver), whatever the wall clock does since.
+	timed reading
 
 	// pub is the lock file this claim published by creating it (see
 	// publishCreate), kept open for the same reasons as f; nil where the
@@ -150,7 +150,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		// time, and only then given its expiry (timebase.go).
 		stamp := l.writeStampNeeded()
 		var expiry time.Time
-		timed := l.read().run
+		timed := l.read()
 		if !stamp {
 			expiry = l.expiryIn(life)
 		}
@@ -175,7 +175,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		if err == nil && stamp {
 			l.observeWrite(before, info)
 			before = l.read()
-			timed = before.run
+			timed = before
 			expiry = l.expiryIn(life)
 			if err = f.SetTimes(expiry); err == nil {
 				info, err = f.Stat()
@@ -1231,7 +1231,7 @@ func (l *Lock) outwaitCache(b *claimFile) error {
 			return fmt.Errorf("%w (lost its own breakers' lock while it waited)", errBreaking)
 		}
 		f, _ := b.file()
-		timed := l.read().run
+		timed := l.read()
 		expiry := l.expiryIn(breakTTL)
 		if err := f.SetTimes(expiry); err != nil {
 			return err
@@ -1594,13 +1594,21 @@ var sinceMonoStart = func(start time.Time) func() time.Duration {
 
 // breakLeaseOver reports whether our breakers' lock b's lease may be
 // over: by the upper bound on the filesystem's clock, or breakTTL after
-// its expiry was worked out by the run clock. Others break one that lies
-// far ahead once it stood unchanged that long and the slop by their run
-// clocks (farSeenFor); a wall clock that ran fast when the expiry was
-// written, and was stepped back since, would otherwise stretch the lease
-// by the upper bound to the far expiry.
+// its expiry was worked out, by the run clock or the wall clock,
+// whichever counts more. Others break one that lies far ahead once it
+// stood unchanged that long and the slop by their clocks (farSeenFor); a
+// wall clock that ran fast when the expiry was written, and was stepped
+// back since, would otherwise stretch the lease by the upper bound to the
+// far expiry. Where the run clock stops while the machine sleeps (Go's
+// monotonic reading), a suspend with such a step would hide from both
+// clocks: there a lease across which the clocks came to disagree is over
+// (the ninth review).
 func (l *Lock) breakLeaseOver(b *claimFile) bool {
-	return l.leaseOver(b.info.ModTime) || l.read().run-b.timed >= breakTTL
+	if l.leaseOver(b.info.ModTime) {
+		return true
+	}
+	age, agree := b.timed.since(l.read())
+	return age >= breakTTL || !agree && l.runStops()
 }
 
 // unlockBreakers removes the breakers' lock if it is still ours, and then
