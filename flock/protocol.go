@@ -1752,9 +1752,17 @@ func (l *Lock) sweepLocked() {
 	if l.tag == 0 {
 		return
 	}
-	if s, err := l.inspect(l.breakersPath()); err == nil &&
-		(l.provenDead(string(bytes.TrimSpace(s.contents))) || l.expiredBy(s.info.ModTime, l.breakSlop())) {
-		l.removeIf(l.breakersPath(), sameInstance(s), nil)
+	if s, err := l.inspect(l.breakersPath()); err == nil {
+		switch {
+		case l.provenDead(string(bytes.TrimSpace(s.contents))):
+			// Its breaker is gone, whatever its times: those read by
+			// path may be a cache's, older than the file moved aside
+			// shows (sshfs; seed 50014552). Its contents name a claim
+			// of its breaker's own.
+			l.removeIf(l.breakersPath(), func(m snapshot) bool { return bytes.Equal(m.contents, s.contents) }, nil)
+		case l.expiredBy(s.info.ModTime, l.breakSlop()):
+			l.removeIf(l.breakersPath(), sameInstance(s), nil)
+		}
 	}
 	names, err := l.cfg.fs.ReadDir(l.dir)
 	if err != nil {

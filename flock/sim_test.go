@@ -136,6 +136,28 @@ func TestSimulation(t *testing.T) {
 	}
 }
 
+// regressionSeeds are schedules that once failed, outside the range CI
+// explores (seeds 1 to 20000), each with what it found.
+var regressionSeeds = map[uint64]string{
+	15001001: "a breakers' lock far ahead, written by a breaker whose clock ran fast, broken at once under it",
+	18012759: "the oracle held a holder that put its own claim back after a forced break to ErrLockLost",
+	30017077: "the oracle allowed an empty breakers' lock no lag of the sweep's lower bound",
+	50014552: "a sweep left a dead breaker's lock in place, judging it by times a per-path cache kept old",
+}
+
+// TestSimulationRegressions replays the schedules that once failed.
+func TestSimulationRegressions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the simulation models POSIX hosts with /-separated paths; it runs on the Linux run")
+	}
+	for _, seed := range slices.Sorted(maps.Keys(regressionSeeds)) {
+		if o := runOne(t, seed); o.failed() {
+			t.Errorf("seed %d (%s) fails again: %s\n%s\nreplay: go test ./flock/ -run '^TestSimulation$' -sim.schedules=1 -sim.seed=%d",
+				seed, regressionSeeds[seed], o.verdict(), o.tail(*simLines), seed)
+		}
+	}
+}
+
 // TestSimulationFindsMutants shows that the explorer finds each defect
 // that a mutant puts back, within its budget of schedules: without that,
 // "0 violations" would say little. It reports, per mutant, how many
