@@ -1513,7 +1513,7 @@ func (l *Lock) breakersBreakable(s snapshot) bool {
 // writes its expiries from the later of the filesystem's clock and its
 // own (timebase.go, fsNow), so that Locks on a mount that stamps with its
 // client's clock judge them right. Such a breaker's lease still ends
-// breakTTL after it last set its expiry, by its run clock
+// breakTTL after it last set its expiry, by its own clocks
 // (breakLeaseOver), and every such change gives the file new times. So
 // the file is broken once it has been seen unchanged (the same contents,
 // times and, where reported, inode) for breakTTL and the slop, by a clock
@@ -1539,7 +1539,8 @@ type sighting struct {
 // writes a breakers' lock may lie and still be a live breaker's: one
 // whose clock runs up to an hour fast. One further ahead was planted (or
 // its breaker's clock is off by more than any the Lock allows for) and is
-// broken at once, so that a planted one delays others an hour at most.
+// broken at once, so that a planted one delays others by about an hour
+// at most.
 const farAheadMax = time.Hour
 
 // farSeenFor reports whether the breakers' lock s, far ahead, has been
