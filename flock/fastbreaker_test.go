@@ -331,3 +331,83 @@ func TestFastBreakerWithinTheHourIsLive(t *testing.T) {
 		})
 	}
 }
+
+// TestBreakerChecksItsBreakersLockLast: a breaker looks whether the
+// breakers' lock is still its own after it reads the lock file again, just
+// before it reads the clock and moves. Whoever removes a stale breakers'
+// lock (a sweep, or another breaker) moves aside whatever stands there by
+// then, and a live breaker's lock too, for a moment: here S, which judged
+// a dead breaker's L.break D, moves it only after U broke D and took
+// L.break, and its move lands while U reads the lock file again. In that
+// gap V takes L.break, breaks the expired lock and takes the lock. U, had
+// it looked at L.break before its reads (as it did), would move V's lock
+// file aside, find it is not the instance it judged and put it back, and
+// W, linking in that gap, would hold the lock beside V (the tenth review).
+func TestBreakerChecksItsBreakersLockLast(t *testing.T) {
+	path, breakers, newLock := breakStage(t)
+	fsS, fsU := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(), newLock()
+	writeAt(t, breakers, time.Now().Add(-time.Hour))
+	var (
+		sRename       func() error
+		landed        bool
+		opens         int
+		uMoved        bool
+		vOK, wOK, uOK bool
+	)
+	fsS.OnRename = func(next func(string, string) error, o, n string) error {
+		if o != breakers || sRename != nil {
+			return next(o, n)
+		}
+		// S judged D; before its move lands, U breaks D and takes
+		// L.break. S's move lands inside U's break.
+		sRename = func() error { return next(o, n) }
+		uOK, _ = u.TryAcquire()
+		if landed {
+			return nil
+		}
+		return next(o, n)
+	}
+	fsU.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		f, err := next(p)
+		if p == path && sRename != nil && !landed {
+			// U's attempt opened L once before it took L.break; this is
+			// its second read of L, holding L.break.
+			if opens++; opens == 2 {
+				landed = true
+				if err := sRename(); err != nil {
+					t.Errorf("S's move of L.break: %v", err)
+				}
+				vOK, _ = v.TryAcquire()
+			}
+		}
+		return f, err
+	}
+	fsU.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && landed {
+			uMoved = true
+		}
+		return next(o, n)
+	}
+	fsU.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == path {
+			wOK, _ = w.TryAcquire() // the put-back gap
+		}
+		return next(o, n)
+	}
+	if ok, err := s.TryAcquire(); err != nil {
+		t.Fatalf("S's TryAcquire() = %v, %v", ok, err)
+	}
+	if !landed {
+		t.Fatalf("not staged: S's move never landed inside U's break (U's TryAcquire = %v, its reads of L %d)", uOK, opens)
+	}
+	if !vOK {
+		t.Fatalf("not staged: V did not take the lock in the gap")
+	}
+	if uMoved {
+		t.Errorf("U moved the lock file after its breakers' lock was taken from it (V holds: %v, W linked in the put-back gap: %v)", vOK, wOK)
+	}
+	if vOK && wOK {
+		t.Errorf("two holders: V and W both took the lock")
+	}
+}

@@ -1162,22 +1162,27 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 			return false, err
 		}
 	}
-	// The breakers' lock must still be ours, on disk and by its lease (a
-	// breaker whose lock was broken by force, or that paused past the
-	// lease, may have company by now). Then the lock file is read again,
-	// and the clock last, just before the move: a pause longer than the
-	// slop between the two is the one window no lock file closes (see
-	// doc.go), and the move's check puts back what it should not have
-	// moved.
-	if !mutated("breakers-no-relook") {
+	// The lock file is read again. Then the breakers' lock must still be
+	// ours, on disk and by its lease (a breaker whose lock was broken by
+	// force, or that paused past the lease, may have company by now; and
+	// one that removes a stale breakers' lock moves aside whatever stands
+	// there, ours included, for a moment). The clock is read last, just
+	// before the move: a pause longer than the slop between the two is the
+	// one window no lock file closes (see doc.go), and the move's check
+	// puts back what it should not have moved. The breakers' lock is
+	// looked at after the lock file, not before, so that the window in
+	// which another's removal of a stale breakers' lock can take ours
+	// unseen is a clock reading, not the reads of the lock file (the tenth
+	// review: in a few round trips, four processes made two holders).
+	start := l.now()
+	s, ok := l.recheck(s, force)
+	if ok && !mutated("breakers-no-relook") {
 		if cur, err := l.inspect(l.breakersPath()); err != nil {
 			return false, nil
-		} else if ok, err := l.isFileOf(cur, b); err != nil || !ok {
+		} else if mine, err := l.isFileOf(cur, b); err != nil || !mine {
 			return false, err
 		}
 	}
-	start := l.now()
-	s, ok := l.recheck(s, force)
 	now := l.now()
 	if !ok || l.breakLeaseOver(b) {
 		return false, nil
