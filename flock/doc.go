@@ -204,12 +204,12 @@
 // forced Break waits out its 5 s lease and breaks only an L.break left
 // unchanged that long, which someone kept fresh on purpose.
 //
-// Holding L.break, the breaker reads L again (through a fresh hard link of
-// its own only where link counts are not real, as on sshfs, whose
-// attribute cache is kept per path), checks that L.break is still its own,
-// reads the clock last and checks that its lease still runs, renames L
-// aside to a fresh name of its own, and checks that what it moved is the
-// instance it judged
+// Holding L.break, the breaker checks that L.break is still its own, reads
+// L again (through a fresh hard link of its own only where link counts are
+// not real, as on sshfs, whose attribute cache is kept per path), checks
+// L.break once more, reads the clock last and checks that its lease still
+// runs, renames L aside to a fresh name of its own, and checks that what
+// it moved is the instance it judged
 // (the same contents, expiry and, where reported, inode). Only then does it
 // remove it, and the claim it names: only dir(L)/name, where name parses as
 // a claim of L, and where the filesystem reports identity only if that is

@@ -333,20 +333,36 @@ func TestFastBreakerWithinTheHourIsLive(t *testing.T) {
 }
 
 // TestBreakerChecksItsBreakersLockLast: a breaker looks whether the
-// breakers' lock is still its own after it reads the lock file again, just
-// before it reads the clock and moves. Whoever removes a stale breakers'
-// lock (a sweep, or another breaker) moves aside whatever stands there by
-// then, and a live breaker's lock too, for a moment: here S, which judged
-// a dead breaker's L.break D, moves it only after U broke D and took
-// L.break, and its move lands while U reads the lock file again. In that
-// gap V takes L.break, breaks the expired lock and takes the lock. U, had
-// it looked at L.break before its reads (as it did), would move V's lock
-// file aside, find it is not the instance it judged and put it back, and
-// W, linking in that gap, would hold the lock beside V (the tenth review).
+// breakers' lock is still its own once more after it reads the lock file
+// again, just before it reads the clock and moves. Whoever removes a stale
+// breakers' lock (a sweep, or another breaker) moves aside whatever stands
+// there by then, and a live breaker's lock too, for a moment: here S,
+// which judged a dead breaker's L.break D, moves it only after U broke D
+// and took L.break, and its move lands while U reads the lock file again.
+// In that gap V takes L.break, breaks the expired lock and takes the lock.
+// U, had it looked at L.break only before its reads (as it did), would
+// move V's lock file aside, find it is not the instance it judged and put
+// it back, and W, linking in that gap, would hold the lock beside V (the
+// tenth review).
 func TestBreakerChecksItsBreakersLockLast(t *testing.T) {
 	path, breakers, newLock := breakStage(t)
 	fsS, fsU := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
 	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(), newLock()
+	// U has held the lock before, as a long-lived Lock has: it knows that
+	// this filesystem keeps identity across names, so that its re-read
+	// goes by the lock path, not through a probe link (which would see
+	// V's lock file and stop it on its own, the eleventh review found).
+	os.Remove(path)
+	if ok, err := u.TryAcquire(); !ok || err != nil {
+		t.Fatalf("U's first TryAcquire() = %v, %v", ok, err)
+	}
+	if err := u.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if u.ident != identityYes {
+		t.Fatalf("U's identity after a hold = %v; want identityYes", u.ident)
+	}
+	writeAt(t, path, time.Now().Add(-time.Hour))
 	writeAt(t, breakers, time.Now().Add(-time.Hour))
 	var (
 		sRename       func() error

@@ -1162,24 +1162,40 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 			return false, err
 		}
 	}
-	// The lock file is read again. Then the breakers' lock must still be
-	// ours, on disk and by its lease (a breaker whose lock was broken by
-	// force, or that paused past the lease, may have company by now; and
-	// one that removes a stale breakers' lock moves aside whatever stands
-	// there, ours included, for a moment). The clock is read last, just
-	// before the move: a pause longer than the slop between the two is the
-	// one window no lock file closes (see doc.go), and the move's check
-	// puts back what it should not have moved. The breakers' lock is
-	// looked at after the lock file, not before, so that the window in
-	// which another's removal of a stale breakers' lock can take ours
-	// unseen is a clock reading, not the reads of the lock file (the tenth
-	// review: in a few round trips, four processes made two holders).
+	// The breakers' lock must still be ours, on disk and by its lease (a
+	// breaker whose lock was broken by force, or that paused past the
+	// lease, may have company by now). Then the lock file is read again,
+	// the breakers' lock looked at once more, and the clock read last,
+	// just before the move: a pause longer than the slop between the two
+	// is the one window no lock file closes (see doc.go), and the move's
+	// check puts back what it should not have moved. The first look also
+	// teaches a new Lock whether the filesystem keeps identity across
+	// names, so that the re-read need not go through a probe link, which
+	// a flufl.lock holder would count (the eleventh review). The second
+	// sees a removal of a stale breakers' lock that moved ours aside
+	// during the re-read (whoever removes one moves aside whatever stands
+	// there by then) and has not yet put it back: without it, another
+	// process could take the breakers' lock and the lock in that gap, and
+	// our move of its fresh lock file, and the put-back, let a fourth link
+	// beside it (the tenth review). A removal undone before the second
+	// look still goes unseen: docs/RELIABILITY.md.
+	ours := func() (bool, error) {
+		if mutated("breakers-no-relook") {
+			return true, nil
+		}
+		cur, err := l.inspect(l.breakersPath())
+		if err != nil {
+			return false, nil
+		}
+		return l.isFileOf(cur, b)
+	}
+	if mine, err := ours(); err != nil || !mine {
+		return false, err
+	}
 	start := l.now()
 	s, ok := l.recheck(s, force)
-	if ok && !mutated("breakers-no-relook") {
-		if cur, err := l.inspect(l.breakersPath()); err != nil {
-			return false, nil
-		} else if mine, err := l.isFileOf(cur, b); err != nil || !mine {
+	if ok {
+		if mine, err := ours(); err != nil || !mine {
 			return false, err
 		}
 	}
