@@ -120,11 +120,31 @@ func (c *shiftedClocks) options() []Option {
 // process linked in the gap: two holders (the seventh review). Time
 // passes through the clocks, not by sleeping.
 func TestFastBreakerSteppedBackMovesNothing(t *testing.T) {
+	fastBreakerPaused(t, false)
+}
+
+// fastBreakerPaused stages a breaker a minute fast, paused for 11 s in its
+// link of the breakers' lock (suspended, where its run clock stops in a
+// suspend: it counts none of the pause), its wall clock stepped back a
+// minute meanwhile, while a Lock of a right clock comes by at the start of
+// the pause and again just before the breaker's move of the lock file,
+// and a third in the gap the move would open. It fails the test if the
+// breaker moves the lock file.
+func fastBreakerPaused(t *testing.T, suspended bool) {
 	path, breakers, newLock := breakStage(t)
 	var bClocks, cClocks shiftedClocks
 	bClocks.wall.Store(int64(time.Minute))
+	start := time.Now()
+	var stopped atomic.Int64 // the time the breaker's run clock did not count
+	run := func() time.Duration {
+		return time.Since(start) + time.Duration(bClocks.run.Load()) - time.Duration(stopped.Load())
+	}
+	runClock := withRunClock(run)
+	if suspended {
+		runClock = withStoppingRunClock(run)
+	}
 	fsB := &fsystest.Faulty{FS: fsys.OS}
-	b := newLock(append(bClocks.options(), withFS(fsB))...)
+	b := newLock(WithClock(&bClocks), runClock, withFS(fsB))
 	c, d := newLock(cClocks.options()...), newLock()
 	const pause = 11 * time.Second // more than breakTTL and the slop (5 s + 5 s)
 	var (
@@ -138,6 +158,9 @@ func TestFastBreakerSteppedBackMovesNothing(t *testing.T) {
 			linked = true
 			cFirst, _ = c.TryAcquire() // first sight: left alone
 			bClocks.pass(pause)
+			if suspended {
+				stopped.Add(int64(pause))
+			}
 			bClocks.wall.Add(int64(-time.Minute)) // NTP's step
 			cClocks.pass(pause)
 		}
@@ -161,7 +184,7 @@ func TestFastBreakerSteppedBackMovesNothing(t *testing.T) {
 		t.Fatal("the Lock of a right clock broke the live breaker's lock at first sight")
 	}
 	if moved {
-		t.Errorf("the breaker, paused past its 5 s lease and its fast wall clock stepped back, moved the lock file (the next holder's: %v; a third process linked in the gap: %v)", cOK, dOK)
+		t.Errorf("the breaker, paused past its 5 s lease (suspended: %v) and its fast wall clock stepped back, moved the lock file (the next holder's: %v; a third process linked in the gap: %v)", suspended, cOK, dOK)
 	}
 	if bOK {
 		t.Errorf("the breaker's TryAcquire() = true, %v; want false: its lease on the breakers' lock ran out in its pause", bErr)
@@ -238,62 +261,7 @@ func TestPlantedBeyondAnHourBrokenAtOnce(t *testing.T) {
 // (the ninth review). There breakLeaseOver counts the lease over once the
 // two clocks disagree.
 func TestSuspendedFastBreakerSteppedBackMovesNothing(t *testing.T) {
-	path, breakers, newLock := breakStage(t)
-	var bClocks, cClocks shiftedClocks
-	bClocks.wall.Store(int64(time.Minute))
-	start := time.Now()
-	var bSuspended atomic.Int64 // time the breaker's run clock did not count
-	fsB := &fsystest.Faulty{FS: fsys.OS}
-	b := newLock(WithClock(&bClocks), withStoppingRunClock(func() time.Duration {
-		return time.Since(start) + time.Duration(bClocks.run.Load()) - time.Duration(bSuspended.Load())
-	}), withFS(fsB))
-	c, d := newLock(cClocks.options()...), newLock()
-	const pause = 11 * time.Second // more than breakTTL and the slop (5 s + 5 s)
-	var (
-		linked, moved bool
-		cFirst        bool
-		cOK, dOK      bool
-	)
-	fsB.OnLink = func(next func(string, string) error, o, n string) error {
-		err := next(o, n)
-		if n == breakers && err == nil && !linked {
-			linked = true
-			cFirst, _ = c.TryAcquire() // first sight: left alone
-			// The suspend: both of the breaker's clocks "pass", but its
-			// run clock stops; on resume NTP steps its wall clock back.
-			bClocks.pass(pause)
-			bSuspended.Add(int64(pause))
-			bClocks.wall.Add(int64(-time.Minute))
-			cClocks.pass(pause)
-		}
-		return err
-	}
-	fsB.OnRename = func(next func(string, string) error, o, n string) error {
-		if o == path && !moved {
-			moved = true
-			cOK, _ = c.TryAcquire()
-			err := next(o, n)
-			dOK, _ = d.TryAcquire()
-			return err
-		}
-		return next(o, n)
-	}
-	bOK, bErr := b.TryAcquire()
-	if !linked {
-		t.Fatal("the fast breaker took no breakers' lock: nothing was staged")
-	}
-	if cFirst {
-		t.Fatal("the Lock of a right clock broke the live breaker's lock at first sight")
-	}
-	if moved {
-		t.Errorf("the breaker, suspended past its 5 s lease (run clock stopped) and its fast wall clock stepped back, moved the lock file (the next holder's: %v; a third process linked in the gap: %v)", cOK, dOK)
-	}
-	if cOK && dOK {
-		t.Errorf("two holders: c and d both hold the lock")
-	}
-	if bOK {
-		t.Errorf("the breaker's TryAcquire() = true, %v; want false", bErr)
-	}
+	fastBreakerPaused(t, true)
 }
 
 // TestFastBreakerWithinTheHourIsLive: a breaker whose clock runs 59 min
