@@ -37,9 +37,10 @@ type claimFile struct {
 	// its times were set (zero if that stat failed): a quick look (see
 	// quickMine) expects to find it.
 	stamp time.Time
-	// timed is the clocks' reading just before its expiry was last worked
-	// out: a breakers' lock's lease ends breakTTL after it
-	// (breakLeaseOver), whatever the wall clock does since.
+	// timed is the clocks' reading just before it was created with its
+	// expiry, or given it: a breakers' lock's lease ends breakTTL after it
+	// (breakLeaseOver), whatever the wall clock does since. Others count
+	// from a sighting of the file, which comes later still.
 	timed reading
 
 	// pub is the lock file this claim published by creating it (see
@@ -150,7 +151,6 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		// time, and only then given its expiry (timebase.go).
 		stamp := l.writeStampNeeded()
 		var expiry time.Time
-		timed := l.read()
 		if !stamp {
 			expiry = l.expiryIn(life)
 		}
@@ -175,7 +175,6 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 		if err == nil && stamp {
 			l.observeWrite(before, info)
 			before = l.read()
-			timed = before
 			expiry = l.expiryIn(life)
 			if err = f.SetTimes(expiry); err == nil {
 				info, err = f.Stat()
@@ -202,7 +201,7 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 			// the file we created, and is judged by its identity.
 			l.ident = identityYes
 		}
-		return &claimFile{name: name, f: f, info: info, expiry: expiry, stamp: info.ModTime, timed: timed}, nil
+		return &claimFile{name: name, f: f, info: info, expiry: expiry, stamp: info.ModTime, timed: before}, nil
 	}
 	return nil, err
 }
@@ -1572,26 +1571,29 @@ const farAheadMax = time.Hour
 // while the machine sleeps: a Lock made for each acquisition, as guard
 // makes them, counts on from those before it. A Lock of other clocks
 // keeps its own, by its run clock. Called with l.mu held.
-func (l *Lock) farSeenFor(s snapshot, d time.Duration) bool {
-	if l.sharesSightings() {
-		farSightings.Lock()
-		defer farSightings.Unlock()
-		now, path := sinceMonoStart(), l.breakersPath()
-		if f, ok := farSightings.m[path]; ok && sameInstance(f.s)(s) {
-			return now-f.at >= d
-		}
-		if farSightings.m == nil {
-			farSightings.m = map[string]sighting{}
-		}
-		farSightings.m[path] = sighting{s: s, at: now}
-		return false
+func (l *Lock) farSeenFor(s snapshot, d time.Duration) (long bool) {
+	if !l.sharesSightings() {
+		l.farBreakers, long = sighted(l.farBreakers, s, l.read().run, d)
+		return long
 	}
-	now := l.read().run
-	if f := l.farBreakers; f != nil && sameInstance(f.s)(s) {
-		return now-f.at >= d
+	farSightings.Lock()
+	defer farSightings.Unlock()
+	if farSightings.m == nil {
+		farSightings.m = map[string]*sighting{}
 	}
-	l.farBreakers = &sighting{s: s, at: now}
-	return false
+	path := l.breakersPath()
+	farSightings.m[path], long = sighted(farSightings.m[path], s, sinceMonoStart(), d)
+	return long
+}
+
+// sighted returns the sighting to keep once s is seen at now, given the
+// one kept before (nil for none), and whether s has stood unchanged for d
+// since: the same instance goes on counting, another starts anew.
+func sighted(kept *sighting, s snapshot, now, d time.Duration) (*sighting, bool) {
+	if kept != nil && sameInstance(kept.s)(s) {
+		return kept, now-kept.at >= d
+	}
+	return &sighting{s: s, at: now}, false
 }
 
 // sharesSightings reports whether the Lock keeps the system's clocks, and
@@ -1605,7 +1607,7 @@ func (l *Lock) sharesSightings() bool {
 // Locks of this process on the system's clocks share, by breakers' path.
 var farSightings struct {
 	sync.Mutex
-	m map[string]sighting
+	m map[string]*sighting
 }
 
 // sinceMonoStart reads the process's monotonic clock; a test may stand
