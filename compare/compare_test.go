@@ -4,6 +4,7 @@ package compare
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -29,6 +30,25 @@ func BenchmarkNfsflock(b *testing.B) {
 		if err := l.Release(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkNfsflockNew makes a new Lock each cycle, as guard does.
+func BenchmarkNfsflockNew(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "app.lck")
+	ctx := context.Background()
+	for b.Loop() {
+		l, err := nfsflock.New(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Acquire(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Release(); err != nil {
+			b.Fatal(err)
+		}
+		l.Close()
 	}
 }
 
@@ -102,4 +122,101 @@ func handoff(b *testing.B, hold, release, wait, done func()) {
 		done()
 		b.StartTimer()
 	}
+}
+
+// The floors of nfsflock's rules (floor.go): the raw system calls that a
+// cycle keeping every safety step must make, with a fresh claim each time
+// and with a claim kept from one cycle to the next.
+
+func BenchmarkFloorSafeCycle(b *testing.B) {
+	lock := filepath.Join(b.TempDir(), "app.lck")
+	claim := RawClaim(lock)
+	for b.Loop() {
+		if err := SafeCycle(lock, claim, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFloorKeptClaim(b *testing.B) {
+	lock := filepath.Join(b.TempDir(), "app.lck")
+	k, err := NewKeptClaim(lock, RawClaim(lock))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	for b.Loop() {
+		if err := k.Cycle(time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFloorKeptClaimRenamed(b *testing.B) {
+	lock := filepath.Join(b.TempDir(), "app.lck")
+	names := [2]string{RawClaim(lock), RawClaim(lock)[:len(RawClaim(lock))-1] + "0"}
+	k, err := NewKeptClaim(lock, names[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	i := 0
+	for b.Loop() {
+		i++
+		if err := k.RenamedCycle(time.Minute, names[i%2]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestFloors runs each floor a few times: each cycle must find its own
+// files where it looks, and leave nothing behind but a kept claim, which
+// Close removes.
+func TestFloors(t *testing.T) {
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "app.lck")
+	left := func(want int) {
+		t.Helper()
+		names, err := os.ReadDir(dir)
+		if err != nil || len(names) != want {
+			t.Fatalf("directory holds %v (%v); want %d files", names, err, want)
+		}
+	}
+	for range 3 {
+		if err := SafeCycle(lock, RawClaim(lock), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		left(0)
+	}
+	names := [2]string{RawClaim(lock), RawClaim(lock) + "0"}
+	k, err := NewKeptClaim(lock, names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := k.Cycle(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.RenamedCycle(time.Minute, names[(i+1)%2]); err != nil {
+			t.Fatal(err)
+		}
+		left(1)
+	}
+	// A lock file in the way fails the cycle.
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(other, lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Cycle(time.Minute); err == nil {
+		t.Error("Cycle with another file at the lock path succeeded")
+	}
+	os.Remove(lock)
+	os.Remove(other)
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left(0)
 }

@@ -1,0 +1,146 @@
+//go:build linux
+
+package compare
+
+import (
+	"errors"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The floors of nfsflock's own protocol: the system calls that its safety
+// rules require of one uncontended cycle on a local filesystem, issued
+// raw, with no library code around them. They are not baselines to beat
+// (that is [RawCycle]) but measures of what the rules cost, against which
+// targets 2 and 3 of issue 10 can be judged: docs/BENCHMARKS.md, Floors.
+//
+// Beyond RawCycle's calls, the rules add: a look at the lock file after
+// the link (a hard link planted over the claim), a look at the breakers'
+// lock (a breaker at work may yet move the file just linked), a look
+// before the release (a lock file that is not ours stays as it is), and a
+// release that moves the lock file aside and looks at what it moved
+// before removing it (a releaser paused past its lease puts back another
+// holder's file instead of removing it). On a filesystem that answers
+// lstat from the file itself, each look is one lstat that compares the
+// device and inode with the claim's, which the claim's open descriptor
+// pins.
+
+// errNotOurs is a floor's error when a look finds another file.
+var errNotOurs = errors.New("floor: the file looked at is not our claim")
+
+// SafeCycle is RawCycle with the looks and the release of nfsflock's
+// rules: a fresh claim each cycle, as a new Lock makes (guard's way).
+func SafeCycle(lock, claim string, lifetime time.Duration) error {
+	fd, err := unix.Open(claim, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte(claim)); err != nil {
+		return err
+	}
+	k := KeptClaim{fd: fd, claim: claim, lock: lock, aside: claim + "-aside"}
+	if err := k.Cycle(lifetime); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(claim, &st); err != nil {
+		return err
+	}
+	if st.Dev != k.st.Dev || st.Ino != k.st.Ino {
+		return errNotOurs
+	}
+	return unix.Unlink(claim)
+}
+
+// KeptClaim is the floor of a cycle that keeps its claim file open and
+// in place from one acquisition to the next (target 2's suggestion), with
+// every look of SafeCycle: what a reused Lock could come down to.
+type KeptClaim struct {
+	fd                 int
+	claim, lock, aside string
+	st                 unix.Stat_t
+}
+
+// NewKeptClaim creates the claim that Cycle keeps; Close removes it.
+func NewKeptClaim(lock, claim string) (*KeptClaim, error) {
+	fd, err := unix.Open(claim, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := unix.Write(fd, []byte(claim)); err != nil {
+		unix.Close(fd)
+		unix.Unlink(claim)
+		return nil, err
+	}
+	return &KeptClaim{fd: fd, claim: claim, lock: lock, aside: claim + "-aside"}, nil
+}
+
+// Close closes and removes the claim.
+func (k *KeptClaim) Close() error {
+	unix.Close(k.fd)
+	return unix.Unlink(k.claim)
+}
+
+// RenamedCycle is Cycle under a fresh claim name each time, as the
+// security rules ask (a name that has been the lock file's contents is
+// public): the claim is renamed without replacing, and its contents
+// rewritten in place, which the names' equal lengths allow.
+func (k *KeptClaim) RenamedCycle(lifetime time.Duration, next string) error {
+	if err := unix.Renameat2(unix.AT_FDCWD, k.claim, unix.AT_FDCWD, next, unix.RENAME_NOREPLACE); err != nil {
+		return err
+	}
+	k.claim = next
+	if _, err := unix.Pwrite(k.fd, []byte(next), 0); err != nil {
+		return err
+	}
+	return k.Cycle(lifetime)
+}
+
+// Cycle acquires and releases the lock once: set the expiry through the
+// descriptor and read it back, link, look at the breakers' lock and at the
+// lock file; then look again, move the lock file aside, look at what was
+// moved, and remove it.
+func (k *KeptClaim) Cycle(lifetime time.Duration) error {
+	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
+	times := [2]unix.Timespec{ts, ts}
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(k.fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
+		return errno
+	}
+	if err := unix.Fstat(k.fd, &k.st); err != nil {
+		return err
+	}
+	if err := unix.Link(k.claim, k.lock); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(k.lock+".break", &st); !errors.Is(err, unix.ENOENT) {
+		return errors.New("floor: a breakers' lock is in the way")
+	}
+	for _, look := range []string{k.lock, k.lock} { // after the link; before the release
+		if err := k.ours(look); err != nil {
+			return err
+		}
+	}
+	if err := unix.Rename(k.lock, k.aside); err != nil {
+		return err
+	}
+	if err := k.ours(k.aside); err != nil {
+		return err
+	}
+	return unix.Unlink(k.aside)
+}
+
+// ours looks at path with one lstat: is it the claim's file?
+func (k *KeptClaim) ours(path string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return err
+	}
+	if st.Dev != k.st.Dev || st.Ino != k.st.Ino || st.Mtim != k.st.Mtim {
+		return errNotOurs
+	}
+	return nil
+}
