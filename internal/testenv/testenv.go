@@ -139,7 +139,8 @@ func Names(t testing.TB, dir string) []string {
 // fails t, naming what is left, if it cannot. A file removed there while
 // open stays under a hidden name (.fuse_hidden...) until sshfs hears it
 // was closed, which the kernel tells it after close returns: a directory
-// that holds only such names is tried again, for a few seconds.
+// that holds only such names, or lists empty by the time it is read (such
+// a file closed meanwhile), is tried again, for a few seconds.
 func removeMountDir(t testing.TB, dir string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -150,7 +151,7 @@ func removeMountDir(t testing.TB, dir string) {
 		}
 		var left []string
 		ents, _ := os.ReadDir(dir)
-		hidden := len(ents) > 0
+		hidden := true
 		for _, e := range ents {
 			left = append(left, e.Name())
 			hidden = hidden && strings.HasPrefix(e.Name(), ".fuse_hidden")
