@@ -16,31 +16,25 @@ import (
 
 // Uncontended lock and unlock, each library on its own file.
 
-func BenchmarkNfsflock(b *testing.B) {
-	l, err := nfsflock.New(filepath.Join(b.TempDir(), "app.lck"))
+func BenchmarkNfsflock(b *testing.B) { nfsflockCycles(b, true) }
+
+// BenchmarkNfsflockNew makes a new Lock each cycle, as guard does.
+func BenchmarkNfsflockNew(b *testing.B) { nfsflockCycles(b, false) }
+
+func nfsflockCycles(b *testing.B, reuse bool) {
+	path := filepath.Join(b.TempDir(), "app.lck")
+	l, err := nfsflock.New(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { l.Close() }()
 	ctx := context.Background()
 	for b.Loop() {
-		if err := l.Acquire(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := l.Release(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkNfsflockNew makes a new Lock each cycle, as guard does.
-func BenchmarkNfsflockNew(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "app.lck")
-	ctx := context.Background()
-	for b.Loop() {
-		l, err := nfsflock.New(path)
-		if err != nil {
-			b.Fatal(err)
+		if !reuse {
+			l.Close()
+			if l, err = nfsflock.New(path); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if err := l.Acquire(ctx); err != nil {
 			b.Fatal(err)
@@ -48,7 +42,6 @@ func BenchmarkNfsflockNew(b *testing.B) {
 		if err := l.Release(); err != nil {
 			b.Fatal(err)
 		}
-		l.Close()
 	}
 }
 
