@@ -195,6 +195,22 @@ func TestFloors(t *testing.T) {
 		}
 		left(1)
 	}
+	names[1] = RawClaim(lock) + "1"
+	for i := range 4 {
+		if err := k.MovedCycle(time.Minute, names[i%2]); err != nil {
+			t.Fatal(err)
+		}
+		left(1)
+	}
+	if err := k.Cycle(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := UnnamedCycle(lock, RawClaim(lock), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		left(1)
+	}
 	// A lock file in the way fails the cycle.
 	other := filepath.Join(dir, "other")
 	if err := os.WriteFile(other, nil, 0o644); err != nil {
@@ -212,4 +228,30 @@ func TestFloors(t *testing.T) {
 		t.Fatal(err)
 	}
 	left(0)
+}
+
+func BenchmarkFloorUnnamedClaim(b *testing.B) {
+	lock := filepath.Join(b.TempDir(), "app.lck")
+	for b.Loop() {
+		if err := UnnamedCycle(lock, RawClaim(lock), time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFloorKeptClaimMoved(b *testing.B) {
+	lock := filepath.Join(b.TempDir(), "app.lck")
+	names := [2]string{RawClaim(lock), RawClaim(lock)[:len(RawClaim(lock))-1] + "0"}
+	k, err := NewKeptClaim(lock, names[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	i := 0
+	for b.Loop() {
+		i++
+		if err := k.MovedCycle(time.Minute, names[i%2]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

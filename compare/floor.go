@@ -4,6 +4,8 @@ package compare
 
 import (
 	"errors"
+	"path/filepath"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -14,7 +16,10 @@ import (
 // rules require of one uncontended cycle on a local filesystem, issued
 // raw, with no library code around them. They are not baselines to beat
 // (that is [RawCycle]) but measures of what the rules cost, against which
-// targets 2 and 3 of issue 10 can be judged: docs/BENCHMARKS.md, Floors.
+// targets 2 and 3 of issue 10 can be judged (docs/BENCHMARKS.md, What the
+// rules cost). Most keep nfsflock's named claim, a file under a fresh name
+// that the lock file's contents name, as flufl.lock's do; UnnamedCycle
+// measures the rules apart from it.
 //
 // Beyond RawCycle's calls, the rules add: a look at the lock file after
 // the link (a hard link planted over the claim), a look at the breakers'
@@ -104,17 +109,31 @@ func (k *KeptClaim) RenamedCycle(lifetime time.Duration, next string) error {
 // lock file; then look again, move the lock file aside, look at what was
 // moved, and remove it.
 func (k *KeptClaim) Cycle(lifetime time.Duration) error {
-	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
-	times := [2]unix.Timespec{ts, ts}
-	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(k.fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
-		return errno
-	}
-	if err := unix.Fstat(k.fd, &k.st); err != nil {
+	if err := k.setTimes(lifetime); err != nil {
 		return err
 	}
 	if err := unix.Link(k.claim, k.lock); err != nil {
 		return err
 	}
+	return k.looksAndRelease(k.aside, false)
+}
+
+// setTimes sets the claim's times to the expiry through its descriptor,
+// and reads back its identity and times.
+func (k *KeptClaim) setTimes(lifetime time.Duration) error {
+	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
+	times := [2]unix.Timespec{ts, ts}
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(k.fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
+		return errno
+	}
+	return unix.Fstat(k.fd, &k.st)
+}
+
+// looksAndRelease looks at the breakers' lock and at the lock file (after
+// the link, and before the release), moves the lock file aside to aside,
+// looks at what it moved, and removes it, unless keep says to leave it
+// there.
+func (k *KeptClaim) looksAndRelease(aside string, keep bool) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(k.lock+".break", &st); !errors.Is(err, unix.ENOENT) {
 		return errors.New("floor: a breakers' lock is in the way")
@@ -124,13 +143,16 @@ func (k *KeptClaim) Cycle(lifetime time.Duration) error {
 			return err
 		}
 	}
-	if err := unix.Rename(k.lock, k.aside); err != nil {
+	if err := unix.Rename(k.lock, aside); err != nil {
 		return err
 	}
-	if err := k.ours(k.aside); err != nil {
+	if err := k.ours(aside); err != nil {
 		return err
 	}
-	return unix.Unlink(k.aside)
+	if keep {
+		return nil
+	}
+	return unix.Unlink(aside)
 }
 
 // ours looks at path with one lstat: is it the claim's file?
@@ -142,5 +164,60 @@ func (k *KeptClaim) ours(path string) error {
 	if st.Dev != k.st.Dev || st.Ino != k.st.Ino || st.Mtim != k.st.Mtim {
 		return errNotOurs
 	}
+	return nil
+}
+
+// UnnamedCycle is SafeCycle with a claim that has no name: created with
+// O_TMPFILE in the lock's directory and linked to the lock path through
+// its descriptor (by its name in /proc/self/fd where that needs a
+// privilege the process lacks), so that no
+// claim name is created, planted, dropped or swept. Every look and the
+// release stay as they are. It is a design nfsflock does not use (its
+// claims are named, as flufl.lock's are): a measure of what the rules
+// themselves cost, apart from the named claim (docs/BENCHMARKS.md).
+func UnnamedCycle(lock, contents string, lifetime time.Duration) error {
+	fd, err := unix.Open(filepath.Dir(lock), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte(contents)); err != nil {
+		return err
+	}
+	k := KeptClaim{fd: fd, lock: lock, aside: contents + "-aside"}
+	if err := k.setTimes(lifetime); err != nil {
+		return err
+	}
+	// Linking a descriptor itself needs CAP_DAC_READ_SEARCH; its name
+	// in /proc does not.
+	if err := unix.Linkat(fd, "", unix.AT_FDCWD, lock, unix.AT_EMPTY_PATH); errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, lock, unix.AT_SYMLINK_FOLLOW)
+		if err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	return k.looksAndRelease(k.aside, false)
+}
+
+// MovedCycle is RenamedCycle with one name fewer: the kept file is
+// published by a rename that refuses to replace (as nfsflock does where
+// hard links are refused) rather than linked, and the release moves it
+// aside to next, where it waits, with one name, for the next cycle.
+func (k *KeptClaim) MovedCycle(lifetime time.Duration, next string) error {
+	if _, err := unix.Pwrite(k.fd, []byte(next), 0); err != nil {
+		return err
+	}
+	if err := k.setTimes(lifetime); err != nil {
+		return err
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, k.claim, unix.AT_FDCWD, k.lock, unix.RENAME_NOREPLACE); err != nil {
+		return err
+	}
+	if err := k.looksAndRelease(next, true); err != nil {
+		return err
+	}
+	k.claim = next
 	return nil
 }
