@@ -118,8 +118,9 @@ func handoff(b *testing.B, hold, release, wait, done func()) {
 }
 
 // The floors of nfsflock's rules (floor.go): the raw system calls that a
-// cycle keeping every safety step must make, with a fresh claim each time
-// and with a claim kept from one cycle to the next.
+// cycle keeping every safety step must make, with a fresh named claim
+// each time, an unnamed one, and a claim kept from one cycle to the next
+// (in place, renamed, or moved).
 
 func BenchmarkFloorSafeCycle(b *testing.B) {
 	lock := filepath.Join(b.TempDir(), "app.lck")
@@ -146,8 +147,19 @@ func BenchmarkFloorKeptClaim(b *testing.B) {
 }
 
 func BenchmarkFloorKeptClaimRenamed(b *testing.B) {
+	keptCycles(b, (*KeptClaim).RenamedCycle)
+}
+
+func BenchmarkFloorKeptClaimMoved(b *testing.B) {
+	keptCycles(b, (*KeptClaim).MovedCycle)
+}
+
+// keptCycles runs cycle on a kept claim, under two names of equal length
+// in turn.
+func keptCycles(b *testing.B, cycle func(k *KeptClaim, lifetime time.Duration, next string) error) {
 	lock := filepath.Join(b.TempDir(), "app.lck")
-	names := [2]string{RawClaim(lock), RawClaim(lock)[:len(RawClaim(lock))-1] + "0"}
+	base := RawClaim(lock)
+	names := [2]string{base, base[:len(base)-1] + "0"}
 	k, err := NewKeptClaim(lock, names[0])
 	if err != nil {
 		b.Fatal(err)
@@ -156,7 +168,16 @@ func BenchmarkFloorKeptClaimRenamed(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if err := k.RenamedCycle(time.Minute, names[i%2]); err != nil {
+		if err := cycle(k, time.Minute, names[i%2]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFloorUnnamedClaim(b *testing.B) {
+	lock := filepath.Join(b.TempDir(), "app.lck")
+	for b.Loop() {
+		if err := UnnamedCycle(lock, RawClaim(lock), time.Minute); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -181,7 +202,8 @@ func TestFloors(t *testing.T) {
 		}
 		left(0)
 	}
-	names := [2]string{RawClaim(lock), RawClaim(lock) + "0"}
+	base := RawClaim(lock)
+	names := [2]string{base, base[:len(base)-1] + "0"}
 	k, err := NewKeptClaim(lock, names[0])
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +217,7 @@ func TestFloors(t *testing.T) {
 		}
 		left(1)
 	}
-	names[1] = RawClaim(lock) + "1"
+	names[1] = base[:len(base)-1] + "1"
 	for i := range 4 {
 		if err := k.MovedCycle(time.Minute, names[i%2]); err != nil {
 			t.Fatal(err)
@@ -228,30 +250,4 @@ func TestFloors(t *testing.T) {
 		t.Fatal(err)
 	}
 	left(0)
-}
-
-func BenchmarkFloorUnnamedClaim(b *testing.B) {
-	lock := filepath.Join(b.TempDir(), "app.lck")
-	for b.Loop() {
-		if err := UnnamedCycle(lock, RawClaim(lock), time.Minute); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkFloorKeptClaimMoved(b *testing.B) {
-	lock := filepath.Join(b.TempDir(), "app.lck")
-	names := [2]string{RawClaim(lock), RawClaim(lock)[:len(RawClaim(lock))-1] + "0"}
-	k, err := NewKeptClaim(lock, names[0])
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer k.Close()
-	i := 0
-	for b.Loop() {
-		i++
-		if err := k.MovedCycle(time.Minute, names[i%2]); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

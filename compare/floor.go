@@ -169,12 +169,12 @@ func (k *KeptClaim) ours(path string) error {
 
 // UnnamedCycle is SafeCycle with a claim that has no name: created with
 // O_TMPFILE in the lock's directory and linked to the lock path through
-// its descriptor (by its name in /proc/self/fd where that needs a
-// privilege the process lacks), so that no
-// claim name is created, planted, dropped or swept. Every look and the
-// release stay as they are. It is a design nfsflock does not use (its
-// claims are named, as flufl.lock's are): a measure of what the rules
-// themselves cost, apart from the named claim (docs/BENCHMARKS.md).
+// its descriptor (by its name in /proc/self/fd where linking the
+// descriptor itself needs a privilege the process lacks), so that no claim
+// name is created, planted, checked or removed. Every look and the release
+// stay as they are. It is a design nfsflock does not use (its claims are
+// named, as flufl.lock's are): a measure of what the rules themselves
+// cost, apart from the named claim (docs/BENCHMARKS.md).
 func UnnamedCycle(lock, contents string, lifetime time.Duration) error {
 	fd, err := unix.Open(filepath.Dir(lock), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
