@@ -1301,6 +1301,14 @@ func sameInstance(s snapshot) func(snapshot) bool {
 	}
 }
 
+// sameContents returns a match for removeIf that accepts any file of s's
+// contents, whatever its times and inode: for a breakers' lock proven
+// planted or left by a dead breaker, whose contents name a claim of that
+// breaker's own.
+func sameContents(s snapshot) func(snapshot) bool {
+	return func(moved snapshot) bool { return bytes.Equal(moved.contents, s.contents) }
+}
+
 // removeIf removes the file at path (the lock file, or the breakers'
 // lock) if match approves of what it holds. To remove only the instance
 // that match saw, never one that replaced it meanwhile, it first moves the
@@ -1501,7 +1509,7 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 		return nil, err
 	}
 	if bytes.Equal(cur.contents, first.contents) && (cur.info.Ino == 0 || cur.info.SameFile(first.info)) {
-		if _, err := l.removeIf(path, func(m snapshot) bool { return bytes.Equal(m.contents, cur.contents) }, nil); err != nil {
+		if _, err := l.removeIf(path, sameContents(cur), nil); err != nil {
 			return nil, err
 		}
 	}
@@ -1783,7 +1791,7 @@ func (l *Lock) sweepLocked() {
 			// path may be a cache's, older than the file moved aside
 			// shows (sshfs; seed 50014552). Its contents name a claim
 			// of its breaker's own.
-			l.removeIf(l.breakersPath(), func(m snapshot) bool { return bytes.Equal(m.contents, s.contents) }, nil)
+			l.removeIf(l.breakersPath(), sameContents(s), nil)
 		case l.expiredBy(s.info.ModTime, l.breakSlop()):
 			l.removeIf(l.breakersPath(), sameInstance(s), nil)
 		}
