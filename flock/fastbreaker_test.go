@@ -56,9 +56,23 @@ func writeAt(t *testing.T, path string, at time.Time) {
 // 15001001, where the paused breaker did move the lock file that the
 // other had taken meanwhile).
 func TestFastBreakersLockIsLive(t *testing.T) {
+	fastBreakerJudged(t, time.Minute, 0)
+}
+
+// fastBreakerJudged stages a breaker whose clock runs fast ahead, held in
+// its link of the breakers' lock while a Lock whose clock runs judge ahead
+// (behind, if negative) tries the lock. It fails the test if the judge
+// takes the lock (breaking the live breaker's lock as planted), or if the
+// breaker does not.
+func fastBreakerJudged(t *testing.T, fast, judge time.Duration) {
+	t.Helper()
 	_, breakers, newLock := breakStage(t)
 	fsF := &fsystest.Faulty{FS: fsys.OS}
-	fast, right := newLock(WithClock(aheadClock{time.Minute}), withFS(fsF)), newLock()
+	var judgeClock []Option // a right judge keeps the system's clock, and shares its sightings
+	if judge != 0 {
+		judgeClock = []Option{WithClock(aheadClock{judge})}
+	}
+	breaker, right := newLock(WithClock(aheadClock{fast}), withFS(fsF)), newLock(judgeClock...)
 	var (
 		staged   bool
 		ahead    time.Duration
@@ -76,13 +90,13 @@ func TestFastBreakersLockIsLive(t *testing.T) {
 		}
 		return err
 	}
-	ok, err := fast.TryAcquire()
+	ok, err := breaker.TryAcquire()
 	if !staged {
 		t.Fatal("the fast breaker took no breakers' lock: nothing was staged")
 	}
 	t.Logf("the fast breaker's breakers' lock expired %v ahead of the filesystem's clock", ahead.Round(time.Millisecond))
 	if rightOK || rightErr != nil {
-		t.Errorf("TryAcquire() of a Lock of a right clock, while a breaker a minute fast held the breakers' lock = %v, %v; want false, nil: it broke a live breaker's lock as planted", rightOK, rightErr)
+		t.Errorf("TryAcquire() of a Lock %v off, while a breaker %v fast held the breakers' lock = %v, %v; want false, nil: it broke a live breaker's lock as planted", judge, fast, rightOK, rightErr)
 	}
 	if !ok || err != nil {
 		t.Errorf("the fast breaker's TryAcquire() = %v, %v; want true, nil", ok, err)
@@ -273,29 +287,7 @@ func TestSuspendedFastBreakerSteppedBackMovesNothing(t *testing.T) {
 func TestFastBreakerWithinTheHourIsLive(t *testing.T) {
 	for _, judge := range []time.Duration{0, -30 * time.Minute, 30 * time.Minute} {
 		t.Run(judge.String(), func(t *testing.T) {
-			_, breakers, newLock := breakStage(t)
-			fsF := &fsystest.Faulty{FS: fsys.OS}
-			fast, right := newLock(WithClock(aheadClock{59 * time.Minute}), withFS(fsF)), newLock(WithClock(aheadClock{judge}))
-			var staged, rightOK bool
-			var rightErr error
-			fsF.OnLink = func(next func(string, string) error, o, n string) error {
-				err := next(o, n)
-				if n == breakers && err == nil && !staged {
-					staged = true
-					rightOK, rightErr = right.TryAcquire()
-				}
-				return err
-			}
-			ok, err := fast.TryAcquire()
-			if !staged {
-				t.Fatal("nothing staged")
-			}
-			if rightOK || rightErr != nil {
-				t.Errorf("judge %v: TryAcquire() beside a 59-min-fast live breaker = %v, %v; want false, nil", judge, rightOK, rightErr)
-			}
-			if !ok || err != nil {
-				t.Errorf("the fast breaker's TryAcquire() = %v, %v; want true, nil", ok, err)
-			}
+			fastBreakerJudged(t, 59*time.Minute, judge)
 		})
 	}
 }
