@@ -62,11 +62,15 @@ func BenchmarkGofrsFlock(b *testing.B) {
 
 // BenchmarkRawLinkProtocol is the floor for any link(2)-based lock:
 // [RawCycle], the necessary system calls of the protocol and nothing else.
-func BenchmarkRawLinkProtocol(b *testing.B) {
+func BenchmarkRawLinkProtocol(b *testing.B) { rawCycles(b, RawCycle) }
+
+// rawCycles runs cycle, a raw program's whole cycle (RawCycle or a floor),
+// on a lock of its own, under RawClaim's name.
+func rawCycles(b *testing.B, cycle func(lock, claim string, lifetime time.Duration) error) {
 	lock := filepath.Join(b.TempDir(), "app.lck")
 	claim := RawClaim(lock)
 	for b.Loop() {
-		if err := RawCycle(lock, claim, time.Minute); err != nil {
+		if err := cycle(lock, claim, time.Minute); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -122,15 +126,7 @@ func handoff(b *testing.B, hold, release, wait, done func()) {
 // each time, an unnamed one, and a claim kept from one cycle to the next
 // (in place, renamed, or moved).
 
-func BenchmarkFloorSafeCycle(b *testing.B) {
-	lock := filepath.Join(b.TempDir(), "app.lck")
-	claim := RawClaim(lock)
-	for b.Loop() {
-		if err := SafeCycle(lock, claim, time.Minute); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkFloorSafeCycle(b *testing.B) { rawCycles(b, SafeCycle) }
 
 func BenchmarkFloorKeptClaim(b *testing.B) {
 	lock := filepath.Join(b.TempDir(), "app.lck")
@@ -174,14 +170,7 @@ func keptCycles(b *testing.B, cycle func(k *KeptClaim, lifetime time.Duration, n
 	}
 }
 
-func BenchmarkFloorUnnamedClaim(b *testing.B) {
-	lock := filepath.Join(b.TempDir(), "app.lck")
-	for b.Loop() {
-		if err := UnnamedCycle(lock, RawClaim(lock), time.Minute); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkFloorUnnamedClaim(b *testing.B) { rawCycles(b, UnnamedCycle) }
 
 // TestFloors runs each floor a few times: each cycle must find its own
 // files where it looks, and leave nothing behind but a kept claim, which
