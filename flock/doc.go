@@ -185,7 +185,12 @@
 // breaker had taken meanwhile. A breaker first takes the breakers' lock
 // L.break (the same name whatever the separator): a fresh claim-shaped file
 // of its own with a lease of 5 s, linked to L.break. Others break L.break
-// once its expiry and the larger of the clock slop and 5 s have passed. One
+// once its expiry and the larger of the clock slop and 5 s have passed: on
+// a local disk on Linux they swap a fresh one of their own in for it
+// (renameat2 with RENAME_EXCHANGE) and remove what came out if it is the
+// instance they judged, or swap the two back, so that L.break is never
+// free while a file they have not judged stands there; elsewhere they move
+// it aside to judge it, which leaves the path free for that moment. One
 // whose expiry lies further ahead than a breaker of their clock writes was
 // planted, or written by a breaker whose clock runs fast (expiries are
 // written by the later of the filesystem's clock and the host's): they

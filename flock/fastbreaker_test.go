@@ -3,6 +3,7 @@
 package flock
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -307,6 +308,9 @@ func TestFastBreakerWithinTheHourIsLive(t *testing.T) {
 func TestBreakerChecksItsBreakersLockLast(t *testing.T) {
 	path, breakers, newLock := breakStage(t)
 	fsS, fsU := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	// Where names can be swapped in one step, S's removal never frees
+	// L.break (TestBreakersLockNeverLeftFree): S's filesystem here cannot.
+	fsS.OnExchange = func(_ func(string, string) error, _, _ string) error { return errors.ErrUnsupported }
 	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(), newLock()
 	// U has held the lock before, as a long-lived Lock has: it knows that
 	// this filesystem keeps identity across names, so that its re-read
@@ -385,5 +389,93 @@ func TestBreakerChecksItsBreakersLockLast(t *testing.T) {
 	}
 	if vOK && wOK {
 		t.Errorf("two holders: V and W both took the lock")
+	}
+}
+
+// TestBreakersLockNeverLeftFree: whoever removes a stale breakers' lock
+// must not leave its path free while it holds a file there that it has
+// not judged. Here S, which judged a dead breaker's L.break D, makes its
+// removal only after U broke D and took L.break, and it lands after U's
+// last look at L.break, as U moves the lock file. V comes by then. Had S
+// moved U's L.break aside (as it did, and still does where names cannot
+// be swapped in one step), V would find the path free, take L.break,
+// break the expired lock and take the lock, and give L.break up; U would
+// then move V's lock file aside, find it is not the instance it judged and
+// put it back, and W, linking in that gap, would hold the lock beside V:
+// the race docs/RELIABILITY.md left open. On a local disk S swaps a fresh
+// breakers' lock of its own in instead, so V finds a live breaker and
+// waits, and U alone breaks.
+func TestBreakersLockNeverLeftFree(t *testing.T) {
+	path, breakers, newLock := breakStage(t)
+	fsS, fsU := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(), newLock()
+	writeAt(t, breakers, time.Now().Add(-time.Hour))
+	var (
+		sMove         func() error
+		landed        bool
+		uOK, vOK, wOK bool
+		vErr          error
+	)
+	// S's removal of D: a move aside, or an exchange where the
+	// filesystem swaps names. Either lands later, inside U's break.
+	hold := func(move func() error) error {
+		if sMove != nil {
+			return move()
+		}
+		sMove = move
+		uOK, _ = u.TryAcquire()
+		if landed {
+			return nil
+		}
+		return move()
+	}
+	fsS.OnRename = func(next func(string, string) error, o, n string) error {
+		if o != breakers || sMove != nil {
+			return next(o, n)
+		}
+		return hold(func() error { return next(o, n) })
+	}
+	fsS.OnExchange = func(next func(string, string) error, a, b string) error {
+		if b != breakers || sMove != nil {
+			return next(a, b)
+		}
+		return hold(func() error { return next(a, b) })
+	}
+	fsU.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && sMove != nil && !landed {
+			// U has looked at L.break for the last time, and moves the
+			// expired lock file aside: S's removal lands, and V comes.
+			landed = true
+			if err := sMove(); err != nil {
+				t.Errorf("S's removal of L.break: %v", err)
+			}
+			vOK, vErr = v.TryAcquire()
+		}
+		return next(o, n)
+	}
+	fsU.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == path && landed {
+			wOK, _ = w.TryAcquire() // the put-back gap
+		}
+		return next(o, n)
+	}
+	if ok, err := s.TryAcquire(); err != nil {
+		t.Fatalf("S's TryAcquire() = %v, %v", ok, err)
+	}
+	if !landed {
+		t.Fatalf("not staged: S's removal never landed inside U's break (U's TryAcquire = %v)", uOK)
+	}
+	t.Logf("took the lock: U %v, V %v (%v), W %v", uOK, vOK, vErr, wOK)
+	holders := 0
+	for _, l := range []*Lock{u, v, w} {
+		if ok, _ := l.IsLocked(); ok {
+			holders++
+		}
+	}
+	if vOK && (uOK || wOK) || holders > 1 {
+		t.Errorf("two holders (V took L.break in the gap): U %v, V %v, W %v; %d hold it now", uOK, vOK, wOK, holders)
+	}
+	if holders == 0 {
+		t.Errorf("nobody holds the expired lock's successor")
 	}
 }

@@ -40,6 +40,7 @@ var mutants = map[string]mutantInfo{
 	"recheck-unbounded":    {"a breaker moves the lock file however long its last reads of it took, so that they may show an instance released and retaken meanwhile", false},
 	"quick-look-by-name":   {"on a local disk, a look by one Lstat takes any regular file at the lock path (or moved aside) for our own lock file", true},
 	"no-cache-wait":        {"without hard links, a breaker moves the lock file without first waiting out the attribute cache", true},
+	"breakers-move-aside":  {"another's breakers' lock is removed by moving it aside, which leaves the path free for a moment, even where the filesystem swaps names in one step", false},
 	"far-breakers-at-once": {"a breakers' lock whose expiry lies further ahead than a breaker writes is broken at once as planted, though a live breaker whose clock runs ahead of the filesystem's writes such expiries", false},
 }
 

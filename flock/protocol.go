@@ -1469,7 +1469,7 @@ func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 			}
 			return ok, err
 		case l.breakersBreakable(s):
-			if _, err := l.removeIf(path, sameInstance(s), nil); err != nil {
+			if _, err := l.removeBreakers(sameInstance(s)); err != nil {
 				return false, err
 			}
 		default:
@@ -1509,11 +1509,85 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 		return nil, err
 	}
 	if bytes.Equal(cur.contents, first.contents) && (cur.info.Ino == 0 || cur.info.SameFile(first.info)) {
-		if _, err := l.removeIf(path, sameContents(cur), nil); err != nil {
+		if _, err := l.removeBreakers(sameContents(cur)); err != nil {
 			return nil, err
 		}
 	}
 	return l.lockBreakers()
+}
+
+// removeBreakers removes another's breakers' lock, the instance at the
+// breakers' path that match approves of (removeIf's contract), which its
+// caller judged broken. removeIf moves the file aside before it reads it,
+// which leaves the path free for a moment even when the file it moved is
+// a live breaker's, there since the judgment: another breaker could then
+// take the breakers' lock beside it, and the two break at once (see
+// docs/RELIABILITY.md). Where the filesystem swaps two names in one step
+// (Exchange, on a local disk) the path is never left free: a fresh
+// breakers' lock of ours takes the file's place, so that whoever then
+// looks sees a live breaker, and what came out is read under our own
+// name. If it is the instance judged, it is removed and our lock is then
+// given up as any breaker gives up its own; if not, the two are swapped
+// back. Elsewhere removeIf does the removal.
+func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
+	path := l.breakersPath()
+	if !l.direct || mutated("breakers-move-aside") {
+		return l.removeIf(path, match, nil)
+	}
+	p, err := l.newClaim(breakTTL)
+	if err != nil {
+		return false, err
+	}
+	err = l.cfg.fs.Exchange(p.name, path)
+	if err != nil {
+		l.removeOwn(p)
+		p.close()
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			return l.removeIf(path, match, nil)
+		case gone(err):
+			return false, nil // nothing there any more
+		}
+		return false, err
+	}
+	// Our file stands at the breakers' path; what stood there is at
+	// p.name, which no one else touches.
+	got, err := l.inspect(p.name)
+	if err == nil && match(got) {
+		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
+			l.cfg.logger.Warn("flock: removing a broken breakers' lock", "path", p.name, "err", rerr)
+		}
+		l.unlockBreakers(p)
+		return true, nil
+	}
+	l.swapBack(p)
+	if gone(err) {
+		err = nil
+	}
+	return false, err
+}
+
+// swapBack puts back at the breakers' path the file that removeBreakers
+// swapped out to p.name and found it must not remove, and removes what
+// comes out: our fresh breakers' lock, unless another process swapped
+// its own in meanwhile, which then stays out of the path. If the path
+// was freed meanwhile (its holder gave up what stood there, not its own
+// file), the file goes back only if the path is still free.
+func (l *Lock) swapBack(p *claimFile) {
+	path := l.breakersPath()
+	defer p.close()
+	err := l.cfg.fs.Exchange(p.name, path)
+	if gone(err) {
+		if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
+			return
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		l.cfg.logger.Warn("flock: putting back a breakers' lock", "path", path, "err", err)
+	}
+	if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)
+	}
 }
 
 // breakersBreakable reports whether the breakers' lock s may be broken:
@@ -1791,9 +1865,9 @@ func (l *Lock) sweepLocked() {
 			// path may be a cache's, older than the file moved aside
 			// shows (sshfs; seed 50014552). Its contents name a claim
 			// of its breaker's own.
-			l.removeIf(l.breakersPath(), sameContents(s), nil)
+			l.removeBreakers(sameContents(s))
 		case l.expiredBy(s.info.ModTime, l.breakSlop()):
-			l.removeIf(l.breakersPath(), sameInstance(s), nil)
+			l.removeBreakers(sameInstance(s))
 		}
 	}
 	names, err := l.cfg.fs.ReadDir(l.dir)

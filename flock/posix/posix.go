@@ -104,6 +104,22 @@ func RenameNoReplace(oldname, newname string) error {
 	return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
 }
 
+// Exchange swaps the files at two names in one step: each name then
+// names what the other named, and neither is ever without a file. Both
+// must exist. Where the system or the filesystem cannot swap names (NFS,
+// most FUSE filesystems, systems other than Linux) the error matches
+// [errors.ErrUnsupported].
+func Exchange(a, b string) error {
+	err := ignoringEINTR(func() error { return exchange(a, b) })
+	if err == nil {
+		return nil
+	}
+	if err == unix.EINVAL || err == unix.ENOSYS || err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+		err = errors.ErrUnsupported
+	}
+	return &os.LinkError{Op: "exchange", Old: a, New: b, Err: err}
+}
+
 // Remove unlinks path, which must not be a directory.
 func Remove(path string) error {
 	return pathErr("remove", path, ignoringEINTR(func() error { return unix.Unlink(path) }))

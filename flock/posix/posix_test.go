@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +114,39 @@ func TestProcessAlive(t *testing.T) {
 	if posix.ProcessAlive(0) || posix.ProcessAlive(-1) {
 		t.Error("ProcessAlive of a non-pid = true")
 	}
+}
+
+// TestExchange: on Linux, on the test's local directory, two names swap
+// their files; a missing name is ENOENT. Elsewhere the call reports
+// errors.ErrUnsupported.
+func TestExchange(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte("a"), 0o644)
+	os.WriteFile(b, []byte("b"), 0o644)
+	err := posix.Exchange(a, b)
+	if errors.Is(err, errors.ErrUnsupported) {
+		if runtime.GOOS == "linux" {
+			t.Skipf("this filesystem does not swap names: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Exchange = %v", err)
+	}
+	if ga, gb := readFile(t, a), readFile(t, b); ga != "b" || gb != "a" {
+		t.Errorf("after Exchange a holds %q, b %q; want b, a", ga, gb)
+	}
+	if err := posix.Exchange(a, filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Exchange with a missing name = %v; want ENOENT", err)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

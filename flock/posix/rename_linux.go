@@ -19,6 +19,17 @@ func renameNoReplace(oldname, newname string) error {
 	return unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_NOREPLACE)
 }
 
+// exchange is renameat2 with RENAME_EXCHANGE, refused where
+// renameNoReplace is: Linux's SMB client does not swap names on the
+// server in one step.
+func exchange(a, b string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(b), &st); err == nil && smb(uint32(st.Type)) {
+		return unix.EINVAL
+	}
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+}
+
 // smb reports the filesystem types of Linux's SMB clients.
 func smb(t uint32) bool {
 	const (

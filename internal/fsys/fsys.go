@@ -33,6 +33,10 @@ type FS interface {
 	// matches fs.ErrExist if newname exists. Where it cannot be done in one
 	// step the error matches errors.ErrUnsupported.
 	RenameNoReplace(oldname, newname string) error
+	// Exchange swaps the files at two existing names in one step, so that
+	// neither name is ever free. Where it cannot be done in one step the
+	// error matches errors.ErrUnsupported.
+	Exchange(a, b string) error
 	// Remove unlinks a file.
 	Remove(path string) error
 	// Open opens a regular file for inspection; anything else gives an

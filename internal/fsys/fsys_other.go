@@ -19,6 +19,7 @@ func (unsupportedFS) Create(string, []byte, time.Time) (File, error) {
 func (unsupportedFS) Lstat(string) (Info, error)           { return Info{}, errors.ErrUnsupported }
 func (unsupportedFS) Link(string, string) error            { return errors.ErrUnsupported }
 func (unsupportedFS) Rename(string, string) error          { return errors.ErrUnsupported }
+func (unsupportedFS) Exchange(string, string) error        { return errors.ErrUnsupported }
 func (unsupportedFS) Remove(string) error                  { return errors.ErrUnsupported }
 func (unsupportedFS) RenameNoReplace(string, string) error { return errors.ErrUnsupported }
 func (unsupportedFS) Open(string) (File, error)            { return nil, errors.ErrUnsupported }

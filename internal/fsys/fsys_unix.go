@@ -60,6 +60,7 @@ func (posixFS) Rename(oldname, newname string) error { return posix.Rename(oldna
 func (posixFS) RenameNoReplace(oldname, newname string) error {
 	return posix.RenameNoReplace(oldname, newname)
 }
+func (posixFS) Exchange(a, b string) error           { return posix.Exchange(a, b) }
 func (posixFS) Remove(path string) error             { return posix.Remove(path) }
 func (posixFS) ReadDir(dir string) ([]string, error) { return posix.ReadDir(dir) }
 func (posixFS) ProcessAlive(pid int) bool            { return posix.ProcessAlive(pid) }

@@ -1,6 +1,7 @@
 package fsys
 
 import (
+	"errors"
 	"time"
 
 	"github.com/nfsflock/nfsflock/flock/windows"
@@ -45,6 +46,9 @@ func (windowsFS) Rename(oldname, newname string) error { return windows.Rename(o
 func (windowsFS) RenameNoReplace(oldname, newname string) error {
 	return windows.RenameNoReplace(oldname, newname)
 }
+
+// Exchange is not offered: Windows has no call that swaps two names.
+func (windowsFS) Exchange(string, string) error        { return errors.ErrUnsupported }
 func (windowsFS) Remove(path string) error             { return windows.Remove(path) }
 func (windowsFS) ReadDir(dir string) ([]string, error) { return windows.ReadDir(dir) }
 func (windowsFS) ProcessAlive(pid int) bool            { return windows.ProcessAlive(pid) }

@@ -18,6 +18,7 @@ type Faulty struct {
 	OnLink            func(next func(oldname, newname string) error, oldname, newname string) error
 	OnRename          func(next func(oldname, newname string) error, oldname, newname string) error
 	OnRenameNoReplace func(next func(oldname, newname string) error, oldname, newname string) error
+	OnExchange        func(next func(a, b string) error, a, b string) error
 	OnRemove          func(next func(path string) error, path string) error
 	OnOpen            func(next func(path string) (fsys.File, error), path string) (fsys.File, error)
 	OnLstat           func(next func(path string) (fsys.Info, error), path string) (fsys.Info, error)
@@ -54,6 +55,14 @@ func (f *Faulty) RenameNoReplace(oldname, newname string) error {
 		return f.OnRenameNoReplace(f.FS.RenameNoReplace, oldname, newname)
 	}
 	return f.FS.RenameNoReplace(oldname, newname)
+}
+
+// Exchange calls OnExchange if set.
+func (f *Faulty) Exchange(a, b string) error {
+	if f.OnExchange != nil {
+		return f.OnExchange(f.FS.Exchange, a, b)
+	}
+	return f.FS.Exchange(a, b)
 }
 
 // Remove calls OnRemove if set.

@@ -22,9 +22,9 @@ type Stepper func(c *Call, apply func())
 // and what its caller is told.
 type Call struct {
 	Proc  *Proc
-	Op    string // create, lstat, link, rename, renamenoreplace, remove, open, readdir, alive, stat, read, settimes, close
+	Op    string // create, lstat, link, rename, renamenoreplace, exchange, remove, open, readdir, alive, stat, read, settimes, close
 	Path  string // the path named, or the path the file was opened by
-	Path2 string // the new name of link and rename
+	Path2 string // the new name of link and rename, the other name of exchange
 	Time  time.Time
 	Err   error // what the caller is told
 	// Lost says that the call happened on the server but its reply was

@@ -369,6 +369,23 @@ func (h *Host) moved(oldname, newname string) {
 	}
 }
 
+// exchanged follows an exchange of a and b made by this host in its
+// per-path tables.
+func (h *Host) exchanged(a, b string) {
+	delete(h.pathAttrs, a)
+	delete(h.pathAttrs, b)
+	na, oka := h.nodes[a]
+	nb, okb := h.nodes[b]
+	delete(h.nodes, a)
+	delete(h.nodes, b)
+	if oka {
+		h.nodes[b] = na
+	}
+	if okb {
+		h.nodes[a] = nb
+	}
+}
+
 // unlinked drops a removed name from the per-path tables.
 func (h *Host) unlinked(p string) {
 	delete(h.pathAttrs, p)

@@ -257,6 +257,32 @@ func (p *Proc) rename(op, oldname, newname string, noReplace bool) error {
 	return c.Err
 }
 
+// Exchange swaps the files at a and b. Only a local disk's mount (see
+// Direct) offers it; elsewhere it fails with errors.ErrUnsupported, as
+// NFS and sshfs refuse RENAME_EXCHANGE. Local disks lose no replies.
+func (p *Proc) Exchange(a, b string) error {
+	a, b = clean(a), clean(b)
+	c := &Call{Op: "exchange", Path: a, Path2: b}
+	p.run(c, func() {
+		s, h := p.h.s, p.h
+		if !p.Direct(dirOf(b)) {
+			c.Err = linkErr("exchange", a, b, errors.ErrUnsupported)
+			return
+		}
+		ina, inb := s.names[a], s.names[b]
+		e := s.exchange(c, a, b)
+		if e == 0 {
+			h.dirChanged(a)
+			h.dirChanged(b)
+			h.exchanged(a, b)
+			h.changed(ina, b)
+			h.changed(inb, a)
+		}
+		c.Err = linkErr("exchange", a, b, errOrNil(e))
+	})
+	return c.Err
+}
+
 // Remove unlinks name.
 func (p *Proc) Remove(name string) error {
 	name = clean(name)

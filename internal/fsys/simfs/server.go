@@ -225,6 +225,47 @@ func (s *Server) rename(c *Call, oldname, newname string, noReplace bool) syscal
 	return 0
 }
 
+// exchange swaps the inodes that a and b name, as renameat2 with
+// RENAME_EXCHANGE does: both must exist, and a directory's children move
+// with it.
+func (s *Server) exchange(c *Call, a, b string) syscall.Errno {
+	ina, e := s.lookup(a)
+	if e != 0 {
+		return e
+	}
+	inb, e := s.lookup(b)
+	if e != 0 {
+		return e
+	}
+	if a == "/" || b == "/" {
+		return syscall.EBUSY
+	}
+	if strings.HasPrefix(b, a+"/") || strings.HasPrefix(a, b+"/") {
+		return syscall.EINVAL
+	}
+	if ina == inb {
+		return 0
+	}
+	children := map[string]*inode{}
+	for p, child := range s.names {
+		if rest, ok := strings.CutPrefix(p, a+"/"); ok {
+			delete(s.names, p)
+			children[b+"/"+rest] = child
+		} else if rest, ok := strings.CutPrefix(p, b+"/"); ok {
+			delete(s.names, p)
+			children[a+"/"+rest] = child
+		}
+	}
+	for p, child := range children {
+		s.names[p] = child
+	}
+	s.names[a], s.names[b] = inb, ina
+	ina.ctime, inb.ctime = s.stamp(), s.stamp()
+	c.effect(Effect{Kind: Moved, Path: a, Path2: b, ID: ina.id})
+	c.effect(Effect{Kind: Moved, Path: b, Path2: a, ID: inb.id})
+	return 0
+}
+
 func (s *Server) remove(c *Call, p string) syscall.Errno {
 	in, e := s.lookup(p)
 	if e != 0 {

@@ -179,6 +179,43 @@ func TestRename(t *testing.T) {
 	}
 }
 
+func TestExchange(t *testing.T) {
+	w := newWorld(t)
+	p := w.proc(simfs.Local())
+	mustCreate(t, p, "/d/a", "a", t0).Close()
+	mustCreate(t, p, "/d/b", "b", t0).Close()
+	if err := w.s.MkdirAll("/d/e"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, p, "/d/e/f", "f", t0).Close()
+	if err := p.Exchange("/d/a", "/d/b"); err != nil {
+		t.Fatalf("Exchange = %v", err)
+	}
+	na, _ := w.s.Lookup("/d/a")
+	nb, _ := w.s.Lookup("/d/b")
+	if string(na.Data) != "b" || string(nb.Data) != "a" {
+		t.Errorf("after the exchange a holds %q and b %q; want b and a", na.Data, nb.Data)
+	}
+	// A directory's children go with it.
+	if err := p.Exchange("/d/e", "/d/a"); err != nil {
+		t.Fatalf("Exchange of a directory = %v", err)
+	}
+	if n, ok := w.s.Lookup("/d/a/f"); !ok || string(n.Data) != "f" {
+		t.Errorf("the directory's file did not move with it: %v %q", ok, n.Data)
+	}
+	if n, _ := w.s.Lookup("/d/e"); string(n.Data) != "b" {
+		t.Errorf("e holds %q; want b", n.Data)
+	}
+	if err := p.Exchange("/d/b", "/d/missing"); errno(err) != syscall.ENOENT {
+		t.Errorf("Exchange with a missing name = %v; want ENOENT", err)
+	}
+	for _, cfg := range []simfs.HostConfig{simfs.NFS(), simfs.SSHFS()} {
+		if err := w.proc(cfg).Exchange("/d/b", "/d/e"); !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("Exchange on a network mount = %v; want ErrUnsupported", err)
+		}
+	}
+}
+
 func TestOpenRefusesWhatIsNotARegularFile(t *testing.T) {
 	w := newWorld(t)
 	p := w.proc(simfs.Local())
