@@ -30,6 +30,7 @@ import (
 // a file against info, no other file can be given the same inode number.
 type claimFile struct {
 	name   string // the claim's path, which is also its contents
+	swap   bool   // a breakers' lock to swap in (newSwapClaim): its contents say so too
 	f      fsys.File
 	info   fsys.Info // as created
 	expiry time.Time // the expiry it was created with, before the filesystem stored it
@@ -49,6 +50,25 @@ type claimFile struct {
 	pub     fsys.File
 	pubInfo fsys.Info // as created
 }
+
+// contents returns what the claim's file holds: its name, followed by
+// swapMark for a breakers' lock to swap in.
+func (c *claimFile) contents() string {
+	if c.swap {
+		return c.name + swapMark
+	}
+	return c.name
+}
+
+// swapMark ends the contents of a breakers' lock that removeBreakers swaps
+// in for another's. They are no claim that anyone can parse, so that no
+// proof of its maker's death lets anyone break it: that proves nothing of
+// the breaker whose file it may have taken out, which may still be at work
+// until the breakers' lease it began before the swap ends, and which this
+// file's expiry and the slop outlast (the adversarial review of
+// removeBreakers: a remover killed just after its swap, and a Lock
+// WithDeadOwnerBreak, broke the breakers' lock under a live breaker).
+const swapMark = "\nswapped in for a breakers' lock judged broken"
 
 // file returns the file that this claim's lock file is, once published:
 // the descriptor through which its times are set, and its identity.
@@ -142,6 +162,16 @@ func (l *Lock) now() time.Time { return l.cfg.clock.Now().Round(0) }
 // surely our own create whose reply was lost, and it is removed; were it
 // planted, it stood among our names.
 func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
+	return l.newClaimFile(life, false)
+}
+
+// newSwapClaim is newClaim for a breakers' lock that removeBreakers swaps
+// in: its contents end with swapMark.
+func (l *Lock) newSwapClaim() (*claimFile, error) {
+	return l.newClaimFile(breakTTL, !mutated("dead-swapper-breakable"))
+}
+
+func (l *Lock) newClaimFile(life time.Duration, swap bool) (*claimFile, error) {
 	var err error
 	// Lost replies can make a few creates in a row look refused.
 	for range 8 {
@@ -155,8 +185,9 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 			expiry = l.expiryIn(life)
 		}
 		before := l.read()
+		c := &claimFile{name: name, swap: swap}
 		var f fsys.File
-		f, err = l.cfg.fs.Create(name, []byte(name), expiry)
+		f, err = l.cfg.fs.Create(name, []byte(c.contents()), expiry)
 		if errors.Is(err, fs.ErrExist) {
 			if rerr := l.cfg.fs.Remove(name); rerr != nil && !gone(rerr) {
 				l.cfg.logger.Warn("flock: removing a file at a fresh claim name", "path", name, "err", rerr)
@@ -201,7 +232,8 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 			// the file we created, and is judged by its identity.
 			l.ident = identityYes
 		}
-		return &claimFile{name: name, f: f, info: info, expiry: expiry, stamp: info.ModTime, timed: before}, nil
+		c.f, c.info, c.expiry, c.stamp, c.timed = f, info, expiry, info.ModTime, before
+		return c, nil
 	}
 	return nil, err
 }
@@ -251,7 +283,7 @@ func (l *Lock) mine(s snapshot) (bool, error) {
 // alone would let anyone who can write a file in the directory forge a
 // lock file that names a waiter's claim.
 func (l *Lock) isFileOf(s snapshot, c *claimFile) (bool, error) {
-	if c == nil || !s.names(c.name) || l.publish == publishCreate && c.pub == nil {
+	if c == nil || !s.names(c.contents()) || l.publish == publishCreate && c.pub == nil {
 		return false, nil // a created lock file is ours only if we hold it open
 	}
 	if _, info := c.file(); s.info.SameFile(info) {
@@ -1534,15 +1566,28 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	if !l.direct || mutated("breakers-move-aside") {
 		return l.removeIf(path, match, nil)
 	}
-	p, err := l.newClaim(breakTTL)
+	p, err := l.newSwapClaim()
 	if err != nil {
 		return false, err
 	}
-	err = l.cfg.fs.Exchange(p.name, path)
+	// Our file must stand in for the other's as long as its breaker
+	// may be at work, which a lease of ours that ran out while we paused
+	// since making it would not: others may break ours once it has expired
+	// and the slop has passed, and a breaker whose lease began just before
+	// our swap may act until breakTTL after that. So, only within our own
+	// lease: a pause past it between this look and the swap is a move past
+	// every lease we had (docs/RELIABILITY.md), as a move aside would be.
+	if l.breakLeaseOver(p) && !mutated("swap-past-lease") {
+		err = errBreaking
+	} else {
+		err = l.cfg.fs.Exchange(p.name, path)
+	}
 	if err != nil {
 		l.removeOwn(p)
 		p.close()
 		switch {
+		case errors.Is(err, errBreaking):
+			return false, nil // paused since making p: nothing done
 		case errors.Is(err, errors.ErrUnsupported):
 			return l.removeIf(path, match, nil)
 		case gone(err):
@@ -1573,9 +1618,22 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 // its own in meanwhile, which then stays out of the path. If the path
 // was freed meanwhile (its holder gave up what stood there, not its own
 // file), the file goes back only if the path is still free.
+//
+// Only within our lease on p: once it has run out, others may break p
+// and take the breakers' lock, and a swap would pull a live breaker's
+// file out and put back one whose lease is over, which a third could
+// break beside it (the adversarial review of this change). Then p stays
+// (its expiry and the slop outlast the lease of any breaker whose file
+// it displaced) and what we took out is removed.
 func (l *Lock) swapBack(p *claimFile) {
 	path := l.breakersPath()
 	defer p.close()
+	if l.breakLeaseOver(p) && !mutated("swap-past-lease") {
+		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
+			l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)
+		}
+		return
+	}
 	err := l.cfg.fs.Exchange(p.name, path)
 	if gone(err) {
 		if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
@@ -1752,9 +1810,9 @@ func (l *Lock) blockedBy(s snapshot, err error) error {
 	}
 	what, uid := "the lock", s.info.Uid
 	var le *os.LinkError
-	if errors.As(err, &le) && le.Old == l.breakersPath() {
+	if errors.As(err, &le) && (le.Old == l.breakersPath() || le.Op == "exchange" && le.New == l.breakersPath()) {
 		what, uid = "the breakers' lock beside it", fsys.NoUID
-		if i, lerr := l.cfg.fs.Lstat(le.Old); lerr == nil {
+		if i, lerr := l.cfg.fs.Lstat(l.breakersPath()); lerr == nil {
 			uid = i.Uid
 		}
 	}

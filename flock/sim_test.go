@@ -318,6 +318,7 @@ type scenario struct {
 	crashRate       float64 // per step
 	pauseRate       float64 // per step
 	plant           string  // what the lock path holds at the start: "", "stale", "hostile"
+	plantBreakers   bool    // with plant "stale": a dead breaker's breakers' lock beside it
 	schedulerSeed   uint64
 	filesystemSeed  uint64
 	pauseLongChance float64
@@ -461,6 +462,11 @@ func newScenario(seed uint64) *scenario {
 		}
 		sc.hosts[later.IntN(len(sc.hosts))].cfg.ClientStamps = true
 	}
+	// A stream of its own again: in a third of the schedules that plant
+	// a stale lock file, a breaker that died at work left its breakers'
+	// lock beside it, which whoever then breaks must remove while others
+	// that judged it may be doing the same.
+	sc.plantBreakers = sc.plant == "stale" && rand.New(rand.NewPCG(seed, 0xb7ea6e75)).IntN(3) == 0
 	if len(sc.hosts) > 1 && later.IntN(3) == 0 {
 		// The server's own host, on whose local disk the directory
 		// lies, beside the clients: its Locks look by one Lstat
@@ -542,6 +548,9 @@ func (sc *scenario) String() string {
 	if plant == "" {
 		plant = "none"
 	}
+	if sc.plantBreakers {
+		plant += " with a dead breaker's lock"
+	}
 	portable := 0
 	for _, p := range sc.procs {
 		if p.portable {
@@ -567,6 +576,7 @@ type world struct {
 	lockPath string
 	start    time.Time
 	decoys   map[string]simfs.Node
+	planted  map[string]simfs.Node // what a plant put beside the lock file
 
 	kick chan struct{} // a process parked, or finished
 
@@ -593,6 +603,7 @@ func newWorld(sc *scenario) *world {
 		reported: map[string]bool{},
 		tokens:   map[uint64]bool{},
 		decoys:   map[string]simfs.Node{},
+		planted:  map[string]simfs.Node{},
 	}
 	w.lockPath = filepath.Join(w.dir, w.base)
 	w.srv = simfs.NewServer(rand.New(rand.NewPCG(sc.filesystemSeed, 2)), time.Now)
@@ -619,6 +630,16 @@ func newWorld(sc *scenario) *world {
 		expiry := w.start.Add(time.Duration(w.rng.Int64N(int64(2*sc.lifetime))) - sc.lifetime)
 		must(w.srv.WriteFile(c, []byte(c), expiry, 1000))
 		must(w.srv.Link(c, w.lockPath)) // as a holder leaves it
+		if sc.plantBreakers {
+			// Left by pid 98 of h0, killed while it broke: expired by up
+			// to ten seconds, so broken once the slop has passed.
+			b := claim.Name(w.lockPath, "|", "h0", 98, 8, tag)
+			must(w.srv.WriteFile(b, []byte(b), w.start.Add(-time.Duration(w.rng.Int64N(int64(10*time.Second)))), 1000))
+			must(w.srv.Link(b, w.lockPath+".break"))
+			for _, p := range []string{b, w.lockPath + ".break"} {
+				w.planted[p], _ = w.srv.Lookup(p)
+			}
+		}
 	case "hostile":
 		must(w.srv.WriteFile(w.lockPath, []byte(pick(w.rng, "/elsewhere/secret", filepath.Join(w.dir, "other.txt"), "../other.txt")), w.start.Add(-time.Hour), 0))
 	}
@@ -1296,6 +1317,11 @@ func (w *world) checkLeftovers() {
 		full := filepath.Join(w.dir, name)
 		if _, ok := w.decoys[full]; ok {
 			continue
+		}
+		if was, ok := w.planted[full]; ok {
+			if n, _ := w.srv.Lookup(full); n.ID == was.ID {
+				continue // there before the run, never broken
+			}
 		}
 		switch {
 		case name == w.base+".break" && w.unattributedBreak(full):

@@ -18,17 +18,19 @@ import (
 // defect it puts back (docs/RELIABILITY.md): each must fail with the
 // mutant on, and passes, as every test, with it off.
 var stagingTests = map[string][]string{
-	"breakers-move-aside":  {"TestBreakersLockNeverLeftFree"},
-	"breakers-no-relook":   {"TestBreakerWhoseBreakersLockWasTakenMovesNothing", "TestBreakerChecksItsBreakersLockLast"},
-	"expiry-via-path":      {"TestPausedAcquirerRetimesOnlyItsClaim"},
-	"far-breakers-at-once": {"TestFastBreakersLockIsLive", "TestFarBreakersLockBrokenOnceUnchanged"},
-	"no-move-check":        {"TestBreakRestoresFreshLock"},
-	"quick-look-by-name":   {"TestQuickLookKnowsForgery"},
-	"recheck-unbounded":    {"TestBreakerPausedWhileRecheckingMovesNothing"},
-	"refresh-no-lease":     {"TestPastLeaseLeavesLockToBreakers"},
-	"release-no-lease":     {"TestPastLeaseLeavesLockToBreakers"},
-	"release-no-look":      {"TestReleaseLooksBeforeMoving"},
-	"sweep-any-pid-ns":     {"TestSweepSparesOtherPidNamespaces"},
+	"breakers-move-aside":    {"TestBreakersLockNeverLeftFree"},
+	"breakers-no-relook":     {"TestBreakerWhoseBreakersLockWasTakenMovesNothing", "TestBreakerChecksItsBreakersLockLast"},
+	"expiry-via-path":        {"TestPausedAcquirerRetimesOnlyItsClaim"},
+	"dead-swapper-breakable": {"TestDeadSwapperKeepsBreakersLock"},
+	"far-breakers-at-once":   {"TestFastBreakersLockIsLive", "TestFarBreakersLockBrokenOnceUnchanged"},
+	"no-move-check":          {"TestBreakRestoresFreshLock"},
+	"quick-look-by-name":     {"TestQuickLookKnowsForgery"},
+	"recheck-unbounded":      {"TestBreakerPausedWhileRecheckingMovesNothing"},
+	"refresh-no-lease":       {"TestPastLeaseLeavesLockToBreakers"},
+	"release-no-lease":       {"TestPastLeaseLeavesLockToBreakers"},
+	"release-no-look":        {"TestReleaseLooksBeforeMoving"},
+	"swap-past-lease":        {"TestPausedRemoverSwapsBackNothing", "TestPausedRemoverSwapsInNothing"},
+	"sweep-any-pid-ns":       {"TestSweepSparesOtherPidNamespaces"},
 }
 
 // TestStagingFindsMutants runs each staging test again, in a child with

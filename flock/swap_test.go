@@ -1,0 +1,299 @@
+//go:build unix
+
+package flock
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfsflock/nfsflock/flock/posix"
+	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
+)
+
+// The tests of removeBreakers's swap, from its adversarial review. Each
+// stages, through the fault seam, a removal of a dead breaker's L.break D
+// by R that lands inside the break of B, which broke D first and holds
+// L.break; they need a directory where names can be swapped.
+
+// swapStage is breakStage on a directory where names can be swapped, with
+// a dead breaker's L.break beside the expired lock file.
+func swapStage(t *testing.T) (path, breakers string, newLock func(opts ...Option) *Lock) {
+	t.Helper()
+	path, breakers, newLock = breakStage(t)
+	a, b := filepath.Join(filepath.Dir(path), "a"), filepath.Join(filepath.Dir(path), "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(p)
+	}
+	if err := posix.Exchange(a, b); err != nil {
+		t.Skipf("names cannot be swapped in one step here: %v", err)
+	}
+	if !fsys.OS.(fsys.Direct).Direct(filepath.Dir(path)) {
+		t.Skipf("%s is not a local filesystem that nfsflock knows", filepath.Dir(path))
+	}
+	writeAt(t, breakers, time.Now().Add(-time.Hour))
+	return path, breakers, newLock
+}
+
+// TestPausedRemoverSwapsBackNothing: R swaps its own file p in for B's
+// live L.break Y, finds Y is not D, and pauses before it swaps back, past
+// p's lease and the slop, so that C breaks p as stale and takes L.break.
+// Were R to swap back now (as it did), it would pull C's live file out
+// and put Y back, whose lease is over: E would break Y and the lock
+// beside C, and W, linking in the gap of C's put-back, would hold the lock
+// beside E. R looks at its lease on p first, finds it over, and leaves p
+// where it is (C's now), removing Y.
+func TestPausedRemoverSwapsBackNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sleeps past a breakers' lease and its slop")
+	}
+	t.Parallel()
+	path, breakers, newLock := swapStage(t)
+	fsR, fsB, fsC := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r, b, c, e, w := newLock(withFS(fsR)), newLock(withFS(fsB)), newLock(withFS(fsC)), newLock(), newLock()
+	var (
+		firstA              string
+		first, back         func() error
+		landed, paused, inC bool
+		bOK, cOK, eOK, wOK  bool
+	)
+	fsR.OnExchange = func(next func(string, string) error, a, bb string) error {
+		if bb != breakers {
+			return next(a, bb)
+		}
+		switch {
+		case first == nil: // R's removal of D, to land inside B's break
+			firstA = a
+			first = func() error { return next(a, bb) }
+			bOK, _ = b.TryAcquire()
+			// R has learned its filesystem by now, so hooking its opens
+			// no longer makes it look by opening: it pauses as it reads
+			// what came out.
+			fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+				if p == a && !paused {
+					paused = true
+					time.Sleep(breakTTL + r.breakSlop() + time.Second)
+				}
+				return next(p)
+			}
+			if landed {
+				return nil
+			}
+			return next(a, bb)
+		case a == firstA && back == nil: // R's swap back, to land inside C's break
+			back = func() error { return next(a, bb) }
+			cOK, _ = c.TryAcquire()
+			if inC {
+				return nil
+			}
+			return next(a, bb)
+		}
+		return next(a, bb)
+	}
+	fsB.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && first != nil && !landed {
+			landed = true // past B's last look at L.break
+			if err := first(); err != nil {
+				t.Errorf("R's swap: %v", err)
+			}
+		}
+		return next(o, n)
+	}
+	fsC.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && back != nil && !inC {
+			// C broke R's file as stale, holds L.break, and is past its
+			// last look at it: R's swap back lands, and E comes.
+			inC = true
+			if err := back(); err != nil {
+				t.Errorf("R's swap back: %v", err)
+			}
+			eOK, _ = e.TryAcquire()
+		}
+		return next(o, n)
+	}
+	fsC.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == path && inC {
+			wOK, _ = w.TryAcquire() // C's put-back gap
+		}
+		return next(o, n)
+	}
+	rOK, _ := r.TryAcquire()
+	if !landed || !paused {
+		t.Fatalf("not staged: R's swap landed in B's break %v, R paused %v", landed, paused)
+	}
+	if back == nil {
+		// No swap back: those who come now find R's file at L.break,
+		// stale, as C did above.
+		cOK, _ = c.TryAcquire()
+		eOK, _ = e.TryAcquire()
+		wOK, _ = w.TryAcquire()
+	}
+	t.Logf("took the lock: B %v, R %v, C %v, E %v, W %v; R swapped back: %v", bOK, rOK, cOK, eOK, wOK, back != nil)
+	if eOK && (cOK || wOK) {
+		t.Errorf("two holders: R's late swap back let E break beside C (C %v, E %v, W %v)", cOK, eOK, wOK)
+	}
+	if !rOK && !cOK && !eOK && !wOK {
+		t.Errorf("nobody took the lock after B's expired")
+	}
+}
+
+// TestDeadSwapperKeepsBreakersLock: R's swap lands as B, past its last
+// look at L.break, moves the expired lock file aside, and R dies at once:
+// its file p stands at L.break, B's Y under p's name. R's death proves
+// nothing of B, so Q, WithDeadOwnerBreak, must not break p for it (it
+// did): Q would take L.break, break the lock and take it beside B's move,
+// and B, finding Q's lock file where it moved, would put it back, and W,
+// linking in that gap, would hold the lock beside Q.
+func TestDeadSwapperKeepsBreakersLock(t *testing.T) {
+	path, breakers, newLock := swapStage(t)
+	fsR, fsB := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r, b := newLock(withFS(fsR), withPID(deadPID(t))), newLock(withFS(fsB))
+	q, w := newLock(WithDeadOwnerBreak()), newLock()
+	var (
+		first         func() error
+		landed, dead  bool
+		bOK, qOK, wOK bool
+		qErr          error
+	)
+	fsR.OnExchange = func(next func(string, string) error, a, bb string) error {
+		switch {
+		case dead:
+			return syscall.EIO // R is gone: nothing it asks for happens
+		case bb != breakers || first != nil:
+			return next(a, bb)
+		}
+		first = func() error { return next(a, bb) }
+		bOK, _ = b.TryAcquire()
+		return syscall.EIO
+	}
+	fsR.OnRemove = func(next func(string) error, p string) error {
+		if dead {
+			return syscall.EIO
+		}
+		return next(p)
+	}
+	fsR.OnRename = func(next func(string, string) error, o, n string) error {
+		if dead {
+			return syscall.EIO
+		}
+		return next(o, n)
+	}
+	fsB.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && first != nil && !landed {
+			landed = true // past B's last look at L.break
+			if err := first(); err != nil {
+				t.Errorf("R's swap: %v", err)
+			}
+			dead = true
+			qOK, qErr = q.TryAcquire()
+		}
+		return next(o, n)
+	}
+	fsB.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == path && landed {
+			wOK, _ = w.TryAcquire() // B's put-back gap
+		}
+		return next(o, n)
+	}
+	r.TryAcquire()
+	if !landed {
+		t.Fatal("not staged: R's swap never landed in B's break")
+	}
+	t.Logf("took the lock: B %v, Q %v (%v), W %v", bOK, qOK, qErr, wOK)
+	if qOK && (bOK || wOK) {
+		t.Errorf("two holders: Q broke the dead R's file at L.break beside B (B %v, Q %v, W %v)", bOK, qOK, wOK)
+	}
+}
+
+// TestBlockedByBreakersLockNamesIt: a breakers' lock that this user may
+// not swap out (another user's, in a sticky directory) is what the
+// timeout names, with its owner, whichever call was refused.
+func TestBlockedByBreakersLockNamesIt(t *testing.T) {
+	_, breakers, newLock := swapStage(t)
+	f := &fsystest.Faulty{FS: fsys.OS}
+	f.OnExchange = func(_ func(string, string) error, a, b string) error {
+		return &os.LinkError{Op: "exchange", Old: a, New: b, Err: syscall.EPERM}
+	}
+	l := newLock(withFS(f), WithTimeout(300*time.Millisecond))
+	err := l.Acquire(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "the breakers' lock beside it is owned by uid") {
+		t.Errorf("Acquire = %v; want a timeout that names the breakers' lock and its owner", err)
+	}
+	if _, serr := os.Stat(breakers); serr != nil {
+		t.Errorf("the breakers' lock: %v", serr)
+	}
+}
+
+// TestPausedRemoverSwapsInNothing: R makes the file it will swap in for D
+// and pauses, past that file's lease and the slop, before its swap. Were
+// it to swap now (as it did), its file would stand at L.break already
+// breakable, in place of B's, which B took meanwhile and holds as it moves
+// the lock file aside: C would break R's file, take L.break and the lock
+// beside B, and W, linking in the gap of B's put-back, would hold the lock
+// beside C. R looks at its lease first, finds it over, and swaps nothing.
+func TestPausedRemoverSwapsInNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sleeps past a breakers' lease and its slop")
+	}
+	t.Parallel()
+	path, breakers, newLock := swapStage(t)
+	fsR, fsB := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r, b, c, w := newLock(withFS(fsR)), newLock(withFS(fsB)), newLock(), newLock()
+	var (
+		paused, landed bool
+		swap           func() error
+		bOK, cOK, wOK  bool
+	)
+	fsR.OnCreate = func(next func(string, []byte, time.Time) (fsys.File, error), p string, data []byte, at time.Time) (fsys.File, error) {
+		f, err := next(p, data, at)
+		if err == nil && !paused && strings.HasSuffix(string(data), swapMark) {
+			paused = true
+			time.Sleep(breakTTL + r.breakSlop() + time.Second)
+		}
+		return f, err
+	}
+	fsR.OnExchange = func(next func(string, string) error, a, bb string) error {
+		if bb != breakers || swap != nil {
+			return next(a, bb)
+		}
+		// R's first swap lands inside B's break.
+		swap = func() error { return next(a, bb) }
+		bOK, _ = b.TryAcquire()
+		if landed {
+			return nil
+		}
+		return next(a, bb)
+	}
+	fsB.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && swap != nil && !landed {
+			landed = true // B holds L.break, past its last look at it
+			if err := swap(); err != nil {
+				t.Errorf("R's swap: %v", err)
+			}
+			cOK, _ = c.TryAcquire()
+		}
+		return next(o, n)
+	}
+	fsB.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == path && landed {
+			wOK, _ = w.TryAcquire() // B's put-back gap
+		}
+		return next(o, n)
+	}
+	rOK, _ := r.TryAcquire()
+	if !paused || !landed {
+		t.Fatalf("not staged: R paused %v, its swap landed in B's break %v", paused, landed)
+	}
+	t.Logf("took the lock: R %v, B %v, C %v, W %v", rOK, bOK, cOK, wOK)
+	if cOK && (bOK || wOK) {
+		t.Errorf("two holders: C broke R's stale swapped-in file beside B (B %v, C %v, W %v)", bOK, cOK, wOK)
+	}
+}
