@@ -189,8 +189,10 @@
 // a local disk on Linux they swap a fresh one of their own in for it
 // (renameat2 with RENAME_EXCHANGE) and remove what came out if it is the
 // instance they judged, or swap the two back, so that L.break is never
-// free while a file they have not judged stands there; elsewhere they move
-// it aside to judge it, which leaves the path free for that moment. One
+// free while a file they have not judged stands there (the file swapped in
+// says so after its claim's name, so that only its expiry and the slop
+// break it, never its maker's death); elsewhere they move it aside to
+// judge it, which leaves the path free for that moment. One
 // whose expiry lies further ahead than a breaker of their clock writes was
 // planted, or written by a breaker whose clock runs fast (expiries are
 // written by the later of the filesystem's clock and the host's): they

@@ -1619,22 +1619,30 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 // was freed meanwhile (its holder gave up what stood there, not its own
 // file), the file goes back only if the path is still free.
 //
-// Only within our lease on p: once it has run out, others may break p
-// and take the breakers' lock, and a swap would pull a live breaker's
-// file out and put back one whose lease is over, which a third could
-// break beside it (the adversarial review of this change). Then p stays
-// (its expiry and the slop outlast the lease of any breaker whose file
-// it displaced) and what we took out is removed.
+// A swap back pushes out whatever stands at the path by then: our file,
+// unless others broke it as stale, or a holder giving up its own took it
+// aside and another breaker linked in since. So we swap back only within
+// our lease on p, and only a file that nobody may break until breakTTL
+// after p's expiry, so that it outlasts the lease of any breaker we push
+// out, which began before the swap, within our lease (the adversarial
+// reviews of this change: a swap back past our lease, or of a file about
+// to expire after a give-up freed the path, let a third breaker beside
+// the one pushed out). Otherwise p stays (its expiry and the slop outlast
+// the lease of any breaker whose file it took out) and what we took out
+// is removed: a breaker whose file it was finds a file not its own at its
+// last look, and waits.
 func (l *Lock) swapBack(p *claimFile) {
 	path := l.breakersPath()
 	defer p.close()
-	if l.breakLeaseOver(p) && !mutated("swap-past-lease") {
+	out, err := l.cfg.fs.Lstat(p.name)
+	lasts := err == nil && !out.ModTime.Add(l.breakSlop()).Before(p.info.ModTime.Add(breakTTL))
+	if l.breakLeaseOver(p) && !mutated("swap-past-lease") || !lasts && !mutated("swap-back-expiring") {
 		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
 			l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)
 		}
 		return
 	}
-	err := l.cfg.fs.Exchange(p.name, path)
+	err = l.cfg.fs.Exchange(p.name, path)
 	if gone(err) {
 		if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
 			return
@@ -1827,6 +1835,11 @@ func (l *Lock) blockedBy(s snapshot, err error) error {
 func describeHolder(s snapshot, sep string) string {
 	if d, ok := claim.Parse(s.contents, sep); ok {
 		return fmt.Sprintf("pid %d on host %q, expiring %v", d.PID, d.Hostname, s.info.ModTime)
+	}
+	if name, ok := bytes.CutSuffix(bytes.TrimSpace(s.contents), []byte(swapMark)); ok {
+		if d, ok := claim.Parse(name, sep); ok {
+			return fmt.Sprintf("pid %d on host %q, removing a stale breakers' lock, expiring %v", d.PID, d.Hostname, s.info.ModTime)
+		}
 	}
 	return fmt.Sprintf("an unparseable file expiring %v", s.info.ModTime)
 }

@@ -29,6 +29,7 @@ var stagingTests = map[string][]string{
 	"refresh-no-lease":       {"TestPastLeaseLeavesLockToBreakers"},
 	"release-no-lease":       {"TestPastLeaseLeavesLockToBreakers"},
 	"release-no-look":        {"TestReleaseLooksBeforeMoving"},
+	"swap-back-expiring":     {"TestSwapBackAfterGiveUpPushesOutNothing"},
 	"swap-past-lease":        {"TestPausedRemoverSwapsBackNothing", "TestPausedRemoverSwapsInNothing"},
 	"sweep-any-pid-ns":       {"TestSweepSparesOtherPidNamespaces"},
 }

@@ -297,3 +297,147 @@ func TestPausedRemoverSwapsInNothing(t *testing.T) {
 		t.Errorf("two holders: C broke R's stale swapped-in file beside B (B %v, C %v, W %v)", bOK, cOK, wOK)
 	}
 }
+
+// TestSwapBackAfterGiveUpPushesOutNothing: R judges the stale L.break X
+// and waits before it makes its file p; meanwhile H breaks X, holds
+// L.break with h, fails at its break and gives h up. Just as H has looked
+// at L.break (h, its own), R swaps p in: H's move aside takes p, and
+// L.break is free until C links in, who goes on to break. R then reads h,
+// not X, and would swap it back (as it did, within its lease on p),
+// pushing C's file out and putting h back, whose expiry and slop pass
+// within C's lease: D would break h and take the lock beside C's break,
+// and W, linking in the gap of C's put-back, would hold it beside D (the
+// second adversarial review). R swaps back only a file that outlasts the
+// lease of any breaker it may push out; h does not, so R removes it.
+func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a breakers' lease and its slop")
+	}
+	t.Parallel()
+	path, breakers, newLock := swapStage(t)
+	fsR, fsH, fsC := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	var (
+		rJudged, goCreate, swapReady, doSwap, swapped = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+		hFreed, hRestore, hDone, rRead, rDone         = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+		cAtMove, cGo, cDone                           = make(chan struct{}), make(chan struct{}), make(chan struct{})
+		t0                                            time.Time
+		firstA                                        string
+		hGaveUp, cMoved, pauseRandom, swappedBack     bool
+		dOK, wOK, cOK                                 bool
+		creates                                       int
+	)
+	r, h, c, d, w := newLock(withFS(fsR), withRandom(func() uint64 {
+		if pauseRandom { // R has read X: it waits before drawing p's name
+			pauseRandom = false
+			close(rJudged)
+			<-goCreate
+		}
+		return randomID()
+	})), newLock(withFS(fsH)), newLock(withFS(fsC)), newLock(), newLock()
+	until := func(at time.Duration) { time.Sleep(time.Until(t0.Add(at))) }
+	fsR.OnCreate = func(next func(string, []byte, time.Time) (fsys.File, error), p string, data []byte, at time.Time) (fsys.File, error) {
+		if creates++; creates == 2 {
+			// R's breakers' claim: R has learned its filesystem, so
+			// hooking its opens no longer makes it look by opening.
+			fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+				if p == breakers && firstA == "" {
+					pauseRandom = true
+				}
+				return next(p)
+			}
+		}
+		if firstA == "" && strings.HasSuffix(string(data), swapMark) {
+			firstA = p
+		}
+		return next(p, data, at)
+	}
+	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
+		if b != breakers || a != firstA {
+			return next(a, b)
+		}
+		select {
+		case <-swapped: // the swap back
+			swappedBack = true
+			return next(a, b)
+		default:
+		}
+		close(swapReady)
+		<-doSwap
+		err := next(a, b)
+		fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+			if p == firstA {
+				<-rRead
+			}
+			return next(p)
+		}
+		close(swapped)
+		return err
+	}
+	fsH.OnRename = func(next func(string, string) error, o, n string) error {
+		switch {
+		case o == path && !hGaveUp:
+			until(4850 * time.Millisecond) // H's break takes a while, within its lease
+			close(goCreate)
+			<-swapReady
+			hGaveUp = true
+			return syscall.EIO
+		case o == breakers && hGaveUp:
+			close(doSwap) // H has looked: h, its own, in its lease. R's swap lands.
+			<-swapped
+		}
+		return next(o, n)
+	}
+	fsH.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == breakers && hGaveUp {
+			close(hFreed) // L.break is free; H holds p aside
+			<-hRestore
+		}
+		return next(o, n)
+	}
+	fsC.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && !cMoved {
+			cMoved = true
+			close(cAtMove)
+			<-cGo
+		}
+		return next(o, n)
+	}
+	fsC.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == path && cMoved {
+			wOK, _ = w.TryAcquire() // C's put-back gap
+		}
+		return next(o, n)
+	}
+	go func() { defer close(rDone); r.TryAcquire() }()
+	<-rJudged
+	t0 = time.Now()
+	go func() { defer close(hDone); h.TryAcquire() }()
+	<-hFreed
+	// C links in once h has expired, well within R's lease on p (to
+	// about 9.85 s), so that R's swap back, had it come, would land
+	// within that lease, and D's break of h (at about 10 s) within C's.
+	until(6 * time.Second)
+	go func() { defer close(cDone); cOK, _ = c.TryAcquire() }()
+	select {
+	case <-cAtMove:
+	case <-cDone:
+		t.Fatal("not staged: C did not take L.break and reach its move")
+	}
+	close(hRestore)
+	<-hDone
+	close(rRead)
+	<-rDone
+	for time.Since(t0) < 13*time.Second {
+		if ok, _ := d.TryAcquire(); ok {
+			dOK = true
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(cGo)
+	<-cDone
+	t.Logf("took the lock: C %v, D %v, W %v; R swapped back: %v", cOK, dOK, wOK, swappedBack)
+	if dOK && (cOK || wOK) {
+		t.Errorf("two holders: R's swap back pushed C's breakers' lock out for H's, which D broke beside C (C %v, D %v, W %v)", cOK, dOK, wOK)
+	}
+}
