@@ -29,8 +29,9 @@ import (
 // open descriptor pins the inode, so that while the Lock may still compare
 // a file against info, no other file can be given the same inode number.
 type claimFile struct {
-	name   string // the claim's path, which is also its contents
-	swap   bool   // a breakers' lock to swap in (newSwapClaim): its contents say so too
+	name   string        // the claim's path, which is also its contents
+	swap   bool          // a breakers' lock to swap in (newSwapClaim): its contents say so too
+	life   time.Duration // the lease it was created with
 	f      fsys.File
 	info   fsys.Info // as created
 	expiry time.Time // the expiry it was created with, before the filesystem stored it
@@ -58,6 +59,12 @@ func (c *claimFile) contents() string {
 		return c.name + swapMark
 	}
 	return c.name
+}
+
+// swappedIn reports whether s is a breakers' lock that removeBreakers
+// swapped in for another's.
+func swappedIn(s snapshot) bool {
+	return bytes.HasSuffix(bytes.TrimSpace(s.contents), []byte(swapMark))
 }
 
 // swapMark ends the contents of a breakers' lock that removeBreakers swaps
@@ -166,10 +173,24 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 }
 
 // newSwapClaim is newClaim for a breakers' lock that removeBreakers swaps
-// in: its contents end with swapMark.
+// in: its contents end with swapMark, and its lease is swapTTL.
 func (l *Lock) newSwapClaim() (*claimFile, error) {
-	return l.newClaimFile(breakTTL, !mutated("dead-swapper-breakable"))
+	life := swapTTL
+	if l.cfg.swapTTL > 0 {
+		life = l.cfg.swapTTL
+	}
+	return l.newClaimFile(life, !mutated("dead-swapper-breakable"))
 }
+
+// swapTTL is the lease of a breakers' lock that removeBreakers swaps in,
+// within which it swaps and swaps back: milliseconds of work. Others may
+// break it once it has expired and the slop (at least breakTTL) has
+// passed, which outlasts the lease of any breaker whose file it took out,
+// since that breaker took the breakers' lock before the swap, within this
+// lease. A lease as short keeps such a file, left in place when it cannot
+// be swapped back, from blocking others for longer than it must, and lets
+// a file swapped back lie that much closer to its own expiry.
+const swapTTL = time.Second
 
 func (l *Lock) newClaimFile(life time.Duration, swap bool) (*claimFile, error) {
 	var err error
@@ -185,7 +206,7 @@ func (l *Lock) newClaimFile(life time.Duration, swap bool) (*claimFile, error) {
 			expiry = l.expiryIn(life)
 		}
 		before := l.read()
-		c := &claimFile{name: name, swap: swap}
+		c := &claimFile{name: name, swap: swap, life: life}
 		var f fsys.File
 		f, err = l.cfg.fs.Create(name, []byte(c.contents()), expiry)
 		if errors.Is(err, fs.ErrExist) {
@@ -1558,9 +1579,10 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 // (Exchange, on a local disk) the path is never left free: a fresh
 // breakers' lock of ours takes the file's place, so that whoever then
 // looks sees a live breaker, and what came out is read under our own
-// name. If it is the instance judged, it is removed and our lock is then
-// given up as any breaker gives up its own; if not, the two are swapped
-// back. Elsewhere removeIf does the removal.
+// name. If it is the instance judged, or breakable all the same, it is
+// removed and our lock is then given up as any breaker gives up its own;
+// if not, the two are swapped back (swapBack says when they are not).
+// Elsewhere removeIf does the removal.
 func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	path := l.breakersPath()
 	if !l.direct || mutated("breakers-move-aside") {
@@ -1596,9 +1618,26 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 		return false, err
 	}
 	// Our file stands at the breakers' path; what stood there is at
-	// p.name, which no one else touches.
+	// p.name, which no one else touches. What came out may not be what was
+	// judged; if it is breakable all the same, it is broken.
 	got, err := l.inspect(p.name)
-	if err == nil && match(got) {
+	taken := func() bool { return err == nil && (match(got) || l.breakersBreakable(got)) }
+	// Another remover's file, swapped in a moment before ours: if it holds
+	// the breakers' lock, it marks its file expired as soon as it has read
+	// what it took out (below). Wait a little for that.
+	for d := time.Millisecond; !taken() && err == nil && swappedIn(got) && d <= 16*time.Millisecond; d *= 2 {
+		time.Sleep(d)
+		got, err = l.inspect(p.name)
+	}
+	if taken() {
+		// We hold the breakers' lock, and took out no live breaker's: ours
+		// stands in for nobody, so that it is given up at once, and in
+		// the meantime marked as long expired, so that a remover that
+		// swaps it out judges it broken and takes the breakers' lock from
+		// it, rather than leave its own in place to expire.
+		if ferr := p.f.SetTimes(time.Unix(0, 0)); ferr != nil {
+			l.cfg.logger.Debug("flock: marking a swapped-in breakers' lock expired", "path", path, "err", ferr)
+		}
 		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
 			l.cfg.logger.Warn("flock: removing a broken breakers' lock", "path", p.name, "err", rerr)
 		}
@@ -1765,8 +1804,8 @@ var sinceMonoStart = func(start time.Time) func() time.Duration {
 }(time.Now())
 
 // breakLeaseOver reports whether our breakers' lock b's lease may be
-// over: by the upper bound on the filesystem's clock, or breakTTL after
-// its expiry was worked out, by the run clock or the wall clock,
+// over: by the upper bound on the filesystem's clock, or its lease (breakTTL,
+// or swapTTL) after its expiry was worked out, by the run clock or the wall clock,
 // whichever counts more. Others break one that lies far ahead once it
 // stood unchanged that long and the slop by their clocks (farSeenFor); a
 // wall clock that ran fast when the expiry was written, and was stepped
@@ -1780,7 +1819,7 @@ func (l *Lock) breakLeaseOver(b *claimFile) bool {
 		return true
 	}
 	age, agree := b.timed.since(l.read())
-	return age >= breakTTL || !agree && l.runStops()
+	return age >= b.life || !agree && l.runStops()
 }
 
 // unlockBreakers removes the breakers' lock if it is still ours, and then
@@ -1792,6 +1831,15 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 		b.close()
 	}()
 	s, err := l.inspect(path)
+	// Another's file swapped in (removeBreakers) stands in for ours for
+	// moments: wait for ours to come back, so as not to leave it there,
+	// unheld, until it expires. Its remover swaps back only within its
+	// lease, which ends at its expiry (2*swapTTL bounds a forged one's).
+	deadline := time.Now().Add(2 * swapTTL)
+	for d := time.Millisecond; err == nil && swappedIn(s) && !s.info.SameFile(b.info) && !l.leaseOver(s.info.ModTime) && time.Now().Before(deadline); d = min(2*d, 50*time.Millisecond) {
+		time.Sleep(d)
+		s, err = l.inspect(path)
+	}
 	if err != nil {
 		return
 	}

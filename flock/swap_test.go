@@ -80,7 +80,7 @@ func TestPausedRemoverSwapsBackNothing(t *testing.T) {
 			fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
 				if p == a && !paused {
 					paused = true
-					time.Sleep(breakTTL + r.breakSlop() + time.Second)
+					time.Sleep(breakTTL + r.breakSlop() + time.Second) // R's own breakers' lock goes stale too
 				}
 				return next(p)
 			}
@@ -256,7 +256,7 @@ func TestPausedRemoverSwapsInNothing(t *testing.T) {
 		f, err := next(p, data, at)
 		if err == nil && !paused && strings.HasSuffix(string(data), swapMark) {
 			paused = true
-			time.Sleep(breakTTL + r.breakSlop() + time.Second)
+			time.Sleep(swapTTL + r.breakSlop() + time.Second)
 		}
 		return f, err
 	}
@@ -333,7 +333,7 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 			<-goCreate
 		}
 		return randomID()
-	})), newLock(withFS(fsH)), newLock(withFS(fsC)), newLock(), newLock()
+	}), withSwapTTL(breakTTL)), newLock(withFS(fsH)), newLock(withFS(fsC)), newLock(), newLock()
 	until := func(at time.Duration) { time.Sleep(time.Until(t0.Add(at))) }
 	fsR.OnCreate = func(next func(string, []byte, time.Time) (fsys.File, error), p string, data []byte, at time.Time) (fsys.File, error) {
 		if creates++; creates == 2 {
@@ -414,8 +414,9 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 	go func() { defer close(hDone); h.TryAcquire() }()
 	<-hFreed
 	// C links in once h has expired, well within R's lease on p (to
-	// about 9.85 s), so that R's swap back, had it come, would land
-	// within that lease, and D's break of h (at about 10 s) within C's.
+	// about 9.85 s: R's file here has a breaker's lease, so that R's swap
+	// back lies within it by seconds, not milliseconds), and D's break of
+	// h (at about 10 s) within C's.
 	until(6 * time.Second)
 	go func() { defer close(cDone); cOK, _ = c.TryAcquire() }()
 	select {
@@ -439,5 +440,68 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 	t.Logf("took the lock: C %v, D %v, W %v; R swapped back: %v", cOK, dOK, wOK, swappedBack)
 	if dOK && (cOK || wOK) {
 		t.Errorf("two holders: R's swap back pushed C's breakers' lock out for H's, which D broke beside C (C %v, D %v, W %v)", cOK, dOK, wOK)
+	}
+}
+
+// TestTwoRemoversLeaveNothing: R1 and R2 both judged a dead breaker's
+// L.break X; R1 swaps its file p1 in, and R2 swaps p2 in for p1 before R1
+// has read X. R1 then holds the breakers' lock, stands in for nobody, and
+// marks p1 long expired before it gives up; R2 finds p1 breakable and
+// takes the breakers' lock from it rather than swap it back or leave p2
+// standing. Nothing is left at L.break to block breakers until it expires
+// (a second review: either file stood there, unheld, for 10 s).
+func TestTwoRemoversLeaveNothing(t *testing.T) {
+	_, breakers, newLock := swapStage(t)
+	type remover struct {
+		fs                                 *fsystest.Faulty
+		l                                  *Lock
+		ready, goSwap, swapped, read, done chan struct{}
+		first                              string
+	}
+	start := func() *remover {
+		r := &remover{fs: &fsystest.Faulty{FS: fsys.OS}, ready: make(chan struct{}), goSwap: make(chan struct{}), swapped: make(chan struct{}), read: make(chan struct{}), done: make(chan struct{})}
+		r.l = newLock(withFS(r.fs))
+		r.fs.OnExchange = func(next func(string, string) error, a, b string) error {
+			if b != breakers || r.first != "" {
+				return next(a, b)
+			}
+			r.first = a
+			close(r.ready)
+			<-r.goSwap
+			err := next(a, b)
+			r.fs.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+				if p == r.first {
+					close(r.swapped)
+					<-r.read
+				}
+				return next(p)
+			}
+			return err
+		}
+		go func() { defer close(r.done); r.l.TryAcquire() }()
+		<-r.ready
+		return r
+	}
+	r1 := start()
+	r2 := start() // both judged X
+	close(r1.goSwap)
+	<-r1.swapped
+	close(r2.goSwap)
+	<-r2.swapped
+	close(r1.read)
+	<-r1.done
+	close(r2.read)
+	<-r2.done
+	if b, err := os.ReadFile(breakers); err == nil {
+		t.Errorf("left at L.break, with no breaker at work: %q", b)
+	}
+	holders := 0
+	for _, r := range []*remover{r1, r2} {
+		if ok, _ := r.l.IsLocked(); ok {
+			holders++
+		}
+	}
+	if holders != 1 {
+		t.Errorf("%d of the two removers hold the lock; want one, which broke the expired lock", holders)
 	}
 }
