@@ -1834,9 +1834,11 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	// Another's file swapped in (removeBreakers) stands in for ours for
 	// moments: wait for ours to come back, so as not to leave it there,
 	// unheld, until it expires. Its remover swaps back only within its
-	// lease, which ends at its expiry (2*swapTTL bounds a forged one's).
+	// lease, which ends at its expiry by the remover's clocks: surely
+	// passed once our earliest reading of the filesystem's clock is past it
+	// (2*swapTTL bounds the wait for a forged one).
 	deadline := time.Now().Add(2 * swapTTL)
-	for d := time.Millisecond; err == nil && swappedIn(s) && !s.info.SameFile(b.info) && !l.leaseOver(s.info.ModTime) && time.Now().Before(deadline); d = min(2*d, 50*time.Millisecond) {
+	for d := time.Millisecond; err == nil && swappedIn(s) && !s.info.SameFile(b.info) && !l.expiredBy(s.info.ModTime, 0) && time.Now().Before(deadline); d = min(2*d, 50*time.Millisecond) {
 		time.Sleep(d)
 		s, err = l.inspect(path)
 	}

@@ -93,7 +93,13 @@ func Rename(oldname, newname string) error {
 // [errors.ErrUnsupported], and the caller must fall back to [Link] and
 // [Remove].
 func RenameNoReplace(oldname, newname string) error {
-	err := ignoringEINTR(func() error { return renameNoReplace(oldname, newname) })
+	return renameErr("rename", oldname, newname, ignoringEINTR(func() error { return renameNoReplace(oldname, newname) }))
+}
+
+// renameErr is the error of a rename with flags: nil, or one that names
+// both files and matches errors.ErrUnsupported where the system or the
+// filesystem refused the flags.
+func renameErr(op, oldname, newname string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -101,7 +107,7 @@ func RenameNoReplace(oldname, newname string) error {
 	if err == unix.EINVAL || err == unix.ENOSYS || err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
 		err = errors.ErrUnsupported
 	}
-	return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	return &os.LinkError{Op: op, Old: oldname, New: newname, Err: err}
 }
 
 // Exchange swaps the files at two names in one step: each name then
@@ -110,14 +116,7 @@ func RenameNoReplace(oldname, newname string) error {
 // most FUSE filesystems, systems other than Linux) the error matches
 // [errors.ErrUnsupported].
 func Exchange(a, b string) error {
-	err := ignoringEINTR(func() error { return exchange(a, b) })
-	if err == nil {
-		return nil
-	}
-	if err == unix.EINVAL || err == unix.ENOSYS || err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
-		err = errors.ErrUnsupported
-	}
-	return &os.LinkError{Op: "exchange", Old: a, New: b, Err: err}
+	return renameErr("exchange", a, b, ignoringEINTR(func() error { return exchange(a, b) }))
 }
 
 // Remove unlinks path, which must not be a directory.
