@@ -1837,9 +1837,12 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	// lease, which ends at its expiry by the remover's clocks: surely
 	// passed once our earliest reading of the filesystem's clock is past it
 	// (2*swapTTL bounds the wait for a forged one).
+	// Close cuts the wait short, as it does outwaitBreakers's.
 	deadline := time.Now().Add(2 * swapTTL)
 	for d := time.Millisecond; err == nil && swappedIn(s) && !s.info.SameFile(b.info) && !l.expiredBy(s.info.ModTime, 0) && time.Now().Before(deadline); d = min(2*d, 50*time.Millisecond) {
-		time.Sleep(d)
+		if retry.Sleep(context.Background(), l.cfg.clock, d, l.closing) != nil {
+			return
+		}
 		s, err = l.inspect(path)
 	}
 	if err != nil {

@@ -45,12 +45,14 @@ func swapStage(t *testing.T) (path, breakers string, newLock func(opts ...Option
 
 // TestPausedRemoverSwapsBackNothing: R swaps its own file p in for B's
 // live L.break Y, finds Y is not D, and pauses before it swaps back, past
-// p's lease and the slop, so that C breaks p as stale and takes L.break.
-// Were R to swap back now (as it did), it would pull C's live file out
-// and put Y back, whose lease is over: E would break Y and the lock
-// beside C, and W, linking in the gap of C's put-back, would hold the lock
-// beside E. R looks at its lease on p first, finds it over, and leaves p
-// where it is (C's now), removing Y.
+// p's lease and the slop (p's lease is swapTTL), so that C breaks p as
+// stale and takes L.break; Y (breakTTL) is not breakable yet, so R would
+// not take the breakers' lock over it. Were R to swap back now (as it
+// did), it would pull C's live file out and put Y back, which expires
+// while C is at work: E would break Y and the lock beside C, and W,
+// linking in the gap of C's put-back, would hold the lock beside E. R
+// looks at its lease on p first, finds it over, and leaves p where it is
+// (C's now), removing Y.
 func TestPausedRemoverSwapsBackNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sleeps past a breakers' lease and its slop")
@@ -80,7 +82,7 @@ func TestPausedRemoverSwapsBackNothing(t *testing.T) {
 			fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
 				if p == a && !paused {
 					paused = true
-					time.Sleep(breakTTL + r.breakSlop() + time.Second) // R's own breakers' lock goes stale too
+					time.Sleep(swapTTL + r.breakSlop() + time.Second)
 				}
 				return next(p)
 			}
@@ -115,7 +117,11 @@ func TestPausedRemoverSwapsBackNothing(t *testing.T) {
 			if err := back(); err != nil {
 				t.Errorf("R's swap back: %v", err)
 			}
-			eOK, _ = e.TryAcquire()
+			// E comes by until Y may be broken, which is while C's
+			// lease runs.
+			for until := time.Now().Add(breakTTL); !eOK && time.Now().Before(until); time.Sleep(50 * time.Millisecond) {
+				eOK, _ = e.TryAcquire()
+			}
 		}
 		return next(o, n)
 	}
@@ -131,8 +137,11 @@ func TestPausedRemoverSwapsBackNothing(t *testing.T) {
 	}
 	if back == nil {
 		// No swap back: those who come now find R's file at L.break,
-		// stale, as C did above.
-		cOK, _ = c.TryAcquire()
+		// stale, or R's own breakers' lock, which it made before its
+		// pause, until that expires.
+		for until := time.Now().Add(2 * breakTTL); !cOK && time.Now().Before(until); time.Sleep(50 * time.Millisecond) {
+			cOK, _ = c.TryAcquire()
+		}
 		eOK, _ = e.TryAcquire()
 		wOK, _ = w.TryAcquire()
 	}
