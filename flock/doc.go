@@ -188,7 +188,8 @@
 // once its expiry and the larger of the clock slop and 5 s have passed: on
 // a local disk on Linux they swap a fresh one of their own in for it
 // (renameat2 with RENAME_EXCHANGE) and remove what came out if it is the
-// instance they judged, or swap the two back, so that L.break is never
+// instance they judged (or breakable all the same), or swap the two back
+// when that is safe, so that L.break is never
 // free while a file they have not judged stands there (the file swapped in
 // says so after its claim's name, so that only its expiry and the slop
 // break it, never its maker's death); elsewhere they move it aside to
