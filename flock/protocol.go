@@ -1825,11 +1825,25 @@ func (l *Lock) breakLeaseOver(b *claimFile) bool {
 // unlockBreakers removes the breakers' lock if it is still ours, and then
 // the file it was linked from.
 func (l *Lock) unlockBreakers(b *claimFile) {
-	path := l.breakersPath()
 	defer func() {
 		l.removeOwn(b)
 		b.close()
 	}()
+	// A remover's file swapped in between our look and our move aside is
+	// what we move, and put back; ours then comes back with its swap back:
+	// look again, a few times.
+	for range 3 {
+		if !l.giveUpBreakers(b) {
+			return
+		}
+	}
+}
+
+// giveUpBreakers is one try of unlockBreakers. It reports whether to try
+// again: a file swapped in by a remover (removeBreakers) stood where it
+// moved ours aside, so that ours may be back after the remover's swap back.
+func (l *Lock) giveUpBreakers(b *claimFile) (again bool) {
+	path := l.breakersPath()
 	s, err := l.inspect(path)
 	// Another's file swapped in (removeBreakers) stands in for ours for
 	// moments: wait for ours to come back, so as not to leave it there,
@@ -1841,25 +1855,29 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	deadline := time.Now().Add(2 * swapTTL)
 	for d := time.Millisecond; err == nil && swappedIn(s) && !s.info.SameFile(b.info) && !l.expiredBy(s.info.ModTime, 0) && time.Now().Before(deadline); d = min(2*d, 50*time.Millisecond) {
 		if retry.Sleep(context.Background(), l.cfg.clock, d, l.closing) != nil {
-			return
+			return false
 		}
 		s, err = l.inspect(path)
 	}
 	if err != nil {
-		return
+		return false
 	}
 	if ok, err := l.isFileOf(s, b); err != nil || !ok {
-		return // broken by another: not ours to touch
+		return false // broken by another: not ours to touch
 	}
 	if l.breakLeaseOver(b) {
-		return // past its lease: another breaker may be at work; it expires
+		return false // past its lease: another breaker may be at work; it expires
 	}
-	if _, err := l.removeIf(path, func(m snapshot) bool {
+	var moved snapshot
+	removed, err := l.removeIf(path, func(m snapshot) bool {
+		moved = m
 		ok, _ := l.isFileOf(m, b)
 		return ok
-	}, nil); err != nil {
+	}, nil)
+	if err != nil {
 		l.cfg.logger.Warn("flock: removing the breakers' lock", "path", path, "err", err)
 	}
+	return !removed && err == nil && swappedIn(moved)
 }
 
 // blockedBy says why an expired lock s could not be broken: the file

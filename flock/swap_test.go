@@ -514,3 +514,62 @@ func TestTwoRemoversLeaveNothing(t *testing.T) {
 		t.Errorf("%d of the two removers hold the lock; want one, which broke the expired lock", holders)
 	}
 }
+
+// TestGiveUpAfterSwapLeavesNothing: H breaks a dead breaker's L.break X
+// and the expired lock, and gives up its breakers' lock h; R, which
+// judged X too, swaps its file in just after H has looked at h, so that H
+// moves R's file aside, finds it is not h, and puts it back. R then reads
+// h, not X, and swaps it back. H looks again, finds h, and removes it:
+// had it stopped after its first try (as it did), h would stand at
+// L.break, unheld, until it expired, and every acquisition would wait
+// beside it.
+func TestGiveUpAfterSwapLeavesNothing(t *testing.T) {
+	path, breakers, newLock := swapStage(t)
+	fsR, fsH := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r, h := newLock(withFS(fsR)), newLock(withFS(fsH))
+	rReady, rGo, rSwapped, rDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var rSwaps int
+	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
+		if b != breakers {
+			return next(a, b)
+		}
+		if rSwaps++; rSwaps > 1 {
+			return next(a, b)
+		}
+		close(rReady) // R judged X
+		<-rGo
+		err := next(a, b)
+		close(rSwapped)
+		return err
+	}
+	var hBroke, fired bool
+	fsH.OnRename = func(next func(string, string) error, o, n string) error {
+		switch {
+		case o == path:
+			hBroke = true
+		case o == breakers && hBroke && !fired:
+			fired = true // H has looked at h, its own: R's swap lands
+			close(rGo)
+			<-rSwapped
+		}
+		return next(o, n)
+	}
+	go func() { defer close(rDone); r.TryAcquire() }()
+	<-rReady
+	if ok, err := h.TryAcquire(); !ok || err != nil {
+		t.Fatalf("H's TryAcquire = %v, %v", ok, err)
+	}
+	if !fired {
+		close(rGo)
+	}
+	<-rDone
+	if !fired {
+		t.Fatal("not staged: R's swap did not land in H's give-up")
+	}
+	if b, err := os.ReadFile(breakers); err == nil {
+		t.Errorf("left at L.break after H gave it up: %q", b)
+	}
+	if ok, err := h.IsLocked(); !ok || err != nil {
+		t.Errorf("H's IsLocked = %v, %v", ok, err)
+	}
+}
