@@ -1371,14 +1371,21 @@ func sameContents(s snapshot) func(snapshot) bool {
 // back. Callers look at path first: the move aside is the guard against a
 // change in between, not a way to look.
 func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside string) bool) (bool, error) {
+	removed, _, err := l.removeOrRestore(path, match, quick)
+	return removed, err
+}
+
+// removeOrRestore is removeIf, and also reports whether a file it moved
+// aside and did not remove went back to path (restored).
+func (l *Lock) removeOrRestore(path string, match func(snapshot) bool, quick func(aside string) bool) (bool, bool, error) {
 	aside := l.freshName()
 	if err := l.cfg.fs.Rename(path, aside); err != nil {
 		if !gone(err) {
-			return false, err
+			return false, false, err
 		}
 		// Nothing there, or a lost reply to a rename that happened.
 		if _, lerr := l.cfg.fs.Lstat(aside); lerr != nil || mutated("lost-rename-reply") {
-			return false, nil
+			return false, false, nil
 		}
 	}
 	ours := quick != nil && quick(aside)
@@ -1387,25 +1394,26 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside
 		var moved snapshot
 		moved, err = l.inspect(aside)
 		if gone(err) {
-			return false, nil
+			return false, false, nil
 		}
 		ours = err == nil && match(moved)
 	}
 	if ours {
 		if err := l.cfg.fs.Remove(aside); err != nil && !gone(err) {
-			return true, err
+			return true, false, err
 		}
-		return true, nil
+		return true, false, nil
 	}
 	// Not what we meant to remove (or unreadable, which we cannot judge):
 	// put it back without replacing any lock file taken since.
-	if rerr := l.restore(aside, path, errors.Is(err, ErrNotRegular)); rerr != nil {
+	rerr := l.restore(aside, path, errors.Is(err, ErrNotRegular))
+	if rerr != nil {
 		l.cfg.logger.Warn("flock: could not restore a lock file moved aside; its holder will find the lock lost", "path", path, "err", rerr)
 		if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
 			l.cfg.logger.Warn("flock: removing moved-aside lock file", "path", aside, "err", rerr)
 		}
 	}
-	return false, err
+	return false, rerr == nil, err
 }
 
 // restore moves aside back to path unless something is at path by now. It
@@ -1869,7 +1877,7 @@ func (l *Lock) giveUpBreakers(b *claimFile) (again bool) {
 		return false // past its lease: another breaker may be at work; it expires
 	}
 	var moved snapshot
-	removed, err := l.removeIf(path, func(m snapshot) bool {
+	removed, restored, err := l.removeOrRestore(path, func(m snapshot) bool {
 		moved = m
 		ok, _ := l.isFileOf(m, b)
 		return ok
@@ -1877,7 +1885,11 @@ func (l *Lock) giveUpBreakers(b *claimFile) (again bool) {
 	if err != nil {
 		l.cfg.logger.Warn("flock: removing the breakers' lock", "path", path, "err", err)
 	}
-	return !removed && err == nil && swappedIn(moved)
+	// Only where the swapped-in file went back: where another breaker
+	// took the path meanwhile, its remover's swap back pushes that one
+	// out, and ours then stands in for it until it expires (the fourth
+	// review of the swap: a second try removed it, under that breaker).
+	return !removed && restored && err == nil && swappedIn(moved)
 }
 
 // blockedBy says why an expired lock s could not be broken: the file

@@ -4,6 +4,8 @@ package flock
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -571,5 +573,105 @@ func TestGiveUpAfterSwapLeavesNothing(t *testing.T) {
 	}
 	if ok, err := h.IsLocked(); !ok || err != nil {
 		t.Errorf("H's IsLocked = %v, %v", ok, err)
+	}
+}
+
+// TestGiveUpLeavesStandIn: as in TestGiveUpAfterSwapLeavesNothing, R's swap lands between H's look at
+// its own h and H's move aside, so H moves R's p aside and L.break is
+// free. C links in there (a breaker), so H's no-replace put-back is
+// refused and H removes p. R reads h, not X: h lasts, so R swaps it back,
+// pushing C's file out (rule 2: h outlasts C's lease, protecting C, which
+// may be past its last look). H must not try again: its second try (as at
+// 06ab38c) found h, its own, and removed it, which freed L.break within
+// C's lease, and D took the breakers' lock beside C (the fourth review of
+// the swap). It tries again only after its put-back went through.
+func TestGiveUpLeavesStandIn(t *testing.T) {
+	path, breakers, newLock := swapStage(t)
+	fsR, fsH := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r, h, c, d := newLock(withFS(fsR)), newLock(withFS(fsH)), newLock(), newLock()
+	rReady, rGo, rSwapped, rDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	rBackGo, rBack := make(chan struct{}), make(chan struct{})
+	var rSwaps int
+	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
+		if b != breakers {
+			return next(a, b)
+		}
+		rSwaps++
+		switch rSwaps {
+		case 1:
+			close(rReady) // R judged X
+			<-rGo
+			err := next(a, b)
+			close(rSwapped)
+			return err
+		case 2: // R's swap back: held until H's put-back was refused
+			<-rBackGo
+			err := next(a, b)
+			t.Logf("R's swap back: %v", err)
+			close(rBack)
+			return err
+		}
+		return next(a, b)
+	}
+	var hBroke, fired, refused, heldBack bool
+	var cb *claimFile
+	var cErr error
+	fsH.OnRename = func(next func(string, string) error, o, n string) error {
+		switch {
+		case o == path:
+			hBroke = true
+		case o == breakers && hBroke && !fired:
+			fired = true // H has looked at h, its own: R's swap lands
+			close(rGo)
+			<-rSwapped
+		}
+		return next(o, n)
+	}
+	fsH.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == breakers && fired && cb == nil && cErr == nil {
+			cb, cErr = c.lockBreakers() // C links into the free L.break
+			t.Logf("C's lockBreakers in H's put-back gap: held %v, %v", cb != nil, cErr)
+		}
+		err := next(o, n)
+		if n == breakers && errors.Is(err, fs.ErrExist) {
+			refused = true
+		}
+		return err
+	}
+	fsH.OnRemove = func(next func(string) error, p string) error {
+		err := next(p)
+		if refused && !heldBack {
+			heldBack = true // H removed R's p; R swaps back before H looks again
+			close(rBackGo)
+			<-rBack
+		}
+		return err
+	}
+	go func() { defer close(rDone); r.TryAcquire() }()
+	<-rReady
+	ok, err := h.TryAcquire()
+	t.Logf("H's TryAcquire = %v, %v", ok, err)
+	if !heldBack {
+		select {
+		case <-rBackGo:
+		default:
+			close(rBackGo)
+		}
+	}
+	if !fired {
+		close(rGo)
+	}
+	<-rDone
+	if !fired || cb == nil || !refused || !heldBack {
+		t.Fatalf("not staged: fired %v, C held %v (%v), put-back refused %v, swap back held %v", fired, cb != nil, cErr, refused, heldBack)
+	}
+	cur, serr := os.ReadFile(breakers)
+	t.Logf("at L.break now: %q (%v); C's lease over: %v", cur, serr, c.breakLeaseOver(cb))
+	db, derr := d.lockBreakers()
+	if db != nil {
+		t.Errorf("D took the breakers' lock while C, which linked in, is within its lease (over: %v)", c.breakLeaseOver(cb))
+		d.unlockBreakers(db)
+	} else {
+		t.Logf("D's lockBreakers: %v", derr)
 	}
 }
