@@ -1608,16 +1608,14 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	// lease: a pause past it between this look and the swap is a move past
 	// every lease we had (docs/RELIABILITY.md), as a move aside would be.
 	if l.breakLeaseOver(p) && !mutated("swap-past-lease") {
-		err = errBreaking
-	} else {
-		err = l.cfg.fs.Exchange(p.name, path)
+		l.removeOwn(p)
+		p.close()
+		return false, nil // paused since making p: nothing done
 	}
-	if err != nil {
+	if err := l.cfg.fs.Exchange(p.name, path); err != nil {
 		l.removeOwn(p)
 		p.close()
 		switch {
-		case errors.Is(err, errBreaking):
-			return false, nil // paused since making p: nothing done
 		case errors.Is(err, errors.ErrUnsupported):
 			return l.removeIf(path, match, nil)
 		case gone(err):
