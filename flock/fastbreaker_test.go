@@ -33,6 +33,19 @@ func breakStage(t *testing.T) (path, breakers string, newLock func(opts ...Optio
 	}
 }
 
+// takeInPutBackGap has w try the lock, reporting through ok, whenever f
+// renames a file back to path without replacing while armed reports
+// true: the moment a breaker that moved the lock file aside, and found it
+// was not the instance it judged, leaves the lock path free.
+func takeInPutBackGap(f *fsystest.Faulty, path string, armed func() bool, w *Lock, ok *bool) {
+	f.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == path && armed() {
+			*ok, _ = w.TryAcquire()
+		}
+		return next(o, n)
+	}
+}
+
 // writeAt writes a claim-shaped file at path with the expiry at.
 func writeAt(t *testing.T, path string, at time.Time) {
 	t.Helper()
@@ -369,12 +382,7 @@ func TestBreakerChecksItsBreakersLockLast(t *testing.T) {
 		}
 		return next(o, n)
 	}
-	fsU.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
-		if n == path {
-			wOK, _ = w.TryAcquire() // the put-back gap
-		}
-		return next(o, n)
-	}
+	takeInPutBackGap(fsU, path, func() bool { return true }, w, &wOK)
 	if ok, err := s.TryAcquire(); err != nil {
 		t.Fatalf("S's TryAcquire() = %v, %v", ok, err)
 	}
@@ -453,12 +461,7 @@ func TestBreakersLockNeverLeftFree(t *testing.T) {
 		}
 		return next(o, n)
 	}
-	fsU.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
-		if n == path && landed {
-			wOK, _ = w.TryAcquire() // the put-back gap
-		}
-		return next(o, n)
-	}
+	takeInPutBackGap(fsU, path, func() bool { return landed }, w, &wOK)
 	if ok, err := s.TryAcquire(); err != nil {
 		t.Fatalf("S's TryAcquire() = %v, %v", ok, err)
 	}

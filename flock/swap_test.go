@@ -127,12 +127,7 @@ func TestPausedRemoverSwapsBackNothing(t *testing.T) {
 		}
 		return next(o, n)
 	}
-	fsC.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
-		if n == path && inC {
-			wOK, _ = w.TryAcquire() // C's put-back gap
-		}
-		return next(o, n)
-	}
+	takeInPutBackGap(fsC, path, func() bool { return inC }, w, &wOK) // C's put-back gap
 	rOK, _ := r.TryAcquire()
 	if !landed || !paused {
 		t.Fatalf("not staged: R's swap landed in B's break %v, R paused %v", landed, paused)
@@ -208,12 +203,7 @@ func TestDeadSwapperKeepsBreakersLock(t *testing.T) {
 		}
 		return next(o, n)
 	}
-	fsB.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
-		if n == path && landed {
-			wOK, _ = w.TryAcquire() // B's put-back gap
-		}
-		return next(o, n)
-	}
+	takeInPutBackGap(fsB, path, func() bool { return landed }, w, &wOK) // B's put-back gap
 	r.TryAcquire()
 	if !landed {
 		t.Fatal("not staged: R's swap never landed in B's break")
@@ -293,12 +283,7 @@ func TestPausedRemoverSwapsInNothing(t *testing.T) {
 		}
 		return next(o, n)
 	}
-	fsB.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
-		if n == path && landed {
-			wOK, _ = w.TryAcquire() // B's put-back gap
-		}
-		return next(o, n)
-	}
+	takeInPutBackGap(fsB, path, func() bool { return landed }, w, &wOK) // B's put-back gap
 	rOK, _ := r.TryAcquire()
 	if !paused || !landed {
 		t.Fatalf("not staged: R paused %v, its swap landed in B's break %v", paused, landed)
@@ -413,12 +398,7 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 		}
 		return next(o, n)
 	}
-	fsC.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
-		if n == path && cMoved {
-			wOK, _ = w.TryAcquire() // C's put-back gap
-		}
-		return next(o, n)
-	}
+	takeInPutBackGap(fsC, path, func() bool { return cMoved }, w, &wOK) // C's put-back gap
 	go func() { defer close(rDone); r.TryAcquire() }()
 	<-rJudged
 	t0 = time.Now()
