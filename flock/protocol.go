@@ -1679,22 +1679,32 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 func (l *Lock) swapBack(p *claimFile) {
 	path := l.breakersPath()
 	defer p.close()
+	within := func() bool { return !l.breakLeaseOver(p) || mutated("swap-past-lease") }
 	out, err := l.cfg.fs.Lstat(p.name)
 	lasts := err == nil && !out.ModTime.Add(l.breakSlop()).Before(p.info.ModTime.Add(breakTTL))
-	if l.breakLeaseOver(p) && !mutated("swap-past-lease") || !lasts && !mutated("swap-back-expiring") {
-		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
-			l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)
+	if within() && (lasts || mutated("swap-back-expiring")) {
+		err = l.cfg.fs.Exchange(p.name, path)
+		// The path is free: a holder giving up its own file, which it
+		// looked at before our swap, moved ours aside in its stead, and
+		// puts it back in a moment, having found it is not its own. Wait
+		// for that and swap then, rather than put what came out back into
+		// the free path at once: the holder's put-back would be refused and
+		// its own file left standing, unheld, until it expired; and were
+		// the put-back first, ours would (TestGiveUpAfterSwapLeavesNothing).
+		for d := time.Millisecond; gone(err) && d <= 16*time.Millisecond && within(); d *= 2 {
+			time.Sleep(d)
+			if within() {
+				err = l.cfg.fs.Exchange(p.name, path)
+			}
 		}
-		return
-	}
-	err = l.cfg.fs.Exchange(p.name, path)
-	if gone(err) {
-		if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
-			return
+		if gone(err) && within() {
+			if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
+				return // put back into the free path
+			}
 		}
-	}
-	if err != nil && !errors.Is(err, fs.ErrExist) {
-		l.cfg.logger.Warn("flock: putting back a breakers' lock", "path", path, "err", err)
+		if err != nil && !gone(err) && !errors.Is(err, fs.ErrExist) {
+			l.cfg.logger.Warn("flock: putting back a breakers' lock", "path", path, "err", err)
+		}
 	}
 	if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
 		l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)

@@ -499,32 +499,78 @@ func TestTwoRemoversLeaveNothing(t *testing.T) {
 
 // TestGiveUpAfterSwapLeavesNothing: H breaks a dead breaker's L.break X
 // and the expired lock, and gives up its breakers' lock h; R, which
-// judged X too, swaps its file in just after H has looked at h, so that H
-// moves R's file aside, finds it is not h, and puts it back. R then reads
-// h, not X, and swaps it back. H looks again, finds h, and removes it:
-// had it stopped after its first try (as it did), h would stand at
-// L.break, unheld, until it expired, and every acquisition would wait
-// beside it.
+// judged X too, swaps its file p in just after H has looked at h, so that
+// H moves p aside, finds it is not h, and puts it back. R then reads h,
+// not X, and swaps it back. H looks again, finds h, and removes it: had
+// it stopped after its first try (as it did), h would stand at L.break,
+// unheld, until it expired, and every acquisition would wait beside it.
+//
+// R's swap back may also come while p is aside and the path free. Then R
+// waits for H's put-back and swaps after it. It put h back into the free
+// path at once, as it did, which left a file standing either way (a
+// crowd of this test under -race met both): if H's put-back came
+// between R's failed swap and its move, R's move was refused and R
+// removed h, leaving p; if R's move came first, H's put-back was refused,
+// and H removed p and stopped, leaving h.
 func TestGiveUpAfterSwapLeavesNothing(t *testing.T) {
+	for _, order := range []string{"put-back, swap back", "swap back, put-back", "swap back, swap back, put-back"} {
+		t.Run(order, func(t *testing.T) { giveUpAfterSwap(t, order) })
+	}
+}
+
+func giveUpAfterSwap(t *testing.T, order string) {
 	path, breakers, newLock := swapStage(t)
 	fsR, fsH := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
 	r, h := newLock(withFS(fsR)), newLock(withFS(fsH))
 	rReady, rGo, rSwapped, rDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
-	var rSwaps int
+	hAside, hPutBack, rFreed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var rSwaps, rSteps int
+	// R's steps at L.break after its swap in: its swap back, and, where
+	// that finds the path free, what it does next, by either call.
+	rStep := func(next func(string, string) error, a, b string) error {
+		rSteps++
+		switch {
+		case order == "put-back, swap back":
+			<-hPutBack
+		case rSteps == 1:
+			<-hAside
+			err := next(a, b)
+			if !gone(err) {
+				t.Errorf("R's swap back with p aside = %v; want the path free", err)
+			}
+			if order == "swap back, put-back" {
+				close(rFreed)
+			}
+			return err
+		case rSteps == 2 && order == "swap back, swap back, put-back":
+			err := next(a, b)
+			close(rFreed)
+			return err
+		default:
+			<-hPutBack
+		}
+		return next(a, b)
+	}
 	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
 		if b != breakers {
 			return next(a, b)
 		}
-		if rSwaps++; rSwaps > 1 {
-			return next(a, b)
+		if rSwaps++; rSwaps == 1 {
+			close(rReady) // R judged X
+			<-rGo
+			err := next(a, b)
+			close(rSwapped)
+			return err
 		}
-		close(rReady) // R judged X
-		<-rGo
-		err := next(a, b)
-		close(rSwapped)
-		return err
+		return rStep(next, a, b)
 	}
-	var hBroke, fired bool
+	fsR.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n != breakers || rSwaps == 0 {
+			return next(o, n)
+		}
+		return rStep(next, o, n)
+	}
+	var hBroke, fired, putBack bool
 	fsH.OnRename = func(next func(string, string) error, o, n string) error {
 		switch {
 		case o == path:
@@ -533,8 +579,26 @@ func TestGiveUpAfterSwapLeavesNothing(t *testing.T) {
 			fired = true // H has looked at h, its own: R's swap lands
 			close(rGo)
 			<-rSwapped
+			err := next(o, n)
+			close(hAside)
+			return err
 		}
 		return next(o, n)
+	}
+	fsH.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n != breakers || !fired || putBack {
+			return next(o, n)
+		}
+		putBack = true // H puts p back, having found it is not h
+		if order != "put-back, swap back" {
+			select {
+			case <-rFreed:
+			case <-rDone:
+			}
+		}
+		err := next(o, n)
+		close(hPutBack)
+		return err
 	}
 	go func() { defer close(rDone); r.TryAcquire() }()
 	<-rReady
@@ -544,9 +608,12 @@ func TestGiveUpAfterSwapLeavesNothing(t *testing.T) {
 	if !fired {
 		close(rGo)
 	}
+	if !putBack {
+		close(hPutBack)
+	}
 	<-rDone
-	if !fired {
-		t.Fatal("not staged: R's swap did not land in H's give-up")
+	if !fired || !putBack {
+		t.Fatalf("not staged: R's swap landed in H's give-up: %v; H put R's file back: %v", fired, putBack)
 	}
 	if b, err := os.ReadFile(breakers); err == nil {
 		t.Errorf("left at L.break after H gave it up: %q", b)
