@@ -1658,57 +1658,106 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 }
 
 // swapBack puts back at the breakers' path the file that removeBreakers
-// swapped out to p.name and found it must not remove, and removes what
-// comes out: our fresh breakers' lock, unless another process swapped
-// its own in meanwhile, which then stays out of the path. If the path
-// was freed meanwhile (its holder gave up what stood there, not its own
-// file), the file goes back only if the path is still free.
+// swapped out to p.name and found it must not remove, in place of p, and
+// removes what comes out: p. Where p no longer stands there, it leaves
+// what does (swapBackOnto), and removes what it took out.
 //
-// A swap back pushes out whatever stands at the path by then: our file,
-// unless others broke it as stale, or a holder giving up its own took it
-// aside and another breaker linked in since. So we swap back only within
-// our lease on p, and only a file that nobody may break until breakTTL
-// after p's expiry, so that it outlasts the lease of any breaker we push
-// out, which began before the swap, within our lease (the adversarial
-// reviews of this change: a swap back past our lease, or of a file about
-// to expire after a give-up freed the path, let a third breaker beside
-// the one pushed out). Otherwise p stays (its expiry and the slop outlast
-// the lease of any breaker whose file it took out) and what we took out
-// is removed: a breaker whose file it was finds a file not its own at its
-// last look, and waits.
+// A swap back pushes out whatever stands at the path by then, which may
+// not be p: others may have broken p as stale, or a holder giving up its
+// own may have taken p aside and another breaker linked in since, between
+// our look and our swap. So we swap back only within our lease on p, and
+// only a file that nobody may break until breakTTL after p's expiry, so
+// that it outlasts the lease of any breaker we push out, which began
+// before the swap, within our lease (the adversarial reviews of this
+// change: a swap back past our lease, or of a file about to expire after a
+// give-up freed the path, let a third breaker beside the one pushed out).
+// Otherwise p stays (its expiry and the slop outlast the lease of any
+// breaker whose file it took out) and what we took out is removed: a
+// breaker whose file it was finds a file not its own at its last look,
+// and waits.
 func (l *Lock) swapBack(p *claimFile) {
-	path := l.breakersPath()
 	defer p.close()
 	within := func() bool { return !l.breakLeaseOver(p) || mutated("swap-past-lease") }
 	out, err := l.cfg.fs.Lstat(p.name)
 	lasts := err == nil && !out.ModTime.Add(l.breakSlop()).Before(p.info.ModTime.Add(breakTTL))
-	if within() && (lasts || mutated("swap-back-expiring")) {
-		err = l.cfg.fs.Exchange(p.name, path)
-		// The path is free: a holder giving up its own file, which it
-		// looked at before our swap, moved ours aside in its stead, and
-		// puts it back in a moment, having found it is not its own. Wait
-		// for that and swap then, rather than put what came out back into
-		// the free path at once: the holder's put-back would be refused and
-		// its own file left standing, unheld, until it expired; and were
-		// the put-back first, ours would (TestGiveUpAfterSwapLeavesNothing).
-		for d := time.Millisecond; gone(err) && d <= 16*time.Millisecond && within(); d *= 2 {
-			time.Sleep(d)
-			if within() {
-				err = l.cfg.fs.Exchange(p.name, path)
-			}
-		}
-		if gone(err) && within() {
-			if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
-				return // put back into the free path
-			}
-		}
-		if err != nil && !gone(err) && !errors.Is(err, fs.ErrExist) {
-			l.cfg.logger.Warn("flock: putting back a breakers' lock", "path", path, "err", err)
-		}
+	if within() && (lasts || mutated("swap-back-expiring")) && l.swapBackOnto(p) {
+		return
 	}
 	if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
 		l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)
 	}
+}
+
+// swapBackOnto swaps the file at p.name back in for p, ours, and only for
+// p: another's file at the breakers' path is not pushed out. It reports
+// whether p.name is settled (nothing, or nothing of ours, left there to
+// remove). Where the path is free, or holds another remover's file
+// swapped in for p, p comes back in a moment: a holder giving up its own
+// file, which it looked at before our swap, moved p aside in its stead and
+// puts it back, having found it is not its own; another remover swaps p
+// back. We wait for that, up to 31 ms, and swap then; a put-back of ours
+// into the free path at once was refused when the holder's came first,
+// or made the holder's refused, and either way left a file standing,
+// unheld, until it expired (TestGiveUpAfterSwapLeavesNothing).
+//
+// A breaker that linked in while a holder held p aside is left alone: its
+// holder gave up what we took out, so nothing needs to go back, and the
+// file we would put in its place could stand in for it only by its expiry,
+// which a proof of its maker's death cuts short (the review of the wait:
+// two holders, TestSwapBackPushesOutNobody). One can still link in
+// between our look and our swap; then what comes out is not p, and we
+// swap at once again to put it back.
+func (l *Lock) swapBackOnto(p *claimFile) bool {
+	path := l.breakersPath()
+	within := func() bool { return !l.breakLeaseOver(p) || mutated("swap-past-lease") }
+	for d := time.Millisecond; within(); d *= 2 {
+		s, err := l.inspect(path)
+		if err == nil && s.info.SameFile(p.info) {
+			if settled, again := l.exchangeFor(p); !again {
+				return settled
+			}
+			err = fs.ErrNotExist // freed since the look
+		}
+		switch {
+		case errors.Is(err, ErrNotRegular), err == nil && !swappedIn(s):
+			return false // another's: not ours to push out
+		case err != nil && !gone(err):
+			l.cfg.logger.Warn("flock: looking at the breakers' lock to swap back", "path", path, "err", err)
+			return false
+		case d > 16*time.Millisecond:
+			return gone(err) && within() && moveNoReplace(l.cfg.fs, p.name, path) == nil
+		}
+		time.Sleep(d)
+	}
+	return false
+}
+
+// exchangeFor swaps the file at p.name in for p at the breakers' path,
+// where it just saw p. It reports whether p.name is settled, and whether
+// to look again: the path was freed since. If what came out is not p
+// (another's, linked in since the look), it swaps that straight back in.
+func (l *Lock) exchangeFor(p *claimFile) (settled, again bool) {
+	path := l.breakersPath()
+	if err := l.cfg.fs.Exchange(p.name, path); err != nil {
+		if gone(err) {
+			return false, true
+		}
+		l.cfg.logger.Warn("flock: putting back a breakers' lock", "path", path, "err", err)
+		return false, false
+	}
+	if i, err := l.cfg.fs.Lstat(p.name); err != nil || i.SameFile(p.info) || mutated("swap-back-no-undo") {
+		return false, false // p came out: remove it
+	}
+	err := l.cfg.fs.Exchange(p.name, path)
+	if gone(err) {
+		if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
+			return true, false
+		}
+	}
+	if err != nil {
+		l.cfg.logger.Warn("flock: putting back a breakers' lock pushed out", "path", path, "err", err)
+	}
+	return false, false
 }
 
 // breakersBreakable reports whether the breakers' lock s may be broken:

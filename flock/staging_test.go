@@ -30,6 +30,7 @@ var stagingTests = map[string][]string{
 	"release-no-lease":       {"TestPastLeaseLeavesLockToBreakers"},
 	"release-no-look":        {"TestReleaseLooksBeforeMoving"},
 	"swap-back-expiring":     {"TestSwapBackAfterGiveUpPushesOutNothing"},
+	"swap-back-no-undo":      {"TestSwapBackPushesOutNobody"},
 	"swap-past-lease":        {"TestPausedRemoverSwapsBackNothing", "TestPausedRemoverSwapsInNothing"},
 	"sweep-any-pid-ns":       {"TestSweepSparesOtherPidNamespaces"},
 }

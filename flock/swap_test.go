@@ -297,14 +297,16 @@ func TestPausedRemoverSwapsInNothing(t *testing.T) {
 // TestSwapBackAfterGiveUpPushesOutNothing: R judges the stale L.break X
 // and waits before it makes its file p; meanwhile H breaks X, holds
 // L.break with h, fails at its break and gives h up. Just as H has looked
-// at L.break (h, its own), R swaps p in: H's move aside takes p, and
-// L.break is free until C links in, who goes on to break. R then reads h,
-// not X, and would swap it back (as it did, within its lease on p),
-// pushing C's file out and putting h back, whose expiry and slop pass
-// within C's lease: D would break h and take the lock beside C's break,
-// and W, linking in the gap of C's put-back, would hold it beside D (the
-// second adversarial review). R swaps back only a file that outlasts the
-// lease of any breaker it may push out; h does not, so R removes it.
+// at L.break (h, its own), R swaps p in, reads h, not X, and looks for p
+// at L.break to swap h back (as it did, within its lease on p); then H's
+// move aside takes p, and L.break is free until C links in, who goes on
+// to break. R's swap back pushes C's file out and puts h back, whose
+// expiry and slop pass within C's lease; R swaps C's file straight back
+// in, but D may break h first: D takes the lock beside C's break, and W,
+// linking in the gap of C's put-back, holds it beside D (the second
+// adversarial review, where R swapped back without looking). R swaps
+// back only a file that outlasts the lease of any breaker it may push
+// out; h does not, so R removes it.
 func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out a breakers' lease and its slop")
@@ -314,11 +316,13 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 	fsR, fsH, fsC := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
 	var (
 		rJudged, goCreate, swapReady, doSwap, swapped = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
-		hFreed, hRestore, hDone, rRead, rDone         = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+		hFreed, hRestore, hDone, rLooked, rDone       = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+		dTried                                        = make(chan struct{})
 		cAtMove, cGo, cDone                           = make(chan struct{}), make(chan struct{}), make(chan struct{})
 		t0                                            time.Time
 		firstA                                        string
 		hGaveUp, cMoved, pauseRandom, swappedBack     bool
+		looked, undone                                bool
 		dOK, wOK, cOK                                 bool
 		creates                                       int
 	)
@@ -352,8 +356,14 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 			return next(a, b)
 		}
 		select {
-		case <-swapped: // the swap back
-			swappedBack = true
+		case <-swapped:
+			if !swappedBack { // the swap back, once H is done
+				swappedBack = true
+				<-hDone
+				return next(a, b)
+			}
+			undone = true // what came out is C's: R swaps it back in
+			<-dTried
 			return next(a, b)
 		default:
 		}
@@ -361,10 +371,12 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 		<-doSwap
 		err := next(a, b)
 		fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
-			if p == firstA {
-				<-rRead
+			f, err := next(p)
+			if p == breakers && !looked {
+				looked = true // R looks for p, to swap h back
+				close(rLooked)
 			}
-			return next(p)
+			return f, err
 		}
 		close(swapped)
 		return err
@@ -380,6 +392,10 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 		case o == breakers && hGaveUp:
 			close(doSwap) // H has looked: h, its own, in its lease. R's swap lands.
 			<-swapped
+			select { // R reads h and looks for p, before H's move aside
+			case <-rLooked:
+			case <-rDone:
+			}
 		}
 		return next(o, n)
 	}
@@ -417,8 +433,6 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 	}
 	close(hRestore)
 	<-hDone
-	close(rRead)
-	<-rDone
 	for time.Since(t0) < 13*time.Second {
 		if ok, _ := d.TryAcquire(); ok {
 			dOK = true
@@ -426,9 +440,11 @@ func TestSwapBackAfterGiveUpPushesOutNothing(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	close(dTried)
+	<-rDone
 	close(cGo)
 	<-cDone
-	t.Logf("took the lock: C %v, D %v, W %v; R swapped back: %v", cOK, dOK, wOK, swappedBack)
+	t.Logf("took the lock: C %v, D %v, W %v; R swapped back: %v, and C's file in again: %v", cOK, dOK, wOK, swappedBack, undone)
 	if dOK && (cOK || wOK) {
 		t.Errorf("two holders: R's swap back pushed C's breakers' lock out for H's, which D broke beside C (C %v, D %v, W %v)", cOK, dOK, wOK)
 	}
@@ -525,31 +541,32 @@ func giveUpAfterSwap(t *testing.T, order string) {
 	rReady, rGo, rSwapped, rDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	hAside, hPutBack, rFreed := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var rSwaps, rSteps int
-	// R's steps at L.break after its swap in: its swap back, and, where
-	// that finds the path free, what it does next, by either call.
-	rStep := func(next func(string, string) error, a, b string) error {
+	// R's steps at L.break after its swap in: its looks at it and its
+	// swaps back, and, where one finds the path free, what it does next,
+	// by any call.
+	rStep := func(run func() error) error {
 		rSteps++
 		switch {
 		case order == "put-back, swap back":
 			<-hPutBack
 		case rSteps == 1:
 			<-hAside
-			err := next(a, b)
+			err := run()
 			if !gone(err) {
-				t.Errorf("R's swap back with p aside = %v; want the path free", err)
+				t.Errorf("R's first step at L.break with p aside = %v; want the path free", err)
 			}
 			if order == "swap back, put-back" {
 				close(rFreed)
 			}
 			return err
 		case rSteps == 2 && order == "swap back, swap back, put-back":
-			err := next(a, b)
+			err := run()
 			close(rFreed)
 			return err
 		default:
 			<-hPutBack
 		}
-		return next(a, b)
+		return run()
 	}
 	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
 		if b != breakers {
@@ -559,16 +576,25 @@ func giveUpAfterSwap(t *testing.T, order string) {
 			close(rReady) // R judged X
 			<-rGo
 			err := next(a, b)
+			// Hooked only now: a Lock whose opens are hooked when it
+			// learns its filesystem does not swap (Faulty.Direct).
+			fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (f fsys.File, err error) {
+				if p != breakers {
+					return next(p)
+				}
+				rStep(func() error { f, err = next(p); return err })
+				return f, err
+			}
 			close(rSwapped)
 			return err
 		}
-		return rStep(next, a, b)
+		return rStep(func() error { return next(a, b) })
 	}
 	fsR.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
 		if n != breakers || rSwaps == 0 {
 			return next(o, n)
 		}
-		return rStep(next, o, n)
+		return rStep(func() error { return next(o, n) })
 	}
 	var hBroke, fired, putBack bool
 	fsH.OnRename = func(next func(string, string) error, o, n string) error {
@@ -623,13 +649,16 @@ func giveUpAfterSwap(t *testing.T, order string) {
 	}
 }
 
-// TestGiveUpLeavesStandIn: as in TestGiveUpAfterSwapLeavesNothing, R's swap lands between H's look at
-// its own h and H's move aside, so H moves R's p aside and L.break is
-// free. C links in there (a breaker), so H's no-replace put-back is
-// refused and H removes p. R reads h, not X: h lasts, so R swaps it back,
-// pushing C's file out (rule 2: h outlasts C's lease, protecting C, which
-// may be past its last look). H must not try again: its second try (as at
-// 06ab38c) found h, its own, and removed it, which freed L.break within
+// TestGiveUpLeavesStandIn: as in TestGiveUpAfterSwapLeavesNothing, R's
+// swap lands between H's look at its own h and H's move aside. R reads h,
+// not X, and looks for p at L.break to swap h back; then H moves p aside,
+// and L.break is free. C links in there (a breaker), so H's no-replace
+// put-back is refused and H removes p. R's swap back, after its look,
+// pushes C's file out for h: what comes out is not p, and R swaps it
+// straight back in. Were h left there (mutant swap-back-no-undo), it
+// would stand in for C (rule 2: h outlasts C's lease, protecting C, which
+// may be past its last look), and H must not try again: its second try (as
+// at 06ab38c) found h, its own, and removed it, which freed L.break within
 // C's lease, and D took the breakers' lock beside C (the fourth review of
 // the swap). It tries again only after its put-back went through.
 func TestGiveUpLeavesStandIn(t *testing.T) {
@@ -638,7 +667,9 @@ func TestGiveUpLeavesStandIn(t *testing.T) {
 	r, h, c, d := newLock(withFS(fsR)), newLock(withFS(fsH)), newLock(), newLock()
 	rReady, rGo, rSwapped, rDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	rBackGo, rBack := make(chan struct{}), make(chan struct{})
+	rLooked, rAtSwap := make(chan struct{}), make(chan struct{})
 	var rSwaps int
+	var looked bool
 	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
 		if b != breakers {
 			return next(a, b)
@@ -649,9 +680,20 @@ func TestGiveUpLeavesStandIn(t *testing.T) {
 			close(rReady) // R judged X
 			<-rGo
 			err := next(a, b)
+			// Hooked only now: a Lock whose opens are hooked when it
+			// learns its filesystem does not swap (Faulty.Direct).
+			fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+				f, err := next(p)
+				if p == breakers && !looked {
+					looked = true // p, before H's move aside
+					close(rLooked)
+				}
+				return f, err
+			}
 			close(rSwapped)
 			return err
 		case 2: // R's swap back: held until H's put-back was refused
+			close(rAtSwap)
 			<-rBackGo
 			err := next(a, b)
 			t.Logf("R's swap back: %v", err)
@@ -671,6 +713,11 @@ func TestGiveUpLeavesStandIn(t *testing.T) {
 			fired = true // H has looked at h, its own: R's swap lands
 			close(rGo)
 			<-rSwapped
+			select { // R looks for p to swap h back
+			case <-rLooked:
+			case <-rAtSwap:
+			case <-rDone:
+			}
 		}
 		return next(o, n)
 	}
@@ -720,5 +767,197 @@ func TestGiveUpLeavesStandIn(t *testing.T) {
 		d.unlockBreakers(db)
 	} else {
 		t.Logf("D's lockBreakers: %v", derr)
+	}
+}
+
+// TestSwapBackPushesOutNobody: H breaks a dead breaker's L.break X, fails
+// at its move of the expired lock, and gives its h up; R, which judged X,
+// swaps its p in just after H has looked at h, so that H moves p aside
+// and L.break is free. C links in there and breaks, up to its move of the
+// expired lock file, and H's put-back of p is refused. R reads h, which
+// lasts, and would swap it back, pushing C's file out for h: h stands in
+// for C only by its expiry, and where H's process is gone, D
+// WithDeadOwnerBreak breaks h at once, takes L.break beside C, and takes
+// the lock; C then moves D's lock file aside, and W links in C's put-back
+// gap. A swap back now goes only onto p, which R looks for first:
+//
+//   - "free, then C": R's look finds the path free, and R waits for H's
+//     put-back (as since 851909b, whose wait swapped back over C);
+//   - "C, then swap back": R's look finds C's file (at b89c04a too R
+//     swapped over it);
+//   - "C in the gap": R's look finds p, and C links in before R's swap:
+//     what comes out is not p, and R swaps it straight back in (mutant
+//     swap-back-no-undo leaves h standing in for C).
+//
+// With H alive and no D, the same orders leave nothing at L.break once C
+// is done: h, pushed in for C, stood there unheld until it expired (the
+// adversarial review of 851909b).
+func TestSwapBackPushesOutNobody(t *testing.T) {
+	for _, dead := range []bool{true, false} {
+		for _, order := range []string{"free, then C", "C, then swap back", "C in the gap"} {
+			name := order
+			if !dead {
+				name += ", H alive"
+			}
+			t.Run(name, func(t *testing.T) { swapBackOverC(t, order, dead) })
+		}
+	}
+}
+
+func swapBackOverC(t *testing.T, order string, dead bool) {
+	path, breakers, newLock := swapStage(t)
+	fsR, fsH, fsC := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r, h := newLock(withFS(fsR)), newLock(withFS(fsH))
+	if dead {
+		h = newLock(withFS(fsH), withPID(deadPID(t)))
+	}
+	c, d, w := newLock(withFS(fsC)), newLock(WithDeadOwnerBreak()), newLock()
+	rReady, rGo, rSwapped, rDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	rLooked, hAside, rFreed, hRefused, hDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	cAtMove, cGo, cDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	// rAtSwap: R came to a swap back without the look these stagings wait
+	// for (as at the commits before the look), so that they go on.
+	rAtSwap := make(chan struct{})
+	var (
+		rSwaps, rLooks         int
+		rBack                  []error
+		hBroke, fired, putBack bool
+		cMoved, cReleased      bool
+		cOK, dOK, wOK          bool
+	)
+	afterH := func() {
+		select {
+		case <-hRefused:
+		case <-hDone:
+		}
+	}
+	rLook := func(next func(string) (fsys.File, error)) (fsys.File, error) {
+		rLooks++
+		switch {
+		case rLooks == 1 && order == "free, then C":
+			<-hAside
+			f, err := next(breakers)
+			if !gone(err) {
+				t.Errorf("R's look with p aside = %v; want the path free", err)
+			}
+			close(rFreed)
+			return f, err
+		case rLooks == 1 && order == "C in the gap":
+			f, err := next(breakers) // p, before H's move aside
+			close(rLooked)
+			return f, err
+		}
+		afterH()
+		return next(breakers)
+	}
+	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
+		if b != breakers {
+			return next(a, b)
+		}
+		if rSwaps++; rSwaps == 1 {
+			close(rReady) // R judged X
+			<-rGo
+			err := next(a, b)
+			// Hooked only now: a Lock whose opens are hooked when it
+			// learns its filesystem does not swap (Faulty.Direct).
+			fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+				if p != breakers {
+					return next(p)
+				}
+				return rLook(next)
+			}
+			close(rSwapped)
+			return err
+		}
+		if len(rBack) == 0 {
+			close(rAtSwap)
+		}
+		afterH()
+		err := next(a, b)
+		rBack = append(rBack, err)
+		return err
+	}
+	fsH.OnRename = func(next func(string, string) error, o, n string) error {
+		switch {
+		case o == path && !hBroke:
+			hBroke = true
+			return syscall.EIO // H's break fails: the lock stays expired
+		case o == breakers && hBroke && !fired:
+			fired = true // H has looked at h, its own: R's swap lands
+			close(rGo)
+			<-rSwapped
+			if order == "C in the gap" {
+				select {
+				case <-rLooked:
+				case <-rAtSwap:
+				case <-rDone:
+				}
+			}
+			err := next(o, n)
+			close(hAside)
+			return err
+		}
+		return next(o, n)
+	}
+	fsH.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n != breakers || !fired || putBack {
+			return next(o, n)
+		}
+		putBack = true
+		if order == "free, then C" {
+			select {
+			case <-rFreed:
+			case <-rAtSwap:
+			case <-rDone:
+			}
+		}
+		// C links into the free L.break and breaks, up to its move.
+		go func() { defer close(cDone); cOK, _ = c.TryAcquire() }()
+		select {
+		case <-cAtMove:
+		case <-cDone:
+		}
+		err := next(o, n)
+		if !errors.Is(err, fs.ErrExist) {
+			t.Errorf("H's put-back of p with C at L.break = %v; want refused", err)
+		}
+		close(hRefused)
+		return err
+	}
+	fsC.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && !cMoved {
+			cMoved = true // C holds L.break and is past its last look
+			close(cAtMove)
+			<-cGo
+			cReleased = true
+		}
+		return next(o, n)
+	}
+	takeInPutBackGap(fsC, path, func() bool { return cReleased }, w, &wOK) // C's put-back gap
+	go func() { defer close(rDone); r.TryAcquire() }()
+	<-rReady
+	ok, err := h.TryAcquire()
+	close(hDone)
+	t.Logf("H's TryAcquire = %v, %v", ok, err)
+	if !fired {
+		close(rGo)
+	}
+	<-rDone
+	t.Logf("R's swaps back: %v", rBack)
+	if !fired || !putBack || !cMoved {
+		t.Fatalf("not staged: R's swap landed in H's give-up %v, H put p back %v, C reached its move %v", fired, putBack, cMoved)
+	}
+	if dead {
+		dOK, err = d.TryAcquire()
+		t.Logf("D's TryAcquire = %v, %v", dOK, err)
+	}
+	close(cGo)
+	<-cDone
+	t.Logf("took the lock: C %v, D %v, W %v", cOK, dOK, wOK)
+	if dOK && (cOK || wOK) {
+		t.Errorf("two holders: R's swap back pushed C's breakers' lock out for the dead H's h, which D broke at once beside C (C %v, D %v, W %v)", cOK, dOK, wOK)
+	}
+	if b, err := os.ReadFile(breakers); !dead && err == nil {
+		t.Errorf("left at L.break, unheld, once every breaker is done (C took the lock: %v): %q", cOK, b)
 	}
 }
