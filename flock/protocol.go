@@ -1736,6 +1736,13 @@ func (l *Lock) swapBackOnto(p *claimFile) bool {
 // where it just saw p. It reports whether p.name is settled, and whether
 // to look again: the path was freed since. If what came out is not p
 // (another's, linked in since the look), it swaps that straight back in.
+//
+// Between that swap and this one, the file put back stands in for the one
+// pushed out by its expiry alone, which a proof of its maker's death cuts
+// short: a remover paused or killed there, with the breaker whose file it
+// put back gone, can still let two breakers act (the review of this
+// change; docs/RELIABILITY.md). Closing it needs givers that never free
+// the path: a give-up by swap.
 func (l *Lock) exchangeFor(p *claimFile) (settled, again bool) {
 	path := l.breakersPath()
 	if err := l.cfg.fs.Exchange(p.name, path); err != nil {
@@ -1745,9 +1752,13 @@ func (l *Lock) exchangeFor(p *claimFile) (settled, again bool) {
 		l.cfg.logger.Warn("flock: putting back a breakers' lock", "path", path, "err", err)
 		return false, false
 	}
-	if i, err := l.cfg.fs.Lstat(p.name); err != nil || i.SameFile(p.info) || mutated("swap-back-no-undo") {
+	if i, err := l.cfg.fs.Lstat(p.name); err == nil && i.SameFile(p.info) || mutated("swap-back-no-undo") {
 		return false, false // p came out: remove it
 	}
+	// Not p, or not known to be (the review of this look: removing what
+	// came out on a failed Lstat removed a live breaker's file): swap
+	// back. Were it p after all, p stands in again for what we took out,
+	// which is then removed, and p is broken by its expiry.
 	err := l.cfg.fs.Exchange(p.name, path)
 	if gone(err) {
 		if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
