@@ -1741,8 +1741,8 @@ func (l *Lock) swapBackOnto(p *claimFile) bool {
 // pushed out by its expiry alone, which a proof of its maker's death cuts
 // short: a remover paused or killed there, with the breaker whose file it
 // put back gone, can still let two breakers act (the review of this
-// change; docs/RELIABILITY.md). Closing it needs givers that never free
-// the path: a give-up by swap.
+// change; docs/RELIABILITY.md). Closing it needs a breakers' path that
+// is never free once used.
 func (l *Lock) exchangeFor(p *claimFile) (settled, again bool) {
 	path := l.breakersPath()
 	if err := l.cfg.fs.Exchange(p.name, path); err != nil {

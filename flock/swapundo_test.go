@@ -24,8 +24,8 @@ import (
 //
 // That review also staged R paused, or killed, between its swap back and
 // its swap straight back, with H gone: D breaks h there too. That window
-// stays open (docs/RELIABILITY.md); it needs givers that never free the
-// breakers' path.
+// stays open (docs/RELIABILITY.md); it needs a breakers' path that is
+// never free once used.
 func TestSwapBackUndoesUnknown(t *testing.T) {
 	path, breakers, newLock := swapStage(t)
 	var lstatFail bool
