@@ -1607,7 +1607,7 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	// our swap may act until breakTTL after that. So, only within our own
 	// lease: a pause past it between this look and the swap is a move past
 	// every lease we had (docs/RELIABILITY.md), as a move aside would be.
-	if l.breakLeaseOver(p) && !mutated("swap-past-lease") {
+	if !l.swapLeaseHolds(p) {
 		l.removeOwn(p)
 		p.close()
 		return false, nil // paused since making p: nothing done
@@ -1657,6 +1657,13 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	return false, err
 }
 
+// swapLeaseHolds reports whether our lease on p, a file swapped in for
+// another's breakers' lock, still holds: a swap, in or back, is made only
+// within it (docs/RELIABILITY.md, rule 1).
+func (l *Lock) swapLeaseHolds(p *claimFile) bool {
+	return !l.breakLeaseOver(p) || mutated("swap-past-lease")
+}
+
 // swapBack puts back at the breakers' path the file that removeBreakers
 // swapped out to p.name and found it must not remove, in place of p, and
 // removes what comes out: p. Where p no longer stands there, it leaves
@@ -1677,10 +1684,9 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 // and waits.
 func (l *Lock) swapBack(p *claimFile) {
 	defer p.close()
-	within := func() bool { return !l.breakLeaseOver(p) || mutated("swap-past-lease") }
 	out, err := l.cfg.fs.Lstat(p.name)
 	lasts := err == nil && !out.ModTime.Add(l.breakSlop()).Before(p.info.ModTime.Add(breakTTL))
-	if within() && (lasts || mutated("swap-back-expiring")) && l.swapBackOnto(p) {
+	if l.swapLeaseHolds(p) && (lasts || mutated("swap-back-expiring")) && l.swapBackOnto(p) {
 		return
 	}
 	if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
@@ -1709,8 +1715,7 @@ func (l *Lock) swapBack(p *claimFile) {
 // swap at once again to put it back.
 func (l *Lock) swapBackOnto(p *claimFile) bool {
 	path := l.breakersPath()
-	within := func() bool { return !l.breakLeaseOver(p) || mutated("swap-past-lease") }
-	for d := time.Millisecond; within(); d *= 2 {
+	for d := time.Millisecond; l.swapLeaseHolds(p); d *= 2 {
 		s, err := l.inspect(path)
 		if err == nil && s.info.SameFile(p.info) {
 			if settled, again := l.exchangeFor(p); !again {
@@ -1725,7 +1730,7 @@ func (l *Lock) swapBackOnto(p *claimFile) bool {
 			l.cfg.logger.Warn("flock: looking at the breakers' lock to swap back", "path", path, "err", err)
 			return false
 		case d > 16*time.Millisecond:
-			return gone(err) && within() && moveNoReplace(l.cfg.fs, p.name, path) == nil
+			return gone(err) && l.swapLeaseHolds(p) && moveNoReplace(l.cfg.fs, p.name, path) == nil
 		}
 		time.Sleep(d)
 	}
