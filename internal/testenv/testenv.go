@@ -136,15 +136,17 @@ func Names(t testing.TB, dir string) []string {
 }
 
 // removeMountDir removes dir, a test's directory on an sshfs mount, and
-// fails t, naming what is left, if it cannot. It tries again for a few
-// seconds: a file removed there while open stays under a hidden name
+// fails t, naming what is left, if it cannot. It tries again for a while:
+// a file removed there while open stays under a hidden name
 // (.fuse_hidden...) until sshfs hears it was closed, which the kernel tells
 // it after close returns, and a listing through one client may lag the
 // files another client made (sshfs caches directories), so that a removal
-// misses them once.
+// misses them. That cache keeps a listing for up to sshfs's default
+// dcache_timeout, 20 s: a 10 s bound still failed TestClockSkew's cleanup
+// once, with the files another client made listed only at its end.
 func removeMountDir(t testing.TB, dir string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(25 * time.Second)
 	for {
 		err := os.RemoveAll(dir)
 		if err == nil {
