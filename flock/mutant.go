@@ -41,10 +41,9 @@ var mutants = map[string]mutantInfo{
 	"quick-look-by-name":     {"on a local disk, a look by one Lstat takes any regular file at the lock path (or moved aside) for our own lock file", true},
 	"no-cache-wait":          {"without hard links, a breaker moves the lock file without first waiting out the attribute cache", true},
 	"breakers-move-aside":    {"another's breakers' lock is removed by moving it aside, which leaves the path free for a moment, even where the filesystem swaps names in one step", false},
-	"swap-back-expiring":     {"a remover swaps back a file about to expire, which pushes out whatever stands at the breakers' path by then: a breaker's that linked in after a holder's give-up took the remover's file aside, left to have company once the file put back expires", false},
-	"swap-back-no-undo":      {"a swap back that pushed out another's breakers' lock, linked in between the remover's look and its swap, leaves the file it put back to stand in for it, though a proof of that file's maker's death breaks it at once", false},
-	"swap-past-lease":        {"a removal of another's breakers' lock swaps its own in, and back, however long it paused since making its own, which others may have broken meanwhile", false},
-	"dead-swapper-breakable": {"the breakers' lock a remover swaps in names its maker as a breaker's does, so that one left by a remover that died before swapping back is broken at once by proof of its death, under the breaker whose file it took out", false},
+	"swap-back":              {"a remover that took out a breakers' lock it must not remove swaps the two back (as at cc0d523), which pushes out whatever stands at the breakers' path by then and puts back a file that stands in for it by its expiry alone", false},
+	"swap-past-lease":        {"a removal of another's breakers' lock swaps its own in however long it paused since making its own, which others may have broken meanwhile", false},
+	"dead-swapper-breakable": {"the breakers' lock a remover swaps in names its maker as a breaker's does, so that one left by a remover that died just after its swap is broken at once by proof of its death, under the breaker whose file it took out", false},
 	"far-breakers-at-once":   {"a breakers' lock whose expiry lies further ahead than a breaker writes is broken at once as planted, though a live breaker whose clock runs ahead of the filesystem's writes such expiries", false},
 }
 

@@ -56,7 +56,6 @@ type config struct {
 	runStops bool                 // runClock stops while the machine sleeps (withStoppingRunClock)
 	onNew    func(*Lock)          // withOnNew: told of each Lock New makes
 
-	swapTTL time.Duration // withSwapTTL; 0 for swapTTL
 }
 
 func defaults() config {
@@ -176,10 +175,6 @@ func withFS(f fsys.FS) Option { return func(c *config) { c.fs = f } }
 // base prevents, and those that stand for time passing with a clock set
 // ahead.
 func withoutTimeBase() Option { return func(c *config) { c.noTimeBase = true } }
-
-// withSwapTTL replaces the lease of the breakers' lock that removeBreakers
-// swaps in (swapTTL), for a test that stages a swap back late in it.
-func withSwapTTL(d time.Duration) Option { return func(c *config) { c.swapTTL = d } }
 
 // withPID replaces the process ID written into claims, for the simulation.
 func withPID(pid int) Option { return func(c *config) { c.pid = pid } }

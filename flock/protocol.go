@@ -175,21 +175,16 @@ func (l *Lock) newClaim(life time.Duration) (*claimFile, error) {
 // newSwapClaim is newClaim for a breakers' lock that removeBreakers swaps
 // in: its contents end with swapMark, and its lease is swapTTL.
 func (l *Lock) newSwapClaim() (*claimFile, error) {
-	life := swapTTL
-	if l.cfg.swapTTL > 0 {
-		life = l.cfg.swapTTL
-	}
-	return l.newClaimFile(life, !mutated("dead-swapper-breakable"))
+	return l.newClaimFile(swapTTL, !mutated("dead-swapper-breakable"))
 }
 
 // swapTTL is the lease of a breakers' lock that removeBreakers swaps in,
-// within which it swaps and swaps back: milliseconds of work. Others may
-// break it once it has expired and the slop (at least breakTTL) has
-// passed, which outlasts the lease of any breaker whose file it took out,
-// since that breaker took the breakers' lock before the swap, within this
-// lease. A lease as short keeps such a file, left in place when it cannot
-// be swapped back, from blocking others for longer than it must, and lets
-// a file swapped back lie that much closer to its own expiry.
+// within which it swaps: milliseconds of work. Others may break it once
+// it has expired and the slop (at least breakTTL) has passed, which
+// outlasts the lease of any breaker whose file it took out, since that
+// breaker took the breakers' lock before the swap, within this lease. A
+// lease as short keeps such a file, left in place to stand in for a live
+// breaker's, from blocking others for longer than it must.
 const swapTTL = time.Second
 
 func (l *Lock) newClaimFile(life time.Duration, swap bool) (*claimFile, error) {
@@ -1371,21 +1366,14 @@ func sameContents(s snapshot) func(snapshot) bool {
 // back. Callers look at path first: the move aside is the guard against a
 // change in between, not a way to look.
 func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside string) bool) (bool, error) {
-	removed, _, err := l.removeOrRestore(path, match, quick)
-	return removed, err
-}
-
-// removeOrRestore is removeIf, and also reports whether a file it moved
-// aside and did not remove went back to path (restored).
-func (l *Lock) removeOrRestore(path string, match func(snapshot) bool, quick func(aside string) bool) (bool, bool, error) {
 	aside := l.freshName()
 	if err := l.cfg.fs.Rename(path, aside); err != nil {
 		if !gone(err) {
-			return false, false, err
+			return false, err
 		}
 		// Nothing there, or a lost reply to a rename that happened.
 		if _, lerr := l.cfg.fs.Lstat(aside); lerr != nil || mutated("lost-rename-reply") {
-			return false, false, nil
+			return false, nil
 		}
 	}
 	ours := quick != nil && quick(aside)
@@ -1394,15 +1382,15 @@ func (l *Lock) removeOrRestore(path string, match func(snapshot) bool, quick fun
 		var moved snapshot
 		moved, err = l.inspect(aside)
 		if gone(err) {
-			return false, false, nil
+			return false, nil
 		}
 		ours = err == nil && match(moved)
 	}
 	if ours {
 		if err := l.cfg.fs.Remove(aside); err != nil && !gone(err) {
-			return true, false, err
+			return true, err
 		}
-		return true, false, nil
+		return true, nil
 	}
 	// Not what we meant to remove (or unreadable, which we cannot judge):
 	// put it back without replacing any lock file taken since.
@@ -1413,7 +1401,7 @@ func (l *Lock) removeOrRestore(path string, match func(snapshot) bool, quick fun
 			l.cfg.logger.Warn("flock: removing moved-aside lock file", "path", aside, "err", rerr)
 		}
 	}
-	return false, rerr == nil, err
+	return false, err
 }
 
 // restore moves aside back to path unless something is at path by now. It
@@ -1589,7 +1577,8 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 // looks sees a live breaker, and what came out is read under our own
 // name. If it is the instance judged, or breakable all the same, it is
 // removed and our lock is then given up as any breaker gives up its own;
-// if not, the two are swapped back (swapBack says when they are not).
+// if not, it is removed all the same and ours stays, to stand in for it
+// until ours expires and the slop passes.
 // Elsewhere removeIf does the removal.
 func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	path := l.breakersPath()
@@ -1607,10 +1596,24 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	// our swap may act until breakTTL after that. So, only within our own
 	// lease: a pause past it between this look and the swap is a move past
 	// every lease we had (docs/RELIABILITY.md), as a move aside would be.
-	if !l.swapLeaseHolds(p) {
+	if l.breakLeaseOver(p) && !mutated("swap-past-lease") {
 		l.removeOwn(p)
 		p.close()
 		return false, nil // paused since making p: nothing done
+	}
+	// What we swap out and may not remove, ours stands in for until it
+	// expires and the slop passes, blocking every breaker: so we look
+	// again, just before the swap, rather than swap on a judgment made
+	// before p was made (in crowds beside a dead breaker's L.break, a
+	// live breaker's file, linked in meanwhile, came out of one swap in
+	// thirty).
+	if s, err := l.inspect(path); err != nil || !match(s) && !l.breakersBreakable(s) {
+		l.removeOwn(p)
+		p.close()
+		if gone(err) || err == nil {
+			return false, nil
+		}
+		return false, err
 	}
 	if err := l.cfg.fs.Exchange(p.name, path); err != nil {
 		l.removeOwn(p)
@@ -1650,130 +1653,36 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 		l.unlockBreakers(p)
 		return true, nil
 	}
-	l.swapBack(p)
+	if mutated("swap-back") {
+		// As at cc0d523: the two swapped back, which pushes out whatever
+		// stands at the path by then.
+		if l.cfg.fs.Exchange(p.name, path) == nil {
+			l.cfg.fs.Remove(p.name)
+		}
+		p.close()
+		return false, nil
+	}
+	// What came out is not ours to remove, or not known to be: a live
+	// breaker's, linked in since the judgment. Ours stays in its place
+	// and stands in for it, and what came out is removed; its breaker
+	// finds a file not its own at its last look, and gives up its break.
+	// Ours is broken only once it has expired and the slop has passed,
+	// which outlasts that breaker's lease: it began before our swap,
+	// within our lease. Nothing is ever swapped back: a swap back pushes
+	// out whatever stands at the path by then, which a giver's move aside
+	// of ours may have let another breaker take, and the file put back
+	// stood in for that one by its expiry alone, which a proof of its
+	// maker's death cuts short (six reviews of the swap back, the last
+	// with a window left open; docs/RELIABILITY.md). The price is time:
+	// ours blocks breakers until swapTTL and the slop have passed.
+	if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)
+	}
+	p.close()
 	if gone(err) {
 		err = nil
 	}
 	return false, err
-}
-
-// swapLeaseHolds reports whether our lease on p, a file swapped in for
-// another's breakers' lock, still holds: a swap, in or back, is made only
-// within it (docs/RELIABILITY.md, rule 1).
-func (l *Lock) swapLeaseHolds(p *claimFile) bool {
-	return !l.breakLeaseOver(p) || mutated("swap-past-lease")
-}
-
-// swapBack puts back at the breakers' path the file that removeBreakers
-// swapped out to p.name and found it must not remove, in place of p, and
-// removes what comes out: p. Where p no longer stands there, it leaves
-// what does (swapBackOnto), and removes what it took out.
-//
-// A swap back pushes out whatever stands at the path by then, which may
-// not be p: others may have broken p as stale, or a holder giving up its
-// own may have taken p aside and another breaker linked in since, between
-// our look and our swap. So we swap back only within our lease on p, and
-// only a file that nobody may break until breakTTL after p's expiry, so
-// that it outlasts the lease of any breaker we push out, which began
-// before the swap, within our lease (the adversarial reviews of this
-// change: a swap back past our lease, or of a file about to expire after a
-// give-up freed the path, let a third breaker beside the one pushed out).
-// Otherwise p stays (its expiry and the slop outlast the lease of any
-// breaker whose file it took out) and what we took out is removed: a
-// breaker whose file it was finds a file not its own at its last look,
-// and waits.
-func (l *Lock) swapBack(p *claimFile) {
-	defer p.close()
-	out, err := l.cfg.fs.Lstat(p.name)
-	lasts := err == nil && !out.ModTime.Add(l.breakSlop()).Before(p.info.ModTime.Add(breakTTL))
-	if l.swapLeaseHolds(p) && (lasts || mutated("swap-back-expiring")) && l.swapBackOnto(p) {
-		return
-	}
-	if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
-		l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)
-	}
-}
-
-// swapBackOnto swaps the file at p.name back in for p, ours, and only for
-// p: another's file at the breakers' path is not pushed out. It reports
-// whether p.name is settled (nothing, or nothing of ours, left there to
-// remove). Where the path is free, or holds another remover's file
-// swapped in for p, p comes back in a moment: a holder giving up its own
-// file, which it looked at before our swap, moved p aside in its stead and
-// puts it back, having found it is not its own; another remover swaps p
-// back. We wait for that, up to 31 ms, and swap then; a put-back of ours
-// into the free path at once was refused when the holder's came first,
-// or made the holder's refused, and either way left a file standing,
-// unheld, until it expired (TestGiveUpAfterSwapLeavesNothing).
-//
-// A breaker that linked in while a holder held p aside is left alone: its
-// holder gave up what we took out, so nothing needs to go back, and the
-// file we would put in its place could stand in for it only by its expiry,
-// which a proof of its maker's death cuts short (the review of the wait:
-// two holders, TestSwapBackPushesOutNobody). One can still link in
-// between our look and our swap; then what comes out is not p, and we
-// swap at once again to put it back.
-func (l *Lock) swapBackOnto(p *claimFile) bool {
-	path := l.breakersPath()
-	for d := time.Millisecond; l.swapLeaseHolds(p); d *= 2 {
-		s, err := l.inspect(path)
-		if err == nil && s.info.SameFile(p.info) {
-			if settled, again := l.exchangeFor(p); !again {
-				return settled
-			}
-			err = fs.ErrNotExist // freed since the look
-		}
-		switch {
-		case errors.Is(err, ErrNotRegular), err == nil && !swappedIn(s):
-			return false // another's: not ours to push out
-		case err != nil && !gone(err):
-			l.cfg.logger.Warn("flock: looking at the breakers' lock to swap back", "path", path, "err", err)
-			return false
-		case d > 16*time.Millisecond:
-			return gone(err) && l.swapLeaseHolds(p) && moveNoReplace(l.cfg.fs, p.name, path) == nil
-		}
-		time.Sleep(d)
-	}
-	return false
-}
-
-// exchangeFor swaps the file at p.name in for p at the breakers' path,
-// where it just saw p. It reports whether p.name is settled, and whether
-// to look again: the path was freed since. If what came out is not p
-// (another's, linked in since the look), it swaps that straight back in.
-//
-// Between that swap and this one, the file put back stands in for the one
-// pushed out by its expiry alone, which a proof of its maker's death cuts
-// short: a remover paused or killed there, with the breaker whose file it
-// put back gone, can still let two breakers act (the review of this
-// change; docs/RELIABILITY.md). Closing it needs a breakers' path that
-// is never free once used.
-func (l *Lock) exchangeFor(p *claimFile) (settled, again bool) {
-	path := l.breakersPath()
-	if err := l.cfg.fs.Exchange(p.name, path); err != nil {
-		if gone(err) {
-			return false, true
-		}
-		l.cfg.logger.Warn("flock: putting back a breakers' lock", "path", path, "err", err)
-		return false, false
-	}
-	if i, err := l.cfg.fs.Lstat(p.name); err == nil && i.SameFile(p.info) || mutated("swap-back-no-undo") {
-		return false, false // p came out: remove it
-	}
-	// Not p, or not known to be (the review of this look: removing what
-	// came out on a failed Lstat removed a live breaker's file): swap
-	// back. Were it p after all, p stands in again for what we took out,
-	// which is then removed, and p is broken by its expiry.
-	err := l.cfg.fs.Exchange(p.name, path)
-	if gone(err) {
-		if err = moveNoReplace(l.cfg.fs, p.name, path); err == nil {
-			return true, false
-		}
-	}
-	if err != nil {
-		l.cfg.logger.Warn("flock: putting back a breakers' lock pushed out", "path", path, "err", err)
-	}
-	return false, false
 }
 
 // breakersBreakable reports whether the breakers' lock s may be broken:
@@ -1904,65 +1813,35 @@ func (l *Lock) breakLeaseOver(b *claimFile) bool {
 }
 
 // unlockBreakers removes the breakers' lock if it is still ours, and then
-// the file it was linked from.
+// the file it was linked from. One that a remover swapped out (its file
+// stands there in ours' place) is gone for good: a remover never swaps
+// back, so there is nothing to wait for.
 func (l *Lock) unlockBreakers(b *claimFile) {
 	defer func() {
 		l.removeOwn(b)
 		b.close()
 	}()
-	// A remover's file swapped in between our look and our move aside is
-	// what we move, and put back; ours then comes back with its swap back:
-	// look again, a few times.
-	for range 3 {
-		if !l.giveUpBreakers(b) {
-			return
-		}
-	}
-}
-
-// giveUpBreakers is one try of unlockBreakers. It reports whether to try
-// again: a file swapped in by a remover (removeBreakers) stood where it
-// moved ours aside, so that ours may be back after the remover's swap back.
-func (l *Lock) giveUpBreakers(b *claimFile) (again bool) {
 	path := l.breakersPath()
 	s, err := l.inspect(path)
-	// Another's file swapped in (removeBreakers) stands in for ours for
-	// moments: wait for ours to come back, so as not to leave it there,
-	// unheld, until it expires. Its remover swaps back only within its
-	// lease, which ends at its expiry by the remover's clocks: surely
-	// passed once our earliest reading of the filesystem's clock is past it
-	// (2*swapTTL bounds the wait for a forged one).
-	// Close cuts the wait short, as it does outwaitBreakers's.
-	deadline := time.Now().Add(2 * swapTTL)
-	for d := time.Millisecond; err == nil && swappedIn(s) && !s.info.SameFile(b.info) && !l.expiredBy(s.info.ModTime, 0) && time.Now().Before(deadline); d = min(2*d, 50*time.Millisecond) {
-		if retry.Sleep(context.Background(), l.cfg.clock, d, l.closing) != nil {
-			return false
-		}
-		s, err = l.inspect(path)
-	}
 	if err != nil {
-		return false
+		return
 	}
 	if ok, err := l.isFileOf(s, b); err != nil || !ok {
-		return false // broken by another: not ours to touch
+		return // broken by another, or swapped out: not ours to touch
 	}
 	if l.breakLeaseOver(b) {
-		return false // past its lease: another breaker may be at work; it expires
+		return // past its lease: another breaker may be at work; it expires
 	}
-	var moved snapshot
-	removed, restored, err := l.removeOrRestore(path, func(m snapshot) bool {
-		moved = m
+	// A remover's file swapped in since the look is what the move aside
+	// takes, and puts back; where another breaker took the path
+	// meanwhile, the put-back is refused and the file removed, which
+	// frees nothing another needs: it stood in for ours alone.
+	if _, err := l.removeIf(path, func(m snapshot) bool {
 		ok, _ := l.isFileOf(m, b)
 		return ok
-	}, nil)
-	if err != nil {
+	}, nil); err != nil {
 		l.cfg.logger.Warn("flock: removing the breakers' lock", "path", path, "err", err)
 	}
-	// Only where the swapped-in file went back: where another breaker
-	// took the path meanwhile, its remover's swap back pushes that one
-	// out, and ours then stands in for it until it expires (the fourth
-	// review of the swap: a second try removed it, under that breaker).
-	return !removed && restored && err == nil && swappedIn(moved)
 }
 
 // blockedBy says why an expired lock s could not be broken: the file

@@ -29,9 +29,8 @@ var stagingTests = map[string][]string{
 	"refresh-no-lease":       {"TestPastLeaseLeavesLockToBreakers"},
 	"release-no-lease":       {"TestPastLeaseLeavesLockToBreakers"},
 	"release-no-look":        {"TestReleaseLooksBeforeMoving"},
-	"swap-back-expiring":     {"TestSwapBackAfterGiveUpPushesOutNothing"},
-	"swap-back-no-undo":      {"TestSwapBackPushesOutNobody"},
-	"swap-past-lease":        {"TestPausedRemoverSwapsBackNothing", "TestPausedRemoverSwapsInNothing"},
+	"swap-back":              {"TestPausedRemoverSwapsBackNothing", "TestSwappedOutStaysOut"},
+	"swap-past-lease":        {"TestPausedRemoverSwapsInNothing"},
 	"sweep-any-pid-ns":       {"TestSweepSparesOtherPidNamespaces"},
 }
 
