@@ -42,6 +42,7 @@ var mutants = map[string]mutantInfo{
 	"no-cache-wait":          {"without hard links, a breaker moves the lock file without first waiting out the attribute cache", true},
 	"breakers-move-aside":    {"another's breakers' lock is removed by moving it aside, which leaves the path free for a moment, even where the filesystem swaps names in one step", false},
 	"swap-back":              {"a remover that took out a breakers' lock it must not remove swaps the two back (as at cc0d523), which pushes out whatever stands at the breakers' path by then and puts back a file that stands in for it by its expiry alone", false},
+	"swap-no-relook":         {"a remover swaps on its judgment of the breakers' lock, made before it made the file it swaps in, without looking again: a live breaker's file linked in meanwhile comes out, and the remover's, left to stand in for it, blocks breakers until it expires", false},
 	"swap-past-lease":        {"a removal of another's breakers' lock swaps its own in however long it paused since making its own, which others may have broken meanwhile", false},
 	"dead-swapper-breakable": {"the breakers' lock a remover swaps in names its maker as a breaker's does, so that one left by a remover that died just after its swap is broken at once by proof of its death, under the breaker whose file it took out", false},
 	"far-breakers-at-once":   {"a breakers' lock whose expiry lies further ahead than a breaker writes is broken at once as planted, though a live breaker whose clock runs ahead of the filesystem's writes such expiries", false},

@@ -1607,7 +1607,7 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	// before p was made (in crowds beside a dead breaker's L.break, a
 	// live breaker's file, linked in meanwhile, came out of one swap in
 	// thirty).
-	if s, err := l.inspect(path); err != nil || !match(s) && !l.breakersBreakable(s) {
+	if s, err := l.inspect(path); !mutated("swap-no-relook") && (err != nil || !match(s) && !l.breakersBreakable(s)) {
 		l.removeOwn(p)
 		p.close()
 		if gone(err) || err == nil {

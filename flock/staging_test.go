@@ -30,6 +30,7 @@ var stagingTests = map[string][]string{
 	"release-no-lease":       {"TestPastLeaseLeavesLockToBreakers"},
 	"release-no-look":        {"TestReleaseLooksBeforeMoving"},
 	"swap-back":              {"TestPausedRemoverSwapsBackNothing", "TestSwappedOutStaysOut"},
+	"swap-no-relook":         {"TestRemoverLooksAgainBeforeSwap"},
 	"swap-past-lease":        {"TestPausedRemoverSwapsInNothing"},
 	"sweep-any-pid-ns":       {"TestSweepSparesOtherPidNamespaces"},
 }

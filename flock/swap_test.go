@@ -528,3 +528,51 @@ func swappedOutStaysOut(t *testing.T, order string, dead bool) {
 		t.Errorf("left at L.break, unheld, once every breaker is done (C took the lock: %v): %q", cOK, b)
 	}
 }
+
+// TestRemoverLooksAgainBeforeSwap: R judges a dead breaker's L.break X
+// and makes its file p to swap in; meanwhile H removes X, takes L.break
+// (h), and breaks the expired lock, past its last look at h. R looks
+// again just before its swap, finds h, which is live, and swaps nothing.
+// Swapping on its judgment of X (mutant swap-no-relook) took h out, and
+// p, which may not be removed until it expires and the slop passes,
+// stood at L.break, unheld, once H was done: every break of the lock
+// waited beside it (crowds of eight processes beside a dead breaker's
+// L.break met this about once in thirty).
+func TestRemoverLooksAgainBeforeSwap(t *testing.T) {
+	path, breakers, newLock := swapStage(t)
+	fsR, fsH := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r, h := newLock(withFS(fsR)), newLock(withFS(fsH))
+	rReady, rGo, rDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var making, fired bool
+	fsR.OnCreate = func(next func(string, []byte, time.Time) (fsys.File, error), p string, data []byte, at time.Time) (fsys.File, error) {
+		if !making && strings.HasSuffix(string(data), swapMark) {
+			making = true // R judged X, and makes p
+			close(rReady)
+			<-rGo
+		}
+		return next(p, data, at)
+	}
+	fsH.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && !fired {
+			fired = true // H holds L.break, past its last look: R goes on
+			close(rGo)
+			<-rDone
+		}
+		return next(o, n)
+	}
+	var rOK bool
+	go func() { defer close(rDone); rOK, _ = r.TryAcquire() }()
+	<-rReady
+	hOK, err := h.TryAcquire()
+	if !fired {
+		close(rGo)
+		<-rDone
+		t.Fatalf("not staged: H did not reach its move of the lock file (%v, %v)", hOK, err)
+	}
+	if !hOK || rOK {
+		t.Errorf("took the lock: H %v (%v), R %v; want H alone", hOK, err, rOK)
+	}
+	if b, err := os.ReadFile(breakers); err == nil {
+		t.Errorf("left at L.break once H was done: %q", b)
+	}
+}
