@@ -187,13 +187,15 @@
 // of its own with a lease of 5 s, linked to L.break. Others break L.break
 // once its expiry and the larger of the clock slop and 5 s have passed: on
 // a local disk on Linux they swap a fresh one of their own in for it
-// (renameat2 with RENAME_EXCHANGE) and remove what came out if it is the
-// instance they judged (or breakable all the same), or swap the two back
-// when that is safe, so that L.break is never
-// free while a file they have not judged stands there (the file swapped in
-// says so after its claim's name, so that only its expiry and the slop
-// break it, never its maker's death); elsewhere they move it aside to
-// judge it, which leaves the path free for that moment. One
+// (renameat2 with RENAME_EXCHANGE), looking just before, and remove what
+// came out, so that L.break is never free while a file they have not
+// judged stands there. If what came out was not the instance they judged,
+// nor breakable all the same (a live breaker's, linked in meanwhile), their
+// own file stays to stand in for it, and blocks breakers until it expires
+// (after 1 s) and the slop passes: it is never swapped back. The file
+// swapped in says so after its claim's name, so that only its expiry and
+// the slop break it, never its maker's death. Elsewhere they move L.break
+// aside to judge it, which leaves the path free for that moment. One
 // whose expiry lies further ahead than a breaker of their clock writes was
 // planted, or written by a breaker whose clock runs fast (expiries are
 // written by the later of the filesystem's clock and the host's): they
