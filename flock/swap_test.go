@@ -46,15 +46,14 @@ func swapStage(t *testing.T) (path, breakers string, newLock func(opts ...Option
 }
 
 // TestPausedRemoverSwapsBackNothing: R swaps its own file p in for B's
-// live L.break Y, finds Y is not D, and pauses before it swaps back, past
-// p's lease and the slop (p's lease is swapTTL), so that C breaks p as
-// stale and takes L.break; Y (breakTTL) is not breakable yet, so R would
-// not take the breakers' lock over it. Were R to swap back now (as it
-// did), it would pull C's live file out and put Y back, which expires
-// while C is at work: E would break Y and the lock beside C, and W,
-// linking in the gap of C's put-back, would hold the lock beside E. R
-// looks at its lease on p first, finds it over, and leaves p where it is
-// (C's now), removing Y.
+// live L.break Y, finds Y is not D, and pauses as it reads it, past p's
+// lease and the slop (p's lease is swapTTL), so that C breaks p as stale
+// and takes L.break; Y (breakTTL) is not breakable yet. Were R to swap
+// back now (mutant swap-back; before 1fa50f4 R did, and later only within
+// its lease), it would pull C's live file out and put Y back, which
+// expires while C is at work: E would break Y and the lock beside C, and
+// W, linking in the gap of C's put-back, would hold the lock beside E. R
+// never swaps back: it leaves p where it is (C's now), removing Y.
 func TestPausedRemoverSwapsBackNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sleeps past a breakers' lease and its slop")
