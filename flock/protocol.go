@@ -1473,26 +1473,29 @@ func (l *Lock) lockBreakers() (*claimFile, error) {
 		return nil, err
 	}
 	held, err := l.linkBreakers(b)
-	if !held {
+	if held != b {
 		l.removeOwn(b)
 		b.close()
-		return nil, err
 	}
-	return b, nil
+	return held, err
 }
 
-func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
+// linkBreakers links b to the breakers' path, breaking a broken breakers'
+// lock in its way. It returns the breakers' lock it holds: b, or the file
+// that removeBreakers swapped in for a broken one; nil, with an error that
+// says why, when it holds none.
+func (l *Lock) linkBreakers(b *claimFile) (*claimFile, error) {
 	path := l.breakersPath()
 	for range 3 {
 		err := l.publishClaim(b, path, b.info.ModTime)
 		if err == nil {
-			return true, nil
+			return b, nil
 		}
 		if errors.Is(err, errSlowCreate) {
-			return false, fmt.Errorf("%w (its own breakers' lock took too long to create)", errBreaking)
+			return nil, fmt.Errorf("%w (its own breakers' lock took too long to create)", errBreaking)
 		}
 		if !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err) {
-			return false, err
+			return nil, err
 		}
 		s, ierr := l.inspect(path)
 		switch {
@@ -1501,7 +1504,7 @@ func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 			// hard links here (when a lock file was in the way of
 			// the first link).
 			if ok, err := l.linksWork(b); err != nil {
-				return false, err
+				return nil, err
 			} else if !ok {
 				l.goPortable(b)
 			}
@@ -1509,23 +1512,25 @@ func (l *Lock) linkBreakers(b *claimFile) (bool, error) {
 		case gone(ierr):
 			continue
 		case ierr != nil:
-			return false, ierr
+			return nil, ierr
 		case s.names(b.name):
 			// A lost reply, or a forgery naming our fresh claim.
-			ok, err := l.isFileOf(s, b)
-			if err == nil && !ok {
-				err = fmt.Errorf("%w (a file that is not ours names our claim)", errBreaking)
+			if ok, err := l.isFileOf(s, b); err != nil || !ok {
+				if err == nil {
+					err = fmt.Errorf("%w (a file that is not ours names our claim)", errBreaking)
+				}
+				return nil, err
 			}
-			return ok, err
+			return b, nil
 		case l.breakersBreakable(s):
-			if _, err := l.removeBreakers(sameInstance(s)); err != nil {
-				return false, err
+			if p, err := l.removeBreakers(sameInstance(s)); p != nil || err != nil {
+				return p, err
 			}
 		default:
-			return false, fmt.Errorf("%w (%s)", errBreaking, describeHolder(s, l.cfg.sep))
+			return nil, fmt.Errorf("%w (%s)", errBreaking, describeHolder(s, l.cfg.sep))
 		}
 	}
-	return false, errBreaking
+	return nil, errBreaking
 }
 
 // outwaitBreakers takes the breakers' lock for a forced break when one
@@ -1558,8 +1563,8 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 		return nil, err
 	}
 	if bytes.Equal(cur.contents, first.contents) && (cur.info.Ino == 0 || cur.info.SameFile(first.info)) {
-		if _, err := l.removeBreakers(sameContents(cur)); err != nil {
-			return nil, err
+		if p, err := l.removeBreakers(sameContents(cur)); p != nil || err != nil {
+			return p, err
 		}
 	}
 	return l.lockBreakers()
@@ -1580,14 +1585,15 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 // if not, it is removed all the same and ours stays, to stand in for it
 // until ours expires and the slop passes.
 // Elsewhere removeIf does the removal.
-func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
+func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 	path := l.breakersPath()
 	if !l.direct || mutated("breakers-move-aside") {
-		return l.removeIf(path, match, nil)
+		_, err := l.removeIf(path, match, nil)
+		return nil, err
 	}
 	p, err := l.newSwapClaim()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	// Our file must stand in for the other's as long as its breaker
 	// may be at work, which a lease of ours that ran out while we paused
@@ -1599,7 +1605,7 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	if l.breakLeaseOver(p) && !mutated("swap-past-lease") {
 		l.removeOwn(p)
 		p.close()
-		return false, nil // paused since making p: nothing done
+		return nil, nil // paused since making p: nothing done
 	}
 	// What we swap out and may not remove, ours stands in for until it
 	// expires and the slop passes, blocking every breaker: so we look
@@ -1611,20 +1617,21 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 		l.removeOwn(p)
 		p.close()
 		if gone(err) || err == nil {
-			return false, nil
+			return nil, nil
 		}
-		return false, err
+		return nil, err
 	}
 	if err := l.cfg.fs.Exchange(p.name, path); err != nil {
 		l.removeOwn(p)
 		p.close()
 		switch {
 		case errors.Is(err, errors.ErrUnsupported):
-			return l.removeIf(path, match, nil)
+			_, err := l.removeIf(path, match, nil)
+			return nil, err
 		case gone(err):
-			return false, nil // nothing there any more
+			return nil, nil // nothing there any more
 		}
-		return false, err
+		return nil, err
 	}
 	// Our file stands at the breakers' path; what stood there is at
 	// p.name, which no one else touches. What came out may not be what was
@@ -1639,19 +1646,35 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 		got, err = l.inspect(p.name)
 	}
 	if taken() {
-		// We hold the breakers' lock, and took out no live breaker's: ours
-		// stands in for nobody, so that it is given up at once, and in
-		// the meantime marked as long expired, so that a remover that
-		// swaps it out judges it broken and takes the breakers' lock from
-		// it, rather than leave its own in place to expire.
-		if ferr := p.f.SetTimes(time.Unix(0, 0)); ferr != nil {
-			l.cfg.logger.Debug("flock: marking a swapped-in breakers' lock expired", "path", path, "err", ferr)
-		}
+		// We took out no live breaker's file. If ours still stands at the
+		// path, we hold the breakers' lock through it, for its lease,
+		// and break as any breaker does. If not, another remover swapped
+		// it out a moment after our swap, and waits a little to read it
+		// (above): we mark it long expired, through its descriptor, so
+		// that it judges ours broken and holds the breakers' lock in
+		// turn, rather than leave its own standing in for ours until it
+		// expires. A file so marked never stands at the path: a marked
+		// file there could be swapped out and the path freed by anyone
+		// between its maker's look at it and its move aside as it gave it
+		// up, so that the move took a live breaker's file (the review of
+		// 5f238c0: two holders; mutant give-up-marked-by-move, which
+		// marks ours and gives it up, as since 4373c3a).
 		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
 			l.cfg.logger.Warn("flock: removing a broken breakers' lock", "path", p.name, "err", rerr)
 		}
-		l.unlockBreakers(p)
-		return true, nil
+		if mutated("give-up-marked-by-move") {
+			p.f.SetTimes(time.Unix(0, 0))
+			l.unlockBreakers(p)
+			return nil, nil
+		}
+		if s, err := l.inspect(path); err == nil && s.info.SameFile(p.info) {
+			return p, nil
+		}
+		if ferr := p.f.SetTimes(time.Unix(0, 0)); ferr != nil {
+			l.cfg.logger.Debug("flock: marking a swapped-out breakers' lock expired", "path", path, "err", ferr)
+		}
+		p.close()
+		return nil, nil
 	}
 	if mutated("swap-back") {
 		// As at cc0d523: the two swapped back, which pushes out whatever
@@ -1660,7 +1683,7 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 			l.cfg.fs.Remove(p.name)
 		}
 		p.close()
-		return false, nil
+		return nil, nil
 	}
 	// What came out is not ours to remove, or not known to be: a live
 	// breaker's, linked in since the judgment. Ours stays in its place
@@ -1682,7 +1705,7 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (bool, error) {
 	if gone(err) {
 		err = nil
 	}
-	return false, err
+	return nil, err
 }
 
 // breakersBreakable reports whether the breakers' lock s may be broken:
@@ -1965,15 +1988,19 @@ func (l *Lock) sweepLocked() {
 		return
 	}
 	if s, err := l.inspect(l.breakersPath()); err == nil {
+		var p *claimFile
 		switch {
 		case l.provenDead(string(bytes.TrimSpace(s.contents))):
 			// Its breaker is gone, whatever its times: those read by
 			// path may be a cache's, older than the file moved aside
 			// shows (sshfs; seed 50014552). Its contents name a claim
 			// of its breaker's own.
-			l.removeBreakers(sameContents(s))
+			p, _ = l.removeBreakers(sameContents(s))
 		case l.expiredBy(s.info.ModTime, l.breakSlop()):
-			l.removeBreakers(sameInstance(s))
+			p, _ = l.removeBreakers(sameInstance(s))
+		}
+		if p != nil {
+			l.unlockBreakers(p) // nothing to break: the lock is ours
 		}
 	}
 	names, err := l.cfg.fs.ReadDir(l.dir)

@@ -23,6 +23,7 @@ var stagingTests = map[string][]string{
 	"expiry-via-path":        {"TestPausedAcquirerRetimesOnlyItsClaim"},
 	"dead-swapper-breakable": {"TestDeadSwapperKeepsBreakersLock"},
 	"far-breakers-at-once":   {"TestFastBreakersLockIsLive", "TestFarBreakersLockBrokenOnceUnchanged"},
+	"give-up-marked-by-move": {"TestRemoverHoldsWhatItTook"},
 	"no-move-check":          {"TestBreakRestoresFreshLock"},
 	"quick-look-by-name":     {"TestQuickLookKnowsForgery"},
 	"recheck-unbounded":      {"TestBreakerPausedWhileRecheckingMovesNothing"},

@@ -76,6 +76,13 @@ func TestPausedRemoverSwapsBackNothing(t *testing.T) {
 		case first == nil: // R's removal of D, to land inside B's break
 			firstA = a
 			first = func() error { return next(a, bb) }
+			// D goes (as a sweep would take it), so that B links a
+			// breakers' lock of its own with a breaker's lease; one
+			// that removed D would hold it through its swapped-in
+			// file, whose lease is swapTTL.
+			if err := os.Remove(breakers); err != nil {
+				t.Errorf("removing D: %v", err)
+			}
 			bOK, _ = b.TryAcquire()
 			// R has learned its filesystem by now, so hooking its opens
 			// no longer makes it look by opening: it pauses as it reads
@@ -574,4 +581,91 @@ func TestRemoverLooksAgainBeforeSwap(t *testing.T) {
 	if b, err := os.ReadFile(breakers); err == nil {
 		t.Errorf("left at L.break once H was done: %q", b)
 	}
+}
+
+// TestRemoverHoldsWhatItTook: R judged a dead breaker's L.break X, swaps
+// its p in, reads X, and so holds the breakers' lock. Since 4373c3a
+// (mutant give-up-marked-by-move) it marked p long expired and gave it up
+// at once, by a look and a move aside, and linked a breakers' lock of its
+// own after; B, coming between that look and that move, found p breakable
+// (marked), swapped its own in, read p and gave that up too (the path was
+// free), linked its own b3, and broke the expired lock up to its move of
+// it, past its last look at L.break. R's move aside took b3, found it was
+// not p and put it back, and C, linking into that gap, took L.break and
+// the lock; B then moved C's lock file aside, and W, linking in B's
+// put-back gap, held the lock beside C (the review of 5f238c0). R now
+// holds the breakers' lock through p, unmarked, and breaks the lock; B,
+// coming as R gives p up, takes the lock R broke, alone.
+func TestRemoverHoldsWhatItTook(t *testing.T) {
+	path, breakers, newLock := swapStage(t)
+	fsR, fsB := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r, b, c, w := newLock(withFS(fsR)), newLock(withFS(fsB)), newLock(), newLock()
+	var (
+		swapped, bCame, bAtMove, bGoes bool
+		aside                          string
+		bOK, cOK, wOK                  bool
+		bErr                           error
+	)
+	bAt, bGo, bDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	// bComes runs B up to its move of the lock file, at R's first change
+	// of L.break in its give-up of p.
+	bComes := func() {
+		bCame = true
+		go func() { defer close(bDone); bOK, bErr = b.TryAcquire() }()
+		select {
+		case <-bAt:
+		case <-bDone:
+		}
+	}
+	fsR.OnExchange = func(next func(string, string) error, a, bb string) error {
+		switch {
+		case bb != breakers:
+		case !swapped:
+			swapped = true // R's swap of p in for X
+		}
+		return next(a, bb)
+	}
+	fsR.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == breakers && swapped && !bCame {
+			aside = n
+			bComes() // R's give-up, by a move aside
+		}
+		return next(o, n)
+	}
+	fsR.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n == breakers && o == aside {
+			cOK, _ = c.TryAcquire() // L.break is free while R puts back what it moved
+		}
+		return next(o, n)
+	}
+	fsB.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == path && !bAtMove {
+			bAtMove = true // B holds L.break, past its last look at it
+			close(bAt)
+			<-bGo
+			bGoes = true
+		}
+		return next(o, n)
+	}
+	takeInPutBackGap(fsB, path, func() bool { return bGoes }, w, &wOK) // B's put-back gap
+	rOK, _ := r.TryAcquire()
+	close(bGo)
+	if !bCame {
+		t.Fatal("not staged: R's give-up of p never changed L.break")
+	}
+	<-bDone
+	t.Logf("took the lock: R %v, B %v (%v), C %v, W %v", rOK, bOK, bErr, cOK, wOK)
+	if n := countTrue(rOK, bOK, cOK, wOK); n != 1 {
+		t.Errorf("%d holders: R %v, B %v, C %v, W %v; want one", n, rOK, bOK, cOK, wOK)
+	}
+}
+
+func countTrue(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
