@@ -189,10 +189,11 @@
 // a local disk on Linux they swap a fresh one of their own in for it
 // (renameat2 with RENAME_EXCHANGE), looking just before, and remove what
 // came out, so that L.break is never free while a file they have not
-// judged stands there. If what came out was not the instance they judged,
-// nor breakable all the same (a live breaker's, linked in meanwhile), their
-// own file stays to stand in for it, and blocks breakers until it expires
-// (after 1 s) and the slop passes: it is never swapped back. The file
+// judged stands there; they then hold L.break through their own file. If
+// what came out was not the instance they judged, nor breakable all the
+// same (a live breaker's, linked in meanwhile), their own file stays to
+// stand in for it, and blocks breakers until it expires (after 1 s) and
+// the slop passes: it is never swapped back. The file
 // swapped in says so after its claim's name, so that only its expiry and
 // the slop break it, never its maker's death. Elsewhere they move L.break
 // aside to judge it, which leaves the path free for that moment. One
