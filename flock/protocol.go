@@ -1234,7 +1234,11 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 		if err != nil {
 			return false, nil
 		}
-		return l.isFileOf(cur, b)
+		mine, err := l.isFileOf(cur, b)
+		if err == nil && !mine {
+			l.yieldSwapped(b, cur)
+		}
+		return mine, err
 	}
 	if mine, err := ours(); err != nil || !mine {
 		return false, err
@@ -1581,9 +1585,9 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 // breakers' lock of ours takes the file's place, so that whoever then
 // looks sees a live breaker, and what came out is read under our own
 // name. If it is the instance judged, or breakable all the same, it is
-// removed and our lock is then given up as any breaker gives up its own;
-// if not, it is removed all the same and ours stays, to stand in for it
-// until ours expires and the slop passes.
+// removed and we hold the breakers' lock through our file, which is
+// returned; if not, it is removed all the same and ours stays, to stand
+// in for it until ours expires and the slop passes.
 // Elsewhere removeIf does the removal.
 func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 	path := l.breakersPath()
@@ -1638,9 +1642,10 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 	// judged; if it is breakable all the same, it is broken.
 	got, err := l.inspect(p.name)
 	taken := func() bool { return err == nil && (match(got) || l.breakersBreakable(got)) }
-	// Another remover's file, swapped in a moment before ours: if it holds
-	// the breakers' lock, it marks its file expired as soon as it has read
-	// what it took out (below). Wait a little for that.
+	// Another remover's file, swapped in a moment before ours: if it took
+	// the breakers' lock with it, it marks its file expired as soon as it
+	// sees ours in its place (yieldSwapped), which is at its next look, or
+	// at its give-up if it was past its last. Wait a little for that.
 	for d := time.Millisecond; !taken() && err == nil && swappedIn(got) && d <= 16*time.Millisecond; d *= 2 {
 		time.Sleep(d)
 		got, err = l.inspect(p.name)
@@ -1650,15 +1655,14 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 		// path, we hold the breakers' lock through it, for its lease,
 		// and break as any breaker does. If not, another remover swapped
 		// it out a moment after our swap, and waits a little to read it
-		// (above): we mark it long expired, through its descriptor, so
-		// that it judges ours broken and holds the breakers' lock in
-		// turn, rather than leave its own standing in for ours until it
-		// expires. A file so marked never stands at the path: a marked
-		// file there could be swapped out and the path freed by anyone
-		// between its maker's look at it and its move aside as it gave it
-		// up, so that the move took a live breaker's file (the review of
-		// 5f238c0: two holders; mutant give-up-marked-by-move, which
-		// marks ours and gives it up, as since 4373c3a).
+		// (above): yieldSwapped marks ours long expired, so that it
+		// judges ours broken and holds the breakers' lock in turn. A file
+		// so marked never stands at the path: a marked file there could
+		// be swapped out and the path freed by anyone between its maker's
+		// look at it and its move aside as it gave it up, so that the
+		// move took a live breaker's file (the review of 5f238c0: two
+		// holders; mutant give-up-marked-by-move, which marks ours and
+		// gives it up, as since 4373c3a).
 		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
 			l.cfg.logger.Warn("flock: removing a broken breakers' lock", "path", p.name, "err", rerr)
 		}
@@ -1667,12 +1671,15 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 			l.unlockBreakers(p)
 			return nil, nil
 		}
-		if s, err := l.inspect(path); err == nil && s.info.SameFile(p.info) {
+		s, err := l.inspect(path)
+		if err == nil && s.info.SameFile(p.info) {
 			return p, nil
 		}
-		if ferr := p.f.SetTimes(time.Unix(0, 0)); ferr != nil {
-			l.cfg.logger.Debug("flock: marking a swapped-out breakers' lock expired", "path", path, "err", ferr)
+		if err == nil {
+			l.yieldSwapped(p, s)
 		}
+		// Where the look failed, p may yet stand there: it is left as it
+		// is, unmarked, to be broken by its expiry.
 		p.close()
 		return nil, nil
 	}
@@ -1706,6 +1713,27 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 		err = nil
 	}
 	return nil, err
+}
+
+// yieldSwapped is called where c, a breakers' lock we hold, turned out to
+// have been swapped out: cur, not c, stands at the breakers' path. If c is
+// a file we swapped in (removeBreakers), it is marked long expired,
+// through its descriptor, so that the remover that swapped it out, which
+// waits a moment to read it, finds it broken and holds the breakers' lock
+// in turn, rather than leave its own standing in for ours until it
+// expires (the second review of af307b4). That remover took c out with
+// its name, which nobody puts back, so a file so marked never stands at
+// the path; and our lease on c is then over, so that we move nothing
+// more. Only a look that succeeded and showed another file says c is
+// gone: one that failed says nothing.
+func (l *Lock) yieldSwapped(c *claimFile, cur snapshot) {
+	if !c.swap || cur.info.SameFile(c.info) || mutated("swap-no-yield") {
+		return
+	}
+	if err := c.f.SetTimes(time.Unix(0, 0)); err != nil {
+		l.cfg.logger.Debug("flock: marking a swapped-out breakers' lock expired", "path", c.name, "err", err)
+	}
+	c.info.ModTime = time.Unix(0, 0)
 }
 
 // breakersBreakable reports whether the breakers' lock s may be broken:
@@ -1850,6 +1878,9 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 		return
 	}
 	if ok, err := l.isFileOf(s, b); err != nil || !ok {
+		if err == nil {
+			l.yieldSwapped(b, s) // done: a remover that swapped it out may hold
+		}
 		return // broken by another, or swapped out: not ours to touch
 	}
 	if l.breakLeaseOver(b) {

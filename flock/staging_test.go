@@ -32,6 +32,7 @@ var stagingTests = map[string][]string{
 	"release-no-look":        {"TestReleaseLooksBeforeMoving"},
 	"swap-back":              {"TestPausedRemoverSwapsBackNothing", "TestSwappedOutStaysOut"},
 	"swap-no-relook":         {"TestRemoverLooksAgainBeforeSwap"},
+	"swap-no-yield":          {"TestLateRemoverTakesOver"},
 	"swap-past-lease":        {"TestPausedRemoverSwapsInNothing"},
 	"sweep-any-pid-ns":       {"TestSweepSparesOtherPidNamespaces"},
 }

@@ -302,11 +302,11 @@ func TestPausedRemoverSwapsInNothing(t *testing.T) {
 
 // TestTwoRemoversLeaveNothing: R1 and R2 both judged a dead breaker's
 // L.break X; R1 swaps its file p1 in, and R2 swaps p2 in for p1 before R1
-// has read X. R1 then holds the breakers' lock, stands in for nobody, and
-// marks p1 long expired before it gives up; R2 finds p1 breakable and
-// takes the breakers' lock from it rather than swap it back or leave p2
-// standing. Nothing is left at L.break to block breakers until it expires
-// (a second review: either file stood there, unheld, for 10 s).
+// has read X. R1 then took the breakers' lock, finds p2 where p1 stood,
+// and marks p1 long expired; R2 finds p1 breakable and holds the
+// breakers' lock through p2 rather than leave p2 standing in for p1.
+// Nothing is left at L.break to block breakers until it expires (a
+// second review: either file stood there, unheld, for 10 s).
 func TestTwoRemoversLeaveNothing(t *testing.T) {
 	_, breakers, newLock := swapStage(t)
 	type remover struct {
@@ -668,4 +668,121 @@ func countTrue(bs ...bool) int {
 		}
 	}
 	return n
+}
+
+// TestLateRemoverTakesOver: R1 and R2 both judged a dead breaker's L.break
+// X and looked again just before their swaps; R1 swaps p1 in, reads X,
+// and finds p1 standing, so that it holds the breakers' lock through it.
+// Only then does R2's swap land: R2 reads p1, unmarked, and waits a
+// moment for a mark. R1's next look finds p2 where p1 stood, and R1 marks
+// p1 long expired (yieldSwapped), so that R2 holds the breakers' lock
+// through p2 and breaks. Without the mark (mutant swap-no-yield, as at
+// af307b4) R2 left p2 standing in for p1 and both gave up: p2 blocked
+// every break until it expired and the slop passed (the second review of
+// af307b4).
+func TestLateRemoverTakesOver(t *testing.T) {
+	_, breakers, newLock := swapStage(t)
+	fs1, fs2 := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
+	r1, r2 := newLock(withFS(fs1)), newLock(withFS(fs2))
+	r2AtSwap, r2Go, r2Swapped, r2Done := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var r1Swaps, r2Swaps int
+	var r1Looked bool
+	fs2.OnExchange = func(next func(string, string) error, a, b string) error {
+		if b != breakers {
+			return next(a, b)
+		}
+		if r2Swaps++; r2Swaps != 1 {
+			return next(a, b)
+		}
+		close(r2AtSwap) // R2 looked again, and saw X
+		<-r2Go
+		err := next(a, b)
+		close(r2Swapped)
+		return err
+	}
+	fs1.OnExchange = func(next func(string, string) error, a, b string) error {
+		err := next(a, b)
+		if b == breakers {
+			if r1Swaps++; r1Swaps == 1 {
+				// Hooked only now: a Lock whose opens are hooked when it
+				// learns its filesystem does not swap (Faulty.Direct).
+				fs1.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+					f, err := next(p)
+					if p == breakers && !r1Looked {
+						r1Looked = true // R1 found p1 standing: it holds
+						close(r2Go)
+						<-r2Swapped
+					}
+					return f, err
+				}
+			}
+		}
+		return err
+	}
+	var r2OK bool
+	go func() { defer close(r2Done); r2OK, _ = r2.TryAcquire() }()
+	<-r2AtSwap
+	r1OK, _ := r1.TryAcquire()
+	if !r1Looked {
+		close(r2Go)
+	}
+	<-r2Done
+	if !r1Looked || r2Swaps == 0 {
+		t.Fatalf("not staged: R1 looked for p1 %v, R2 swapped %v", r1Looked, r2Swaps > 0)
+	}
+	t.Logf("took the lock: R1 %v, R2 %v", r1OK, r2OK)
+	if r1OK == r2OK {
+		t.Errorf("R1 %v, R2 %v: want one of them to hold the lock", r1OK, r2OK)
+	}
+	if b, err := os.ReadFile(breakers); err == nil {
+		t.Errorf("left at L.break once both were done: %q", b)
+	}
+}
+
+// TestFailedLookMarksNothing: R swaps its p in for a dead breaker's
+// L.break X and reads X, and its look for p at L.break then fails
+// (EMFILE). R cannot tell whether p still stands there, so it leaves p as
+// it is; at af307b4 it marked p long expired, which put a marked file at
+// L.break (the second review of af307b4), where a look and a move aside
+// could meet different files. p stands, unheld, until it expires and the
+// slop passes: a stall, in this rare failure.
+func TestFailedLookMarksNothing(t *testing.T) {
+	_, breakers, newLock := swapStage(t)
+	fsR := &fsystest.Faulty{FS: fsys.OS}
+	r := newLock(withFS(fsR))
+	var swaps int
+	var failed bool
+	var seen []time.Time
+	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
+		err := next(a, b)
+		if b != breakers {
+			return err
+		}
+		if swaps++; swaps == 1 {
+			fsR.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+				if p == breakers && !failed {
+					failed = true // R's look for p after removing X
+					return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EMFILE}
+				}
+				if p == breakers {
+					if i, err := os.Lstat(breakers); err == nil {
+						seen = append(seen, i.ModTime())
+					}
+				}
+				return next(p)
+			}
+		}
+		return err
+	}
+	ok, err := r.TryAcquire()
+	t.Logf("R's TryAcquire = %v, %v; times seen at L.break after the failed look: %v", ok, err, seen)
+	if !failed {
+		t.Fatal("not staged: R's look for p did not fail")
+	}
+	for _, m := range seen {
+		if m.Unix() == 0 {
+			t.Errorf("a file marked long expired stood at L.break")
+			break
+		}
+	}
 }
