@@ -1657,10 +1657,11 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 		// it out a moment after our swap, and waits a little to read it
 		// (above): yieldSwapped marks ours long expired, so that it
 		// judges ours broken and holds the breakers' lock in turn. A file
-		// so marked never stands at the path: a marked file there could
-		// be swapped out and the path freed by anyone between its maker's
-		// look at it and its move aside as it gave it up, so that the
-		// move took a live breaker's file (the review of 5f238c0: two
+		// is marked only by its holder, after its last act under it, and
+		// never given up by it once marked: a marked file at the path
+		// could be swapped out and the path freed by anyone between its
+		// maker's look at it and its move aside as it gave it up, so that
+		// the move took a live breaker's file (the review of 5f238c0: two
 		// holders; mutant give-up-marked-by-move, which marks ours and
 		// gives it up, as since 4373c3a).
 		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
@@ -1721,11 +1722,15 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 // through its descriptor, so that the remover that swapped it out, which
 // waits a moment to read it, finds it broken and holds the breakers' lock
 // in turn, rather than leave its own standing in for ours until it
-// expires (the second review of af307b4). That remover took c out with
-// its name, which nobody puts back, so a file so marked never stands at
-// the path; and our lease on c is then over, so that we move nothing
-// more. Only a look that succeeded and showed another file says c is
-// gone: one that failed says nothing.
+// expires (the second review of af307b4). We do nothing more under c:
+// the caller gives up its break, or has finished it, and our lease on c
+// is over, so that a give-up never moves c aside. Where every process
+// swaps, c left the path with a remover's swap, which nobody undoes, so
+// it never stands there marked; a process that moves aside (a mixed
+// directory, docs/RELIABILITY.md) may put it back, where it is broken at
+// once, under nobody (the third review of af307b4). Only a look that
+// succeeded and showed another file says c is gone: one that failed
+// says nothing.
 func (l *Lock) yieldSwapped(c *claimFile, cur snapshot) {
 	if !c.swap || cur.info.SameFile(c.info) || mutated("swap-no-yield") {
 		return
