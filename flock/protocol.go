@@ -288,6 +288,13 @@ func (l *Lock) removeOwn(c *claimFile) error {
 	return nil
 }
 
+// dropOwn removes c's name if it is still c's (removeOwn), and closes c:
+// for a claim file of ours that holds nothing, or no longer does.
+func (l *Lock) dropOwn(c *claimFile) {
+	l.removeOwn(c)
+	c.close()
+}
+
 // mine reports whether s, read at the lock path (or where this Lock moved
 // the lock file), is the lock file of this Lock's claim; see isFileOf.
 func (l *Lock) mine(s snapshot) (bool, error) {
@@ -1478,8 +1485,7 @@ func (l *Lock) lockBreakers() (*claimFile, error) {
 	}
 	held, err := l.linkBreakers(b)
 	if held != b {
-		l.removeOwn(b)
-		b.close()
+		l.dropOwn(b)
 	}
 	return held, err
 }
@@ -1607,8 +1613,7 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 	// lease: a pause past it between this look and the swap is a move past
 	// every lease we had (docs/RELIABILITY.md), as a move aside would be.
 	if l.breakLeaseOver(p) && !mutated("swap-past-lease") {
-		l.removeOwn(p)
-		p.close()
+		l.dropOwn(p)
 		return nil, nil // paused since making p: nothing done
 	}
 	// What we swap out and may not remove, ours stands in for until it
@@ -1618,16 +1623,14 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 	// live breaker's file, linked in meanwhile, came out of one swap in
 	// thirty).
 	if s, err := l.inspect(path); !mutated("swap-no-relook") && (err != nil || !match(s) && !l.breakersBreakable(s)) {
-		l.removeOwn(p)
-		p.close()
+		l.dropOwn(p)
 		if gone(err) || err == nil {
 			return nil, nil
 		}
 		return nil, err
 	}
 	if err := l.cfg.fs.Exchange(p.name, path); err != nil {
-		l.removeOwn(p)
-		p.close()
+		l.dropOwn(p)
 		switch {
 		case errors.Is(err, errors.ErrUnsupported):
 			_, err := l.removeIf(path, match, nil)
@@ -1873,10 +1876,7 @@ func (l *Lock) breakLeaseOver(b *claimFile) bool {
 // stands there in ours' place) is gone for good: a remover never swaps
 // back, so there is nothing to wait for.
 func (l *Lock) unlockBreakers(b *claimFile) {
-	defer func() {
-		l.removeOwn(b)
-		b.close()
-	}()
+	defer l.dropOwn(b)
 	path := l.breakersPath()
 	s, err := l.inspect(path)
 	if err != nil {
