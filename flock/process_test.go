@@ -58,6 +58,9 @@ func childLock() *flock.Lock {
 	if os.Getenv("PORTABLE") != "" {
 		opts = append(opts, flock.WithPortable())
 	}
+	if os.Getenv("DEADOWNER") != "" {
+		opts = append(opts, flock.WithDeadOwnerBreak())
+	}
 	l, err := flock.New(os.Getenv("LOCK"), opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -353,7 +356,8 @@ func TestSweepOnFirstAcquire(t *testing.T) {
 // roleStormer takes the lock over and over until killed. Inside, it
 // claims a marker file with its pid; a marker left by a holder that was
 // killed inside (its pid no longer runs) is taken over, but one of a live
-// process means two holders at once.
+// process means two holders at once. With COUNT set it appends a byte to
+// that file at each turn, so that its caller can tell the storm took turns.
 func roleStormer() int {
 	l := childLock()
 	marker := filepath.Join(os.Getenv("DIR"), "marker")
@@ -389,6 +393,13 @@ func roleStormer() int {
 		}
 		os.Remove(mine)
 		os.Remove(marker)
+		if count := os.Getenv("COUNT"); count != "" {
+			// One byte a turn, appended to a file on a local disk.
+			if f, err := os.OpenFile(count, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+				f.Write([]byte{'.'})
+				f.Close()
+			}
+		}
 		if err := l.Release(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return exitLost

@@ -30,6 +30,10 @@ const (
 	// clients of one network filesystem, each with its own caches.
 	SSHFSAEnv = "NFSFLOCK_SSHFS_A"
 	SSHFSBEnv = "NFSFLOCK_SSHFS_B"
+	// SSHFSServerEnv names the directory that those two mounts show, on
+	// the server's own disk: a process there locks as an NFS server's own
+	// processes do, beside its clients.
+	SSHFSServerEnv = "NFSFLOCK_SSHFS_SERVER"
 	// SSHFSNoLinkEnv names an sshfs mount made with -o disable_hardlink,
 	// on which link(2) fails.
 	SSHFSNoLinkEnv = "NFSFLOCK_SSHFS_NOLINK"
@@ -85,6 +89,29 @@ func SSHFS(t testing.TB) (a, b string) {
 		t.Fatalf("%s and %s are one mount; they must be two clients of one directory", rootA, rootB)
 	}
 	return a, b
+}
+
+// SSHFSServer returns the directory a, made by [SSHFS], as the server
+// sees it on its own disk (NFSFLOCK_SSHFS_SERVER). It checks that a file
+// made through a is seen there. Without the variable it skips t (fails
+// it when CI=true).
+func SSHFSServer(t testing.TB, a string) string {
+	t.Helper()
+	root := os.Getenv(SSHFSServerEnv)
+	if root == "" {
+		Missing(t, "%s is not set: run `source .ci/setup` as root to mount two sshfs views of one directory", SSHFSServerEnv)
+	}
+	dir := filepath.Join(root, filepath.Base(a))
+	probe := "server-probe"
+	if err := os.WriteFile(filepath.Join(a, probe), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := os.Stat(filepath.Join(dir, probe))
+	os.Remove(filepath.Join(a, probe))
+	if err != nil {
+		t.Fatalf("a file made through %s is not seen in %s (%s=%s): is it the directory the mounts show? %v", a, dir, SSHFSServerEnv, root, err)
+	}
+	return dir
 }
 
 // SSHFSNoLink returns a new empty directory on the mount named by
