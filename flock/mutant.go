@@ -40,6 +40,7 @@ var mutants = map[string]mutantInfo{
 	"recheck-unbounded":      {"a breaker moves the lock file however long its last reads of it took, so that they may show an instance released and retaken meanwhile", false},
 	"quick-look-by-name":     {"on a local disk, a look by one Lstat takes any regular file at the lock path (or moved aside) for our own lock file", true},
 	"no-cache-wait":          {"without hard links, a breaker moves the lock file without first waiting out the attribute cache", true},
+	"breakers-put-back":      {"a move aside at the breakers' path that took another's file than the one judged (a live breaker's) puts it back, as before commit PUTBACK, so that it may return after its breaker's reads of the lock file, with another breaker at work since", false},
 	"breakers-move-aside":    {"another's breakers' lock is removed by moving it aside, which leaves the path free for a moment, even where the filesystem swaps names in one step", false},
 	"swap-back":              {"a remover that took out a breakers' lock it must not remove swaps the two back (as at cc0d523), which pushes out whatever stands at the breakers' path by then and puts back a file that stands in for it by its expiry alone", false},
 	"swap-no-relook":         {"a remover swaps on its judgment of the breakers' lock, made before it made the file it swaps in, without looking again: a live breaker's file linked in meanwhile comes out, and the remover's, left to stand in for it, blocks breakers until it expires", false},

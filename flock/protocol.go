@@ -1228,11 +1228,12 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	// a flufl.lock holder would count (the eleventh review). The second
 	// sees a removal of a stale breakers' lock that moved ours aside
 	// during the re-read (whoever removes one moves aside whatever stands
-	// there by then) and has not yet put it back: without it, another
-	// process could take the breakers' lock and the lock in that gap, and
-	// our move of its fresh lock file, and the put-back, let a fourth link
-	// beside it (the tenth review). A removal undone before the second
-	// look still goes unseen: docs/RELIABILITY.md.
+	// there by then): without it, another process could take the
+	// breakers' lock and the lock in that gap, and our move of its fresh
+	// lock file, and the put-back, let a fourth link beside it (the tenth
+	// review). Such a removal never puts ours back (removeIf), so that
+	// the second look sees it however soon it was done; one that lands
+	// after the second look still goes unseen: docs/RELIABILITY.md.
 	ours := func() (bool, error) {
 		if mutated("breakers-no-relook") {
 			return true, nil
@@ -1402,6 +1403,20 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside
 			return true, err
 		}
 		return true, nil
+	}
+	if err == nil && path == l.breakersPath() && !mutated("breakers-put-back") {
+		// Another's breakers' lock, not the one we judged: a live
+		// breaker's, linked since the judgment. It stays out, as
+		// what a swap takes out does (removeBreakers): its breaker
+		// finds it gone at its next look and gives up its break.
+		// Put back, it could return after its breaker's reads of
+		// the lock file, and another process could have taken the
+		// breakers' lock, broken the lock and taken it in the gap,
+		// unseen by that breaker's last look (docs/RELIABILITY.md).
+		if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
+			l.cfg.logger.Warn("flock: removing a breakers' lock moved aside", "path", aside, "err", rerr)
+		}
+		return false, nil
 	}
 	// Not what we meant to remove (or unreadable, which we cannot judge):
 	// put it back without replacing any lock file taken since.
@@ -1583,10 +1598,11 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 // removeBreakers removes another's breakers' lock, the instance at the
 // breakers' path that match approves of (removeIf's contract), which its
 // caller judged broken. removeIf moves the file aside before it reads it,
-// which leaves the path free for a moment even when the file it moved is
-// a live breaker's, there since the judgment: another breaker could then
-// take the breakers' lock beside it, and the two break at once (see
-// docs/RELIABILITY.md). Where the filesystem swaps two names in one step
+// which leaves the path free even when the file it moved is a live
+// breaker's, there since the judgment; that file stays out, and its
+// breaker gives up at its next look, but one already past its last look
+// breaks on, and another breaker could take the breakers' lock beside it
+// (see docs/RELIABILITY.md). Where the filesystem swaps two names in one step
 // (Exchange, on a local disk) the path is never left free: a fresh
 // breakers' lock of ours takes the file's place, so that whoever then
 // looks sees a live breaker, and what came out is read under our own
@@ -1891,10 +1907,10 @@ func (l *Lock) unlockBreakers(b *claimFile) {
 	if l.breakLeaseOver(b) {
 		return // past its lease: another breaker may be at work; it expires
 	}
-	// A remover's file swapped in since the look is what the move aside
-	// takes, and puts back; where another breaker took the path
-	// meanwhile, the put-back is refused and the file removed, which
-	// frees nothing another needs: it stood in for ours alone.
+	// What the move aside takes, if not ours, stays out (removeIf): a
+	// remover's file swapped in since the look stood in for ours alone,
+	// and a breaker's linked since a remover took ours out finds it gone
+	// at its next look.
 	if _, err := l.removeIf(path, func(m snapshot) bool {
 		ok, _ := l.isFileOf(m, b)
 		return ok

@@ -19,6 +19,7 @@ import (
 // mutant on, and passes, as every test, with it off.
 var stagingTests = map[string][]string{
 	"breakers-move-aside":    {"TestBreakersLockNeverLeftFree"},
+	"breakers-put-back":      {"TestBreakersLockMovedStaysOut"},
 	"breakers-no-relook":     {"TestBreakerWhoseBreakersLockWasTakenMovesNothing", "TestBreakerChecksItsBreakersLockLast"},
 	"expiry-via-path":        {"TestPausedAcquirerRetimesOnlyItsClaim"},
 	"dead-swapper-breakable": {"TestDeadSwapperKeepsBreakersLock"},

@@ -367,7 +367,8 @@ func TestTwoRemoversLeaveNothing(t *testing.T) {
 // its move of the expired lock, and gives its h up; R, which judged X,
 // swaps its p in just after H has looked at h, so that H moves p aside and
 // L.break is free. C links in there and breaks, up to its move of the
-// expired lock file, and H's put-back of p is refused. R reads h, not X,
+// expired lock file, while H removes p (before commit PUTBACK it put p
+// back, which C's link refused: mutant breakers-put-back). R reads h, not X,
 // and must not remove it from L.break; it swapped the two back, which
 // pushed C's file out for h: h stands in for C only by its expiry, and
 // where H's process is gone, D WithDeadOwnerBreak breaks h at once,
@@ -411,12 +412,12 @@ func swappedOutStaysOut(t *testing.T, order string, dead bool) {
 	cAtMove, cGo, cDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	paused := order == "paused between swaps"
 	var (
-		rSwaps                 int
-		rBack                  []error
-		looked                 bool
-		hBroke, fired, putBack bool
-		cMoved, cReleased      bool
-		cOK, dOK, wOK          bool
+		rSwaps               int
+		rBack                []error
+		looked               bool
+		hBroke, fired, freed bool
+		cMoved, cReleased    bool
+		cOK, dOK, wOK        bool
 	)
 	fsR.OnExchange = func(next func(string, string) error, a, b string) error {
 		if b != breakers {
@@ -474,21 +475,35 @@ func swappedOutStaysOut(t *testing.T, order string, dead bool) {
 		}
 		return next(o, n)
 	}
-	fsH.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
-		if n != breakers || !fired || putBack {
-			return next(o, n)
-		}
-		putBack = true
-		// C links into the free L.break and breaks, up to its move.
+	// H, finding it moved p, not h, removes p (with mutant
+	// breakers-put-back, puts it back, which C's link refuses): meanwhile
+	// C links into the free L.break and breaks, up to its move.
+	cComes := func() {
+		freed = true
 		go func() { defer close(cDone); cOK, _ = c.TryAcquire() }()
 		select {
 		case <-cAtMove:
 		case <-cDone:
 		}
+	}
+	fsH.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		if n != breakers || !fired || freed {
+			return next(o, n)
+		}
+		cComes()
 		err := next(o, n)
 		if !errors.Is(err, fs.ErrExist) {
 			t.Errorf("H's put-back of p with C at L.break = %v; want refused", err)
 		}
+		close(hRefused)
+		return err
+	}
+	fsH.OnRemove = func(next func(string) error, p string) error {
+		if !fired || freed || p == breakers || p == path {
+			return next(p)
+		}
+		cComes() // H's first removal after its move: of p, moved aside
+		err := next(p)
 		close(hRefused)
 		return err
 	}
@@ -514,8 +529,8 @@ func swappedOutStaysOut(t *testing.T, order string, dead bool) {
 	case <-rPaused:
 	case <-rDone:
 	}
-	if !fired || !putBack || !cMoved {
-		t.Fatalf("not staged: R's swap landed in H's give-up %v, H put p back %v, C reached its move %v", fired, putBack, cMoved)
+	if !fired || !freed || !cMoved {
+		t.Fatalf("not staged: R's swap landed in H's give-up %v, H freed L.break of p %v, C reached its move %v", fired, freed, cMoved)
 	}
 	if dead {
 		dOK, err = d.TryAcquire()

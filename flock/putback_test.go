@@ -1,0 +1,113 @@
+//go:build unix
+
+package flock
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
+)
+
+// TestBreakersLockMovedStaysOut stages, where names are moved aside
+// rather than swapped (NFS, sshfs: the Locks here open every file they
+// look at, so they do not swap), the race that a put-back at the
+// breakers' path made, with no process paused past any lease:
+//
+//  1. S judges D, a dead breaker's expired L.break, and moves aside what
+//     is there; its move lands late.
+//  2. U, meanwhile, has removed D itself, linked its own L.break, looked at
+//     it, and begun to read the expired lock file X: S's move lands now,
+//     and takes U's file.
+//  3. U reads X. While S reads what it moved, V takes L.break in the gap,
+//     breaks X and takes the lock; L.break is free again after it.
+//  4. S finds it moved U's file, not D. Before commit PUTBACK it put it
+//     back (mutant breakers-put-back): U's last look then found its own
+//     file, and U moved V's fresh lock file aside, as the X it had read,
+//     and put it back; W linked in that gap, and V and W both held the
+//     lock. Now S removes U's file, and U's last look finds it gone.
+func TestBreakersLockMovedStaysOut(t *testing.T) {
+	path, breakers, newLock := breakStage(t)
+	writeAt(t, breakers, time.Now().Add(-time.Hour))
+	pass := func(next func(string) (fsys.File, error), p string) (fsys.File, error) { return next(p) }
+	fsS := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
+	fsU := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
+	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(), newLock()
+	var (
+		uLinked, uReading, uLast atomic.Bool
+		moveNow, moved, uRead    = make(chan struct{}), make(chan struct{}), make(chan struct{})
+		sDone, uDone             = make(chan struct{}), make(chan struct{})
+		sMoved, vRan             bool
+		uOK, vOK, wOK            bool
+		vErr                     error
+	)
+	wait := func(c chan struct{}, what string) {
+		select {
+		case <-c:
+		case <-time.After(30 * time.Second):
+			t.Errorf("not staged: %s never came", what)
+		}
+	}
+	// 1, 2: S's move of L.break waits for U's reads of the lock file.
+	fsS.OnRename = func(next func(string, string) error, o, n string) error {
+		if o != breakers || sMoved {
+			return next(o, n)
+		}
+		sMoved = true
+		go func() {
+			defer close(uDone)
+			uOK, _ = u.TryAcquire()
+		}()
+		wait(moveNow, "U's reads of the lock file")
+		err := next(o, n)
+		close(moved)
+		return err
+	}
+	fsU.OnLink = func(next func(string, string) error, o, n string) error {
+		err := next(o, n)
+		if n == breakers && err == nil {
+			uLinked.Store(true)
+		}
+		return err
+	}
+	fsU.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		switch {
+		case p == path && uLinked.Load() && !uReading.Load():
+			uReading.Store(true)
+			close(moveNow)
+			wait(moved, "S's move of L.break")
+		case p == breakers && uReading.Load() && !uLast.Load():
+			// U has read X and looks at L.break for the last time.
+			uLast.Store(true)
+			close(uRead)
+			wait(sDone, "S's end")
+		}
+		return next(p)
+	}
+	// 3: V comes while S reads what it moved.
+	fsS.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		if sMoved && !vRan && p != breakers && p != path {
+			vRan = true
+			wait(uRead, "U's read of X")
+			vOK, vErr = v.TryAcquire()
+		}
+		return next(p)
+	}
+	// 4: W comes if U moves the lock file aside and puts it back.
+	takeInPutBackGap(fsU, path, uLast.Load, w, &wOK)
+	sOK, sErr := s.TryAcquire()
+	close(sDone)
+	wait(uDone, "U's end")
+	if !vRan {
+		t.Fatalf("not staged: V never came (S %v, %v; U %v)", sOK, sErr, uOK)
+	}
+	t.Logf("took the lock: S %v (%v), U %v, V %v (%v), W %v", sOK, sErr, uOK, vOK, vErr, wOK)
+	if !vOK {
+		t.Errorf("V did not take the lock in the gap (%v): not staged", vErr)
+	}
+	if n := countTrue(sOK, uOK, vOK, wOK); n > 1 {
+		t.Errorf("%d holders: S %v, U %v, V %v, W %v", n, sOK, uOK, vOK, wOK)
+	}
+}
