@@ -1746,8 +1746,9 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 // is over, so that a give-up never moves c aside. Where every process
 // swaps, c left the path with a remover's swap, which nobody undoes, so
 // it never stands there marked; a process that moves aside (a mixed
-// directory, docs/RELIABILITY.md) may put it back, where it is broken at
-// once, under nobody (the third review of af307b4). Only a look that
+// directory, docs/RELIABILITY.md) removes it, and until cc3d6b9 could put
+// it back, to be broken at once, under nobody (the third review of
+// af307b4). Only a look that
 // succeeded and showed another file says c is gone: one that failed
 // says nothing.
 func (l *Lock) yieldSwapped(c *claimFile, cur snapshot) {

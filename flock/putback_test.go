@@ -23,7 +23,7 @@ import (
 //     and takes U's file.
 //  3. U reads X. While S reads what it moved, V takes L.break in the gap,
 //     breaks X and takes the lock; L.break is free again after it.
-//  4. S finds it moved U's file, not D. Before commit PUTBACK it put it
+//  4. S finds it moved U's file, not D. Before commit cc3d6b9 it put it
 //     back (mutant breakers-put-back): U's last look then found its own
 //     file, and U moved V's fresh lock file aside, as the X it had read,
 //     and put it back; W linked in that gap, and V and W both held the

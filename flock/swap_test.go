@@ -367,7 +367,7 @@ func TestTwoRemoversLeaveNothing(t *testing.T) {
 // its move of the expired lock, and gives its h up; R, which judged X,
 // swaps its p in just after H has looked at h, so that H moves p aside and
 // L.break is free. C links in there and breaks, up to its move of the
-// expired lock file, while H removes p (before commit PUTBACK it put p
+// expired lock file, while H removes p (before commit cc3d6b9 it put p
 // back, which C's link refused: mutant breakers-put-back). R reads h, not X,
 // and must not remove it from L.break; it swapped the two back, which
 // pushed C's file out for h: h stands in for C only by its expiry, and
