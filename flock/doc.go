@@ -195,12 +195,12 @@
 // stand in for it, and blocks breakers until it expires (after 1 s) and
 // the slop passes: it is never swapped back. The file
 // swapped in says so after its claim's name, so that only its expiry and
-// the slop break it, never its maker's death. Elsewhere they move L.break
-// aside to judge it, which leaves the path free, and remove what they
-// moved even when it turns out to be a live breaker's file, linked in
-// meanwhile: that is never put back, and its breaker finds it gone at its
-// next look and gives up. One
-// whose expiry lies further ahead than a breaker of their clock writes was
+// the slop break it, never its maker's death. Elsewhere they do the same
+// in two steps: they move L.break aside and publish their own file there
+// at once, before they read what they moved, so that the path is free for
+// that moment only; what they moved is removed even when it turns out to
+// be a live breaker's file, linked in meanwhile, and is never put back.
+// One whose expiry lies further ahead than a breaker of their clock writes was
 // planted, or written by a breaker whose clock runs fast (expiries are
 // written by the later of the filesystem's clock and the host's): they
 // break it once their process has seen it unchanged for 5 s and that slop

@@ -529,7 +529,7 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 			// or ESTALE by its retransmission: path is our claim's
 			// very file. (Where identity is not reported the claim is
 			// dropped, and the lock file it left expires.)
-			if s, ierr := l.inspect(path); ierr == nil && s.names(c.name) && s.info.SameFile(c.info) {
+			if s, ierr := l.inspect(path); ierr == nil && s.names(c.contents()) && s.info.SameFile(c.info) {
 				return nil
 			}
 		}
@@ -544,7 +544,7 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 		case gone(err):
 			// A lost reply to a move that happened leaves our claim,
 			// the file we hold open, at path.
-			if s, ierr := l.inspect(path); ierr == nil && s.names(c.name) && s.info.SameFile(c.info) {
+			if s, ierr := l.inspect(path); ierr == nil && s.names(c.contents()) && s.info.SameFile(c.info) {
 				return nil
 			}
 		}
@@ -562,7 +562,7 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 	// after the create leaves the file to expire rather than remove by
 	// name what may have replaced it.
 	start := l.now()
-	f, err := l.cfg.fs.Create(path, []byte(c.name), time.Time{})
+	f, err := l.cfg.fs.Create(path, []byte(c.contents()), time.Time{})
 	if errors.Is(err, fs.ErrExist) || l.refusedAsTaken(err) {
 		if l.adopt(c, path) {
 			return nil
@@ -627,7 +627,7 @@ func (l *Lock) adopt(c *claimFile, path string) bool {
 		return false
 	}
 	s, err := read(f)
-	if err != nil || !s.names(c.name) || s.info.Uid != c.info.Uid {
+	if err != nil || !s.names(c.contents()) || s.info.Uid != c.info.Uid {
 		f.Close()
 		return false
 	}
@@ -1293,7 +1293,9 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 func (l *Lock) outwaitCache(b *claimFile) error {
 	until := l.now().Add(l.cfg.slop)
 	for l.now().Before(until) {
-		if err := retry.Sleep(context.Background(), l.cfg.clock, min(time.Second, until.Sub(l.now())), l.closing); err != nil {
+		// Half b's lease at most: one swapped in (removeBreakers) has a
+		// lease of swapTTL until its first extension here.
+		if err := retry.Sleep(context.Background(), l.cfg.clock, min(time.Second, until.Sub(l.now()), b.life/2), l.closing); err != nil {
 			return err
 		}
 		select {
@@ -1316,8 +1318,9 @@ func (l *Lock) outwaitCache(b *claimFile) error {
 		if err := f.SetTimes(expiry); err != nil {
 			return err
 		}
-		// b's lease is what the breaker judges its own by.
-		b.info.ModTime, b.timed = expiry, timed
+		// b's lease is what the breaker judges its own by: a
+		// breaker's, from now on.
+		b.info.ModTime, b.timed, b.life = expiry, timed, breakTTL
 		if info, err := f.Stat(); err == nil && info.ModTime.Before(expiry) {
 			b.info.ModTime = info.ModTime
 		}
@@ -1597,23 +1600,22 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 
 // removeBreakers removes another's breakers' lock, the instance at the
 // breakers' path that match approves of (removeIf's contract), which its
-// caller judged broken. removeIf moves the file aside before it reads it,
-// which leaves the path free even when the file it moved is a live
-// breaker's, there since the judgment; that file stays out, and its
-// breaker gives up at its next look, but one already past its last look
-// breaks on, and another breaker could take the breakers' lock beside it
-// (see docs/RELIABILITY.md). Where the filesystem swaps two names in one step
-// (Exchange, on a local disk) the path is never left free: a fresh
-// breakers' lock of ours takes the file's place, so that whoever then
-// looks sees a live breaker, and what came out is read under our own
-// name. If it is the instance judged, or breakable all the same, it is
-// removed and we hold the breakers' lock through our file, which is
-// returned; if not, it is removed all the same and ours stays, to stand
-// in for it until ours expires and the slop passes.
-// Elsewhere removeIf does the removal.
+// caller judged broken. The file at the path may be a live breaker's,
+// linked in since the judgment, and its breaker may be past its last look:
+// a removal that left the path free under it would let another take the
+// breakers' lock and break beside it (docs/RELIABILITY.md). So a fresh
+// breakers' lock of ours takes the file's place (swapIn): in one step
+// where the filesystem swaps two names (Exchange, on a local disk), and
+// elsewhere by a move aside and a publish of ours at once, before what
+// came out is read, so that whoever then looks sees a live breaker. What
+// came out is read under a name of our own. If it is the instance judged,
+// or breakable all the same, it is removed and we hold the breakers' lock
+// through our file, which is returned; if not, it is removed all the same
+// and ours stays, to stand in for it until ours expires and the slop
+// passes.
 func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 	path := l.breakersPath()
-	if !l.direct || mutated("breakers-move-aside") {
+	if mutated("breakers-move-aside") {
 		_, err := l.removeIf(path, match, nil)
 		return nil, err
 	}
@@ -1645,21 +1647,15 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 		}
 		return nil, err
 	}
-	if err := l.cfg.fs.Exchange(p.name, path); err != nil {
+	out, err := l.swapIn(p, path, match)
+	if out == "" {
 		l.dropOwn(p)
-		switch {
-		case errors.Is(err, errors.ErrUnsupported):
-			_, err := l.removeIf(path, match, nil)
-			return nil, err
-		case gone(err):
-			return nil, nil // nothing there any more
-		}
 		return nil, err
 	}
 	// Our file stands at the breakers' path; what stood there is at
-	// p.name, which no one else touches. What came out may not be what was
+	// out, which no one else touches. What came out may not be what was
 	// judged; if it is breakable all the same, it is broken.
-	got, err := l.inspect(p.name)
+	got, err := l.inspect(out)
 	taken := func() bool { return err == nil && (match(got) || l.breakersBreakable(got)) }
 	// Another remover's file, swapped in a moment before ours: if it took
 	// the breakers' lock with it, it marks its file expired as soon as it
@@ -1667,7 +1663,7 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 	// at its give-up if it was past its last. Wait a little for that.
 	for d := time.Millisecond; !taken() && err == nil && swappedIn(got) && d <= 16*time.Millisecond; d *= 2 {
 		time.Sleep(d)
-		got, err = l.inspect(p.name)
+		got, err = l.inspect(out)
 	}
 	if taken() {
 		// We took out no live breaker's file. If ours still stands at the
@@ -1683,27 +1679,28 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 		// the move took a live breaker's file (the review of 5f238c0: two
 		// holders; mutant give-up-marked-by-move, which marks ours and
 		// gives it up, as since 4373c3a).
-		if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
-			l.cfg.logger.Warn("flock: removing a broken breakers' lock", "path", p.name, "err", rerr)
+		if rerr := l.cfg.fs.Remove(out); rerr != nil && !gone(rerr) {
+			l.cfg.logger.Warn("flock: removing a broken breakers' lock", "path", out, "err", rerr)
 		}
 		if mutated("give-up-marked-by-move") {
-			p.f.SetTimes(time.Unix(0, 0))
+			f, _ := p.file()
+			f.SetTimes(time.Unix(0, 0))
 			l.unlockBreakers(p)
 			return nil, nil
 		}
 		s, err := l.inspect(path)
-		if err == nil && s.info.SameFile(p.info) {
-			return p, nil
-		}
 		if err == nil {
+			if ok, _ := l.isFileOf(s, p); ok {
+				return p, nil
+			}
 			l.yieldSwapped(p, s)
 		}
 		// Where the look failed, p may yet stand there: it is left as it
 		// is, unmarked, to be broken by its expiry.
-		p.close()
+		l.dropOwn(p)
 		return nil, nil
 	}
-	if mutated("swap-back") {
+	if mutated("swap-back") && out == p.name {
 		// As at cc0d523: the two swapped back, which pushes out whatever
 		// stands at the path by then.
 		if l.cfg.fs.Exchange(p.name, path) == nil {
@@ -1725,14 +1722,88 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 	// maker's death cuts short (six reviews of the swap back, the last
 	// with a window left open; docs/RELIABILITY.md). The price is time:
 	// ours blocks breakers until swapTTL and the slop have passed.
-	if rerr := l.cfg.fs.Remove(p.name); rerr != nil && !gone(rerr) {
-		l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", p.name, "err", rerr)
+	if rerr := l.cfg.fs.Remove(out); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing a breakers' lock swapped out", "path", out, "err", rerr)
 	}
-	p.close()
+	l.dropOwn(p) // its name, where it was published by a link; ours stays at the path
 	if gone(err) {
 		err = nil
 	}
 	return nil, err
+}
+
+// swapIn puts p, a fresh breakers' lock of ours, at the breakers' path
+// in place of the file there, and returns the name that file came out
+// under: "", with the error if any, when nothing was done. Where names
+// can be swapped in one step (Exchange, on a local disk) the path is
+// never free, and the file comes out under p's name. Elsewhere (NFS,
+// FUSE, SMB, or Exchange refused) the file is moved aside to a fresh name
+// and p published at once, before what came out is read: the path is
+// free only between those two calls, and a breaker whose file came out
+// finds ours standing in for it, as after a swap, rather than a free path
+// that another could take while it still breaks (the review of cc3d6b9).
+// If another took the path in that moment, or ours could not be
+// published, what came out stays out all the same (dropMovedOut), and
+// nothing is done.
+func (l *Lock) swapIn(p *claimFile, path string, match func(snapshot) bool) (string, error) {
+	if l.direct {
+		err := l.cfg.fs.Exchange(p.name, path)
+		switch {
+		case err == nil:
+			return p.name, nil
+		case gone(err):
+			return "", nil // nothing there any more
+		case !errors.Is(err, errors.ErrUnsupported):
+			return "", err
+		}
+	}
+	out := l.freshName()
+	if err := l.cfg.fs.Rename(path, out); err != nil {
+		if !gone(err) {
+			return "", err
+		}
+		// Nothing there, or a lost reply to a rename that happened.
+		if _, lerr := l.cfg.fs.Lstat(out); lerr != nil {
+			return "", nil
+		}
+	}
+	err := l.publishClaim(p, path, p.info.ModTime)
+	if err != nil && !errors.Is(err, errSlowCreate) {
+		// A lost reply to a publish that happened?
+		if s, ierr := l.inspect(path); ierr == nil {
+			if ours, _ := l.isFileOf(s, p); ours {
+				err = nil
+			}
+		}
+	}
+	if err == nil {
+		return out, nil
+	}
+	l.dropMovedOut(out, path, match)
+	if errors.Is(err, fs.ErrExist) || l.refusedAsTaken(err) || errors.Is(err, errSlowCreate) {
+		err = nil // another took the path in the moment it was free
+	}
+	return "", err
+}
+
+// dropMovedOut disposes of what swapIn moved out of the breakers' path
+// to out when it could not stand our file in its place. A regular file
+// is removed, whatever it is: the file judged broken, or a live
+// breaker's, linked in since the judgment, which is never put back, so
+// that a breaker that finds its own file at the path knows it stood there
+// throughout (cc3d6b9). Anything else (a directory planted there) is put
+// back if the path is free, as removeIf does.
+func (l *Lock) dropMovedOut(out, path string, match func(snapshot) bool) {
+	got, err := l.inspect(out)
+	if errors.Is(err, ErrNotRegular) || err == nil && !match(got) && mutated("breakers-put-back") {
+		if rerr := l.restore(out, path, true); rerr != nil {
+			l.cfg.logger.Warn("flock: could not restore what was moved out of the breakers' path", "path", out, "err", rerr)
+		}
+		return
+	}
+	if rerr := l.cfg.fs.Remove(out); rerr != nil && !gone(rerr) {
+		l.cfg.logger.Warn("flock: removing a breakers' lock moved aside", "path", out, "err", rerr)
+	}
 }
 
 // yieldSwapped is called where c, a breakers' lock we hold, turned out to
@@ -1752,10 +1823,14 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 // succeeded and showed another file says c is gone: one that failed
 // says nothing.
 func (l *Lock) yieldSwapped(c *claimFile, cur snapshot) {
-	if !c.swap || cur.info.SameFile(c.info) || mutated("swap-no-yield") {
+	if !c.swap || mutated("swap-no-yield") {
 		return
 	}
-	if err := c.f.SetTimes(time.Unix(0, 0)); err != nil {
+	if ours, err := l.isFileOf(cur, c); err != nil || ours {
+		return
+	}
+	f, _ := c.file()
+	if err := f.SetTimes(time.Unix(0, 0)); err != nil {
 		l.cfg.logger.Debug("flock: marking a swapped-out breakers' lock expired", "path", c.name, "err", err)
 	}
 	c.info.ModTime = time.Unix(0, 0)

@@ -18,28 +18,36 @@ import (
 //
 //  1. S judges D, a dead breaker's expired L.break, and moves aside what
 //     is there; its move lands late.
-//  2. U, meanwhile, has removed D itself, linked its own L.break, looked at
-//     it, and begun to read the expired lock file X: S's move lands now,
-//     and takes U's file.
-//  3. U reads X. While S reads what it moved, V takes L.break in the gap,
-//     breaks X and takes the lock; L.break is free again after it.
+//  2. U, meanwhile, has removed D itself, taken L.break, looked at it, and
+//     begun to read the expired lock file X: S's move lands now, and takes
+//     U's file.
+//  3. U reads X. V links its own L.break in the moment the path is free,
+//     before S's file, which S links there at once, and which V's refuses.
+//     While S reads what it moved, V breaks X, takes the lock, and gives
+//     L.break up.
 //  4. S finds it moved U's file, not D. Before commit cc3d6b9 it put it
 //     back (mutant breakers-put-back): U's last look then found its own
 //     file, and U moved V's fresh lock file aside, as the X it had read,
 //     and put it back; W linked in that gap, and V and W both held the
 //     lock. Now S removes U's file, and U's last look finds it gone.
+//
+// (Where nobody links in that moment, S's own file stands in for U's, and
+// U's last look finds that.)
 func TestBreakersLockMovedStaysOut(t *testing.T) {
 	path, breakers, newLock := breakStage(t)
 	writeAt(t, breakers, time.Now().Add(-time.Hour))
 	pass := func(next func(string) (fsys.File, error), p string) (fsys.File, error) { return next(p) }
 	fsS := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
 	fsU := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
-	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(), newLock()
+	fsV := &fsystest.Faulty{FS: fsys.OS}
+	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(withFS(fsV)), newLock()
 	var (
 		uLinked, uReading, uLast atomic.Bool
 		moveNow, moved, uRead    = make(chan struct{}), make(chan struct{}), make(chan struct{})
 		sDone, uDone             = make(chan struct{}), make(chan struct{})
-		sMoved, vRan             bool
+		vLinked, sRefused, vDone = make(chan struct{}), make(chan struct{}), make(chan struct{})
+		sMoved, vRan, sWaited    bool
+		vHasLinked               bool
 		uOK, vOK, wOK            bool
 		vErr                     error
 	)
@@ -86,12 +94,37 @@ func TestBreakersLockMovedStaysOut(t *testing.T) {
 		}
 		return next(p)
 	}
-	// 3: V comes while S reads what it moved.
-	fsS.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
-		if sMoved && !vRan && p != breakers && p != path {
+	// 3: V links its own L.break between S's move and S's link of its
+	// file there, which V's refuses; V then breaks X and takes the lock
+	// while S reads what it moved.
+	fsS.OnLink = func(next func(string, string) error, o, n string) error {
+		if sMoved && !vRan && n == breakers {
 			vRan = true
 			wait(uRead, "U's read of X")
-			vOK, vErr = v.TryAcquire()
+			go func() {
+				defer close(vDone)
+				vOK, vErr = v.TryAcquire()
+			}()
+			wait(vLinked, "V's link of L.break")
+			err := next(o, n)
+			close(sRefused)
+			return err
+		}
+		return next(o, n)
+	}
+	fsV.OnLink = func(next func(string, string) error, o, n string) error {
+		err := next(o, n)
+		if n == breakers && err == nil && !vHasLinked {
+			vHasLinked = true
+			close(vLinked)
+			wait(sRefused, "S's link of L.break")
+		}
+		return err
+	}
+	fsS.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		if vRan && p != breakers && p != path && !sWaited {
+			sWaited = true
+			wait(vDone, "V's end")
 		}
 		return next(p)
 	}
@@ -100,6 +133,9 @@ func TestBreakersLockMovedStaysOut(t *testing.T) {
 	sOK, sErr := s.TryAcquire()
 	close(sDone)
 	wait(uDone, "U's end")
+	if vRan {
+		wait(vDone, "V's end")
+	}
 	if !vRan {
 		t.Fatalf("not staged: V never came (S %v, %v; U %v)", sOK, sErr, uOK)
 	}

@@ -18,7 +18,7 @@ import (
 // defect it puts back (docs/RELIABILITY.md): each must fail with the
 // mutant on, and passes, as every test, with it off.
 var stagingTests = map[string][]string{
-	"breakers-move-aside":    {"TestBreakersLockNeverLeftFree"},
+	"breakers-move-aside":    {"TestBreakersLockNeverLeftFree", "TestRemoverBreaksNotBesideLiveBreaker", "TestStaleRemoverBreaksNotBesideLiveBreaker", "TestRemovalLeavesNoFreePathUnderBreaker"},
 	"breakers-put-back":      {"TestBreakersLockMovedStaysOut"},
 	"breakers-no-relook":     {"TestBreakerWhoseBreakersLockWasTakenMovesNothing", "TestBreakerChecksItsBreakersLockLast"},
 	"expiry-via-path":        {"TestPausedAcquirerRetimesOnlyItsClaim"},
