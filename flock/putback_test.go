@@ -36,9 +36,7 @@ import (
 func TestBreakersLockMovedStaysOut(t *testing.T) {
 	path, breakers, newLock := breakStage(t)
 	writeAt(t, breakers, time.Now().Add(-time.Hour))
-	pass := func(next func(string) (fsys.File, error), p string) (fsys.File, error) { return next(p) }
-	fsS := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
-	fsU := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
+	fsS, fsU := movingFS(), movingFS()
 	fsV := &fsystest.Faulty{FS: fsys.OS}
 	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(withFS(fsV)), newLock()
 	var (
@@ -51,13 +49,7 @@ func TestBreakersLockMovedStaysOut(t *testing.T) {
 		uOK, vOK, wOK            bool
 		vErr                     error
 	)
-	wait := func(c chan struct{}, what string) {
-		select {
-		case <-c:
-		case <-time.After(30 * time.Second):
-			t.Errorf("not staged: %s never came", what)
-		}
-	}
+	wait := func(c chan struct{}, what string) { waitStaged(t, c, what) }
 	// 1, 2: S's move of L.break waits for U's reads of the lock file.
 	fsS.OnRename = func(next func(string, string) error, o, n string) error {
 		if o != breakers || sMoved {
@@ -146,4 +138,37 @@ func TestBreakersLockMovedStaysOut(t *testing.T) {
 	if n := countTrue(sOK, uOK, vOK, wOK); n > 1 {
 		t.Errorf("%d holders: S %v, U %v, V %v, W %v", n, sOK, uOK, vOK, wOK)
 	}
+}
+
+// movingFS returns a fault seam over the real filesystem on which a Lock
+// moves names aside rather than swap them, as on NFS or sshfs: its opens
+// are hooked (Faulty.Direct).
+func movingFS() *fsystest.Faulty {
+	return &fsystest.Faulty{FS: fsys.OS, OnOpen: func(next func(string) (fsys.File, error), p string) (fsys.File, error) { return next(p) }}
+}
+
+// waitStaged waits for c, failing t as not staged if it has not come
+// within 30 s.
+func waitStaged(t *testing.T, c chan struct{}, what string) {
+	select {
+	case <-c:
+	case <-time.After(30 * time.Second):
+		t.Errorf("not staged: %s never came", what)
+	}
+}
+
+// staleFirstLook makes f's first open of path report the attributes of an
+// earlier file there, with its expiry at: as sshfs's per-path attribute
+// cache may (sweepLocked). It reports whether that open came.
+func staleFirstLook(f *fsystest.Faulty, path string, at time.Time) func() bool {
+	var stale bool
+	f.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		file, err := next(p)
+		if p == path && !stale && err == nil {
+			stale = true
+			return staleStat{file, at}, nil
+		}
+		return file, err
+	}
+	return func() bool { return stale }
 }

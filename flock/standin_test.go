@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/fsys"
-	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
 )
 
 // The three tests below are from the review of cc3d6b9, which removed
@@ -29,9 +28,7 @@ func TestRemoverBreaksNotBesideLiveBreaker(t *testing.T) {
 	path, breakers, newLock := breakStage(t)
 	writeAt(t, breakers, time.Now().Add(-time.Hour))
 	// OnOpen set: these Locks move aside (as on NFS, sshfs), not swap.
-	pass := func(next func(string) (fsys.File, error), p string) (fsys.File, error) { return next(p) }
-	fsS := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
-	fsV := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
+	fsS, fsV := movingFS(), movingFS()
 	s, v, w := newLock(withFS(fsS)), newLock(withFS(fsV)), newLock()
 	var (
 		sMoved, vHeld  bool
@@ -40,13 +37,7 @@ func TestRemoverBreaksNotBesideLiveBreaker(t *testing.T) {
 		vOK, wOK       bool
 		vErr           error
 	)
-	wait := func(c chan struct{}, what string) {
-		select {
-		case <-c:
-		case <-time.After(30 * time.Second):
-			t.Errorf("not staged: %s never came", what)
-		}
-	}
+	wait := func(c chan struct{}, what string) { waitStaged(t, c, what) }
 	// 1, 2: S's move of L.break waits for V's move of the lock file.
 	fsS.OnRename = func(next func(string, string) error, o, n string) error {
 		if o != breakers || sMoved {
@@ -109,23 +100,14 @@ func TestStaleRemoverBreaksNotBesideLiveBreaker(t *testing.T) {
 	path, breakers, newLock := breakStage(t)
 	dead := time.Now().Add(-time.Hour)
 	writeAt(t, breakers, dead)
-	pass := func(next func(string) (fsys.File, error), p string) (fsys.File, error) { return next(p) }
-	fsS := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
-	fsV := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
+	fsS, fsV := movingFS(), movingFS()
 	s, v, w := newLock(withFS(fsS)), newLock(withFS(fsV)), newLock()
 	var (
-		vHeld, stale bool
-		sOK, wOK     bool
-		sErr         error
+		vHeld    bool
+		sOK, wOK bool
+		sErr     error
 	)
-	fsS.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
-		f, err := next(p)
-		if p == breakers && !stale && err == nil {
-			stale = true
-			return staleStat{f, dead}, nil
-		}
-		return f, err
-	}
+	staleFirstLook(fsS, breakers, dead)
 	fsV.OnRename = func(next func(string, string) error, o, n string) error {
 		if o == path && !vHeld {
 			vHeld = true // V is past its last look of L.break
@@ -151,28 +133,19 @@ func TestRemovalLeavesNoFreePathUnderBreaker(t *testing.T) {
 	path, breakers, newLock := breakStage(t)
 	dead := time.Now().Add(-time.Hour)
 	writeAt(t, breakers, dead)
-	pass := func(next func(string) (fsys.File, error), p string) (fsys.File, error) { return next(p) }
-	fsS := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
-	fsV := &fsystest.Faulty{FS: fsys.OS, OnOpen: pass}
+	fsS, fsV := movingFS(), movingFS()
 	s, v, y, w := newLock(withFS(fsS)), newLock(withFS(fsV)), newLock(), newLock()
 	var (
-		vHeld, stale, sTook bool
-		yOK, wOK            bool
-		yErr                error
+		vHeld, sTook bool
+		yOK, wOK     bool
+		yErr         error
 	)
-	fsS.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
-		f, err := next(p)
-		if p == breakers && !stale && err == nil {
-			stale = true
-			return staleStat{f, dead}, nil
-		}
-		return f, err
-	}
+	stale := staleFirstLook(fsS, breakers, dead)
 	// S takes out what it moved aside, and stops there: its own link of
 	// L.break is refused.
 	fsS.OnRemove = func(next func(string) error, p string) error {
 		err := next(p)
-		if stale && p != breakers && p != path {
+		if stale() && p != breakers && p != path {
 			sTook = true
 		}
 		return err
@@ -193,7 +166,7 @@ func TestRemovalLeavesNoFreePathUnderBreaker(t *testing.T) {
 	}
 	takeInPutBackGap(fsV, path, func() bool { return vHeld }, w, &wOK)
 	vOK, vErr := v.TryAcquire()
-	if !vHeld || !stale {
+	if !vHeld || !stale() {
 		t.Fatalf("not staged (V %v, %v)", vOK, vErr)
 	}
 	t.Logf("took the lock: V %v (%v), Y %v (%v), W %v", vOK, vErr, yOK, yErr, wOK)
