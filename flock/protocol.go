@@ -1768,6 +1768,19 @@ func (l *Lock) swapIn(p *claimFile, path string, match func(snapshot) bool) (str
 		}
 	}
 	err := l.publishClaim(p, path, p.info.ModTime)
+	if err != nil && linkRefused(err) && l.publish == publishLink {
+		// Refused with nothing in the way: a filesystem without hard
+		// links, which this Lock had not learned yet (a first link of
+		// the lock file refused reads as taken). Learn it, and publish
+		// the portable way, rather than leave the path free (the
+		// review of c7ffa50).
+		if _, ierr := l.inspect(path); gone(ierr) {
+			if ok, lerr := l.linksWork(p); lerr == nil && !ok {
+				l.goPortable(p)
+				err = l.publishClaim(p, path, p.info.ModTime)
+			}
+		}
+	}
 	if err != nil && !errors.Is(err, errSlowCreate) {
 		// A lost reply to a publish that happened?
 		if s, ierr := l.inspect(path); ierr == nil {
@@ -1824,6 +1837,14 @@ func (l *Lock) dropMovedOut(out, path string, match func(snapshot) bool) {
 // says nothing.
 func (l *Lock) yieldSwapped(c *claimFile, cur snapshot) {
 	if !c.swap || mutated("swap-no-yield") {
+		return
+	}
+	if l.ident != identityYes {
+		// Where the filesystem keeps no identity (sshfs), a time change
+		// through a descriptor may go by path and land on whatever
+		// stands there now, and sshfs writes a time of 0 as "now": no
+		// mark (the review of c7ffa50). The remover waiting for one
+		// leaves its file to stand in until it expires: a stall.
 		return
 	}
 	if ours, err := l.isFileOf(cur, c); err != nil || ours {

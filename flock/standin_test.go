@@ -3,12 +3,14 @@
 package flock
 
 import (
+	"errors"
 	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
 )
 
 // The three tests below are from the review of cc3d6b9, which removed
@@ -24,11 +26,26 @@ import (
 // of its own at L.break right after its move, before it reads what it
 // moved, and that file stands in for V, as after a swap. Each fails with
 // mutant breakers-move-aside (a plain move aside, as at cc3d6b9).
+//
+// In "no links yet", S's filesystem refuses hard links, which S has not
+// learned yet (its link of the lock file was refused, which reads as
+// taken), so that its publish by link is refused too with nothing in the
+// way: it must learn that and publish the portable way, not take the
+// refusal for another's link and leave the path free (the review of
+// c7ffa50: two holders until it did).
 func TestRemoverBreaksNotBesideLiveBreaker(t *testing.T) {
+	t.Run("links", func(t *testing.T) { removerBesideLiveBreaker(t, false) })
+	t.Run("no links yet", func(t *testing.T) { removerBesideLiveBreaker(t, true) })
+}
+
+func removerBesideLiveBreaker(t *testing.T, noLinks bool) {
 	path, breakers, newLock := breakStage(t)
 	writeAt(t, breakers, time.Now().Add(-time.Hour))
 	// OnOpen set: these Locks move aside (as on NFS, sshfs), not swap.
 	fsS, fsV := movingFS(), movingFS()
+	if noLinks {
+		refuseLinks(fsS)
+	}
 	s, v, w := newLock(withFS(fsS)), newLock(withFS(fsV)), newLock()
 	var (
 		sMoved, vHeld  bool
@@ -172,5 +189,16 @@ func TestRemovalLeavesNoFreePathUnderBreaker(t *testing.T) {
 	t.Logf("took the lock: V %v (%v), Y %v (%v), W %v", vOK, vErr, yOK, yErr, wOK)
 	if n := countTrue(vOK, yOK, wOK); n > 1 {
 		t.Errorf("%d holders: V %v, Y %v, W %v", n, vOK, yOK, wOK)
+	}
+}
+
+// refuseLinks makes f refuse link(2) with EPERM, and renames without
+// replacing as unsupported, as sshfs -o disable_hardlink does.
+func refuseLinks(f *fsystest.Faulty) {
+	f.OnLink = func(next func(string, string) error, o, n string) error {
+		return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM}
+	}
+	f.OnRenameNoReplace = func(next func(string, string) error, o, n string) error {
+		return &os.LinkError{Op: "rename", Old: o, New: n, Err: errors.ErrUnsupported}
 	}
 }
