@@ -1832,27 +1832,26 @@ func (l *Lock) dropMovedOut(out, path string, match func(snapshot) bool) {
 // it never stands there marked; a process that moves aside (a mixed
 // directory, docs/RELIABILITY.md) removes it, and until cc3d6b9 could put
 // it back, to be broken at once, under nobody (the third review of
-// af307b4). Only a look that
-// succeeded and showed another file says c is gone: one that failed
-// says nothing.
+// af307b4). Only a look that succeeded and showed another file says c is
+// gone: one that failed says nothing.
 func (l *Lock) yieldSwapped(c *claimFile, cur snapshot) {
 	if !c.swap || mutated("swap-no-yield") {
-		return
-	}
-	if l.ident != identityYes {
-		// Where the filesystem keeps no identity (sshfs), a time change
-		// through a descriptor may go by path and land on whatever
-		// stands there now, and sshfs writes a time of 0 as "now": no
-		// mark (the review of c7ffa50). The remover waiting for one
-		// leaves its file to stand in until it expires: a stall.
 		return
 	}
 	if ours, err := l.isFileOf(cur, c); err != nil || ours {
 		return
 	}
-	f, _ := c.file()
-	if err := f.SetTimes(time.Unix(0, 0)); err != nil {
-		l.cfg.logger.Debug("flock: marking a swapped-out breakers' lock expired", "path", c.name, "err", err)
+	// Where the filesystem keeps no identity (sshfs), a time change
+	// through a descriptor may go by path, onto whatever stands there
+	// now, and sshfs writes a time of 0 as "now": there the file is not
+	// marked (the review of c7ffa50), and the remover waiting for the
+	// mark leaves its own to stand in until it expires, a stall. Our
+	// lease on c ends here all the same.
+	if l.ident == identityYes {
+		f, _ := c.file()
+		if err := f.SetTimes(time.Unix(0, 0)); err != nil {
+			l.cfg.logger.Debug("flock: marking a swapped-out breakers' lock expired", "path", c.name, "err", err)
+		}
 	}
 	c.info.ModTime = time.Unix(0, 0)
 }
