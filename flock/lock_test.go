@@ -101,7 +101,7 @@ func TestAcquireRelease(t *testing.T) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // deadPID returns the pid of a process that has exited.
-func deadPID(t *testing.T) int {
+func deadPID(t testing.TB) int {
 	t.Helper()
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
