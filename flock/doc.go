@@ -27,7 +27,10 @@
 // Beside L there may also be L.break, the breakers' lock (see Breaking);
 // with [WithFencing], the counter L.fence.N and its hint L.fence (see
 // Fencing); and, for moments, names shaped like claims, to which a lock
-// file is moved aside or a probe link is made. Anything at L that is not a
+// file is moved aside or a probe link is made. These names are the lock's:
+// New refuses a lock path ending in .break, .fence or .fence.N, in any
+// case, since that lock and the one without the suffix would break or move
+// each other's files. Anything at L that is not a
 // regular file (a symlink, directory, FIFO or device) is reported as
 // [ErrNotRegular] and never removed; reads never follow a symlink, never
 // block on a FIFO, and read at most 8 KiB.

@@ -94,6 +94,26 @@ func (m mutex) Lock() {
 // Unlock releases the mutex.
 func (m mutex) Unlock() { <-m }
 
+// sideFileOf reports whether base, a lock file's base name, is the name
+// of a side file of another lock file in its directory, which it returns,
+// with what that side file is. Names are compared in any case, as on a
+// case-insensitive filesystem.
+func sideFileOf(base string) (owner, what string, ok bool) {
+	lower := strings.ToLower(base)
+	if stem, ok := strings.CutSuffix(lower, ".break"); ok && stem != "" {
+		return base[:len(stem)], "the breakers' lock", true
+	}
+	if stem, ok := strings.CutSuffix(lower, fenceSuffix); ok && stem != "" {
+		return base[:len(stem)], "the fencing hint", true
+	}
+	if i := strings.LastIndex(lower, fenceSuffix+"."); i > 0 {
+		if digits := lower[i+len(fenceSuffix)+1:]; digits != "" && strings.Trim(digits, "0123456789") == "" {
+			return base[:i], "a fencing counter", true
+		}
+	}
+	return "", "", false
+}
+
 // MaxLifetime is the longest lifetime, clock slop or timeout a Lock
 // accepts: an expiry must stay within what file times can hold.
 const MaxLifetime = 100 * 365 * 24 * time.Hour
@@ -105,8 +125,14 @@ const MaxLifetime = 100 * 365 * 24 * time.Hour
 //
 // New fails with an error wrapping [ErrInvalid] for an empty path or one
 // that ends in a separator, a bad option (wrapping [retry.ErrInvalid] too
-// for a bad retry policy), a separator found in the path or hostname, or a
-// claim name that would be longer than a file name may be. It fails with
+// for a bad retry policy), a separator found in the path or hostname, a
+// claim name that would be longer than a file name may be, or a name that
+// another lock path's side files use: one ending in ".break" (the breakers'
+// lock of the path without it), ".fence" or ".fence." and digits (its
+// fencing files), in any case. A lock there and the other path's lock
+// would each remove or move the other's files: a breaker of L may break
+// L.break once it has stood unchanged far ahead of the clock, as a planted
+// breakers' lock does (see Breaking). It fails with
 // an error wrapping [ErrNotRegular], and not ErrInvalid, when something
 // other than a regular file is at path, and with the error of stat (such
 // as one matching [fs.ErrNotExist]) when the path's directory does not
@@ -130,6 +156,9 @@ func New(path string, opts ...Option) (*Lock, error) {
 	dir = filepath.Clean(dir)
 	if base == "" || base == "." || base == ".." || strings.HasSuffix(path, string(filepath.Separator)) {
 		return invalid("path names a directory")
+	}
+	if owner, what, ok := sideFileOf(base); ok {
+		return invalid("%q is the name of %s of the lock file %q; use another name", base, what, owner)
 	}
 	if cfg.hostname == "" {
 		if cfg.hostname, err = hostname(); err != nil {

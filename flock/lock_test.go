@@ -408,6 +408,10 @@ func TestBadInput(t *testing.T) {
 		{"claim name too long", filepath.Join(dir, strings.Repeat("x", 230)), nil, flock.ErrInvalid},
 		{"long hostname", ok, []flock.Option{flock.WithHostname(strings.Repeat("h", 240))}, flock.ErrInvalid},
 		{"fencing name too long", filepath.Join(dir, strings.Repeat("x", 230)), []flock.Option{flock.WithFencing(), flock.WithHostname("h")}, flock.ErrInvalid},
+		{"another lock's breakers' lock", ok + ".break", nil, flock.ErrInvalid},
+		{"another lock's breakers' lock, in capitals", ok + ".BREAK", nil, flock.ErrInvalid},
+		{"another lock's fencing hint", ok + ".fence", nil, flock.ErrInvalid},
+		{"another lock's fencing counter", ok + ".fence.12", nil, flock.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -427,6 +431,29 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("New left files: %q -> %q", before, after)
 			}
 		})
+	}
+}
+
+// TestSideFileNames: a lock path that names another lock path's side
+// file is refused, since a breaker of that lock may break a breakers' lock
+// that stood unchanged far ahead (TestFarBreakersLockBrokenOnceUnchanged),
+// which a live lock file with a long lifetime does; names that merely
+// resemble one are accepted.
+func TestSideFileNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"x.break", "x.Break", "x.lck.fence", "x.FENCE.7"} {
+		_, err := flock.New(filepath.Join(dir, name))
+		if !errors.Is(err, flock.ErrInvalid) || !strings.Contains(err.Error(), `of the lock file "x`) {
+			t.Errorf("New(%q) = %v; want ErrInvalid naming the lock x…", name, err)
+		}
+	}
+	for _, name := range []string{".break", "x.breaks", "x.break.lck", ".fence", "x.fence.", "x.fence.1a", "x.fenced", "break", "fence.1"} {
+		l, err := flock.New(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("New(%q) = %v; want a Lock", name, err)
+			continue
+		}
+		l.Close()
 	}
 }
 
