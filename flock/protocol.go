@@ -1407,15 +1407,17 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside
 		}
 		return true, nil
 	}
-	if err == nil && path == l.breakersPath() && !mutated("breakers-put-back") {
-		// Another's breakers' lock, not the one we judged: a live
-		// breaker's, linked since the judgment. It stays out, as
-		// what a swap takes out does (removeBreakers): its breaker
-		// finds it gone at its next look and gives up its break.
-		// Put back, it could return after its breaker's reads of
-		// the lock file, and another process could have taken the
-		// breakers' lock, broken the lock and taken it in the gap,
-		// unseen by that breaker's last look (docs/RELIABILITY.md).
+	if path == l.breakersPath() && !errors.Is(err, ErrNotRegular) && !mutated("breakers-put-back") {
+		// Another's breakers' lock, not the one we judged, or one we
+		// cannot read (another user's, or a read error): a live
+		// breaker's, linked since the judgment, or a remover's swapped
+		// in. It stays out, as what a swap takes out does
+		// (removeBreakers): its breaker finds it gone at its next look
+		// and gives up its break. Put back, it could return after its
+		// breaker's reads of the lock file, and another process could
+		// have taken the breakers' lock, broken the lock and taken it
+		// in the gap, unseen by that breaker's last look
+		// (docs/RELIABILITY.md).
 		if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
 			l.cfg.logger.Warn("flock: removing a breakers' lock moved aside", "path", aside, "err", rerr)
 		}

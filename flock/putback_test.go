@@ -3,7 +3,10 @@
 package flock
 
 import (
+	"io/fs"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,6 +140,59 @@ func TestBreakersLockMovedStaysOut(t *testing.T) {
 	}
 	if n := countTrue(sOK, uOK, vOK, wOK); n > 1 {
 		t.Errorf("%d holders: S %v, U %v, V %v, W %v", n, sOK, uOK, vOK, wOK)
+	}
+}
+
+// TestUnreadableBreakersLockStaysOut: a breaker gives up its breakers'
+// lock by a look and a move aside; what the move takes, if another file
+// replaced its own in between (a remover's, swapped in), stays out
+// whether or not the breaker can read it. Until this test, a file it could
+// not read (another user's 0600 file; here, an open refused by the fault
+// seam) was put back, with the race of TestBreakersLockMovedStaysOut (the
+// review of cc3d6b9). Fails with mutant breakers-put-back.
+func TestUnreadableBreakersLockStaysOut(t *testing.T) {
+	_, breakers, newLock := breakStage(t)
+	fsU := movingFS()
+	u := newLock(withFS(fsU))
+	foreign := breakers + "-foreign"
+	var aside string
+	fsU.OnRename = func(next func(string, string) error, o, n string) error {
+		if o == breakers && aside == "" {
+			// Between U's last look and its move, another's file takes
+			// the place of U's (which a remover would then remove).
+			aside = n
+			if err := next(breakers, n+"-ours"); err != nil {
+				t.Errorf("staging the swap: %v", err)
+			}
+			writeAt(t, foreign, time.Now().Add(time.Second))
+			if err := next(foreign, breakers); err != nil {
+				t.Errorf("staging the swap: %v", err)
+			}
+		}
+		return next(o, n)
+	}
+	fsU.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		if aside != "" && p == aside {
+			return nil, &fs.PathError{Op: "open", Path: p, Err: syscall.EACCES}
+		}
+		return next(p)
+	}
+	ok, err := u.TryAcquire()
+	if !ok || err != nil {
+		t.Fatalf("TryAcquire() = %v, %v; want the expired lock", ok, err)
+	}
+	if aside == "" {
+		t.Fatal("not staged: U never gave up its breakers' lock by a move aside")
+	}
+	if _, err := os.Lstat(breakers); err == nil {
+		t.Errorf("the file U could not read was put back at %s", breakers)
+	}
+	if _, err := os.Lstat(aside); err == nil {
+		t.Errorf("the file U could not read was left at %s", aside)
+	}
+	os.Remove(aside + "-ours")
+	if err := u.Release(); err != nil {
+		t.Errorf("Release() = %v", err)
 	}
 }
 
