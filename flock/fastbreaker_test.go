@@ -12,6 +12,7 @@ import (
 
 	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
+	"github.com/nfsflock/nfsflock/internal/testenv"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -20,7 +21,13 @@ import (
 // slop 1 s, and opts), closed at the test's end.
 func breakStage(t *testing.T) (path, breakers string, newLock func(opts ...Option) *Lock) {
 	t.Helper()
-	path = filepath.Join(t.TempDir(), "app.lck")
+	return breakStageIn(t, t.TempDir())
+}
+
+// breakStageIn is breakStage in dir.
+func breakStageIn(t *testing.T, dir string) (path, breakers string, newLock func(opts ...Option) *Lock) {
+	t.Helper()
+	path = filepath.Join(dir, "app.lck")
 	writeAt(t, path, time.Now().Add(-time.Hour))
 	return path, path + ".break", func(opts ...Option) *Lock {
 		t.Helper()
@@ -412,9 +419,18 @@ func TestBreakerChecksItsBreakersLockLast(t *testing.T) {
 // put it back, and W, linking in that gap, would hold the lock beside V:
 // the race docs/RELIABILITY.md left open. On a local disk S swaps a fresh
 // breakers' lock of its own in instead, so V finds a live breaker and
-// waits, and U alone breaks.
+// waits, and U alone breaks. It runs on each local filesystem the process
+// suites cover: on overlayfs, which S took for one where names cannot be
+// swapped, V linked between S's move aside and its publish, and held the
+// lock beside W (fsys.Swapper).
 func TestBreakersLockNeverLeftFree(t *testing.T) {
-	path, breakers, newLock := breakStage(t)
+	for _, fs := range testenv.Filesystems() {
+		t.Run(fs.Name, func(t *testing.T) { testBreakersLockNeverLeftFree(t, fs.Dir(t)) })
+	}
+}
+
+func testBreakersLockNeverLeftFree(t *testing.T, dir string) {
+	path, breakers, newLock := breakStageIn(t, dir)
 	fsS, fsU := &fsystest.Faulty{FS: fsys.OS}, &fsystest.Faulty{FS: fsys.OS}
 	s, u, v, w := newLock(withFS(fsS)), newLock(withFS(fsU)), newLock(), newLock()
 	writeAt(t, breakers, time.Now().Add(-time.Hour))

@@ -55,7 +55,11 @@ type Lock struct {
 	// direct says that the lock's directory lies on a filesystem where one
 	// Lstat tells whether the lock file is our claim (fsys.Direct), as
 	// learned from a claim on device directDev (learnDirect).
-	direct      bool
+	direct bool
+	// swaps says that Exchange there swaps names in one step of the
+	// kernel's (fsys.Swapper; every Direct filesystem, and overlayfs),
+	// learned with direct.
+	swaps       bool
 	directKnown bool
 	directDev   uint64
 	ident       identity   // whether the filesystem reports file identity

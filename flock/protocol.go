@@ -731,6 +731,8 @@ func (l *Lock) learnDirect(info fsys.Info) {
 	}
 	d, ok := l.cfg.fs.(fsys.Direct)
 	l.direct = ok && d.Direct(l.dir)
+	s, ok := l.cfg.fs.(fsys.Swapper)
+	l.swaps = l.direct || ok && s.Swaps(l.dir)
 	l.directKnown, l.directDev = true, info.Dev
 	if l.direct {
 		l.ident = identityYes
@@ -1737,7 +1739,8 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 // swapIn puts p, a fresh breakers' lock of ours, at the breakers' path
 // in place of the file there, and returns the name that file came out
 // under: "", with the error if any, when nothing was done. Where names
-// can be swapped in one step (Exchange, on a local disk) the path is
+// can be swapped in one step (Exchange, on a local disk or an overlay,
+// fsys.Swapper) the path is
 // never free, and the file comes out under p's name. Elsewhere (NFS,
 // FUSE, SMB, or Exchange refused) the file is moved aside to a fresh name
 // and p published at once, before what came out is read: the path is
@@ -1748,7 +1751,7 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 // published, what came out stays out all the same (dropMovedOut), and
 // nothing is done.
 func (l *Lock) swapIn(p *claimFile, path string, match func(snapshot) bool) (string, error) {
-	if l.direct {
+	if l.swaps {
 		err := l.cfg.fs.Exchange(p.name, path)
 		switch {
 		case err == nil:

@@ -8,8 +8,16 @@ import "golang.org/x/sys/unix"
 // filesystems (whose attributes are cached by the client, or numbered
 // by path), overlayfs and anything unknown are not.
 func (posixFS) Direct(dir string) bool {
-	_, direct := localKind(dir)
+	_, direct, _ := localKind(dir)
 	return direct
+}
+
+// Swaps reports whether dir lies on a local filesystem known here whose
+// renameat2(RENAME_EXCHANGE) swaps names in one step: those Direct
+// allows, and overlayfs, which swaps in its upper layer.
+func (posixFS) Swaps(dir string) bool {
+	_, _, swaps := localKind(dir)
+	return swaps
 }
 
 // Local reports whether dir lies on a local filesystem known here, by
@@ -17,26 +25,27 @@ func (posixFS) Direct(dir string) bool {
 // BeeGFS), nor anything unknown. Only there does inotify see every change
 // to the directory.
 func Local(dir string) bool {
-	local, _ := localKind(dir)
+	local, _, _ := localKind(dir)
 	return local
 }
 
 // localKind tells, by statfs, whether dir lies on a local filesystem known
-// here, and whether it is also one that Direct allows.
-func localKind(dir string) (local, direct bool) {
+// here, whether it is also one that Direct allows, and whether Swaps does.
+func localKind(dir string) (local, direct, swaps bool) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return false, false
+		return false, false, false
 	}
 	switch uint32(st.Type) {
 	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.TMPFS_MAGIC,
 		unix.F2FS_SUPER_MAGIC, unix.RAMFS_MAGIC, zfsMagic, bcachefsMagic:
-		return true, true
-	case unix.OVERLAYFS_SUPER_MAGIC, unix.MSDOS_SUPER_MAGIC, unix.EXFAT_SUPER_MAGIC,
-		unix.REISERFS_SUPER_MAGIC, unix.NILFS_SUPER_MAGIC:
-		return true, false
+		return true, true, true
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return true, false, true
+	case unix.MSDOS_SUPER_MAGIC, unix.EXFAT_SUPER_MAGIC, unix.REISERFS_SUPER_MAGIC, unix.NILFS_SUPER_MAGIC:
+		return true, false, false
 	}
-	return false, false
+	return false, false, false
 }
 
 // Local filesystems whose magic numbers x/sys does not name.

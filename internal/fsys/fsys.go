@@ -63,6 +63,15 @@ type Direct interface {
 	Direct(dir string) bool
 }
 
+// Swapper is implemented by an FS that can tell, for a directory, that
+// Exchange there swaps two names in one step of the kernel's own, which
+// no server or FUSE daemon carries out in several: a local disk's, and an
+// overlay's, which swaps in its upper layer. A directory that Direct
+// allows swaps too, whether or not the FS implements Swapper.
+type Swapper interface {
+	Swaps(dir string) bool
+}
+
 // File is an open regular file. Its attributes come from the descriptor,
 // which network filesystems revalidate on open.
 type File interface {

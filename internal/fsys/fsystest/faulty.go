@@ -153,3 +153,14 @@ func (f *Faulty) Direct(dir string) bool {
 	d, ok := f.FS.(fsys.Direct)
 	return ok && d.Direct(dir)
 }
+
+// Swaps answers as the wrapped FS does (see fsys.Swapper), but false
+// where OnOpen is set, as Direct is: a test that hooks opens stages a
+// filesystem where names are moved aside, not swapped.
+func (f *Faulty) Swaps(dir string) bool {
+	if f.OnOpen != nil {
+		return false
+	}
+	s, ok := f.FS.(fsys.Swapper)
+	return ok && s.Swaps(dir)
+}
