@@ -29,8 +29,9 @@
 // Fencing); and, for moments, names shaped like claims, to which a lock
 // file is moved aside or a probe link is made. These names are the lock's:
 // New refuses a lock path ending in .break, .fence or .fence.N, in any
-// case, since that lock and the one without the suffix would break or move
-// each other's files. Anything at L that is not a
+// case, or shaped like a claim of another lock (under either separator),
+// since that lock and the other would break, move or sweep each other's
+// files. Anything at L that is not a
 // regular file (a symlink, directory, FIFO or device) is reported as
 // [ErrNotRegular] and never removed; reads never follow a symlink, never
 // block on a FIFO, and read at most 8 KiB.

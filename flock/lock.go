@@ -99,20 +99,30 @@ func (m mutex) Lock() {
 func (m mutex) Unlock() { <-m }
 
 // sideFileOf reports whether base, a lock file's base name, is the name
-// of a side file of another lock file in its directory, which it returns,
-// with what that side file is. Names are compared in any case, as on a
-// case-insensitive filesystem.
-func sideFileOf(base string) (owner, what string, ok bool) {
-	lower := strings.ToLower(base)
-	if stem, ok := strings.CutSuffix(lower, ".break"); ok && stem != "" {
-		return base[:len(stem)], "the breakers' lock", true
+// of a side file of another lock file in its directory (sep is the Lock's
+// separator), which it returns, with what that side file is: its breakers'
+// lock, fencing files, or a claim-shaped name (a claim, or a lock file
+// moved aside), which that lock's sweep may remove. Suffixes are compared
+// in any case, as on a case-insensitive filesystem.
+func sideFileOf(base, sep string) (owner, what string, ok bool) {
+	hasSuffix := func(s, suffix string) bool {
+		return len(s) > len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 	}
-	if stem, ok := strings.CutSuffix(lower, fenceSuffix); ok && stem != "" {
-		return base[:len(stem)], "the fencing hint", true
+	switch {
+	case hasSuffix(base, ".break"):
+		return base[:len(base)-len(".break")], "the breakers' lock", true
+	case hasSuffix(base, fenceSuffix):
+		return base[:len(base)-len(fenceSuffix)], "the fencing hint", true
 	}
-	if i := strings.LastIndex(lower, fenceSuffix+"."); i > 0 {
-		if digits := lower[i+len(fenceSuffix)+1:]; digits != "" && strings.Trim(digits, "0123456789") == "" {
-			return base[:i], "a fencing counter", true
+	if i := strings.LastIndexByte(base, '.'); i > 0 && i < len(base)-1 && strings.Trim(base[i+1:], "0123456789") == "" && hasSuffix(base[:i], fenceSuffix) {
+		return base[:i-len(fenceSuffix)], "a fencing counter", true
+	}
+	for _, s := range append([]string{sep}, claim.Separators...) {
+		if s == "" {
+			continue
+		}
+		if d, ok := claim.Parse([]byte(base), s); ok && d.Sep == s && claim.IsClaimOf(base, d.LockFile, s) {
+			return d.LockFile, "a claim", true
 		}
 	}
 	return "", "", false
@@ -133,7 +143,9 @@ const MaxLifetime = 100 * 365 * 24 * time.Hour
 // claim name that would be longer than a file name may be, or a name that
 // another lock path's side files use: one ending in ".break" (the breakers'
 // lock of the path without it), ".fence" or ".fence." and digits (its
-// fencing files), in any case. A lock there and the other path's lock
+// fencing files), in any case, or one shaped like a claim of another lock
+// in the directory under any separator (which its sweep may remove as a
+// dead process's). A lock there and the other path's lock
 // would each remove or move the other's files: a breaker of L may break
 // L.break once it has stood unchanged far ahead of the clock, as a planted
 // breakers' lock does (see Breaking). It fails with
@@ -161,7 +173,7 @@ func New(path string, opts ...Option) (*Lock, error) {
 	if base == "" || base == "." || base == ".." || strings.HasSuffix(path, string(filepath.Separator)) {
 		return invalid("path names a directory")
 	}
-	if owner, what, ok := sideFileOf(base); ok {
+	if owner, what, ok := sideFileOf(base, cfg.sep); ok {
 		return invalid("%q is the name of %s of the lock file %q; use another name", base, what, owner)
 	}
 	if cfg.hostname == "" {

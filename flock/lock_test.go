@@ -5,6 +5,7 @@ package flock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -441,13 +442,21 @@ func TestBadInput(t *testing.T) {
 // resemble one are accepted.
 func TestSideFileNames(t *testing.T) {
 	dir := t.TempDir()
-	for _, name := range []string{"x.break", "x.Break", "x.lck.fence", "x.FENCE.7"} {
-		_, err := flock.New(filepath.Join(dir, name))
-		if !errors.Is(err, flock.ErrInvalid) || !strings.Contains(err.Error(), `of the lock file "x`) {
-			t.Errorf("New(%q) = %v; want ErrInvalid naming the lock x…", name, err)
+	for _, tt := range []struct{ name, owner string }{
+		{"x.break", "x"}, {"x.Break", "x"}, {"x.lck.fence", "x.lck"}, {"x.FENCE.7", "x"},
+		// Claim-shaped names, under either separator: the sweep of x's
+		// Locks would remove them as a dead process's claims.
+		{"x^h^1^0123", "x"}, {"x.lck|h|42|7", "x.lck"},
+		// Names that change length when lowered, or are not UTF-8 (the
+		// review of 943ed49: New panicked, or named another lock).
+		{"\xff\xff\xff\xff.break", "\xff\xff\xff\xff"}, {"ȺȺȺȺȺȺȺ.break", "ȺȺȺȺȺȺȺ"}, {"\u212a.break", "\u212a"}, {"ȺȺȺȺȺȺȺ.FENCE.3", "ȺȺȺȺȺȺȺ"},
+	} {
+		_, err := flock.New(filepath.Join(dir, tt.name))
+		if !errors.Is(err, flock.ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("of the lock file %q", tt.owner)) {
+			t.Errorf("New(%q) = %v; want ErrInvalid naming the lock %q", tt.name, err, tt.owner)
 		}
 	}
-	for _, name := range []string{".break", "x.breaks", "x.break.lck", ".fence", "x.fence.", "x.fence.1a", "x.fenced", "break", "fence.1"} {
+	for _, name := range []string{".break", "x.breaks", "x.break.lck", ".fence", "x.fence.", "x.fence.1a", "x.fenced", "break", "fence.1", "x^h^1", "x^h^p^1", "a^b^1^2^3"} {
 		l, err := flock.New(filepath.Join(dir, name))
 		if err != nil {
 			t.Errorf("New(%q) = %v; want a Lock", name, err)

@@ -734,7 +734,13 @@ func (l *Lock) learnDirect(info fsys.Info) {
 	s, ok := l.cfg.fs.(fsys.Swapper)
 	l.swaps = l.direct || ok && s.Swaps(l.dir)
 	l.directKnown, l.directDev = true, info.Dev
-	if l.direct {
+	// A filesystem that swaps names is a local kernel's, which keeps
+	// identity: overlayfs, which is not Direct, keeps a file's numbers
+	// through copy-up. A removal there must know it from the start, or a
+	// holder would not mark its swapped-out file (yieldSwapped), and a
+	// remover would leave its own standing in for it, a stall (the
+	// review of 01e72b0).
+	if l.swaps {
 		l.ident = identityYes
 	}
 }
