@@ -1426,6 +1426,9 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside
 		// have taken the breakers' lock, broken the lock and taken it
 		// in the gap, unseen by that breaker's last look
 		// (docs/RELIABILITY.md).
+		if err != nil {
+			l.cfg.logger.Debug("flock: removing a breakers' lock moved aside that could not be read", "path", aside, "err", err)
+		}
 		if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
 			l.cfg.logger.Warn("flock: removing a breakers' lock moved aside", "path", aside, "err", rerr)
 		}
