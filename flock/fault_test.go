@@ -307,6 +307,88 @@ func TestBreakRestoresFreshLock(t *testing.T) {
 	}
 }
 
+// TestPlantedSymlinkPutBackReplacesNothing: between a breaker's last look
+// at an expired lock file and its move aside, someone puts a symlink there;
+// the breaker moves that aside, and while it reads it, another process takes
+// the lock. The symlink is not what the breaker judged, and goes back only
+// if the lock path is free: before this test it went back by a plain
+// rename, which replaced the new holder's lock file with it (the review of
+// 0945e86). A FIFO, a directory and a symlink are each tried.
+func TestPlantedSymlinkPutBackReplacesNothing(t *testing.T) {
+	for _, kind := range []string{"symlink", "fifo", "directory"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.lck")
+			os.WriteFile(path, []byte("old holder"), 0o644)
+			old := time.Now().Add(-time.Hour)
+			os.Chtimes(path, old, old)
+			holder, err := New(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer holder.Close()
+			f := &fsystest.Faulty{FS: fsys.OS}
+			var aside string
+			f.OnRename = func(next func(string, string) error, o, n string) error {
+				if o != path || aside != "" {
+					return next(o, n)
+				}
+				aside = n
+				os.Remove(path)
+				var err error
+				switch kind {
+				case "symlink":
+					err = os.Symlink(filepath.Join(dir, "elsewhere"), path)
+				case "fifo":
+					err = syscall.Mkfifo(path, 0o644)
+				case "directory":
+					err = os.Mkdir(path, 0o755)
+				}
+				if err != nil {
+					t.Fatalf("planting a %s: %v", kind, err)
+				}
+				return next(o, n)
+			}
+			var took bool
+			take := func(p string) {
+				if p == aside && aside != "" && !took {
+					// The breaker reads what it moved: the path is free, and
+					// the holder takes the lock.
+					took = true
+					if ok, err := holder.TryAcquire(); !ok || err != nil {
+						t.Errorf("holder.TryAcquire() = %v, %v", ok, err)
+					}
+				}
+			}
+			f.OnLstat = func(next func(string) (fsys.Info, error), p string) (fsys.Info, error) {
+				take(p)
+				return next(p)
+			}
+			f.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+				take(p)
+				return next(p)
+			}
+			breaker, err := New(path, withFS(f), WithClockSlop(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer breaker.Close()
+			ok, err := breaker.TryAcquire()
+			t.Logf("breaker.TryAcquire() = %v, %v", ok, err)
+			if aside == "" {
+				t.Fatal("not staged: the breaker never moved the lock file aside")
+			}
+			if ok {
+				t.Errorf("the breaker took the lock beside its holder")
+			}
+			if held, err := holder.IsLocked(); !held || err != nil {
+				t.Errorf("holder.IsLocked() = %v, %v; the put-back replaced its lock file", held, err)
+			}
+			os.RemoveAll(aside)
+		})
+	}
+}
+
 // TestBreakerPausedWhileRecheckingMovesNothing: a breaker that pauses
 // while it reads the lock file again, holding the breakers' lock, must not
 // move what stands there after the pause: its holder may have released

@@ -1449,11 +1449,20 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside
 // restore moves aside back to path unless something is at path by now. It
 // renames without replacing where the filesystem can, which leaves the
 // file's link count alone (flufl.lock holders count links); elsewhere it
-// links and unlinks. A directory is renamed back: rename refuses to put a
-// directory over a file.
-func (l *Lock) restore(aside, path string, dir bool) error {
-	if dir {
-		return l.cfg.fs.Rename(aside, path)
+// links and unlinks. A directory, which cannot be linked, is renamed back
+// where the filesystem cannot rename without replacing: rename refuses to
+// put a directory over a file. Anything else that is not a regular file (a
+// symlink, a FIFO) goes back as a regular file does: a plain rename would
+// replace a lock file linked at path meanwhile.
+func (l *Lock) restore(aside, path string, notRegular bool) error {
+	if notRegular {
+		if i, err := l.cfg.fs.Lstat(aside); err == nil && i.Mode.IsDir() {
+			err := l.cfg.fs.RenameNoReplace(aside, path)
+			if errors.Is(err, errors.ErrUnsupported) {
+				err = l.cfg.fs.Rename(aside, path)
+			}
+			return err
+		}
 	}
 	return moveNoReplace(l.cfg.fs, aside, path)
 }
@@ -1823,7 +1832,7 @@ func (l *Lock) swapIn(p *claimFile, path string, match func(snapshot) bool) (str
 func (l *Lock) dropMovedOut(out, path string, match func(snapshot) bool) {
 	got, err := l.inspect(out)
 	if errors.Is(err, ErrNotRegular) || err == nil && !match(got) && mutated("breakers-put-back") {
-		if rerr := l.restore(out, path, true); rerr != nil {
+		if rerr := l.restore(out, path, errors.Is(err, ErrNotRegular)); rerr != nil {
 			l.cfg.logger.Warn("flock: could not restore what was moved out of the breakers' path", "path", out, "err", rerr)
 		}
 		return
