@@ -29,7 +29,8 @@
 // Fencing); and, for moments, names shaped like claims, to which a lock
 // file is moved aside or a probe link is made. These names are the lock's:
 // New refuses a lock path ending in .break, .fence or .fence.N, in any
-// case, or shaped like a claim of another lock (under either separator),
+// case, or shaped like a claim of another lock (under its own separator
+// or flufl.lock's),
 // since that lock and the other would break, move or sweep each other's
 // files. Anything at L that is not a
 // regular file (a symlink, directory, FIFO or device) is reported as

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
 	"github.com/nfsflock/nfsflock/retry"
@@ -105,17 +106,16 @@ func (m mutex) Unlock() { <-m }
 // moved aside), which that lock's sweep may remove. Suffixes are compared
 // in any case, as on a case-insensitive filesystem.
 func sideFileOf(base, sep string) (owner, what string, ok bool) {
-	hasSuffix := func(s, suffix string) bool {
-		return len(s) > len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+	if stem, ok := cutSuffixFold(base, ".break"); ok {
+		return stem, "the breakers' lock", true
 	}
-	switch {
-	case hasSuffix(base, ".break"):
-		return base[:len(base)-len(".break")], "the breakers' lock", true
-	case hasSuffix(base, fenceSuffix):
-		return base[:len(base)-len(fenceSuffix)], "the fencing hint", true
+	if stem, ok := cutSuffixFold(base, fenceSuffix); ok {
+		return stem, "the fencing hint", true
 	}
-	if i := strings.LastIndexByte(base, '.'); i > 0 && i < len(base)-1 && strings.Trim(base[i+1:], "0123456789") == "" && hasSuffix(base[:i], fenceSuffix) {
-		return base[:i-len(fenceSuffix)], "a fencing counter", true
+	if i := strings.LastIndexByte(base, '.'); i > 0 && i < len(base)-1 && strings.Trim(base[i+1:], "0123456789") == "" {
+		if stem, ok := cutSuffixFold(base[:i], fenceSuffix); ok {
+			return stem, "a fencing counter", true
+		}
 	}
 	for _, s := range append([]string{sep}, claim.Separators...) {
 		if s == "" {
@@ -126,6 +126,23 @@ func sideFileOf(base, sep string) (owner, what string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// cutSuffixFold returns s without suffix, and true, if s ends in suffix
+// under Unicode case folding, rune by rune (so that "x.brea\u212a", with a
+// Kelvin sign, ends in ".break", as a case-insensitive filesystem may
+// judge), with something before it.
+func cutSuffixFold(s, suffix string) (string, bool) {
+	end := len(s)
+	for i := len(suffix); i > 0; {
+		want, n := utf8.DecodeLastRuneInString(suffix[:i])
+		got, m := utf8.DecodeLastRuneInString(s[:end])
+		if m == 0 || !strings.EqualFold(string(got), string(want)) {
+			return "", false
+		}
+		i, end = i-n, end-m
+	}
+	return s[:end], end > 0
 }
 
 // MaxLifetime is the longest lifetime, clock slop or timeout a Lock
@@ -144,8 +161,9 @@ const MaxLifetime = 100 * 365 * 24 * time.Hour
 // another lock path's side files use: one ending in ".break" (the breakers'
 // lock of the path without it), ".fence" or ".fence." and digits (its
 // fencing files), in any case, or one shaped like a claim of another lock
-// in the directory under any separator (which its sweep may remove as a
-// dead process's). A lock there and the other path's lock
+// in the directory under this Lock's separator or flufl.lock's, "|" and
+// "^" (which its sweep may remove as a dead process's; a Lock of another
+// separator sharing the directory is not known here). A lock there and the other path's lock
 // would each remove or move the other's files: a breaker of L may break
 // L.break once it has stood unchanged far ahead of the clock, as a planted
 // breakers' lock does (see Breaking). It fails with

@@ -1437,10 +1437,13 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside
 	// Not what we meant to remove (or unreadable, which we cannot judge):
 	// put it back without replacing any lock file taken since.
 	rerr := l.restore(aside, path, errors.Is(err, ErrNotRegular))
-	if rerr != nil {
-		l.cfg.logger.Warn("flock: could not restore a lock file moved aside; its holder will find the lock lost", "path", path, "err", rerr)
+	switch {
+	case errors.Is(rerr, errKeptAside):
+		l.cfg.logger.Warn("flock: a symlink found at the lock path was moved aside and left there; remove it", "path", aside, "err", rerr)
+	case rerr != nil:
+		l.cfg.logger.Warn("flock: could not put back what was moved aside from the lock path; if it was a lock file, its holder will find the lock lost", "path", path, "err", rerr)
 		if rerr := l.cfg.fs.Remove(aside); rerr != nil && !gone(rerr) {
-			l.cfg.logger.Warn("flock: removing moved-aside lock file", "path", aside, "err", rerr)
+			l.cfg.logger.Warn("flock: removing what was moved aside from the lock path", "path", aside, "err", rerr)
 		}
 	}
 	return false, err
@@ -1449,23 +1452,33 @@ func (l *Lock) removeIf(path string, match func(snapshot) bool, quick func(aside
 // restore moves aside back to path unless something is at path by now. It
 // renames without replacing where the filesystem can, which leaves the
 // file's link count alone (flufl.lock holders count links); elsewhere it
-// links and unlinks. A directory, which cannot be linked, is renamed back
-// where the filesystem cannot rename without replacing: rename refuses to
-// put a directory over a file. Anything else that is not a regular file (a
-// symlink, a FIFO) goes back as a regular file does: a plain rename would
-// replace a lock file linked at path meanwhile.
+// links and unlinks. A plain rename would replace a lock file linked at
+// path meanwhile, so what is not a regular file goes back the same way,
+// but for two kinds that cannot be linked back: a directory is renamed
+// back by a plain rename where the filesystem cannot rename without
+// replacing (rename refuses to put a directory over a file), and a symlink
+// is left where it is, with errKeptAside (link(2) follows a symlink on the
+// BSDs and macOS, and over sftp on their servers, and would put its target
+// at path: the review of 28e9158).
 func (l *Lock) restore(aside, path string, notRegular bool) error {
 	if notRegular {
-		if i, err := l.cfg.fs.Lstat(aside); err == nil && i.Mode.IsDir() {
+		if i, err := l.cfg.fs.Lstat(aside); err == nil && (i.Mode.IsDir() || i.Mode&fs.ModeSymlink != 0) {
 			err := l.cfg.fs.RenameNoReplace(aside, path)
-			if errors.Is(err, errors.ErrUnsupported) {
-				err = l.cfg.fs.Rename(aside, path)
+			switch {
+			case !errors.Is(err, errors.ErrUnsupported):
+				return err
+			case i.Mode.IsDir():
+				return l.cfg.fs.Rename(aside, path)
+			default:
+				return errKeptAside
 			}
-			return err
 		}
 	}
 	return moveNoReplace(l.cfg.fs, aside, path)
 }
+
+// errKeptAside says that restore left a symlink where it was moved aside.
+var errKeptAside = errors.New("a symlink cannot be put back here without a rename that does not replace")
 
 // moveNoReplace renames oldname to newname, failing with an error that
 // matches fs.ErrExist rather than replace a file at newname.
