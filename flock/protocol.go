@@ -719,9 +719,10 @@ func (l *Lock) look() (snapshot, error) {
 
 // learnDirect finds out, from a new claim's attributes info, whether the
 // lock's directory lies on a filesystem where quickMine may look
-// (fsys.Direct). It asks once per filesystem: again only when a claim
-// lands on another device (a filesystem mounted over the directory since),
-// and then forgets what it knew of identity there.
+// (fsys.Direct), and one where names can be swapped (fsys.Swapper). It
+// asks once per filesystem: again only when a claim lands on another
+// device (a filesystem mounted over the directory since), and then
+// forgets what it knew of identity there.
 func (l *Lock) learnDirect(info fsys.Info) {
 	if l.directKnown && info.Dev == l.directDev {
 		return
@@ -1770,14 +1771,14 @@ func (l *Lock) removeBreakers(match func(snapshot) bool) (*claimFile, error) {
 // swapIn puts p, a fresh breakers' lock of ours, at the breakers' path
 // in place of the file there, and returns the name that file came out
 // under: "", with the error if any, when nothing was done. Where names
-// can be swapped in one step (Exchange, on a local disk or an overlay,
-// fsys.Swapper) the path is
-// never free, and the file comes out under p's name. Elsewhere (NFS,
-// FUSE, SMB, or Exchange refused) the file is moved aside to a fresh name
-// and p published at once, before what came out is read: the path is
-// free only between those two calls, and a breaker whose file came out
-// finds ours standing in for it, as after a swap, rather than a free path
-// that another could take while it still breaks (the review of cc3d6b9).
+// can be swapped in one step (Exchange, on a local disk or an overlay:
+// fsys.Swapper) the path is never free, and the file comes out under p's
+// name. Elsewhere (NFS, FUSE, SMB, or Exchange refused) the file is moved
+// aside to a fresh name and p published at once, before what came out is
+// read: the path is free only between those two calls, and a breaker
+// whose file came out finds ours standing in for it, as after a swap,
+// rather than a free path that another could take while it still breaks
+// (the review of cc3d6b9).
 // If another took the path in that moment, or ours could not be
 // published, what came out stays out all the same (dropMovedOut), and
 // nothing is done.
