@@ -415,6 +415,18 @@
 // lock removes whatever lock file is there by then, so a fresh lock taken
 // in that instant can be removed too. Sweeps never remove Python's claims,
 // but [WithDeadOwnerBreak] judges Python holders by hostname and pid alone.
+//
+// flufl.lock's lock() times its claim when it starts waiting and again
+// only after its link has taken the lock, so a Python process that waited
+// longer than its lifetime and the slop takes the lock with a lock file
+// that looks expired for a moment. A Lock leaves a lock file naming a
+// claim without a namespace tag (flufl.lock's), with two links, that
+// changed after its expiry alone for two seconds after that change, by its
+// change time, and breaks it after that; Python waiters can still break it
+// in that moment. Where the filesystem keeps no change time of its own
+// (sshfs) or no real link counts, and on Windows, this cannot be seen.
+// Pass lock() a timeout no longer than the lifetime.
+//
 // flufl.lock's CLOCK_SLOP is 10 s and it cuts expiries to whole seconds:
 // the clock slop must cover that too, and be at least Python's.
 package flock

@@ -35,6 +35,7 @@ var mutants = map[string]mutantInfo{
 	"acquire-no-relook":      {"an acquisition counts as held without looking at the lock file after writing its expiry", true},
 	"lost-rename-reply":      {"a lost reply to the rename aside is taken as 'nothing there', leaving the moved file behind", true},
 	"sweep-any-pid-ns":       {"sweeps remove dead-looking claims of any pid namespace, without the namespace tag's proof", false},
+	"no-link-settle":         {"a flufl.lock lock file linked past its expiry is broken at once, before its holder times it again", false},
 	"no-time-base":           {"expiries are written and judged by each host's own clock, not the filesystem's", true},
 	"breakers-no-relook":     {"a breaker moves the lock file without checking its breakers' lock is still its own", false},
 	"recheck-unbounded":      {"a breaker moves the lock file however long its last reads of it took, so that they may show an instance released and retaken meanwhile", false},

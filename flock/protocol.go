@@ -966,15 +966,65 @@ func (l *Lock) setExpiry() (time.Time, error) {
 }
 
 // breakable reports whether the lock instance s, held by another, may be
-// broken: its expiry and the clock slop have passed, or, with
-// WithDeadOwnerBreak, its holder was a process of this host that is gone.
+// broken: its expiry and the clock slop have passed and it is not
+// settling, or, with WithDeadOwnerBreak, its holder was a process of this
+// host that is gone.
 func (l *Lock) breakable(s snapshot) bool {
+	return l.breakableSeen(s, s)
+}
+
+// breakableSeen is breakable for s, with whether it is settling judged by
+// seen, an earlier read of the same instance: the read before a probe
+// link, which changes what it links and so must not count as a change.
+func (l *Lock) breakableSeen(s, seen snapshot) bool {
 	l.learnTime()
-	if l.expiredBy(s.info.ModTime, l.cfg.slop) {
+	if l.expiredBy(s.info.ModTime, l.cfg.slop) && !l.settling(seen) {
 		return true
 	}
 	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
 }
+
+// settling reports whether s, a lock file of flufl.lock's (its contents
+// name a claim without our tag), changed after its expiry and less than
+// linkSettle ago by the filesystem's clock, which stamps the change time.
+// flufl.lock's lock() times its claim when it starts waiting and again
+// only after its link has taken the lock, so a Python process that waited
+// longer than its lifetime and the slop links a lock file that looks
+// expired until that second timing, microseconds later. Broken in that
+// moment, it has two holders: lock() returns all the same. Go waiters,
+// woken by the link itself where changes are notified, met that moment
+// within a tenth of a millisecond in mixed kill storms. Such a file is
+// judged once it has settled. Such a file has two links, its claim's name
+// and the lock path; one with a single link (planted, or where link counts
+// are not real, where no Python holder works) never settles. Our own
+// claims are timed just before their link and never settle; nor does
+// anything where the filesystem keeps no change time of its own (sshfs
+// copies the modification time; Windows).
+func (l *Lock) settling(s snapshot) bool {
+	c := s.info.ChangeTime
+	if c.IsZero() || !c.After(s.info.ModTime) || s.info.Nlink < 2 || mutated("no-link-settle") {
+		return false
+	}
+	name := bytes.TrimSpace(s.contents)
+	if _, ok := claim.Parse(name, l.cfg.sep); !ok {
+		return false
+	}
+	if _, tagged := claim.TagOf(string(name), l.cfg.sep); tagged {
+		return false
+	}
+	lo, hi := l.fsNow()
+	// A change time beyond the filesystem's clock and the slop says that
+	// clocks are wrong, not that the file has just changed.
+	return lo.Before(c.Add(linkSettle)) && !c.After(hi.Add(l.cfg.slop))
+}
+
+// linkSettle is how long a lock file of flufl.lock's that changed after
+// its expiry is left to settle (see settling): far longer than flufl.lock
+// takes from its link to its next timing of the claim, even on a loaded
+// machine, and a second more than that, since some filesystems keep change
+// times in whole seconds; short beside a lifetime. Only such files wait
+// for it.
+const linkSettle = 2 * time.Second
 
 // abandon removes the claim after a failed attempt, so nothing is left
 // behind while the Lock is idle.
@@ -1187,7 +1237,7 @@ func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
 	// The probe's own inode number may differ (sshfs numbers by path);
 	// what is moved aside keeps the lock path's.
 	viaProbe.info.Ino, viaProbe.info.Dev = fresh.info.Ino, fresh.info.Dev
-	return viaProbe, force || l.breakable(viaProbe)
+	return viaProbe, force || l.breakableSeen(viaProbe, fresh)
 }
 
 // breakLocked removes the lock instance s, which was judged expired (or is

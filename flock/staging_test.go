@@ -25,6 +25,7 @@ var stagingTests = map[string][]string{
 	"dead-swapper-breakable": {"TestDeadSwapperKeepsBreakersLock"},
 	"far-breakers-at-once":   {"TestFastBreakersLockIsLive", "TestFarBreakersLockBrokenOnceUnchanged"},
 	"give-up-marked-by-move": {"TestRemoverHoldsWhatItTook"},
+	"no-link-settle":         {"TestFluflLinkedPastExpiryNotBroken", "TestSettlingOnlyDelaysFluflFiles"},
 	"no-move-check":          {"TestBreakRestoresFreshLock"},
 	"quick-look-by-name":     {"TestQuickLookKnowsForgery"},
 	"recheck-unbounded":      {"TestBreakerPausedWhileRecheckingMovesNothing"},
