@@ -1237,7 +1237,15 @@ func (l *Lock) recheck(s snapshot, force bool) (snapshot, bool) {
 	// The probe's own inode number may differ (sshfs numbers by path);
 	// what is moved aside keeps the lock path's.
 	viaProbe.info.Ino, viaProbe.info.Dev = fresh.info.Ino, fresh.info.Dev
-	return viaProbe, force || l.breakableSeen(viaProbe, fresh)
+	// Whether it is settling is judged on the read before the probe, whose
+	// link changes the file; unless that read's times are an earlier
+	// file's, cached by path, and then on the probe's, which errs towards
+	// waiting.
+	seen := fresh
+	if !fresh.info.ModTime.Equal(viaProbe.info.ModTime) {
+		seen = viaProbe
+	}
+	return viaProbe, force || l.breakableSeen(viaProbe, seen)
 }
 
 // breakLocked removes the lock instance s, which was judged expired (or is
