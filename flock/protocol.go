@@ -994,12 +994,12 @@ func (l *Lock) breakableSeen(s, seen snapshot) bool {
 // moment, it has two holders: lock() returns all the same. Go waiters,
 // woken by the link itself where changes are notified, met that moment
 // within a tenth of a millisecond in mixed kill storms. Such a file is
-// judged once it has settled. Such a file has two links, its claim's name
-// and the lock path; one with a single link (planted, or where link counts
-// are not real, where no Python holder works) never settles. Our own
-// claims are timed just before their link and never settle; nor does
-// anything where the filesystem keeps no change time of its own (sshfs
-// copies the modification time; Windows).
+// judged once it has settled. It has two links, its claim's name and the
+// lock path; a file with a single link (planted, or where link counts are
+// not real, where no Python holder works) never settles. Our own claims
+// are timed just before their link and never settle; nor does anything
+// where the filesystem keeps no change time of its own (sshfs copies the
+// modification time; Windows).
 func (l *Lock) settling(s snapshot) bool {
 	c := s.info.ChangeTime
 	if c.IsZero() || !c.After(s.info.ModTime) || s.info.Nlink < 2 || mutated("no-link-settle") {
@@ -1019,11 +1019,10 @@ func (l *Lock) settling(s snapshot) bool {
 }
 
 // linkSettle is how long a lock file of flufl.lock's that changed after
-// its expiry is left to settle (see settling): far longer than flufl.lock
-// takes from its link to its next timing of the claim, even on a loaded
-// machine, and a second more than that, since some filesystems keep change
-// times in whole seconds; short beside a lifetime. Only such files wait
-// for it.
+// its expiry is left to settle (see settling): a second, far longer than
+// flufl.lock takes from its link to its next timing of the claim even on a
+// loaded machine, and a second more for filesystems that keep change times
+// in whole seconds; short beside a lifetime. Only such files wait for it.
 const linkSettle = 2 * time.Second
 
 // abandon removes the claim after a failed attempt, so nothing is left

@@ -44,20 +44,8 @@ func TestExpiredFluflLockSettles(t *testing.T) {
 				t.Fatal(err)
 			}
 			lockPath := filepath.Join(dir, "app.lck")
-			c := lockPath + "|pyhost|4242|123456789"
-			if err := srv.WriteFile(c, []byte(c), time.Now().Add(-time.Hour), 1000); err != nil {
-				t.Fatal(err)
-			}
-			if err := srv.Link(c, lockPath); err != nil {
-				t.Fatal(err)
-			}
-			p := h.Namespace(0).Spawn(nil)
-			l, err := flock.New(lockPath, flock.WithHostname("gohost"), flock.WithClockSlop(time.Second),
-				flock.SimWithFS(p), flock.SimWithPID(p.PID()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			linkFluflClaim(t, srv, lockPath+"|pyhost|4242|123456789", lockPath, time.Now().Add(-time.Hour))
+			l := newSimLock(t, h, lockPath)
 			start := time.Now()
 			for first := true; time.Since(start) < 10*time.Second; first = false {
 				ok, err := l.TryAcquire()
@@ -96,20 +84,9 @@ func TestStaleCachedFluflLinkSettles(t *testing.T) {
 	}
 	lockPath := filepath.Join(dir, "app.lck")
 	old := lockPath + "|pyhost|4242|1234567890123"
-	if err := srv.WriteFile(old, []byte(old), time.Now().Add(-time.Hour), 1000); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Link(old, lockPath); err != nil {
-		t.Fatal(err)
-	}
+	linkFluflClaim(t, srv, old, lockPath, time.Now().Add(-time.Hour))
 	time.Sleep(2100 * time.Millisecond) // settled
-	p := srv.NewHost(cfg).Namespace(0).Spawn(nil)
-	l, err := flock.New(lockPath, flock.WithHostname("gohost"), flock.WithClockSlop(time.Second),
-		flock.SimWithFS(p), flock.SimWithPID(p.PID()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := newSimLock(t, srv.NewHost(cfg), lockPath)
 	if _, err := l.Inspect(); err != nil { // caches its times at the lock path
 		t.Fatal(err)
 	}
@@ -120,10 +97,38 @@ func TestStaleCachedFluflLinkSettles(t *testing.T) {
 	if err := srv.WriteFile(linked, []byte(linked), time.Now().Add(-time.Minute), 1000); err != nil {
 		t.Fatal(err)
 	}
+	// Through the Python host, so that its link is seen as a change.
 	if err := py.Link(linked, lockPath); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := l.TryAcquire(); ok || err != nil {
 		t.Errorf("TryAcquire = %v, %v; want false: the lock file flufl.lock linked just now was broken", ok, err)
 	}
+}
+
+// linkFluflClaim does on srv what flufl.lock's lock() does: it writes the
+// claim named name, naming itself, with the given expiry, and links it to
+// lockPath.
+func linkFluflClaim(t *testing.T, srv *simfs.Server, name, lockPath string, expiry time.Time) {
+	t.Helper()
+	if err := srv.WriteFile(name, []byte(name), expiry, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Link(name, lockPath); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newSimLock returns a Lock of lockPath for a new process on host h, with a
+// slop of a second, closed when the test ends.
+func newSimLock(t *testing.T, h *simfs.Host, lockPath string) *flock.Lock {
+	t.Helper()
+	p := h.Namespace(0).Spawn(nil)
+	l, err := flock.New(lockPath, flock.WithHostname("gohost"), flock.WithClockSlop(time.Second),
+		flock.SimWithFS(p), flock.SimWithPID(p.PID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }
