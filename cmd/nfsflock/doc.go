@@ -92,26 +92,34 @@
 //
 // # When nfsflock or its command stops or dies
 //
-// When standard input is the terminal and nfsflock is in its foreground, the
-// command's group is put in the foreground, so that the command can read the
-// terminal and gets ^C itself. When it is stopped (^Z), nfsflock stops too,
-// and the shell sees the job stop. The lock is not refreshed while nfsflock
-// is stopped, and may expire and be taken by another process. Once continued,
-// nfsflock refreshes the lock before it continues the command; if the lock
-// was lost meanwhile, or cannot be confirmed, the command is ended as above
-// instead of continued, and nfsflock exits 70.
+// When nfsflock has a controlling terminal, it runs the command's group in
+// the terminal's foreground whenever it is there itself, whatever its
+// standard input is, so that the command can read the terminal and gets ^C
+// and ^Z itself. When the command is stopped (^Z, SIGTTIN from reading the
+// terminal in the background, SIGSTOP), nfsflock stops too, with the rest of
+// its own process group (a pipeline, the script that runs it), and the shell
+// sees the job stop. The lock is not refreshed while nfsflock is stopped, and
+// may expire and be taken by another process. Once continued (fg or bg),
+// nfsflock refreshes the lock before it continues the command, in the
+// terminal's foreground if nfsflock has it; if the lock was lost meanwhile,
+// or cannot be confirmed, the command is ended as above instead of
+// continued, and nfsflock exits 70.
 //
-// A command that stops without nfsflock (SIGSTOP, or SIGTTIN from reading the
-// terminal while its group is in the background) keeps its lock for the
-// lock's lifetime at most: one still stopped then is ended as above before it
-// runs again, the lock is released, and nfsflock exits 70. One continued
-// sooner runs on.
+// Without a controlling terminal, a command that stops without nfsflock
+// (SIGSTOP) keeps its lock for the lock's lifetime at most: one still stopped
+// then is ended as above before it runs again, the lock is released, and
+// nfsflock exits 70. One continued sooner runs on.
 //
-// If nfsflock dies without a chance to stop the command (SIGKILL, SIGQUIT, a
-// crash), nobody refreshes the lock any more, and another process takes it
-// once it has expired. On Linux and FreeBSD the command then gets SIGKILL (a
-// parent-death signal), but processes it started in the background of its
-// group do not; on other systems the command runs on.
+// If nfsflock dies without a chance to stop the command (SIGKILL, a crash),
+// nobody refreshes the lock any more, and another process takes it once it
+// has expired. So on Unix systems nfsflock starts a watchdog beside the
+// command, a second nfsflock process shown as nfsflock-watchdog, which
+// sends SIGKILL to the command's whole process group as soon as nfsflock is
+// gone: the command and what it runs, in its foreground and background
+// alike. A process that has left the group (setsid, or a process group of
+// its own) runs on. Once the command has ended by itself, nfsflock dismisses
+// the watchdog, and what the command left running in the background runs on,
+// as under flock(1).
 //
 // On Windows the command runs in a job object: ^C reaches it from the
 // console, a lost lock ends it and every process it started at once, without

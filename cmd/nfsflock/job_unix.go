@@ -19,30 +19,36 @@ var relayedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP}
 // A job is the command, running as the leader of its own process group.
 type job struct {
 	pid int // also the process group id
-	// tty is the terminal whose foreground the command's group was given,
-	// or -1. A command in a background group would stop as soon as it read
-	// the terminal, and the terminal's ^C would reach nfsflock instead.
+	// tty is nfsflock's controlling terminal, open, or -1 where it has
+	// none. nfsflock gives the terminal's foreground to the command's group
+	// whenever it has it itself: a command in a background group would
+	// stop as soon as it read the terminal, and the terminal's ^C and ^Z
+	// would reach nfsflock instead.
 	tty int
 
 	exited chan struct{} // closed once the command has ended and been reaped
 	status int           // its exit status, 128+N for signal N; set before exited closes
 	err    error         // an error from waiting, set before exited closes
 	stops  jobStops
+	wd     *watchdog // ends the group if nfsflock dies; nil if it could not start
 }
 
-// startJob starts the command in a new process group, in the terminal's
-// foreground if nfsflock is there itself, with the environment env. Where
-// the system has a parent-death signal, the command gets SIGKILL if
-// nfsflock dies, so that it never runs on without the lock, which nobody
-// refreshes then.
+// startJob starts the command in a new process group, in the foreground
+// of nfsflock's controlling terminal if nfsflock is there itself, with the
+// environment env. If
+// nfsflock dies, its watchdog ends the command's group with SIGKILL, so
+// that nothing of it runs on without the lock, which nobody refreshes
+// then; and where the system has a parent-death signal, the command gets
+// SIGKILL too, should the watchdog be missing. Once nfsflock has dealt
+// with the group, it dismisses the watchdog (dismiss).
 func startJob(prog string, argv, env []string) (*job, error) {
-	tty := foregroundTerminal()
+	tty, foreground := controllingTerminal()
 	attr := &syscall.SysProcAttr{Setpgid: true}
-	if tty >= 0 {
+	if foreground {
 		attr.Foreground, attr.Ctty = true, tty
 	}
 	setDeathSignal(attr, unix.SIGKILL)
-	j := &job{tty: tty, exited: make(chan struct{})}
+	j := &job{tty: tty, exited: make(chan struct{}), wd: startWatchdog()}
 	j.stops.changed = make(chan struct{}, 1)
 	started := make(chan error)
 	go j.run(prog, argv, &os.ProcAttr{
@@ -51,8 +57,10 @@ func startJob(prog string, argv, env []string) (*job, error) {
 		Sys:   attr,
 	}, started)
 	if err := <-started; err != nil {
+		j.dismiss()
 		return nil, startError{err}
 	}
+	j.wd.guard(j.pid)
 	if tty >= 0 {
 		// To take the terminal back from the background. Ignored only now:
 		// the command would have inherited it.
@@ -83,21 +91,31 @@ func (j *job) run(prog string, argv []string, attr *os.ProcAttr, started chan<- 
 	j.reap()
 }
 
-// foregroundTerminal returns the descriptor of the terminal on standard
-// input if nfsflock's process group is its foreground, else -1.
-func foregroundTerminal() int {
-	fd := int(os.Stdin.Fd())
-	if !term.IsTerminal(fd) {
-		return -1
+// controllingTerminal opens nfsflock's controlling terminal, whatever its
+// standard input is (as a shell's job control goes by the terminal, not by
+// where a job's input comes from), and reports whether nfsflock's process
+// group is its foreground. It returns -1 where nfsflock has no controlling
+// terminal.
+func controllingTerminal() (fd int, foreground bool) {
+	fd, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, false
 	}
-	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	if !term.IsTerminal(fd) {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, foregroundGroup(fd) == ownGroup()
+}
+
+// foregroundGroup returns the foreground process group of the terminal
+// tty, or -1.
+func foregroundGroup(tty int) int {
+	pgrp, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP)
 	if err != nil {
 		return -1
 	}
-	if pgrp != ownGroup() {
-		return -1
-	}
-	return fd
+	return pgrp
 }
 
 // ownGroup returns nfsflock's process group. (Getpgrp's signature differs
@@ -130,33 +148,52 @@ func (j *job) reap() {
 			j.stops.record(event == waitStopped)
 		}
 	}
-	if j.tty >= 0 {
+	// The terminal goes back to nfsflock's group only from the command's:
+	// nfsflock may have been put in the background meanwhile (^Z, bg), and
+	// the shell has it then.
+	if j.tty >= 0 && foregroundGroup(j.tty) == j.pid {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
 	}
 }
 
-// jobControl reports whether the command was given the terminal. Then,
-// when it is stopped (^Z, or reading the terminal from the background),
-// nfsflock stops too, so that the shell sees its job stop.
+// dismiss tells the watchdog that nfsflock has dealt with the command's
+// group: the command has ended, and what it left running in the
+// background, if anything, may run on. It also closes the terminal.
+func (j *job) dismiss() {
+	j.wd.dismiss()
+	if j.tty >= 0 {
+		unix.Close(j.tty)
+		j.tty = -1
+	}
+}
+
+// jobControl reports whether nfsflock has a controlling terminal. Then,
+// when the command is stopped (^Z, or reading the terminal from the
+// background), nfsflock stops too, with its own process group, so that the
+// shell sees its job stop.
 func (j *job) jobControl() bool { return j.tty >= 0 }
 
-// suspend takes the terminal back from the stopped command and stops
-// nfsflock. It returns once nfsflock is continued: it waits for the
-// SIGCONT, since kill returns before the SIGSTOP that nfsflock sends
-// itself has stopped it (another thread may be the one that takes it).
+// suspend takes the terminal back from the stopped command, if it has it,
+// and stops nfsflock's own process group, as ^Z would have: nfsflock, and
+// whatever shares its group, such as the rest of a pipeline or the script
+// that runs nfsflock. It returns once nfsflock is continued: it waits for
+// the SIGCONT, since kill returns before the SIGSTOP has stopped nfsflock
+// (another thread may be the one that takes it).
 func (j *job) suspend() {
 	continued := make(chan os.Signal, 1)
 	signal.Notify(continued, unix.SIGCONT)
 	defer signal.Stop(continued)
-	unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
-	unix.Kill(unix.Getpid(), unix.SIGSTOP)
+	if foregroundGroup(j.tty) == j.pid {
+		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
+	}
+	unix.Kill(0, unix.SIGSTOP)
 	<-continued
 }
 
 // resume continues the command, in the terminal's foreground if nfsflock
 // was continued there.
 func (j *job) resume() {
-	if pgrp, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && pgrp == ownGroup() {
+	if foregroundGroup(j.tty) == ownGroup() {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
 	}
 	j.signalGroup(unix.SIGCONT)

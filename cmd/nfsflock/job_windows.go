@@ -66,6 +66,10 @@ func startJob(prog string, argv, env []string) (*job, error) {
 	return j, nil
 }
 
+// dismiss does nothing: the job object ends what is left of the command
+// when nfsflock exits or dies.
+func (j *job) dismiss() {}
+
 // newJobObject makes a job object whose processes are ended when its last
 // handle is closed.
 func newJobObject() (windows.Handle, error) {

@@ -932,26 +932,43 @@ func TestLostLockFile(t *testing.T) {
 }
 
 // When nfsflock dies without a chance to stop its command (SIGKILL, or
-// SIGQUIT, with which the Go runtime exits at once), the command dies with
-// it rather than run on unprotected while the lock expires.
+// SIGQUIT, with which the Go runtime exits at once), the command's whole
+// process group dies with it, rather than run on unprotected while the
+// lock expires: the command, what it runs in its foreground (a shell's
+// child, as -c makes) and what it runs in the background of its group.
+// The parent-death signal alone ends only the command.
 func TestCommandDiesWithNfsflock(t *testing.T) {
 	t.Parallel()
-	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" {
-		t.Skipf("%s has no parent-death signal: the command outlives nfsflock", runtime.GOOS)
-	}
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGQUIT} {
 		t.Run(signalName(sig), func(t *testing.T) {
 			dir := t.TempDir()
-			p := start(t, dir, "L", "--", "sh", "-c", `echo $$ > pid; exec sleep 600`)
-			pid := readInt(t, filepath.Join(dir, "pid"))
-			t.Cleanup(func() {
-				if processRunning(pid) {
-					syscall.Kill(-pid, syscall.SIGKILL)
-				}
-			})
+			p := start(t, dir, "L", "--", "sh", "-c", `sleep 600 & echo $! > bg; sleep 600 & echo $! > fg; echo $$ > pid; wait`)
+			pids := map[string]int{}
+			for _, name := range []string{"pid", "bg", "fg"} {
+				pids[name] = readInt(t, filepath.Join(dir, name))
+			}
+			t.Cleanup(func() { syscall.Kill(-pids["pid"], syscall.SIGKILL) })
 			p.signal(sig)
-			waitFor(t, "the command to end with nfsflock", func() bool { return !processRunning(pid) })
+			for name, pid := range pids {
+				waitFor(t, fmt.Sprintf("process %s of the command to end with nfsflock", name), func() bool { return !processRunning(pid) })
+			}
 		})
+	}
+}
+
+// A command that ends by itself may leave a process running in the
+// background of its group, as under flock(1): nfsflock dismisses its
+// watchdog before it exits, and the watchdog ends nothing.
+func TestBackgroundOutlivesCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if code, _, stderr := run(t, dir, "L", "--", "sh", "-c", `sleep 600 >/dev/null 2>&1 & echo $! > bg`); code != 0 {
+		t.Fatalf("nfsflock L sh -c 'sleep 600 &' = %d, stderr %q; want 0", code, stderr)
+	}
+	bg := readInt(t, filepath.Join(dir, "bg"))
+	t.Cleanup(func() { syscall.Kill(bg, syscall.SIGKILL) })
+	if !processRunning(bg) {
+		t.Error("the command's background process ended once nfsflock had exited; want it running")
 	}
 }
 

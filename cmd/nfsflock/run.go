@@ -225,6 +225,7 @@ func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o
 		return exitFailed, lockError{o.path, err}
 	}
 	status, why, err := j.supervise(kctx, o.grace.d, o.lifetime.d, func() error { return confirmLock(l) })
+	j.dismiss()
 	relay.clear()
 
 	lost := stopRefreshing()

@@ -32,6 +32,14 @@ type terminal struct {
 
 func startOnTerminal(t *testing.T, dir string, args ...string) *terminal {
 	t.Helper()
+	return startProgramOnTerminal(t, dir, false, binary, args...)
+}
+
+// startProgramOnTerminal starts prog as the session leader of the
+// terminal, with nfsflock's path in $NFSFLOCK. With noInput, its standard
+// input is /dev/null rather than the terminal.
+func startProgramOnTerminal(t *testing.T, dir string, noInput bool, prog string, args ...string) *terminal {
+	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		t.Skipf("no pseudo-terminals: %v", err)
@@ -51,12 +59,17 @@ func startOnTerminal(t *testing.T, dir string, args ...string) *terminal {
 	defer slave.Close()
 
 	term := &terminal{t: t, master: master, read: make(chan struct{}), done: make(chan struct{})}
-	term.cmd = exec.Command(binary, args...)
+	term.cmd = exec.Command(prog, args...)
 	term.cmd.Dir = dir
+	term.cmd.Env = append(os.Environ(), "NFSFLOCK="+binary)
 	term.cmd.Stdin, term.cmd.Stdout, term.cmd.Stderr = slave, slave, slave
 	// A session of its own, with the terminal as its controlling one: the
 	// session's process group, nfsflock's, is the terminal's foreground.
 	term.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if noInput {
+		term.cmd.Stdin = nil // /dev/null
+		term.cmd.SysProcAttr.Ctty = 1
+	}
 	if err := term.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -252,5 +265,129 @@ func TestTerminalSuspendLostLock(t *testing.T) {
 	}
 	if exists(filepath.Join(dir, "ran")) {
 		t.Error("the command was continued after the lock was lost")
+	}
+}
+
+// ^Z stops the command with nfsflock even when standard input is not the
+// terminal: the command's group gets the terminal's foreground all the
+// same, as a shell's job would, so that the terminal's ^Z reaches it.
+// Before, nfsflock alone stopped, and the command ran on unrefreshed.
+func TestTerminalSuspendInputRedirected(t *testing.T) {
+	dir := t.TempDir()
+	term := startProgramOnTerminal(t, dir, true, binary, "L", "--", "sh", "-c", `echo $$ > pid; touch ready; while :; do sleep 0.05; done`)
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	command := readInt(t, filepath.Join(dir, "pid"))
+	term.write("\x1a")
+	pid := term.cmd.Process.Pid
+	polls := 0
+	waitFor(t, "nfsflock to stop", func() bool {
+		if polls++; polls == 500 { // 5 s: say what is going on, should it hang
+			_, group, foreground := shellState(command)
+			t.Logf("nfsflock's state %s; the command's %s, in group %d; the terminal's foreground group %d; the terminal shows %q",
+				processState(pid), processState(command), group, foreground, term.output())
+		}
+		return processState(pid) == "T"
+	})
+	waitFor(t, "the command to stop with nfsflock", func() bool { return processState(command) == "T" })
+	term.write("\x03") // to the command once it runs again
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if code := term.wait(); code != 128+int(syscall.SIGINT) {
+		t.Errorf("nfsflock after ^Z, SIGCONT and ^C = %d, showing %q; want %d", code, term.output(), 128+int(syscall.SIGINT))
+	}
+}
+
+// shellState returns the state letter and process group of process pid,
+// and the foreground group of its terminal, from /proc/pid/stat.
+func shellState(pid int) (state string, pgrp, tpgid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, 0
+	}
+	// state ppid pgrp session tty_nr tpgid ...
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 6 {
+		return "", 0, 0
+	}
+	pgrp, _ = strconv.Atoi(f[2])
+	tpgid, _ = strconv.Atoi(f[5])
+	return f[0], pgrp, tpgid
+}
+
+// ^Z stops nfsflock's whole process group, as it stops a job: run from a
+// script, the script stops too, and so its caller sees the job stop.
+// Before, nfsflock stopped alone, and the script waited for it for ever.
+func TestTerminalSuspendStopsScript(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	term := startProgramOnTerminal(t, dir, false, "bash", "-c", `"$NFSFLOCK" L -- sh -c 'touch ready; read x; echo "got $x"'; echo "nfsflock exited $?"`)
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	term.write("\x1a")
+	script := term.cmd.Process.Pid
+	waitFor(t, "the script to stop with nfsflock", func() bool {
+		state, _, _ := shellState(script)
+		return state == "T"
+	})
+	term.write("again\n")
+	if err := syscall.Kill(-script, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	term.waitOutput("got again")
+	term.waitOutput("nfsflock exited 0")
+	if code := term.wait(); code != 0 {
+		t.Errorf("the script = %d, showing %q; want 0", code, term.output())
+	}
+}
+
+// Under a shell's job control (bash's set -m): nfsflock started in the
+// background, whose command reads the terminal, stops as a job (the
+// command's read stops it) and runs on once brought to the foreground,
+// with the command given the terminal. Before, the command stayed stopped
+// and the terminal's input went to the shell after nfsflock gave up.
+func TestTerminalBackgroundThenForeground(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	term := startProgramOnTerminal(t, dir, false, "bash", "-c", `set -m
+"$NFSFLOCK" L -- sh -c 'touch ready; read x; echo "got $x"' &
+until [ -e ready ] && [ -n "$(jobs -s)" ]; do sleep 0.05; done
+echo "job stopped"
+fg >/dev/null
+echo "fg returned $?"`)
+	term.waitOutput("job stopped")
+	term.write("hello\n")
+	term.waitOutput("got hello")
+	term.waitOutput("fg returned 0")
+	if code := term.wait(); code != 0 {
+		t.Errorf("the shell = %d, showing %q; want 0", code, term.output())
+	}
+}
+
+// In an interactive shell: nfsflock suspended by ^Z and continued in the
+// background (bg) leaves the terminal to the shell when its command ends.
+// Before, it took the terminal's foreground for its own group, gone a
+// moment later, and the shell, reading the terminal, lost it and exited.
+func TestTerminalBackgroundKeepsShellForeground(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	term := startProgramOnTerminal(t, dir, false, "bash", "--norc", "--noprofile", "-i")
+	term.write(`PS1='$ '; set -b; "$NFSFLOCK" L -- sh -c 'touch ready; sleep 0.5; touch done'` + "\n")
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	term.write("\x1a")
+	term.waitOutput("Stopped")
+	term.write("bg\n")
+	waitFor(t, "the command to end in the background", func() bool { return exists(filepath.Join(dir, "done")) })
+	term.write("jobs; echo still-here\n")
+	term.waitOutput("Done")
+	term.waitOutput("still-here")
+	term.write("exit\n")
+	if code := term.wait(); code != 0 {
+		t.Errorf("the shell = %d, showing %q; want 0", code, term.output())
 	}
 }
