@@ -26,24 +26,29 @@ import (
 // lock is had, fn is not called either: the lock is released and the
 // error satisfies errors.Is(err, ctx.Err()).
 //
-// While fn runs, the lock is refreshed in the background as by
-// [flock.Lock.KeepAlive], and fn's context is cancelled when ctx is, or when
-// the lock is lost: then context.Cause(ctx) in fn satisfies
-// errors.Is(cause, [flock.ErrLockLost]) and says why, and fn should stop
-// touching what the lock protects. WithLock then returns fn's result and
-// fn's error joined with that cause, so that errors.Is(err,
-// flock.ErrLockLost) is true. It is true too if the lock turns out to be
-// lost only when it is released after fn returns. Errors releasing the
-// lock are joined likewise.
+// Until fn returns, the lock is refreshed in the background as by
+// [flock.Lock.KeepAlive], even once ctx is cancelled: a function that
+// winds down after its context is cancelled (a graceful shutdown) still
+// holds the lock while it does. fn's context carries ctx's values and
+// deadline, and is cancelled when ctx is, with ctx's cause, or when the
+// lock is lost: then context.Cause(ctx) in fn satisfies errors.Is(cause,
+// [flock.ErrLockLost]) and says why, and fn should stop touching what the
+// lock protects. WithLock then returns fn's result and fn's error joined
+// with that cause, so that errors.Is(err, flock.ErrLockLost) is true. It is
+// true too if the lock is lost after ctx was cancelled (fn's context says
+// only ctx's cause then), or turns out to be lost only when it is released
+// after fn returns. Errors releasing the lock are joined likewise.
 //
-// The lock is released when fn returns, when ctx is cancelled, and when fn
-// panics, after which the panic goes on. No goroutine outlives the call.
+// The lock is released when fn returns, and when fn panics, after which
+// the panic goes on. No goroutine outlives the call.
 // Inside fn, [Token] reports the fencing token if opts include
 // [flock.WithFencing], and 0 and false otherwise, even inside another
 // WithLock's fn.
 //
 // Every call uses a Lock of its own, so concurrent calls for one path, in
-// one process or in many, run fn one at a time.
+// one process or in many, run fn one at a time; a call for a path inside
+// the fn of another call for the same path waits for itself until its ctx
+// ends or the timeout of [flock.WithTimeout] passes.
 func WithLock[T any](ctx context.Context, path string, fn func(ctx context.Context) (T, error), opts ...flock.Option) (T, error) {
 	var zero T
 	if fn == nil {
@@ -63,23 +68,30 @@ func WithLock[T any](ctx context.Context, path string, fn func(ctx context.Conte
 		return zero, join(&fs.PathError{Op: "acquire", Path: l.Path(), Err: ctxErr(ctx)}, l.Release())
 	}
 
-	kctx, stop := l.KeepAlive(ctx)
+	// Refreshed until fn returns, whatever becomes of ctx. fn's context
+	// is ctx's, cancelled also when the lock is lost.
+	kctx, stop := l.KeepAlive(context.WithoutCancel(ctx))
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	unwatch := cancelOnLoss(kctx, cancel)
 	// Stored even without fencing, so that it hides the token of any
 	// WithLock that ctx comes from: that token is another lock's.
 	token, ok := l.Token()
-	kctx = context.WithValue(kctx, fencingKey{}, fencing{token, ok})
+	fctx = context.WithValue(fctx, fencingKey{}, fencing{token, ok})
 	returned := false
 	defer func() {
 		if !returned {
 			// fn panicked, or called runtime.Goexit: release, and let the
 			// panic go on.
+			unwatch()
 			stop()
 			l.Release()
 		}
 	}()
-	result, fnErr := fn(kctx)
+	result, fnErr := fn(fctx)
 	returned = true
 
+	unwatch()
 	lost := stop()
 	relErr := l.Release()
 	switch {
@@ -89,6 +101,26 @@ func WithLock[T any](ctx context.Context, path string, fn func(ctx context.Conte
 		lost, relErr = relErr, nil
 	}
 	return result, join(fnErr, lost, relErr, l.Close())
+}
+
+// cancelOnLoss cancels fn's context with the cause of kctx, the
+// keep-alive's, once the lock is lost, in a goroutine that the returned
+// function ends and waits for.
+func cancelOnLoss(kctx context.Context, cancel context.CancelCauseFunc) (unwatch func()) {
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		select {
+		case <-kctx.Done():
+			cancel(context.Cause(kctx))
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
 }
 
 // join is errors.Join, except that a single error comes back as itself,

@@ -184,6 +184,45 @@ func TestCancelledContextReleases(t *testing.T) {
 	})
 }
 
+// A function that winds down after its context is cancelled (a graceful
+// shutdown) still holds the lock while it does: it stays refreshed until
+// fn returns. Before, the refreshing ended with ctx, and another process
+// broke the lock once it expired, while fn still ran, without fn's
+// context saying so (helper 54).
+func TestCancelledContextKeepsLockUntilReturn(t *testing.T) {
+	path := lockPath(t)
+	const life = time.Second
+	opts := []flock.Option{flock.WithLifetime(life), flock.WithClockSlop(0)}
+	other, err := flock.New(path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	shutdown := errors.New("shutting down")
+	err = guard.Do(ctx, path, func(ctx context.Context) error {
+		cancel(shutdown)
+		<-ctx.Done()
+		if cause := context.Cause(ctx); cause != shutdown {
+			t.Errorf("fn's context cause = %v; want ctx's", cause)
+		}
+		// Wind down for three lifetimes, while another Lock tries.
+		for end := time.Now().Add(3 * life); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if took, err := other.TryAcquire(); took {
+				other.Release()
+				return errors.New("another Lock took the lock while fn wound down")
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	}, opts...)
+	if err != nil {
+		t.Errorf("Do = %v; want nil", err)
+	}
+	checkReleased(t, path)
+}
+
 // holdInBackground holds the lock at path in a goroutine, through Do,
 // until the returned function is called; that returns Do's error.
 func holdInBackground(path string) (release func() error) {
