@@ -20,9 +20,11 @@
 // linking its claim to L with link(2), which is atomic on local disks and
 // network filesystems alike: exactly one of the processes linking to L
 // succeeds, and while it holds the lock, L and its claim are one file under
-// two names (where there are no hard links, see Primitives). That file's modification and access times are the lock's
-// expiry: the time the lock lapses unless refreshed, which is the time of
-// the acquisition or last refresh plus the lifetime ([WithLifetime]).
+// two names (where there are no hard links, see Primitives). That file's
+// modification time is the lock's expiry (its access time is set to it
+// too, but reading the file may change that): the time the lock lapses
+// unless refreshed, which is the time of the acquisition or last refresh
+// plus the lifetime ([WithLifetime]).
 //
 // Beside L there may also be L.break, the breakers' lock (see Breaking);
 // with [WithFencing], the counter L.fence.N and its hint L.fence (see

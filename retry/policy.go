@@ -6,6 +6,7 @@ package retry
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -30,6 +31,10 @@ type Policy struct {
 // the cap, a waiter retries every 100 to 300 ms, 200 ms on average: it
 // notices a released lock within 300 ms even when nothing wakes it sooner,
 // and a crowd of waiters does not retry in lockstep.
+//
+// A Lock on one of Linux's local filesystems, where an inotify watch wakes
+// its waiters, retries no more often than every 2 s, whatever its policy:
+// the retries there are only a safety net (see flock's Lock.Acquire).
 //
 // Across the clients of a network filesystem nothing wakes a waiter, so
 // the cap sets the load that waiting puts on the server: 100 waiters at
@@ -64,6 +69,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("%w: Multiplier %v must be at least 1", ErrInvalid, p.Multiplier)
 	case !(p.Jitter >= 0 && p.Jitter < 1):
 		return fmt.Errorf("%w: Jitter %v must be in [0, 1)", ErrInvalid, p.Jitter)
+	case float64(p.Max)*(1+p.Jitter) >= math.MaxInt64:
+		return fmt.Errorf("%w: Max %v spread by Jitter %v exceeds the longest time.Duration", ErrInvalid, p.Max, p.Jitter)
 	}
 	return nil
 }

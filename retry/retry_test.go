@@ -3,6 +3,7 @@ package retry_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -39,6 +40,20 @@ func TestJitterStaysInBounds(t *testing.T) {
 	}
 }
 
+// The longest valid policy's delays stay positive and within bounds.
+func TestLongestPolicyStaysInBounds(t *testing.T) {
+	p := retry.Policy{Initial: time.Hour, Max: math.MaxInt64 / 2, Multiplier: 10, Jitter: 0.9}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("%+v.Validate() = %v", p, err)
+	}
+	s := p.Schedule()
+	for i := range 40 {
+		if d := s.Next(); d <= 0 || d > time.Duration(float64(p.Max)*(1+p.Jitter)) {
+			t.Fatalf("delay %d = %v; out of bounds for %+v", i, d, p)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	if err := retry.Default().Validate(); err != nil {
 		t.Errorf("Default().Validate() = %v", err)
@@ -53,6 +68,8 @@ func TestValidate(t *testing.T) {
 		{Initial: 1, Max: 1, Multiplier: 0.5},
 		{Initial: 1, Max: 1, Multiplier: 1, Jitter: 1},
 		{Initial: 1, Max: 1, Multiplier: 1, Jitter: -0.1},
+		// Spread, the cap would overflow a Duration into negative delays.
+		{Initial: time.Hour, Max: 200 * 365 * 24 * time.Hour, Multiplier: 10, Jitter: 0.9},
 	} {
 		if err := p.Validate(); !errors.Is(err, retry.ErrInvalid) {
 			t.Errorf("%+v.Validate() = %v; want ErrInvalid", p, err)
