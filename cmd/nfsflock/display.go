@@ -91,7 +91,13 @@ func (d *waitDisplay) line(now time.Time) (string, bool) {
 	case st.Ours:
 		return "", false
 	case st.Exists:
-		fmt.Fprintf(&b, ": held by %s (%s)", holderWords(st), expiryWords(st, d.slop))
+		expiry := expiryWords(st, d.slop)
+		if st.Breakable {
+			if why := ownerBlocks(d.lock.Path()); why != "" {
+				expiry = blockedExpiryWords(st, why)
+			}
+		}
+		fmt.Fprintf(&b, ": held by %s (%s)", holderWords(st), expiry)
 	}
 	if !d.giveUp.IsZero() {
 		fmt.Fprintf(&b, "; giving up in %s", approx(max(0, d.giveUp.Sub(now))))

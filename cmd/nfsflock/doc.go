@@ -76,7 +76,10 @@
 // While nfsflock waits and standard error is a terminal, one line there,
 // updated in place, says who holds the lock (pid and host) and when that lock
 // expires and may be broken. It shows nothing when standard error is not a
-// terminal, or with -q.
+// terminal, or with -q. An expired lock file of another user in a sticky
+// directory (mode 1777, like /tmp) may be broken only by that user or root:
+// the line says so, from the modes and owners it sees, and the message when
+// nfsflock gives up (-n, -w) says so when breaking it was refused.
 //
 // SIGINT, SIGTERM and SIGHUP that nfsflock gets while the command runs are
 // passed on to the command's process group; one that it gets while it waits

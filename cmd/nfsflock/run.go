@@ -187,7 +187,7 @@ func runVerb(args []string, _, stderr io.Writer) (int, error) {
 		return exitSignalBase + interrupted.number(), nil
 	case errors.Is(err, flock.ErrTimeout):
 		if !o.quiet {
-			warnf(stderr, "%s", unavailableText(l, o))
+			warnf(stderr, "%s", unavailableText(l, o, err))
 		}
 		return o.conflict, nil
 	case err != nil:
@@ -307,17 +307,26 @@ func sameEnvName(a, b string) bool {
 	return a == b
 }
 
-// unavailableText says who holds the lock that could not be had.
-func unavailableText(l *flock.Lock, o runOptions) string {
+// unavailableText says who holds the lock that could not be had, and,
+// when Acquire's error err says that the lock was breakable but this user
+// may not break it (another user's file in a sticky directory), whose
+// file is in the way.
+func unavailableText(l *flock.Lock, o runOptions, err error) string {
 	wait := fmt.Sprintf("not waiting (%s)", o.nonblock)
 	if o.nonblock == "" {
 		wait = fmt.Sprintf("gave up waiting after %s (%s)", approx(o.timeout.d), o.timeout.typed)
 	}
-	st, err := l.Inspect()
-	if err != nil || !st.Exists {
+	st, ierr := l.Inspect()
+	if ierr != nil || !st.Exists {
 		return fmt.Sprintf("%s: lock not taken; %s", o.path, wait)
 	}
-	return fmt.Sprintf("%s: held by %s (%s); %s", o.path, holderWords(st), expiryWords(st, o.lock.slop.d), wait)
+	expiry := expiryWords(st, o.lock.slop.d)
+	if why := blockedWords(err); why != "" && st.Breakable {
+		// The lock file read now is breakable as the one that the last
+		// attempt could not break was: the same, or one like it.
+		expiry = blockedExpiryWords(st, why)
+	}
+	return fmt.Sprintf("%s: held by %s (%s); %s", o.path, holderWords(st), expiry, wait)
 }
 
 // explicitPath returns the relative path prog as one that PATH plays no

@@ -154,6 +154,54 @@ func expiryWords(st flock.Status, slop time.Duration) string {
 		approx(st.At.Sub(st.Expiry)), approx(max(0, st.Expiry.Add(slop).Sub(st.At))))
 }
 
+// blockedWords says why the last attempt of a wait that err, an error of
+// Acquire, ended could not break an expired lock, as flock's error says it
+// between parentheses: "the lock is owned by uid 1001: only that user or
+// root can break it", or "this user may not break the lock". It is "" if
+// err says nothing of the kind (and for contention with another breaker,
+// which passes). The failed system call at the end of flock's reason is
+// left out: it repeats the lock's path and says "operation not permitted".
+func blockedWords(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	i := strings.LastIndex(msg, blockedPrefix)
+	if i < 0 {
+		return ""
+	}
+	why := strings.TrimSuffix(msg[i+len(blockedPrefix):], ")")
+	switch {
+	case strings.Contains(why, ownerOnly):
+		why = why[:strings.Index(why, ownerOnly)+len(ownerOnly)]
+	case strings.Contains(why, mayNotBreak):
+		j := strings.Index(why, mayNotBreak)
+		if k := strings.Index(why[j:], ": "); k >= 0 {
+			why = why[:j+k]
+		}
+	}
+	return why
+}
+
+// The words of flock's error for an expired lock that it may not break,
+// which blockedWords looks for.
+const (
+	blockedPrefix = "(the lock expired, but "
+	ownerOnly     = "only that user or root can break it"
+	mayNotBreak   = "may not break "
+)
+
+// blockedExpiryWords is expiryWords for a lock that is breakable by its
+// times but that this user may not break, for the reason why (from
+// blockedWords or ownerBlocks): "expired 7.4 s ago, but the lock is owned
+// by uid 1001: only that user or root can break it".
+func blockedExpiryWords(st flock.Status, why string) string {
+	if !st.Expired {
+		return fmt.Sprintf("expires in %s, but %s", approx(st.Expiry.Sub(st.At)), why)
+	}
+	return fmt.Sprintf("expired %s ago, but %s", approx(st.At.Sub(st.Expiry)), why)
+}
+
 // approx writes d for people: "1.2 s" below 10 s, then "29 s", "4 min",
 // "3 h", "2 days".
 func approx(d time.Duration) string {
