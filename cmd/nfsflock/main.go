@@ -27,6 +27,7 @@ const (
 )
 
 func main() {
+	survivePipes()
 	os.Exit(nfsflock(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -1391,3 +1391,51 @@ func TestStatusFarAhead(t *testing.T) {
 		t.Errorf("status L of a lock an hour ahead = %q; want no warning", out)
 	}
 }
+
+// nfsflock survives writing to a standard error or standard output whose
+// reader has gone, as in ( nfsflock --verbose L cmd ) 2>&1 | true: Go's
+// runtime would end it by SIGPIPE before the command ran, leaving the
+// lock file and its claim behind. The command still runs, and nothing is
+// left.
+func TestBrokenPipe(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	broken := func() *os.File {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		t.Cleanup(func() { w.Close() })
+		return w
+	}
+	cmd := exec.Command(binary, "--verbose", "L", "touch", "ran")
+	cmd.Dir, cmd.Stderr = dir, broken()
+	if code := exitStatus(t, cmd.Run()); code != 0 || !exists(filepath.Join(dir, "ran")) {
+		t.Errorf("nfsflock --verbose L touch ran with a broken standard error = %d, ran: %v; want 0 and the command run", code, exists(filepath.Join(dir, "ran")))
+	}
+	if left := leftovers(t, dir, "ran"); len(left) > 0 {
+		t.Errorf("files left behind: %q", left)
+	}
+	cmd = exec.Command(binary, "status", "L")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, broken(), broken()
+	if code := exitStatus(t, cmd.Run()); code != statusFree {
+		t.Errorf("nfsflock status L with a broken standard output and error = %d; want %d, free", code, statusFree)
+	}
+}
+
+// A command that writes to a pipe whose reader has gone still dies by
+// SIGPIPE, as nfsflock L yes | head shows: nfsflock's own handling of
+// SIGPIPE must not reach the command, as an ignored signal would.
+func TestCommandGetsSIGPIPE(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", `("$0" L yes; echo $? > status) | head -n 1`, binary)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "y\n" {
+		t.Fatalf("sh -c 'nfsflock L yes | head -n 1': %v, output %q; want y", err, out)
+	}
+	if code := readInt(t, filepath.Join(dir, "status")); code != 128+int(syscall.SIGPIPE) {
+		t.Errorf("nfsflock L yes | head -n 1: nfsflock = %d; want %d, yes ended by SIGPIPE", code, 128+int(syscall.SIGPIPE))
+	}
+}
