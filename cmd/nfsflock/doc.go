@@ -34,7 +34,11 @@
 // is 75, not 1, which the command's own failure would collide with.
 //
 //	-l, --lifetime DURATION     how long the lock lasts unless refreshed; it is
-//	                            refreshed about every third of it (default 15s)
+//	                            refreshed about every third of it (default 15s);
+//	                            at least 100ms: with a shorter one, a refresh
+//	                            (a write and a read on the filesystem) that a
+//	                            loaded machine or a slow server delays by some
+//	                            tens of milliseconds loses the lock
 //	-w, --timeout, --wait DURATION
 //	                            give up waiting after DURATION (default: wait as
 //	                            long as it takes); -w 0 is -n

@@ -74,6 +74,9 @@ func TestRunValues(t *testing.T) {
 		o.lock.slop.d != 2*time.Second || o.conflict != 3 || !o.lock.deadOwner {
 		t.Errorf("parseRun = %+v; want -l 5s, -w 1m, -k 500ms, --clock-slop 2s, -E 3, --dead-owner-break", o)
 	}
+	if o, err := parseRun([]string{"-l", "0.1", "L", "true"}); err != nil || o.lifetime.d != minLifetime {
+		t.Errorf("parseRun(-l 0.1 L true) = %+v, %v; want the shortest lifetime, 100ms, taken", o, err)
+	}
 	o, err = parseRun([]string{"L", "true"})
 	if err != nil || o.lifetime.d != flock.DefaultLifetime || o.timeout.d != 0 || o.grace.d != defaultGrace ||
 		o.lock.slop.d != flock.DefaultClockSlop || o.conflict != exitUnavailable || o.lock.deadOwner {
@@ -146,6 +149,8 @@ func TestFlagMessages(t *testing.T) {
 		{[]string{"break", "-clock-slop", "-2", "L"}, "-clock-slop -2" + dur},
 		{[]string{"-l", "0", "L", "true"}, "-l 0: want a duration above 0 and at most 876000h (100 years)"},
 		{[]string{"--lifetime=0s", "L", "true"}, "--lifetime 0s: want a duration above 0"},
+		{[]string{"-l", "0.001", "L", "true"}, "-l 0.001: want a lifetime of at least 100ms"},
+		{[]string{"--lifetime=99ms", "L", "true"}, "--lifetime 99ms: want a lifetime of at least 100ms"},
 		{[]string{"-E", "256", "L", "true"}, "-E 256: want an exit status from 0 to 255"},
 		{[]string{"--conflict-exit-code", "x", "L", "true"}, "--conflict-exit-code x: want an exit status from 0 to 255"},
 		{[]string{"--nope", "L", "true"}, "unknown flag --nope"},

@@ -1274,6 +1274,7 @@ func TestMessages(t *testing.T) {
 		{[]string{"--timeout", "0.2", "held", "true"}, exitUnavailable, `\(expires in 60 min\); gave up waiting after 0.2 s \(--timeout 0.2\)$`},
 		{[]string{"--lifetime", "0", "L", "true"}, exitUsage, `^nfsflock: --lifetime 0: want a duration above 0 `},
 		{[]string{"--kill-after=-1", "L", "true"}, exitUsage, `^nfsflock: --kill-after -1: want a duration 0 or more `},
+		{[]string{"-l", "0.001", "L", "true"}, exitUsage, `^nfsflock: -l 0.001: want a lifetime of at least 100ms: `},
 	}
 	for _, tt := range tests {
 		code, _, stderr := run(t, dir, tt.args...)

@@ -27,6 +27,16 @@ const tokenEnv = "NFSFLOCK_TOKEN"
 // SIGTERM and SIGKILL.
 const defaultGrace = 5 * time.Second
 
+// minLifetime is the shortest lifetime that run takes. The lock is
+// refreshed every third of its lifetime, each refresh a write of the lock
+// file's times and a read of them back (a round trip to the server on a
+// network filesystem), and a lock just taken must be refreshed before it
+// expires for its command to start: with a lifetime of a few milliseconds
+// it expired before that, again and again, and the command never ran.
+// Below 100 ms, a refresh every 33 ms, a scheduling delay on a loaded
+// machine or one slow round trip is enough to lose the lock.
+const minLifetime = 100 * time.Millisecond
+
 type runOptions struct {
 	path     string
 	argv     []string
@@ -80,6 +90,9 @@ func parseRun(args []string) (runOptions, error) {
 	rest, ended, err := flags.parse(args)
 	if err != nil {
 		return o, err
+	}
+	if o.lifetime.d < minLifetime {
+		return o, usagef("%s: want a lifetime of at least %v: the lock is refreshed every third of it, and a shorter one expires between refreshes, or before the command can start", o.lifetime.typed, minLifetime)
 	}
 	if o.timeout.typed != "" && o.timeout.d == 0 && o.nonblock == "" {
 		o.nonblock = o.timeout.typed // as in flock(1), -w 0 does not wait
