@@ -85,12 +85,12 @@
 // the line says so, from the modes and owners it sees, and the message when
 // nfsflock gives up (-n, -w) says so when breaking it was refused.
 //
-// SIGINT, SIGTERM and SIGHUP that nfsflock gets while the command runs are
-// passed on to the command's process group; one that it gets while it waits
-// ends the wait, and nfsflock exits 128+N. A signal that nfsflock was started
-// ignoring (as under nohup) stays ignored, by the command too. nfsflock
-// survives writing to a pipe whose reader has gone (its messages are lost),
-// and the command still gets SIGPIPE for its own writes.
+// SIGINT, SIGTERM, SIGHUP and SIGQUIT that nfsflock gets while the command
+// runs are passed on to the command's process group; one that it gets while
+// it waits ends the wait, and nfsflock exits 128+N. A signal that nfsflock
+// was started ignoring (as under nohup) stays ignored, by the command too.
+// nfsflock survives writing to a pipe whose reader has gone (its messages are
+// lost), and the command still gets SIGPIPE for its own writes.
 //
 // If the lock is lost while the command runs (another process broke it after
 // nfsflock was paused past its lifetime and the clock slop, the lock file was

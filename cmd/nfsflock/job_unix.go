@@ -13,8 +13,9 @@ import (
 	"golang.org/x/term"
 )
 
-// relayedSignals are passed on to the command's process group.
-var relayedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP}
+// relayedSignals (SIGINT, SIGTERM, SIGHUP and SIGQUIT) are passed on to
+// the command's process group.
+var relayedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
 
 // A job is the command, running as the leader of its own process group.
 type job struct {

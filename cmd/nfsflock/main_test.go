@@ -932,14 +932,15 @@ func TestLostLockFile(t *testing.T) {
 }
 
 // When nfsflock dies without a chance to stop its command (SIGKILL, or
-// SIGQUIT, with which the Go runtime exits at once), the command's whole
+// SIGABRT, with which the Go runtime dumps its goroutines and exits at
+// once, as a crash does), the command's whole
 // process group dies with it, rather than run on unprotected while the
 // lock expires: the command, what it runs in its foreground (a shell's
 // child, as -c makes) and what it runs in the background of its group.
 // The parent-death signal alone ends only the command.
 func TestCommandDiesWithNfsflock(t *testing.T) {
 	t.Parallel()
-	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGQUIT} {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGABRT} {
 		t.Run(signalName(sig), func(t *testing.T) {
 			dir := t.TempDir()
 			p := start(t, dir, "L", "--", "sh", "-c", `sleep 600 & echo $! > bg; sleep 600 & echo $! > fg; echo $$ > pid; wait`)
@@ -1019,8 +1020,9 @@ func readInt(t *testing.T, path string) int {
 	return n
 }
 
-// SIGINT, SIGTERM and SIGHUP reach the command, whose status nfsflock
-// then returns.
+// SIGINT, SIGTERM, SIGHUP and SIGQUIT reach the command, whose status
+// nfsflock then returns, as with flock(1): SIGQUIT does not make nfsflock
+// dump its goroutines and exit 2.
 func TestSignalsRelayed(t *testing.T) {
 	t.Parallel()
 	// Under nohup, SIGHUP is ignored, and nfsflock rightly leaves a signal
@@ -1031,7 +1033,7 @@ func TestSignalsRelayed(t *testing.T) {
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			script := `trap 'echo "$0" > got; exit 7' ` + strings.TrimPrefix(signalName(sig), "SIG") + `; touch ready; while :; do sleep 0.05; done`
@@ -1060,41 +1062,49 @@ func signalName(sig syscall.Signal) string {
 		return "SIGKILL"
 	case syscall.SIGQUIT:
 		return "SIGQUIT"
+	case syscall.SIGABRT:
+		return "SIGABRT"
 	}
 	return sig.String()
 }
 
 // A signal while nfsflock waits for the lock ends the wait: 128+N, and
-// nothing of the waiter is left behind.
+// nothing of the waiter is left behind. SIGQUIT too: it does not make
+// nfsflock dump its goroutines and exit 2, leaving its claim.
 func TestSignalWhileWaiting(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	holder := hold(t, dir, "L")
-	waiter := start(t, dir, "L", "--", "touch", "ran")
-	mark := fmt.Sprintf("%s%d%s", "|", waiter.pid(), "|")
-	claimed := func() bool {
-		for _, name := range leftovers(t, dir) {
-			if strings.Contains(name, mark) {
-				return true
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGQUIT} {
+		t.Run(signalName(sig), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			holder := hold(t, dir, "L")
+			waiter := start(t, dir, "L", "--", "touch", "ran")
+			mark := fmt.Sprintf("%s%d%s", "|", waiter.pid(), "|")
+			claimed := func() bool {
+				for _, name := range leftovers(t, dir) {
+					if strings.Contains(name, mark) {
+						return true
+					}
+				}
+				return false
 			}
-		}
-		return false
-	}
-	// Its claim file shows that it waits, with its signal handling in place.
-	waitFor(t, "the waiter's claim", claimed)
-	waiter.signal(syscall.SIGTERM)
-	if code := waiter.wait(); code != 128+int(syscall.SIGTERM) {
-		t.Errorf("waiter after SIGTERM = %d, stderr %q; want %d", code, waiter.stderr.String(), 128+int(syscall.SIGTERM))
-	}
-	if exists(filepath.Join(dir, "ran")) {
-		t.Error("the waiter's command ran")
-	}
-	if claimed() {
-		t.Error("the waiter's claim file was left behind")
-	}
-	holder.closeStdin()
-	if code := holder.wait(); code != 0 {
-		t.Errorf("holder = %d; want 0", code)
+			// Its claim file shows that it waits, with its signal handling in place.
+			waitFor(t, "the waiter's claim", claimed)
+			waiter.signal(sig)
+			if code := waiter.wait(); code != 128+int(sig) {
+				t.Errorf("waiter after %s = %d, stderr %q; want %d", signalName(sig), code, waiter.stderr.String(), 128+int(sig))
+			}
+			if exists(filepath.Join(dir, "ran")) {
+				t.Error("the waiter's command ran")
+			}
+			if claimed() {
+				t.Error("the waiter's claim file was left behind")
+			}
+			holder.closeStdin()
+			if code := holder.wait(); code != 0 {
+				t.Errorf("holder = %d; want 0", code)
+			}
+		})
 	}
 }
 
