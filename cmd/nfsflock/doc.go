@@ -31,7 +31,9 @@
 // process group of its own while it keeps the lock's lifetime refreshed,
 // releases the lock, and exits with the command's status, or 128+N when
 // signal N ended it. Like flock(1) it has -n, -w and -E, but the default -E
-// is 75, not 1, which the command's own failure would collide with.
+// is 75, not 1, which the command's own failure would collide with. An
+// executable COMMAND without a #! line is run by /bin/sh, as flock(1) runs it
+// through execvp(3).
 //
 //	-l, --lifetime DURATION     how long the lock lasts unless refreshed; it is
 //	                            refreshed about every third of it (default 15s);

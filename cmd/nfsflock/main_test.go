@@ -1450,3 +1450,22 @@ func TestCommandGetsSIGPIPE(t *testing.T) {
 		t.Errorf("nfsflock L yes | head -n 1: nfsflock = %d; want %d, yes ended by SIGPIPE", code, 128+int(syscall.SIGPIPE))
 	}
 }
+
+// An executable script without a #! line runs with /bin/sh, as execvp(3)
+// and so flock(1) run it when the system refuses it (ENOEXEC), with its
+// path as $0 and its arguments after it.
+func TestScriptWithoutShebang(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "noshebang.sh"), []byte(`echo "$0 $1" > ran; exit 3`+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, dir, "L", "./noshebang.sh", "arg")
+	b, err := os.ReadFile(filepath.Join(dir, "ran"))
+	if code != 3 || err != nil || string(b) != "./noshebang.sh arg\n" {
+		t.Errorf("nfsflock L ./noshebang.sh arg = %d, stderr %q, the script wrote %q, %v; want 3 and %q", code, stderr, b, err, "./noshebang.sh arg\n")
+	}
+	if left := leftovers(t, dir, "noshebang.sh", "ran"); len(left) > 0 {
+		t.Errorf("files left behind: %q", left)
+	}
+}

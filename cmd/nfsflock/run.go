@@ -218,7 +218,7 @@ func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o
 	kctx, stopRefreshing := l.KeepAlive(ctx)
 	token, fenced := l.Token()
 	env := commandEnv(os.Environ(), token, fenced)
-	j, err := relay.start(kctx, func() (*job, error) { return startJob(prog, o.argv, env) })
+	j, err := relay.start(kctx, func() (*job, error) { return startCommand(prog, o.argv, env) })
 	if err != nil {
 		stopRefreshing()
 		l.Release()
@@ -276,6 +276,18 @@ func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o
 		warnf(stderr, "after %s ended: %v", o.argv[0], lockError{o.path, relErr})
 	}
 	return code, nil
+}
+
+// startCommand starts the command as startJob does. A file that the
+// system refuses to execute for want of a #! line is run by /bin/sh, as
+// execvp(3) runs it (see shellFallback); if that fails too, the error is
+// the shell's.
+func startCommand(prog string, argv, env []string) (*job, error) {
+	j, err := startJob(prog, argv, env)
+	if sh, shArgv, ok := shellFallback(prog, argv, err); ok {
+		return startJob(sh, shArgv, env)
+	}
+	return j, err
 }
 
 // confirmLock checks, by refreshing it, that l still holds the lock,
