@@ -73,7 +73,12 @@ func defaults() config {
 
 // WithLifetime sets how long the lock lasts after each acquisition or
 // refresh before other processes may break it (after the clock slop too).
-// It must be positive. The default is [DefaultLifetime].
+// It must be positive. The default is [DefaultLifetime]. A lifetime no
+// longer than an acquisition takes (a few milliseconds on a local disk,
+// more on a network filesystem or a loaded machine) may have run out by
+// the time Acquire confirms the lock: the attempt then counts as failed,
+// its lock file stays until the rules let it be broken, and Acquire may
+// never succeed. Keep lifetimes to a second or more outside tests.
 func WithLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
 
 // WithTimeout sets the longest that Acquire waits when its context has no

@@ -1341,7 +1341,14 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	if err != nil || !broke {
 		return false, err
 	}
-	l.cfg.logger.Debug("flock: broke expired lock", "path", l.path, "expired", s.info.ModTime, "holder", string(bytes.TrimSpace(s.contents)))
+	why := "expired"
+	switch {
+	case force:
+		why = "forced"
+	case !l.expiredBy(s.info.ModTime, l.cfg.slop):
+		why = "holder dead" // WithDeadOwnerBreak
+	}
+	l.cfg.logger.Debug("flock: broke lock", "path", l.path, "why", why, "expiry", s.info.ModTime, "holder", string(bytes.TrimSpace(s.contents)))
 	l.removeNamedClaim(moved)
 	l.sweepLocked()
 	return true, nil

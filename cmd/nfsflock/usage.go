@@ -197,7 +197,9 @@ the filesystem's. Its exit status says it to scripts: 0 held, 1 free,
     "local": true,
     "alive": true,
     "ours": false,
-    "at": "2025-11-26T21:39:31.002003004+01:00"
+    "at": "2025-11-26T21:39:31.002003004+01:00",
+    "clock_offset": 0.004,
+    "far_ahead": false
   }
 
 status is free, held, expired or stale, as the exit status says; state is
@@ -206,7 +208,12 @@ and claim are absent when the lock file's contents are not a claim, and
 holder, claim and expires when there is no lock. expired and breakable are
 judged as of at: breakable says whether a waiting nfsflock with these flags
 would break it. local says that the holder named this host, and alive that
-a process with its pid runs here.
+a process with its pid runs here. clock_offset is the filesystem's clock
+minus this host's, in seconds, as measured from a file written there (0
+when not measured), and far_ahead says that the expiry lies more than a
+day and the clock slop ahead of the filesystem's time, further than any
+holder's lifetime should reach: a planted lock file, or a holder whose
+clock runs far ahead.
 
 Break:
 

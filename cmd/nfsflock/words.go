@@ -140,7 +140,7 @@ func holderWords(st flock.Status) string {
 // expiryWords says when the lock that st describes expires and when it
 // may be broken, as of st.At: "expires in 29 s", "expired 1.2 s ago;
 // breakable in 8.8 s, after the clock slop", "expired 12 s ago;
-// breakable".
+// breakable", or, past the slop yet not breakable, why not.
 func expiryWords(st flock.Status, slop time.Duration) string {
 	switch {
 	case !st.Expired && st.Breakable:
@@ -149,9 +149,16 @@ func expiryWords(st flock.Status, slop time.Duration) string {
 		return "expires in " + approx(st.Expiry.Sub(st.At))
 	case st.Breakable:
 		return fmt.Sprintf("expired %s ago; breakable", approx(st.At.Sub(st.Expiry)))
+	case !st.Expiry.Add(slop).After(st.At):
+		// Past the slop by this host's clock, yet not breakable: the
+		// file changed moments ago (a flufl.lock waiter links an expired
+		// lock, which settles for a while), or the filesystem's clock,
+		// which judges, lags this host's.
+		return fmt.Sprintf("expired %s ago; not breakable yet: it changed moments ago (as when a flufl.lock waiter links it), or the filesystem's clock runs behind this host's",
+			approx(st.At.Sub(st.Expiry)))
 	}
 	return fmt.Sprintf("expired %s ago; breakable in %s, after the clock slop",
-		approx(st.At.Sub(st.Expiry)), approx(max(0, st.Expiry.Add(slop).Sub(st.At))))
+		approx(st.At.Sub(st.Expiry)), approx(st.Expiry.Add(slop).Sub(st.At)))
 }
 
 // blockedWords says why the last attempt of a wait that err, an error of
