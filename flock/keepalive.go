@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
+	"github.com/nfsflock/nfsflock/internal/fsys"
 	"github.com/nfsflock/nfsflock/retry"
 )
 
@@ -59,7 +60,8 @@ func (l *Lock) KeepAlive(ctx context.Context) (context.Context, func() error) {
 // acquisition is one holding of the lock: the expiry last written for it,
 // by Refresh or a keeper alike, and its end, which its keepers wait for.
 type acquisition struct {
-	claim   string // the claim's name, which the lock file holds
+	claim   string    // the claim's name, which the lock file holds
+	file    fsys.Info // the claim file's identity as created, where the filesystem keeps identity; else Ino 0
 	mu      sync.Mutex
 	written reading       // when the expiry was last written
 	expiry  time.Time     // as the filesystem stored it, maybe cut to seconds
@@ -69,8 +71,8 @@ type acquisition struct {
 	cause   error         // why it ended
 }
 
-func newAcquisition(claim string) *acquisition {
-	return &acquisition{claim: claim, changed: make(chan struct{}), done: make(chan struct{})}
+func newAcquisition(claim string, file fsys.Info) *acquisition {
+	return &acquisition{claim: claim, file: file, changed: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (a *acquisition) setExpiry(written reading, expiry time.Time, life time.Duration) {
@@ -242,6 +244,8 @@ func (l *Lock) lostCause(err error, a *acquisition) error {
 		why = "the lock path now holds something else" // err says what
 	case errors.Is(ierr, ErrNotRegular):
 		why = fmt.Sprintf("the lock path now holds something else: %v", ierr)
+	case ierr == nil && a != nil && s.names(a.claim) && a.file.Ino != 0 && !s.info.SameFile(a.file):
+		why = "the lock file names our claim, but is another file, put in its place"
 	case ierr == nil && a != nil && s.names(a.claim):
 		why = "the lock file is still ours, but others may break it at any moment"
 	case ierr == nil:

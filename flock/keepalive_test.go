@@ -167,6 +167,19 @@ func TestKeepAliveLost(t *testing.T) {
 	}{
 		{"removed", func(t *testing.T, path string) { os.Remove(path) }, false, "the lock file was removed, before our lifetime ran out"},
 		{"replaced", replaceLock, false, "now names pid 99999999 on \"elsewhere\""},
+		// A copy of our lock file, a new file under its name (helper 54).
+		{"forged", func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path+".copy", b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path+".copy", path); err != nil {
+				t.Fatal(err)
+			}
+		}, false, "names our claim, but is another file, put in its place, before our lifetime ran out"},
 		{"broken", replaceLock, true, "our lifetime ran out at"},
 		{"directory", func(t *testing.T, path string) {
 			os.Remove(path)

@@ -824,7 +824,11 @@ func (l *Lock) viaProbe() (s snapshot, linked bool, err error) {
 // may have outlasted the lifetime and let another process in.
 func (l *Lock) acquired() (bool, error) {
 	l.held = true
-	l.acq = newAcquisition(l.claim.name)
+	var file fsys.Info // known only where the filesystem keeps identity
+	if l.ident == identityYes {
+		file = l.claim.info
+	}
+	l.acq = newAcquisition(l.claim.name, file)
 	// Until the expiry is written again below, it is the claim's.
 	l.acq.setExpiry(l.read(), l.claimExpiry, l.lifetime)
 	l.token = 0
