@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -21,35 +22,56 @@ var relayedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SI
 type job struct {
 	pid int // also the process group id
 	// tty is nfsflock's controlling terminal, open, or -1 where it has
-	// none. nfsflock gives the terminal's foreground to the command's group
-	// whenever it has it itself: a command in a background group would
-	// stop as soon as it read the terminal, and the terminal's ^C and ^Z
-	// would reach nfsflock instead.
+	// none.
 	tty int
+	// handsTerminal says that standard input is a terminal: nfsflock then
+	// gives the terminal's foreground to the command's group whenever it
+	// has it itself, so that the command can read it and gets ^C and ^Z.
+	// (A command whose input is not the terminal stays in the background,
+	// as a script's background job, whose input is /dev/null, must.)
+	handsTerminal bool
+	// shellAbove says that a shell's job control can continue nfsflock
+	// once it stops: it has a controlling terminal, and its process group
+	// is not the session's own (ssh -t, a container's console, exec from
+	// a login shell), which nobody could continue.
+	shellAbove bool
 
 	exited chan struct{} // closed once the command has ended and been reaped
 	status int           // its exit status, 128+N for signal N; set before exited closes
 	err    error         // an error from waiting, set before exited closes
 	stops  jobStops
 	wd     *watchdog // ends the group if nfsflock dies; nil if it could not start
+	// foreground is the ticker of stops.foreground, or nil.
+	foreground *time.Ticker
 }
 
+// foregroundCheck is how often nfsflock looks whether a shell's fg has
+// given its group the terminal, to pass it on to the command.
+const foregroundCheck = 100 * time.Millisecond
+
 // startJob starts the command in a new process group, in the foreground
-// of nfsflock's controlling terminal if nfsflock is there itself, with the
-// environment env. If
+// of nfsflock's controlling terminal if nfsflock is there itself and its
+// standard input is a terminal, with the environment env. If
 // nfsflock dies, its watchdog ends the command's group with SIGKILL, so
 // that nothing of it runs on without the lock, which nobody refreshes
 // then; and where the system has a parent-death signal, the command gets
 // SIGKILL too, should the watchdog be missing. Once nfsflock has dealt
 // with the group, it dismisses the watchdog (dismiss).
 func startJob(prog string, argv, env []string) (*job, error) {
-	tty, foreground := controllingTerminal()
+	tty := controllingTerminal()
+	sid, _ := unix.Getsid(0)
+	j := &job{
+		tty:           tty,
+		handsTerminal: tty >= 0 && term.IsTerminal(int(os.Stdin.Fd())),
+		shellAbove:    tty >= 0 && ownGroup() != sid,
+		exited:        make(chan struct{}),
+		wd:            startWatchdog(),
+	}
 	attr := &syscall.SysProcAttr{Setpgid: true}
-	if foreground {
+	if j.handsTerminal && foregroundGroup(tty) == ownGroup() {
 		attr.Foreground, attr.Ctty = true, tty
 	}
 	setDeathSignal(attr, unix.SIGKILL)
-	j := &job{tty: tty, exited: make(chan struct{}), wd: startWatchdog()}
 	j.stops.changed = make(chan struct{}, 1)
 	started := make(chan error)
 	go j.run(prog, argv, &os.ProcAttr{
@@ -58,10 +80,30 @@ func startJob(prog string, argv, env []string) (*job, error) {
 		Sys:   attr,
 	}, started)
 	if err := <-started; err != nil {
+		if attr.Foreground && foregroundGroup(tty) != ownGroup() {
+			// The failed start's child took the terminal for a group
+			// that is gone: take it back, for a retry (a script without
+			// #!) and for the shell.
+			signal.Ignore(unix.SIGTTOU)
+			unix.IoctlSetPointerInt(tty, unix.TIOCSPGRP, ownGroup())
+			signal.Reset(unix.SIGTTOU)
+		}
 		j.dismiss()
+		j.wd.wait()
 		return nil, startError{err}
 	}
 	j.wd.guard(j.pid)
+	if j.shellAbove {
+		// ^Z that reaches nfsflock goes to the command (jobSignal), whose
+		// stop stops nfsflock with it; a continue in the foreground (fg)
+		// gives the command the terminal.
+		j.stops.signals = make(chan os.Signal, 2)
+		signal.Notify(j.stops.signals, unix.SIGTSTP, unix.SIGCONT)
+		if j.handsTerminal {
+			j.foreground = time.NewTicker(foregroundCheck)
+			j.stops.foreground = j.foreground.C
+		}
+	}
 	if tty >= 0 {
 		// To take the terminal back from the background. Ignored only now:
 		// the command would have inherited it.
@@ -93,20 +135,17 @@ func (j *job) run(prog string, argv []string, attr *os.ProcAttr, started chan<- 
 }
 
 // controllingTerminal opens nfsflock's controlling terminal, whatever its
-// standard input is (as a shell's job control goes by the terminal, not by
-// where a job's input comes from), and reports whether nfsflock's process
-// group is its foreground. It returns -1 where nfsflock has no controlling
-// terminal.
-func controllingTerminal() (fd int, foreground bool) {
+// standard input is. It returns -1 where nfsflock has none.
+func controllingTerminal() int {
 	fd, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, false
+		return -1
 	}
 	if !term.IsTerminal(fd) {
 		unix.Close(fd)
-		return -1, false
+		return -1
 	}
-	return fd, foregroundGroup(fd) == ownGroup()
+	return fd
 }
 
 // foregroundGroup returns the foreground process group of the terminal
@@ -146,7 +185,7 @@ func (j *job) reap() {
 			break
 		}
 		if event != waitOther {
-			j.stops.record(event == waitStopped)
+			j.stops.record(event == waitStopped, syscall.Signal(status))
 		}
 	}
 	// The terminal goes back to nfsflock's group only from the command's:
@@ -161,6 +200,12 @@ func (j *job) reap() {
 // group: the command has ended, and what it left running in the
 // background, if anything, may run on. It also closes the terminal.
 func (j *job) dismiss() {
+	if j.stops.signals != nil {
+		signal.Stop(j.stops.signals)
+	}
+	if j.foreground != nil {
+		j.foreground.Stop()
+	}
 	j.wd.dismiss()
 	if j.tty >= 0 {
 		unix.Close(j.tty)
@@ -168,11 +213,56 @@ func (j *job) dismiss() {
 	}
 }
 
-// jobControl reports whether nfsflock has a controlling terminal. Then,
-// when the command is stopped (^Z, or reading the terminal from the
-// background), nfsflock stops too, with its own process group, so that the
-// shell sees its job stop.
-func (j *job) jobControl() bool { return j.tty >= 0 }
+// waitWatchdog waits, for a second at most, for the dismissed watchdog to
+// exit.
+func (j *job) waitWatchdog() { j.wd.wait() }
+
+// stopKind says how supervise deals with a stop of the command by sig.
+// A stop from the terminal (^Z, or the terminal read or written from the
+// background) is the job's, under a shell's job control: nfsflock stops
+// too, with its own process group, so that the shell sees the job stop.
+// Where no shell could continue nfsflock, ^Z is ignored, as the system
+// ignores it for nfsflock there. Any other stop (SIGSTOP, from a debugger
+// or a scheduler, which may continue the command behind nfsflock's back)
+// is the command's alone, and nfsflock keeps its lock refreshed meanwhile,
+// for the lifetime at most.
+func (j *job) stopKind(sig syscall.Signal) stopKind {
+	switch {
+	case sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU:
+		return stopLimited
+	case j.shellAbove:
+		return stopJob
+	case sig == unix.SIGTSTP && j.tty >= 0:
+		return stopIgnored
+	}
+	return stopLimited
+}
+
+// ignoreStop continues the command's group, stopped by a ^Z that nobody
+// could have continued.
+func (j *job) ignoreStop() { j.signalGroup(unix.SIGCONT) }
+
+// jobSignal handles a job-control signal that nfsflock got while the
+// command runs: ^Z (SIGTSTP) that reached nfsflock's group rather than the
+// command's goes to the command, whose stop stops nfsflock (stopJob); a
+// continue in the terminal's foreground (fg of a job that runs in the
+// background) gives the command the terminal, if nfsflock hands it.
+func (j *job) jobSignal(sig os.Signal) {
+	switch sig {
+	case unix.SIGTSTP:
+		j.signalGroup(unix.SIGTSTP)
+	case unix.SIGCONT:
+		j.handTerminal()
+	}
+}
+
+// handTerminal gives the command's group the terminal if nfsflock's group
+// has it and nfsflock hands the terminal.
+func (j *job) handTerminal() {
+	if j.handsTerminal && foregroundGroup(j.tty) == ownGroup() {
+		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
+	}
+}
 
 // suspend takes the terminal back from the stopped command, if it has it,
 // and stops nfsflock's own process group, as ^Z would have: nfsflock, and
@@ -192,9 +282,9 @@ func (j *job) suspend() {
 }
 
 // resume continues the command, in the terminal's foreground if nfsflock
-// was continued there.
+// was continued there and hands the terminal.
 func (j *job) resume() {
-	if foregroundGroup(j.tty) == ownGroup() {
+	if j.handsTerminal && foregroundGroup(j.tty) == ownGroup() {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
 	}
 	j.signalGroup(unix.SIGCONT)

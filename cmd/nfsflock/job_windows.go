@@ -70,6 +70,9 @@ func startJob(prog string, argv, env []string) (*job, error) {
 // when nfsflock exits or dies.
 func (j *job) dismiss() {}
 
+// waitWatchdog does nothing: there is no watchdog here.
+func (j *job) waitWatchdog() {}
+
 // newJobObject makes a job object whose processes are ended when its last
 // handle is closed.
 func newJobObject() (windows.Handle, error) {
@@ -114,13 +117,23 @@ func adopt(obj windows.Handle, pid int) error {
 // signal does nothing: the console has sent ^C to the command already.
 func (j *job) signal(os.Signal) {}
 
-// jobControl reports false: Windows has no job control.
-func (j *job) jobControl() bool { return false }
+// stopKind is never called: commands do not stop here, and Windows has
+// no job control.
+func (j *job) stopKind(syscall.Signal) stopKind { return stopLimited }
 
-// suspend is never called: see jobControl.
+// jobSignal is never called: no job-control signals are caught here.
+func (j *job) jobSignal(os.Signal) {}
+
+// handTerminal is never called: no terminal is handed here.
+func (j *job) handTerminal() {}
+
+// ignoreStop is never called: see stopKind.
+func (j *job) ignoreStop() {}
+
+// suspend is never called: see stopKind.
 func (j *job) suspend() {}
 
-// resume is never called: see jobControl.
+// resume is never called: see stopKind.
 func (j *job) resume() {}
 
 // terminateExitCode is the exit code of the processes that a lost lock

@@ -275,6 +275,7 @@ func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o
 	if relErr != nil {
 		warnf(stderr, "after %s ended: %v", o.argv[0], lockError{o.path, relErr})
 	}
+	j.waitWatchdog()
 	return code, nil
 }
 

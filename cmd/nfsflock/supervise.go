@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -13,13 +15,18 @@ import (
 //
 //   - ctx ends: the lock was lost, and context.Cause(ctx) says why;
 //   - the command stays stopped for longer than stopLimit, the lock's
-//     lifetime. nfsflock refreshes the lock all the while, and would keep a
-//     stopped command's lock for ever; the command is ended rather than the
-//     lock let go, since whoever stopped it may continue it;
-//   - nfsflock, which stopped itself with its command (^Z, under job
-//     control), is continued and confirm cannot confirm that the lock is
-//     still its own. The command is not continued, not even until the next
-//     refresh: it gets SIGTERM before it runs again.
+//     lifetime, by a stop that nfsflock does not share (stopLimited).
+//     nfsflock refreshes the lock all the while, and would keep a stopped
+//     command's lock for ever; the command is ended rather than the lock
+//     let go, since whoever stopped it may continue it;
+//   - nfsflock, which stopped itself with its command (^Z under a shell's
+//     job control: stopJob), is continued and confirm cannot confirm that
+//     the lock is still its own. The command is not continued, not even
+//     until the next refresh: it gets SIGTERM before it runs again.
+//
+// Job-control signals that nfsflock itself gets while the command runs
+// (j.stops.signals) go to jobSignal; at each tick of j.stops.foreground,
+// handTerminal passes the terminal on to the command if nfsflock has it.
 func (j *job) supervise(ctx context.Context, grace, stopLimit time.Duration, confirm func() error) (status int, why, err error) {
 	var (
 		handled int // the stops dealt with
@@ -39,8 +46,13 @@ func (j *job) supervise(ctx context.Context, grace, stopLimit time.Duration, con
 			why = context.Cause(ctx)
 		case <-expired:
 			why = stoppedError{stopLimit}
+		case sig := <-j.stops.signals:
+			j.jobSignal(sig)
+		case <-j.stops.foreground:
+			j.handTerminal()
 		case <-j.stops.changed:
-			count, stopped := j.stops.now()
+			count, stopped, sig := j.stops.now()
+			kind := j.stopKind(sig)
 			switch {
 			case !stopped:
 				if limit != nil {
@@ -48,7 +60,10 @@ func (j *job) supervise(ctx context.Context, grace, stopLimit time.Duration, con
 					expired = nil
 				}
 			case count == handled:
-			case j.jobControl():
+			case kind == stopIgnored:
+				handled = count
+				j.ignoreStop()
+			case kind == stopJob:
 				handled = count
 				j.suspend()
 				if err := confirm(); err != nil {
@@ -107,21 +122,47 @@ func (e stoppedError) Error() string {
 	return fmt.Sprintf("stopped for longer than the lock's lifetime (%v)", e.limit)
 }
 
+// How supervise deals with a stop of the command (job.stopKind).
+type stopKind int
+
+const (
+	// stopLimited: nfsflock keeps the lock refreshed while the command is
+	// stopped, for stopLimit at most (a stop by SIGSTOP, or one without a
+	// shell's job control above nfsflock).
+	stopLimited stopKind = iota
+	// stopJob: nfsflock stops too, as a job does, and confirms the lock
+	// before it continues the command (^Z, or the terminal read or
+	// written from the background, under a shell's job control).
+	stopJob
+	// stopIgnored: the command is continued at once (^Z where no shell
+	// could continue the job, which the system ignores for nfsflock).
+	stopIgnored
+)
+
 // jobStops is what the goroutine that waits for the command has learned
-// of its stops and continues, for supervise.
+// of its stops and continues, for supervise, and the job-control signals
+// that nfsflock itself gets while the command runs.
 type jobStops struct {
-	changed chan struct{} // holds a value once the fields below change; nil where commands do not stop
+	changed chan struct{}  // holds a value once the fields below change; nil where commands do not stop
+	signals chan os.Signal // SIGTSTP and SIGCONT caught while the command runs; nil where none are
+	// foreground ticks while the command runs where nfsflock hands it the
+	// terminal: a shell's fg of a job that runs in the background gives
+	// the terminal to nfsflock's group without a signal. nil elsewhere.
+	foreground <-chan time.Time
 
 	mu      sync.Mutex
-	count   int  // how many times the command has stopped
-	stopped bool // whether it is stopped now
+	count   int            // how many times the command has stopped
+	stopped bool           // whether it is stopped now
+	sig     syscall.Signal // the signal that stopped it last
 }
 
-// record notes that the command stopped, or that it was continued.
-func (s *jobStops) record(stopped bool) {
+// record notes that the command stopped, by signal sig, or that it was
+// continued.
+func (s *jobStops) record(stopped bool, sig syscall.Signal) {
 	s.mu.Lock()
 	if stopped {
 		s.count++
+		s.sig = sig
 	}
 	s.stopped = stopped
 	s.mu.Unlock()
@@ -131,10 +172,10 @@ func (s *jobStops) record(stopped bool) {
 	}
 }
 
-// now reports how many times the command has stopped, and whether it is
-// stopped now.
-func (s *jobStops) now() (count int, stopped bool) {
+// now reports how many times the command has stopped, whether it is
+// stopped now, and by which signal it stopped last.
+func (s *jobStops) now() (count int, stopped bool, sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.count, s.stopped
+	return s.count, s.stopped, s.sig
 }

@@ -109,34 +109,44 @@ gets SIGTERM before SIGCONT, so that it runs again only to handle SIGTERM.
 
 When nfsflock or its command stops or dies:
 
-When nfsflock has a controlling terminal, it runs the command's group in
-the terminal's foreground whenever it is there itself, whatever its
-standard input is, so that the command can read the terminal and gets ^C
-and ^Z itself. When the command is stopped (^Z, SIGTTIN from reading the
-terminal in the background, SIGSTOP), nfsflock stops too, with the rest of
-its own process group (a pipeline, the script that runs it), and the shell
-sees the job stop. The lock is not refreshed while nfsflock is stopped, and
-may expire and be taken by another process. Once continued (fg or bg),
-nfsflock refreshes the lock before it continues the command, in the
-terminal's foreground if nfsflock has it; if the lock was lost meanwhile,
-or cannot be confirmed, the command is ended as above instead of
-continued, and nfsflock exits 70.
+When standard input is the terminal and nfsflock is in its foreground,
+the command's group is put in the foreground, and put there again when a
+shell's fg brings nfsflock back, so that the command can read the terminal
+and gets ^C and ^Z itself; a ^Z that reaches nfsflock instead is passed on
+to the command. Under a shell's job control, when the terminal stops the
+command (^Z, or the terminal read or written from the background),
+nfsflock stops too, with the rest of its own process group (a pipeline,
+the script that runs it), and the shell sees the job stop. The lock is not
+refreshed while nfsflock is stopped, and may expire and be taken by
+another process. Once continued (fg or bg), nfsflock refreshes the lock
+before it continues the command; if the lock was lost meanwhile, or cannot
+be confirmed, the command is ended as above instead of continued, and
+nfsflock exits 70. Where no shell could continue nfsflock (its process
+group is its session's own: ssh -t, a container's console, exec from a
+login shell), ^Z is ignored, as the system ignores it there.
 
-Without a controlling terminal, a command that stops without nfsflock
-(SIGSTOP) keeps its lock for the lock's lifetime at most: one still stopped
-then is ended as above before it runs again, the lock is released, and
-nfsflock exits 70. One continued sooner runs on.
+A command stopped otherwise (SIGSTOP, as by a debugger or a scheduler, or
+the terminal read from the background where no shell could continue
+nfsflock) keeps its lock for the lock's lifetime at most: nfsflock goes on
+refreshing it, and one still stopped then is ended as above before it runs
+again, the lock is released, and nfsflock exits 70. One continued sooner
+runs on. A command that another process continues while nfsflock is
+stopped runs without its lock refreshed.
 
 If nfsflock dies without a chance to stop the command (SIGKILL, a crash),
 nobody refreshes the lock any more, and another process takes it once it
 has expired. So on Unix systems nfsflock starts a watchdog beside the
-command, a second nfsflock process shown as nfsflock-watchdog, which
-sends SIGKILL to the command's whole process group as soon as nfsflock is
-gone: the command and what it runs, in its foreground and background
-alike. A process that has left the group (setsid, or a process group of
-its own) runs on. Once the command has ended by itself, nfsflock dismisses
-the watchdog, and what the command left running in the background runs on,
-as under flock(1).
+command, a second nfsflock process whose arguments read nfsflock-watchdog,
+which sends SIGKILL to the command's whole process group as soon as
+nfsflock is gone: the command and what it runs, in its foreground and
+background alike. Out of its reach are a process that has left the group
+(setsid, or a process group of its own), one that has changed its user
+since (sudo, su), unless nfsflock runs as root, and everything once the
+watchdog itself is killed. Where the watchdog cannot start (no /proc and
+nfsflock's binary gone), the command itself still gets SIGKILL on Linux
+and FreeBSD (a parent-death signal). Once the command has ended by
+itself, nfsflock dismisses the watchdog, and what the command left running
+in the background runs on, as under flock(1).
 
 On Windows the command runs in a job object: ^C reaches it from the
 console, a lost lock ends it and every process it started at once, without

@@ -18,7 +18,8 @@ const (
 )
 
 // decodeWait reads a wait status, and for a command that ended, its exit
-// status as nfsflock reports it: 128+N for signal N.
+// status as nfsflock reports it: 128+N for signal N; for a stop, the
+// number of the signal that stopped it.
 //
 // It decodes stops and continues itself: x/sys's Stopped misses a stop by
 // SIGSTOP on the BSDs and macOS, and its Continued there would read
@@ -34,7 +35,7 @@ func decodeWait(ws unix.WaitStatus) (waitEvent, int) {
 	case raw&0xffff == 0xffff, raw == cont, raw&0xff == 0x7f && raw>>8&0xff == cont:
 		return waitContinued, 0
 	case raw&0xff == 0x7f:
-		return waitStopped, 0
+		return waitStopped, int(raw >> 8 & 0xff)
 	case ws.Exited():
 		return waitEnded, ws.ExitStatus()
 	case ws.Signaled():

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,13 +52,15 @@ func init() {
 // ready once the command runs. It returns nil if it cannot: the command
 // still runs, with the parent-death signal alone.
 func startWatchdog() *watchdog {
+	// The running binary, by its path where that still names it (so
+	// that ps shows the watchdog as nfsflock), or through /proc/self/exe
+	// on Linux, even once it is removed or replaced.
 	exe, err := os.Executable()
-	if runtime.GOOS == "linux" {
-		// The running binary, even one replaced or removed since.
-		exe, err = "/proc/self/exe", nil
-	}
-	if err != nil {
-		return nil
+	if fi, serr := os.Stat(exe); err != nil || serr != nil || !fi.Mode().IsRegular() {
+		exe = "/proc/self/exe"
+		if runtime.GOOS != "linux" {
+			return nil
+		}
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -92,15 +95,33 @@ func (wd *watchdog) guard(pgid int) {
 }
 
 // dismiss tells the watchdog that nfsflock has dealt with the command's
-// group, and waits for it to exit, so that no watchdog outlives nfsflock
-// and ends what a finished command left running in the background.
+// group; it ends nothing from then on, and exits.
 func (wd *watchdog) dismiss() {
-	if wd == nil {
+	if wd == nil || wd.w == nil {
 		return
 	}
 	wd.w.WriteString("done\n")
 	wd.w.Close()
-	wd.proc.Wait()
+	wd.w = nil
+}
+
+// wait waits for the dismissed watchdog to exit, for up to a second (a
+// watchdog stopped by someone exits once continued), so that none
+// outlives nfsflock as a rule.
+func (wd *watchdog) wait() {
+	if wd == nil {
+		return
+	}
+	exited := make(chan struct{})
+	go func() {
+		wd.proc.Wait()
+		close(exited)
+	}()
+	select {
+	case <-exited:
+	case <-time.After(time.Second):
+		// The goroutine ends with nfsflock, which exits now.
+	}
 }
 
 // watch is the watchdog's work: read the command's process group from r,
@@ -111,8 +132,8 @@ func watch(r *os.File) int {
 		unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPIPE)
 	in := bufio.NewReader(r)
 	line, err := in.ReadString('\n')
-	if err != nil {
-		return 0 // nfsflock ended before the command started
+	if err != nil || line == "done\n" {
+		return 0 // nfsflock ended, or was dismissed, before the command started
 	}
 	pgid, err := strconv.Atoi(strings.TrimSuffix(line, "\n"))
 	if err != nil || pgid <= 1 {
