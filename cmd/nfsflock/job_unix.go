@@ -18,22 +18,65 @@ import (
 // the command's process group.
 var relayedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
 
+// tstpSignal is ^Z's signal, which a relay catches under a shell's job
+// control.
+var tstpSignal os.Signal = unix.SIGTSTP
+
+// shellAbove reports whether a shell's job control can continue nfsflock
+// once it stops: it has a controlling terminal, and its process group is
+// not its session's own (ssh -t, a container's console, exec from a login
+// shell), which nobody could continue.
+func shellAbove() bool {
+	tty := controllingTerminal()
+	if tty < 0 {
+		return false
+	}
+	unix.Close(tty)
+	sid, _ := unix.Getsid(0)
+	return ownGroup() != sid
+}
+
+// stopSelf stops nfsflock, as ^Z does where it is not caught, and
+// returns once it is continued. See stopGroup.
+func stopSelf() { stopGroup(unix.Getpid()) }
+
+// stopGroup stops process pid, or with 0 nfsflock's whole process group,
+// with SIGTTIN, and returns once nfsflock is continued: it waits for the
+// SIGCONT, since kill returns before the stop takes nfsflock, or for a
+// moment if nothing stops it (the system discards the signal for a
+// process group that nobody could continue). SIGTTIN, rather than
+// SIGTSTP, which the Go runtime keeps catching once a relay has caught it,
+// or SIGSTOP, which an outer nfsflock would take for a stop by another
+// process: a stop from the terminal, which it takes for its job's.
+func stopGroup(pid int) {
+	continued := make(chan os.Signal, 1)
+	signal.Notify(continued, unix.SIGCONT)
+	defer signal.Stop(continued)
+	unix.Kill(pid, unix.SIGTTIN)
+	select {
+	case <-continued:
+	case <-time.After(suspendDiscarded):
+	}
+}
+
 // A job is the command, running as the leader of its own process group.
 type job struct {
 	pid int // also the process group id
 	// tty is nfsflock's controlling terminal, open, or -1 where it has
 	// none.
 	tty int
-	// handsTerminal says that standard input is a terminal: nfsflock then
-	// gives the terminal's foreground to the command's group whenever it
-	// has it itself, so that the command can read it and gets ^C and ^Z.
-	// (A command whose input is not the terminal stays in the background,
-	// as a script's background job, whose input is /dev/null, must.)
-	handsTerminal bool
+	// handsTerminal says that standard input and output are terminals:
+	// nfsflock then gives the terminal's foreground to the command's group
+	// whenever it has it itself, so that the command can read it and gets
+	// ^C and ^Z. A command whose input is not the terminal (a script's
+	// background job, whose input is /dev/null) or whose output goes
+	// elsewhere (through a pipe to a pager, which reads the terminal)
+	// stays in the background until it stops by reading or writing the
+	// terminal: then wantsTerminal says to give it the terminal with the
+	// job's next continue in the foreground.
+	handsTerminal, wantsTerminal bool
 	// shellAbove says that a shell's job control can continue nfsflock
-	// once it stops: it has a controlling terminal, and its process group
-	// is not the session's own (ssh -t, a container's console, exec from
-	// a login shell), which nobody could continue.
+	// once it stops (see the function shellAbove).
 	shellAbove bool
 
 	exited chan struct{} // closed once the command has ended and been reaped
@@ -59,11 +102,10 @@ const foregroundCheck = 100 * time.Millisecond
 // with the group, it dismisses the watchdog (dismiss).
 func startJob(prog string, argv, env []string) (*job, error) {
 	tty := controllingTerminal()
-	sid, _ := unix.Getsid(0)
 	j := &job{
 		tty:           tty,
-		handsTerminal: tty >= 0 && term.IsTerminal(int(os.Stdin.Fd())),
-		shellAbove:    tty >= 0 && ownGroup() != sid,
+		handsTerminal: tty >= 0 && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())),
+		shellAbove:    tty >= 0 && shellAbove(),
 		exited:        make(chan struct{}),
 		wd:            startWatchdog(),
 	}
@@ -94,11 +136,11 @@ func startJob(prog string, argv, env []string) (*job, error) {
 	}
 	j.wd.guard(j.pid)
 	if j.shellAbove {
-		// ^Z that reaches nfsflock goes to the command (jobSignal), whose
-		// stop stops nfsflock with it; a continue in the foreground (fg)
-		// gives the command the terminal.
-		j.stops.signals = make(chan os.Signal, 2)
-		signal.Notify(j.stops.signals, unix.SIGTSTP, unix.SIGCONT)
+		// A continue in the foreground (fg) gives the command the
+		// terminal. (^Z that reaches nfsflock goes to the command through
+		// the relay.)
+		j.stops.signals = make(chan os.Signal, 1)
+		signal.Notify(j.stops.signals, unix.SIGCONT)
 		if j.handsTerminal {
 			j.foreground = time.NewTicker(foregroundCheck)
 			j.stops.foreground = j.foreground.C
@@ -226,7 +268,13 @@ func (j *job) waitWatchdog() { j.wd.wait() }
 // or a scheduler, which may continue the command behind nfsflock's back)
 // is the command's alone, and nfsflock keeps its lock refreshed meanwhile,
 // for the lifetime at most.
+//
+// A stop from reading or writing the terminal also says that the command
+// wants the terminal (wantsTerminal).
 func (j *job) stopKind(sig syscall.Signal) stopKind {
+	if sig == unix.SIGTTIN || sig == unix.SIGTTOU {
+		j.wantsTerminal = true
+	}
 	switch {
 	case sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU:
 		return stopLimited
@@ -243,23 +291,15 @@ func (j *job) stopKind(sig syscall.Signal) stopKind {
 func (j *job) ignoreStop() { j.signalGroup(unix.SIGCONT) }
 
 // jobSignal handles a job-control signal that nfsflock got while the
-// command runs: ^Z (SIGTSTP) that reached nfsflock's group rather than the
-// command's goes to the command, whose stop stops nfsflock (stopJob); a
-// continue in the terminal's foreground (fg of a job that runs in the
-// background) gives the command the terminal, if nfsflock hands it.
-func (j *job) jobSignal(sig os.Signal) {
-	switch sig {
-	case unix.SIGTSTP:
-		j.signalGroup(unix.SIGTSTP)
-	case unix.SIGCONT:
-		j.handTerminal()
-	}
-}
+// command runs: a continue in the terminal's foreground (fg of a job that
+// runs in the background) gives the command the terminal, if nfsflock
+// hands it.
+func (j *job) jobSignal(os.Signal) { j.handTerminal() }
 
 // handTerminal gives the command's group the terminal if nfsflock's group
-// has it and nfsflock hands the terminal.
+// has it and nfsflock hands the terminal, or the command asked for it.
 func (j *job) handTerminal() {
-	if j.handsTerminal && foregroundGroup(j.tty) == ownGroup() {
+	if (j.handsTerminal || j.wantsTerminal) && foregroundGroup(j.tty) == ownGroup() {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
 	}
 }
@@ -267,26 +307,24 @@ func (j *job) handTerminal() {
 // suspend takes the terminal back from the stopped command, if it has it,
 // and stops nfsflock's own process group, as ^Z would have: nfsflock, and
 // whatever shares its group, such as the rest of a pipeline or the script
-// that runs nfsflock. It returns once nfsflock is continued: it waits for
-// the SIGCONT, since kill returns before the SIGSTOP has stopped nfsflock
-// (another thread may be the one that takes it).
+// that runs nfsflock; an outer nfsflock takes it for its job's stop. It
+// returns once nfsflock is continued, or after a moment if nothing stopped
+// it (stopGroup); supervise confirms the lock either way.
 func (j *job) suspend() {
-	continued := make(chan os.Signal, 1)
-	signal.Notify(continued, unix.SIGCONT)
-	defer signal.Stop(continued)
 	if foregroundGroup(j.tty) == j.pid {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
 	}
-	unix.Kill(0, unix.SIGSTOP)
-	<-continued
+	stopGroup(0)
 }
 
+// suspendDiscarded is how long suspend waits to be stopped before it
+// takes its stop signal for discarded.
+const suspendDiscarded = 500 * time.Millisecond
+
 // resume continues the command, in the terminal's foreground if nfsflock
-// was continued there and hands the terminal.
+// was continued there and hands the terminal (handTerminal).
 func (j *job) resume() {
-	if j.handsTerminal && foregroundGroup(j.tty) == ownGroup() {
-		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, j.pid)
-	}
+	j.handTerminal()
 	j.signalGroup(unix.SIGCONT)
 }
 

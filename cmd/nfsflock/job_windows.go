@@ -13,6 +13,15 @@ import (
 // command runs, the console delivers ^C to it directly.
 var relayedSignals = []os.Signal{os.Interrupt}
 
+// tstpSignal is never caught: Windows has no job control (shellAbove).
+var tstpSignal os.Signal = os.Interrupt
+
+// shellAbove reports false: Windows has no job control.
+func shellAbove() bool { return false }
+
+// stopSelf is never called: see shellAbove.
+func stopSelf() {}
+
 // A job is the command, run in a Windows job object of its own: the
 // command and every process it starts belong to the job, and ending the
 // job ends them all. Windows has no SIGTERM to ask them to stop first: a

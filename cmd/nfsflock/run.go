@@ -218,7 +218,7 @@ func runHolding(ctx context.Context, l *flock.Lock, relay *relay, prog string, o
 	kctx, stopRefreshing := l.KeepAlive(ctx)
 	token, fenced := l.Token()
 	env := commandEnv(os.Environ(), token, fenced)
-	j, err := relay.start(kctx, func() (*job, error) { return startCommand(prog, o.argv, env) })
+	j, err := relay.start(kctx, func() error { return confirmLock(l) }, func() (*job, error) { return startCommand(prog, o.argv, env) })
 	if err != nil {
 		stopRefreshing()
 		l.Release()
@@ -394,9 +394,15 @@ func (e interruptedError) number() int {
 
 // A relay passes the signals that nfsflock gets to the command's process
 // group while the command runs. Before it runs, a signal ends the wait for
-// the lock instead.
+// the lock instead. Under a shell's job control (shellAbove), it catches
+// ^Z (SIGTSTP) too, from the start: before the command runs it stops
+// nfsflock, as ^Z does by default, and has start confirm the lock before
+// it starts the command; once the command runs, it passes ^Z on to it,
+// whose stop stops nfsflock (supervise). No ^Z stops nfsflock alone while
+// the command runs.
 type relay struct {
 	sigs   chan os.Signal
+	tstp   chan os.Signal // SIGTSTP, under a shell's job control; else nil
 	done   chan struct{}
 	joined chan struct{}
 	once   sync.Once
@@ -405,6 +411,7 @@ type relay struct {
 	job     *job
 	cancel  context.CancelCauseFunc
 	started bool
+	paused  bool // stopped by ^Z before the command started
 }
 
 // startRelay catches the relayed signals, leaving alone those that
@@ -421,6 +428,10 @@ func startRelay(cancel context.CancelCauseFunc) *relay {
 		if !signal.Ignored(sig) {
 			signal.Notify(r.sigs, sig)
 		}
+	}
+	if shellAbove() {
+		r.tstp = make(chan os.Signal, 1)
+		signal.Notify(r.tstp, tstpSignal)
 	}
 	go r.loop()
 	return r
@@ -441,17 +452,34 @@ func (r *relay) loop() {
 				r.cancel(interruptedError{sig})
 			}
 			r.mu.Unlock()
+		case <-r.tstp:
+			r.mu.Lock()
+			switch {
+			case r.job != nil:
+				r.job.signal(tstpSignal)
+			case !r.started:
+				r.paused = true
+				stopSelf()
+			}
+			r.mu.Unlock()
 		}
 	}
 }
 
 // start runs startJob unless a signal or a lost lock has ended ctx first,
-// and relays signals to the job from then on.
-func (r *relay) start(ctx context.Context, startJob func() (*job, error)) (*job, error) {
+// or ^Z stopped nfsflock and confirm cannot confirm the lock since, and
+// relays signals to the job from then on.
+func (r *relay) start(ctx context.Context, confirm func() error, startJob func() (*job, error)) (*job, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ctx.Err() != nil {
 		return nil, context.Cause(ctx)
+	}
+	if r.paused {
+		r.paused = false
+		if err := confirm(); err != nil {
+			return nil, err
+		}
 	}
 	j, err := startJob()
 	if err != nil {
@@ -472,6 +500,9 @@ func (r *relay) clear() {
 func (r *relay) stop() {
 	r.once.Do(func() {
 		signal.Stop(r.sigs)
+		if r.tstp != nil {
+			signal.Stop(r.tstp)
+		}
 		close(r.done)
 		<-r.joined
 	})

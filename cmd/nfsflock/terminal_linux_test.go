@@ -500,3 +500,90 @@ func TestTerminalBackgroundKeepsShellForeground(t *testing.T) {
 	term.waitOutput("still-here")
 	term.exitShell()
 }
+
+// ^Z while nfsflock waits for the lock stops it, as a job, though it
+// catches ^Z (to pass it on to its command later): once continued it goes
+// on waiting, takes the lock and runs the command.
+func TestTerminalSuspendWhileWaiting(t *testing.T) {
+	dir := t.TempDir()
+	holder := hold(t, dir, "L")
+	term := startShellOnTerminal(t, dir)
+	term.write(`"$NFSFLOCK" L -- sh -c 'echo ran'` + "\n")
+	term.waitOutput("held by pid ") // the waiting line: nfsflock catches ^Z by now
+	term.write("\x1a")
+	term.waitOutput("Stopped")
+	holder.closeStdin()
+	holder.wait()
+	term.write("fg; echo status=$?\n")
+	term.waitOutput("ran")
+	term.waitOutput("status=0")
+	term.exitShell()
+}
+
+// nfsflock running nfsflock: ^Z stops the innermost command, the inner
+// nfsflock, which the outer one takes for its job's stop, and so the
+// outer one too; the shell sees the job stop, and fg continues them all.
+// Before, the outer nfsflock took the inner one's stop for another
+// process's and kept the terminal's foreground with the stopped group
+// (helper 58).
+func TestTerminalSuspendNested(t *testing.T) {
+	dir := t.TempDir()
+	term := startShellOnTerminal(t, dir)
+	term.write(`"$NFSFLOCK" L1 "$NFSFLOCK" L2 sh -c 'echo $$ > pid; echo $PPID > nfpid; touch ready; read x; echo "got $x"'` + "\n")
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	term.write("\x1a")
+	term.waitOutput("Stopped")
+	inner, _ := stoppedTogether(t, dir)
+	outer := parentOf(t, inner)
+	waitFor(t, "the outer nfsflock to stop", func() bool { return processState(outer) == "T" })
+	term.write("fg\n")
+	term.write("again\n")
+	term.waitOutput("got again")
+	term.write("echo status=$?\n")
+	term.waitOutput("status=0")
+	term.exitShell()
+}
+
+// parentOf returns the parent of process pid, from /proc/pid/stat.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ppid
+}
+
+// With its output piped to a reader of the terminal (a pager), the command
+// stays in the background and the reader keeps the terminal. Before, the
+// command took the terminal's foreground and the reader stopped when it
+// read it (helper 58).
+func TestTerminalPipedToReader(t *testing.T) {
+	dir := t.TempDir()
+	term := startShellOnTerminal(t, dir)
+	term.write(`"$NFSFLOCK" L sh -c 'echo hi; exec sleep 2' | { read -r a; read -r b < /dev/tty; echo "reader got $a $b"; }` + "\n")
+	term.write("there\n")
+	term.waitOutput("reader got hi there")
+	term.exitShell()
+}
+
+// A command whose input is not the terminal but which reads the terminal
+// itself (a password prompt) stops, as a job, and is given the terminal
+// when brought to the foreground. Before, fg continued it in the
+// background, where it stopped again at once, and what was typed for it
+// went to the shell (helper 58).
+func TestTerminalCommandReadsTerminal(t *testing.T) {
+	dir := t.TempDir()
+	term := startShellOnTerminal(t, dir)
+	term.write(`echo data | "$NFSFLOCK" L sh -c 'read -r d; read -r y < /dev/tty; echo "command got $d $y"'` + "\n")
+	term.waitOutput("Stopped")
+	term.write("fg\n")
+	term.write("secret\n")
+	term.waitOutput("command got data secret")
+	term.exitShell()
+}
