@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A terminal is a pseudo-terminal whose far side is the controlling
@@ -40,22 +38,9 @@ func startOnTerminal(t *testing.T, dir string, args ...string) *terminal {
 // input is /dev/null rather than the terminal.
 func startProgramOnTerminal(t *testing.T, dir string, noInput bool, prog string, args ...string) *terminal {
 	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { master.Close() })
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	master, slave := openPTY(t)
+	// Closed once the program has it, so that reading the master ends
+	// when the program and what it started have all closed theirs.
 	defer slave.Close()
 
 	term := &terminal{t: t, master: master, read: make(chan struct{}), done: make(chan struct{})}
