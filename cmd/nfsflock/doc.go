@@ -109,32 +109,39 @@
 // the terminal and gets ^C and ^Z itself. Otherwise (input from a file or a
 // pipe, output to a pager) the command stays in the background, and is given
 // the terminal only once it has stopped to read or write it and the job is
-// brought to the foreground. Under a shell's job control, a ^Z that reaches
-// nfsflock is passed on to the command, and when the terminal stops the
-// command (^Z, or the terminal read or written from the background),
-// nfsflock stops too, with the rest of its own process group (a pipeline,
-// the script that runs it, an outer nfsflock), and the shell sees the job
-// stop. The lock is not refreshed while nfsflock is stopped: if the stop
-// outlasts the lock's lifetime, the lock counts as lost. Once continued (fg
-// or bg), nfsflock refreshes the lock before it continues the command; if
-// the lock was lost meanwhile, or cannot be confirmed, the command is ended
-// as above instead of continued, and nfsflock exits 70. Where no shell could
-// continue nfsflock (its process group is its session's own: ssh -t, a
-// container's console, exec from a login shell), ^Z is ignored, as the
-// system ignores it there.
+// brought to the foreground.
 //
-// A command stopped otherwise (SIGSTOP, as by a debugger or a scheduler, or
-// by itself; or the terminal read from the background where no shell could
-// continue nfsflock) keeps its lock for the lock's lifetime at most:
-// nfsflock goes on refreshing it, and one still stopped then is ended as
-// above before it runs again, the lock is released, and nfsflock exits 70.
-// One continued sooner runs on. SIGSTOP sent to nfsflock, or to its process
-// group (kill -STOP %1), stops nfsflock but not the command, which runs on
-// unrefreshed until the lock expires; stop a job with ^Z or kill -TSTP. A
-// command that another process continues while nfsflock is stopped runs
-// without its lock refreshed. A program that puts nfsflock in a process
-// group of its own without job control (timeout(1) without --foreground)
-// is stopped with it when the command reads the terminal.
+// nfsflock catches the stop signals (SIGTSTP, SIGTTIN, SIGTTOU), so that
+// none stops it alone while its command runs on unrefreshed. Under a shell's
+// job control, one that reaches nfsflock is passed on to the command as ^Z;
+// and when the terminal stops the command (^Z, or the terminal read or
+// written from the background), or the command's group stops by SIGSTOP
+// while it has the terminal's foreground (an inner nfsflock), nfsflock
+// freezes the command's whole group (SIGSTOP, for any process of it that
+// ignores ^Z) and stops too, with the rest of its own process group (a
+// pipeline, the script that runs it, an outer nfsflock), and the shell sees
+// the job stop. The lock is not refreshed while nfsflock is stopped: if the
+// stop outlasts the lock's lifetime, the lock counts as lost. Once continued
+// (fg or bg), nfsflock refreshes the lock before it continues the command;
+// if the lock was lost meanwhile, or cannot be confirmed, the command is
+// ended as above instead of continued, and nfsflock exits 70. Where no shell
+// could continue nfsflock (no controlling terminal, or its process group is
+// its session's own: ssh -t, a container's console, exec from a login
+// shell), stop signals are ignored, as the system ignores them there.
+//
+// A command stopped otherwise (SIGSTOP of a command outside the terminal's
+// foreground, as by a debugger or a scheduler; or the terminal read from the
+// background where no shell could continue nfsflock) keeps its lock for the
+// lock's lifetime at most: nfsflock goes on refreshing it, and one still
+// stopped then is ended as above before it runs again, the lock is released,
+// and nfsflock exits 70. One continued sooner runs on. SIGSTOP sent to
+// nfsflock, or to its process group (kill -STOP %1), stops nfsflock but not
+// the command, which runs on unrefreshed until the lock expires; stop a job
+// with ^Z or kill -TSTP. A command that another process continues while
+// nfsflock is stopped runs without its lock refreshed. A program that puts
+// nfsflock in a process group of its own without job control (timeout(1)
+// without --foreground) is stopped with it when the command reads the
+// terminal.
 //
 // If nfsflock dies without a chance to stop the command (SIGKILL, a crash),
 // nobody refreshes the lock any more, and another process takes it once it

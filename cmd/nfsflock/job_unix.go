@@ -18,9 +18,12 @@ import (
 // the command's process group.
 var relayedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
 
-// tstpSignal is ^Z's signal, which a relay catches under a shell's job
-// control.
-var tstpSignal os.Signal = unix.SIGTSTP
+// stopSignals are the stop signals that a relay catches; tstpSignal is
+// ^Z's, which it passes on to the command.
+var (
+	stopSignals           = []os.Signal{unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
+	tstpSignal  os.Signal = unix.SIGTSTP
+)
 
 // shellAbove reports whether a shell's job control can continue nfsflock
 // once it stops: it has a controlling terminal, and its process group is
@@ -36,27 +39,15 @@ func shellAbove() bool {
 	return ownGroup() != sid
 }
 
-// stopSelf stops nfsflock, as ^Z does where it is not caught, and
-// returns once it is continued. See stopGroup.
-func stopSelf() { stopGroup(unix.Getpid()) }
-
-// stopGroup stops process pid, or with 0 nfsflock's whole process group,
-// with SIGTTIN, and returns once nfsflock is continued: it waits for the
-// SIGCONT, since kill returns before the stop takes nfsflock, or for a
-// moment if nothing stops it (the system discards the signal for a
-// process group that nobody could continue). SIGTTIN, rather than
-// SIGTSTP, which the Go runtime keeps catching once a relay has caught it,
-// or SIGSTOP, which an outer nfsflock would take for a stop by another
-// process: a stop from the terminal, which it takes for its job's.
-func stopGroup(pid int) {
+// stopSelf stops nfsflock, with SIGSTOP (it catches the other stop
+// signals), and returns once it is continued: it waits for the SIGCONT,
+// since kill returns before the stop takes nfsflock.
+func stopSelf() {
 	continued := make(chan os.Signal, 1)
 	signal.Notify(continued, unix.SIGCONT)
 	defer signal.Stop(continued)
-	unix.Kill(pid, unix.SIGTTIN)
-	select {
-	case <-continued:
-	case <-time.After(suspendDiscarded):
-	}
+	unix.Kill(unix.Getpid(), unix.SIGSTOP)
+	<-continued
 }
 
 // A job is the command, running as the leader of its own process group.
@@ -78,6 +69,9 @@ type job struct {
 	// shellAbove says that a shell's job control can continue nfsflock
 	// once it stops (see the function shellAbove).
 	shellAbove bool
+	// ownStop tells the relay of a stop signal that suspend sends
+	// nfsflock's own process group; nil without a relay.
+	ownStop func()
 
 	exited chan struct{} // closed once the command has ended and been reaped
 	status int           // its exit status, 128+N for signal N; set before exited closes
@@ -263,11 +257,13 @@ func (j *job) waitWatchdog() { j.wd.wait() }
 // A stop from the terminal (^Z, or the terminal read or written from the
 // background) is the job's, under a shell's job control: nfsflock stops
 // too, with its own process group, so that the shell sees the job stop.
-// Where no shell could continue nfsflock, ^Z is ignored, as the system
-// ignores it for nfsflock there. Any other stop (SIGSTOP, from a debugger
-// or a scheduler, which may continue the command behind nfsflock's back)
-// is the command's alone, and nfsflock keeps its lock refreshed meanwhile,
-// for the lifetime at most.
+// So is a stop by SIGSTOP while the command's group has the terminal's
+// foreground, as when an inner nfsflock suspends. Where no shell could
+// continue nfsflock, ^Z is ignored, as the system ignores it for nfsflock
+// there. Any other stop (SIGSTOP of a command in the background, from a
+// debugger or a scheduler, which may continue the command behind
+// nfsflock's back) is the command's alone, and nfsflock keeps its lock
+// refreshed meanwhile, for the lifetime at most.
 //
 // A stop from reading or writing the terminal also says that the command
 // wants the terminal (wantsTerminal).
@@ -276,6 +272,10 @@ func (j *job) stopKind(sig syscall.Signal) stopKind {
 		j.wantsTerminal = true
 	}
 	switch {
+	case sig == unix.SIGSTOP && j.shellAbove && foregroundGroup(j.tty) == j.pid:
+		// A stop of the terminal's foreground job, as an inner nfsflock
+		// stops itself (it catches the other stop signals).
+		return stopJob
 	case sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU:
 		return stopLimited
 	case j.shellAbove:
@@ -304,22 +304,24 @@ func (j *job) handTerminal() {
 	}
 }
 
-// suspend takes the terminal back from the stopped command, if it has it,
-// and stops nfsflock's own process group, as ^Z would have: nfsflock, and
-// whatever shares its group, such as the rest of a pipeline or the script
-// that runs nfsflock; an outer nfsflock takes it for its job's stop. It
-// returns once nfsflock is continued, or after a moment if nothing stopped
-// it (stopGroup); supervise confirms the lock either way.
+// suspend freezes the whole command's group (SIGSTOP: its leader's stop
+// may not have stopped the rest, which may ignore ^Z), takes the terminal
+// back from it, if it has it, and stops nfsflock's own process group, as
+// ^Z would have: the rest of a pipeline or the script that runs nfsflock,
+// with SIGTTIN, which another nfsflock there catches to freeze its own
+// command; and nfsflock itself, with SIGSTOP. It returns once nfsflock is
+// continued; supervise then confirms the lock before resume.
 func (j *job) suspend() {
+	j.signalGroup(unix.SIGSTOP)
 	if foregroundGroup(j.tty) == j.pid {
 		unix.IoctlSetPointerInt(j.tty, unix.TIOCSPGRP, ownGroup())
 	}
-	stopGroup(0)
+	if j.ownStop != nil {
+		j.ownStop()
+	}
+	unix.Kill(0, unix.SIGTTIN)
+	stopSelf()
 }
-
-// suspendDiscarded is how long suspend waits to be stopped before it
-// takes its stop signal for discarded.
-const suspendDiscarded = 500 * time.Millisecond
 
 // resume continues the command, in the terminal's foreground if nfsflock
 // was continued there and hands the terminal (handTerminal).

@@ -13,8 +13,11 @@ import (
 // command runs, the console delivers ^C to it directly.
 var relayedSignals = []os.Signal{os.Interrupt}
 
-// tstpSignal is never caught: Windows has no job control (shellAbove).
-var tstpSignal os.Signal = os.Interrupt
+// stopSignals: Windows has none; tstpSignal is never sent.
+var (
+	stopSignals []os.Signal
+	tstpSignal  os.Signal = os.Interrupt
+)
 
 // shellAbove reports false: Windows has no job control.
 func shellAbove() bool { return false }
@@ -30,8 +33,9 @@ func stopSelf() {}
 // handle, so whatever of it still runs when nfsflock exits, or dies, ends
 // too: nothing goes on without the lock, which nobody refreshes then.
 type job struct {
-	proc *os.Process
-	obj  windows.Handle // the job object
+	ownStop func() // never called: Windows has no job control
+	proc    *os.Process
+	obj     windows.Handle // the job object
 
 	exited chan struct{} // closed once the command has ended
 	status int           // its exit code; set before exited closes

@@ -957,6 +957,39 @@ func TestCommandDiesWithNfsflock(t *testing.T) {
 	}
 }
 
+// Without a terminal, a stop signal sent to nfsflock (here SIGTSTP, in a
+// process group of its own that is not orphaned, where the system would
+// deliver it) is ignored: nfsflock does not stop alone while its command
+// runs unrefreshed. A stopped nfsflock would not handle the SIGTERM that
+// follows, and would not exit (helper 59).
+func TestStopSignalWithoutTerminal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "L", "--", "sh", "-c", `touch ready; exec sleep 600`)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+	})
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	cmd.Process.Signal(syscall.SIGTSTP)
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if code := exitStatus(t, err); code != 128+int(syscall.SIGTERM) {
+			t.Errorf("nfsflock after SIGTSTP and SIGTERM = %d; want %d", code, 128+int(syscall.SIGTERM))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("nfsflock has not ended after SIGTSTP and SIGTERM: stopped, alone")
+	}
+}
+
 // A command that ends by itself may leave a process running in the
 // background of its group, as under flock(1): nfsflock dismisses its
 // watchdog before it exits, and the watchdog ends nothing.

@@ -394,15 +394,20 @@ func (e interruptedError) number() int {
 
 // A relay passes the signals that nfsflock gets to the command's process
 // group while the command runs. Before it runs, a signal ends the wait for
-// the lock instead. Under a shell's job control (shellAbove), it catches
-// ^Z (SIGTSTP) too, from the start: before the command runs it stops
-// nfsflock, as ^Z does by default, and has start confirm the lock before
-// it starts the command; once the command runs, it passes ^Z on to it,
-// whose stop stops nfsflock (supervise). No ^Z stops nfsflock alone while
-// the command runs.
+// the lock instead.
+//
+// It catches the stop signals that a terminal or another process may send
+// (stopSignals: SIGTSTP, SIGTTIN, SIGTTOU), from the start, so that none
+// stops nfsflock alone while the command runs on unrefreshed. Under a
+// shell's job control (shellAbove): before the command runs, one stops
+// nfsflock, as by default, and start confirms the lock before it starts
+// the command; once the command runs, it goes to the command as ^Z, whose
+// stop stops nfsflock with the whole command frozen (supervise, suspend).
+// Where no shell could continue nfsflock, they are ignored, as the system
+// ignores them for a process group that nobody could continue.
 type relay struct {
 	sigs   chan os.Signal
-	tstp   chan os.Signal // SIGTSTP, under a shell's job control; else nil
+	stops  chan os.Signal // stopSignals, caught; nil where none are (Windows)
 	done   chan struct{}
 	joined chan struct{}
 	once   sync.Once
@@ -412,6 +417,9 @@ type relay struct {
 	cancel  context.CancelCauseFunc
 	started bool
 	paused  bool // stopped by ^Z before the command started
+	// own counts the stop signals that nfsflock sent its own process
+	// group (suspend) and has yet to see: the relay drops them.
+	own int
 }
 
 // startRelay catches the relayed signals, leaving alone those that
@@ -429,9 +437,9 @@ func startRelay(cancel context.CancelCauseFunc) *relay {
 			signal.Notify(r.sigs, sig)
 		}
 	}
-	if shellAbove() {
-		r.tstp = make(chan os.Signal, 1)
-		signal.Notify(r.tstp, tstpSignal)
+	if len(stopSignals) > 0 {
+		r.stops = make(chan os.Signal, 4)
+		signal.Notify(r.stops, stopSignals...)
 	}
 	go r.loop()
 	return r
@@ -452,9 +460,12 @@ func (r *relay) loop() {
 				r.cancel(interruptedError{sig})
 			}
 			r.mu.Unlock()
-		case <-r.tstp:
+		case <-r.stops:
 			r.mu.Lock()
 			switch {
+			case r.own > 0:
+				r.own--
+			case !shellAbove():
 			case r.job != nil:
 				r.job.signal(tstpSignal)
 			case !r.started:
@@ -485,8 +496,17 @@ func (r *relay) start(ctx context.Context, confirm func() error, startJob func()
 	if err != nil {
 		return nil, err
 	}
+	j.ownStop = r.ownStop
 	r.job, r.started = j, true
 	return j, nil
+}
+
+// ownStop notes that nfsflock is about to send a stop signal to its own
+// process group, which the relay is to drop when it comes.
+func (r *relay) ownStop() {
+	r.mu.Lock()
+	r.own++
+	r.mu.Unlock()
 }
 
 // clear stops relaying to the job, which has ended.
@@ -500,8 +520,8 @@ func (r *relay) clear() {
 func (r *relay) stop() {
 	r.once.Do(func() {
 		signal.Stop(r.sigs)
-		if r.tstp != nil {
-			signal.Stop(r.tstp)
+		if r.stops != nil {
+			signal.Stop(r.stops)
 		}
 		close(r.done)
 		<-r.joined

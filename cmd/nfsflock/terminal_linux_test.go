@@ -333,15 +333,17 @@ func TestTerminalSuspendAfterBackground(t *testing.T) {
 	term.exitShell()
 }
 
-// A command stopped by SIGSTOP, as a debugger or a scheduler stops it, is
-// not nfsflock's job stopping: nfsflock keeps running and refreshing, so
+// A command in the background of the terminal stopped by SIGSTOP, as a
+// debugger or a scheduler stops it, is not nfsflock's job stopping: nfsflock keeps running and refreshing, so
 // that whoever stopped the command may continue it. Before, nfsflock
 // stopped too, and a command continued behind its back ran unrefreshed
 // (helper 57).
 func TestTerminalCommandStoppedByOther(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	term.write(`"$NFSFLOCK" L -- sh -c '` + sleepingCommand + `'` + "\n")
+	// Its output to a file: the command runs outside the terminal's
+	// foreground, where a SIGSTOP is not taken for the job's.
+	term.write(`"$NFSFLOCK" L -- sh -c '` + sleepingCommand + `' > out` + "\n")
 	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
 	nfsflock := readInt(t, filepath.Join(dir, "nfpid"))
 	command := readInt(t, filepath.Join(dir, "pid"))
@@ -570,5 +572,46 @@ func TestTerminalCommandReadsTerminal(t *testing.T) {
 	term.write("fg\n")
 	term.write("secret\n")
 	term.waitOutput("command got data secret")
+	term.exitShell()
+}
+
+// SIGTTIN sent to nfsflock by another process is passed on to the command
+// as ^Z, and the job stops with its command. Before, nfsflock stopped
+// alone, and its command ran on unrefreshed (helper 59).
+func TestTerminalStopSignalToNfsflock(t *testing.T) {
+	dir := t.TempDir()
+	term := startShellOnTerminal(t, dir)
+	term.write(`"$NFSFLOCK" L -- sh -c '` + sleepingCommand + `'` + "\n")
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	syscall.Kill(readInt(t, filepath.Join(dir, "nfpid")), syscall.SIGTTIN)
+	term.waitOutput("Stopped")
+	stoppedTogether(t, dir)
+	term.write("fg\n")
+	waitFor(t, "the command to run again", func() bool { return processState(readInt(t, filepath.Join(dir, "pid"))) != "T" })
+	term.write("\x03")
+	term.write("echo status=$?\n")
+	term.waitOutput("status=130")
+	term.exitShell()
+}
+
+// ^Z that stops the command, but not a process of its group that ignores
+// SIGTSTP: nfsflock freezes the whole group before it stops. Before, that
+// process ran on while nfsflock was stopped (helper 59).
+func TestTerminalSuspendFreezesGroup(t *testing.T) {
+	dir := t.TempDir()
+	term := startShellOnTerminal(t, dir)
+	term.write(`"$NFSFLOCK" L -- sh -c '(trap "" TSTP; exec sleep 600) & echo $! > child; ` + sleepingCommand + `'` + "\n")
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	child := readInt(t, filepath.Join(dir, "child"))
+	term.write("\x1a")
+	term.waitOutput("Stopped")
+	stoppedTogether(t, dir)
+	waitFor(t, "the process that ignores ^Z to be frozen too", func() bool { return processState(child) == "T" })
+	term.write("fg\n")
+	waitFor(t, "the process that ignores ^Z to run again", func() bool { return processState(child) != "T" })
+	term.write("\x03")
+	term.write("echo status=$?\n")
+	term.waitOutput("status=130")
+	syscall.Kill(child, syscall.SIGKILL)
 	term.exitShell()
 }
