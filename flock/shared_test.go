@@ -626,6 +626,13 @@ func TestSharedBreakersLockInTheWay(t *testing.T) {
 			t.Errorf("the lock file is gone after Break(false) gave up: %v", err)
 		}
 		r = v.do(request{Op: "break", Force: true})
+		// False and nil is also what a break says when its re-read took
+		// too long to trust (recheckMax), as on a loaded machine through
+		// sshfs: it may be tried again.
+		for try := 1; try < 3 && s.victimMayRemove() && !r.OK && r.Err == ""; try++ {
+			t.Logf("Break(true) = false, nil (a slow re-read?); trying again")
+			r = v.do(request{Op: "break", Force: true})
+		}
 		switch {
 		case r.is("breaking"):
 			// Break(true) no longer overrides a breakers' lock that looks

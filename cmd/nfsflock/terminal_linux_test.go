@@ -476,11 +476,16 @@ func TestTerminalBackgroundThenForeground(t *testing.T) {
 func TestTerminalBackgroundKeepsShellForeground(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	term.write(`"$NFSFLOCK" L -- sh -c 'touch ready; sleep 0.5; touch done'` + "\n")
+	// The command ends once the file go exists, after bg.
+	term.write(`"$NFSFLOCK" L -- sh -c 'touch ready; until [ -e go ]; do sleep 0.05; done; touch done'` + "\n")
 	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
 	term.write("\x1a")
 	term.waitOutput("Stopped")
 	term.write("bg\n")
+	term.waitOutput("&")
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "the command to end in the background", func() bool { return exists(filepath.Join(dir, "done")) })
 	term.waitOutput("Done")
 	term.write("echo still-here\n")
