@@ -125,9 +125,12 @@
 // (fg or bg), nfsflock refreshes the lock before it continues the command;
 // if the lock was lost meanwhile, or cannot be confirmed, the command is
 // ended as above instead of continued, and nfsflock exits 70. Where no shell
-// could continue nfsflock (no controlling terminal, or its process group is
-// its session's own: ssh -t, a container's console, exec from a login
-// shell), stop signals are ignored, as the system ignores them there.
+// could continue nfsflock (no controlling terminal, its process group its
+// session's own: ssh -t, a container's console, exec from a login shell; or
+// detached, orphaned, as by "( nfsflock ... & )"), stop signals are
+// ignored, as the system ignores them there. An nfsflock run by another in
+// the background of the terminal stops alone when its command reads the
+// terminal, and the outer one keeps the lock for its lifetime at most.
 //
 // A command stopped otherwise (SIGSTOP of a command outside the terminal's
 // foreground, as by a debugger or a scheduler; or the terminal read from the

@@ -3,10 +3,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,9 +29,10 @@ var (
 )
 
 // shellAbove reports whether a shell's job control can continue nfsflock
-// once it stops: it has a controlling terminal, and its process group is
-// not its session's own (ssh -t, a container's console, exec from a login
-// shell), which nobody could continue.
+// once it stops: it has a controlling terminal, its process group is not
+// its session's own (ssh -t, a container's console, exec from a login
+// shell), and, where /proc tells, not orphaned either (detached, as by
+// "( nfsflock ... & )"): nobody could continue such a group.
 func shellAbove() bool {
 	tty := controllingTerminal()
 	if tty < 0 {
@@ -36,7 +40,50 @@ func shellAbove() bool {
 	}
 	unix.Close(tty)
 	sid, _ := unix.Getsid(0)
-	return ownGroup() != sid
+	return ownGroup() != sid && !orphaned()
+}
+
+// orphaned reports whether nfsflock's process group is orphaned, as far as
+// /proc tells: the first of its ancestors outside the group (it and the
+// processes between it and nfsflock being in the group) is not in
+// nfsflock's session. Without /proc it reports false.
+func orphaned() bool {
+	pgrp := ownGroup()
+	sid, _ := unix.Getsid(0)
+	pid := unix.Getppid()
+	for range 64 {
+		ppid, ppgrp, psid, ok := procStat(pid)
+		if !ok {
+			return false
+		}
+		if ppgrp != pgrp {
+			return psid != sid
+		}
+		pid = ppid
+	}
+	return false
+}
+
+// procStat reads the parent, process group and session of process pid
+// from /proc.
+func procStat(pid int) (ppid, pgrp, sid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, 0, false
+	}
+	// state ppid pgrp session ...
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 4 {
+		return 0, 0, 0, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgrp, err2 := strconv.Atoi(f[2])
+	sid, err3 := strconv.Atoi(f[3])
+	return ppid, pgrp, sid, err1 == nil && err2 == nil && err3 == nil
 }
 
 // stopSelf stops nfsflock, with SIGSTOP (it catches the other stop
@@ -272,13 +319,13 @@ func (j *job) stopKind(sig syscall.Signal) stopKind {
 		j.wantsTerminal = true
 	}
 	switch {
-	case sig == unix.SIGSTOP && j.shellAbove && foregroundGroup(j.tty) == j.pid:
+	case sig == unix.SIGSTOP && j.shellAbove && foregroundGroup(j.tty) == j.pid && shellAbove():
 		// A stop of the terminal's foreground job, as an inner nfsflock
 		// stops itself (it catches the other stop signals).
 		return stopJob
 	case sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU:
 		return stopLimited
-	case j.shellAbove:
+	case j.shellAbove && shellAbove():
 		return stopJob
 	case sig == unix.SIGTSTP && j.tty >= 0:
 		return stopIgnored

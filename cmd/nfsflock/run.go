@@ -471,6 +471,11 @@ func (r *relay) loop() {
 			case !r.started:
 				r.paused = true
 				stopSelf()
+				// Stop signals that came while it was stopped (a write
+				// to the terminal retried under stty tostop) are spent.
+				for len(r.stops) > 0 {
+					<-r.stops
+				}
 			}
 			r.mu.Unlock()
 		}

@@ -620,3 +620,17 @@ func TestTerminalSuspendFreezesGroup(t *testing.T) {
 	syscall.Kill(child, syscall.SIGKILL)
 	term.exitShell()
 }
+
+// A detached nfsflock ("( nfsflock ... & )", whose process group nobody
+// could continue) whose command reads the terminal does not stop for good:
+// the command keeps its lock for the lifetime at most, and is then ended.
+// Before, nfsflock stopped itself, and nothing ever continued it
+// (helper 60).
+func TestTerminalDetachedNotStopped(t *testing.T) {
+	dir := t.TempDir()
+	term := startShellOnTerminal(t, dir)
+	term.write(`( "$NFSFLOCK" -l 1 -k 0.2 L -- sh -c 'echo $PPID > nfpid; read x < /dev/tty' & )` + "\n")
+	nfsflock := readInt(t, filepath.Join(dir, "nfpid"))
+	waitFor(t, "the detached nfsflock to end its command and exit", func() bool { return !processRunning(nfsflock) })
+	term.exitShell()
+}
