@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +40,14 @@ func shellAbove() bool {
 		return false
 	}
 	unix.Close(tty)
+	return groupContinuable()
+}
+
+// groupContinuable is shellAbove for a process that has a controlling
+// terminal: its process group is neither its session's own nor orphaned.
+// It is judged anew at each stop, since a group is orphaned once the
+// shell above it exits.
+func groupContinuable() bool {
 	sid, _ := unix.Getsid(0)
 	return ownGroup() != sid && !orphaned()
 }
@@ -146,7 +155,7 @@ func startJob(prog string, argv, env []string) (*job, error) {
 	j := &job{
 		tty:           tty,
 		handsTerminal: tty >= 0 && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())),
-		shellAbove:    tty >= 0 && shellAbove(),
+		shellAbove:    tty >= 0 && groupContinuable(),
 		exited:        make(chan struct{}),
 		wd:            startWatchdog(),
 	}
@@ -319,13 +328,13 @@ func (j *job) stopKind(sig syscall.Signal) stopKind {
 		j.wantsTerminal = true
 	}
 	switch {
-	case sig == unix.SIGSTOP && j.shellAbove && foregroundGroup(j.tty) == j.pid && shellAbove():
+	case sig == unix.SIGSTOP && j.shellAbove && foregroundGroup(j.tty) == j.pid && groupContinuable():
 		// A stop of the terminal's foreground job, as an inner nfsflock
 		// stops itself (it catches the other stop signals).
 		return stopJob
-	case sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU:
+	case !slices.Contains(stopSignals, os.Signal(sig)):
 		return stopLimited
-	case j.shellAbove && shellAbove():
+	case j.shellAbove && groupContinuable():
 		return stopJob
 	case sig == unix.SIGTSTP && j.tty >= 0:
 		return stopIgnored

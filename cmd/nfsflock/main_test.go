@@ -1006,14 +1006,28 @@ func TestBackgroundOutlivesCommand(t *testing.T) {
 	}
 }
 
+// statFields returns the fields of a /proc/PID/stat file that follow the
+// command's name, which may hold spaces and parentheses: state, ppid,
+// pgrp, session, tty_nr, tpgid and on. It returns nil where the file
+// cannot be read.
+func statFields(path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+}
+
+// procStatPath is the path of process pid's stat file.
+func procStatPath(pid int) string { return fmt.Sprintf("/proc/%d/stat", pid) }
+
 // processRunning reports whether process pid runs; where /proc tells, a
 // zombie does not count.
 func processRunning(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	if _, err := os.Stat(procStatPath(pid)); err != nil {
 		return syscall.Kill(pid, 0) != syscall.ESRCH
 	}
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	fields := statFields(procStatPath(pid))
 	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }
 
@@ -1026,12 +1040,7 @@ func groupRunning(pgid int) bool {
 		return syscall.Kill(-pgid, 0) != syscall.ESRCH
 	}
 	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		fields := statFields(path)
 		if len(fields) >= 3 && fields[2] == strconv.Itoa(pgid) && fields[0] != "Z" && fields[0] != "X" {
 			return true
 		}

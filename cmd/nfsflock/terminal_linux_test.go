@@ -119,11 +119,7 @@ func (term *terminal) wait() int {
 
 // processState is the state letter of /proc/pid/stat: R, S, T (stopped)...
 func processState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	fields := statFields(procStatPath(pid))
 	if len(fields) == 0 {
 		return ""
 	}
@@ -234,6 +230,29 @@ func stoppedTogether(t *testing.T, dir string) (nfsflock, command int) {
 	return nfsflock, command
 }
 
+// suspendJob runs cmdline as a job of the shell on term, waits for its
+// command to say it is ready (the file ready in dir), presses ^Z, and
+// waits for the shell to report the job stopped and for nfsflock and its
+// command to be stopped (stoppedTogether), whose pids it returns.
+func suspendJob(t *testing.T, term *terminal, dir, cmdline string) (nfsflock, command int) {
+	t.Helper()
+	term.write(cmdline + "\n")
+	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
+	term.write("\x1a")
+	term.waitOutput("Stopped")
+	return stoppedTogether(t, dir)
+}
+
+// interruptJob presses ^C for the job in the terminal's foreground, which
+// must end with status 130, and ends the shell.
+func (term *terminal) interruptJob() {
+	term.t.Helper()
+	term.write("\x03")
+	term.write("echo status=$?\n")
+	term.waitOutput("status=130")
+	term.exitShell()
+}
+
 // The command's part of a job: it writes its pid and nfsflock's, says it
 // is ready, and sleeps, without forking.
 const sleepingCommand = `echo $$ > pid; echo $PPID > nfpid; touch ready; exec sleep 600`
@@ -244,11 +263,7 @@ const sleepingCommand = `echo $$ > pid; echo $PPID > nfpid; touch ready; exec sl
 func TestTerminalSuspend(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	term.write(`"$NFSFLOCK" L -- sh -c 'echo $$ > pid; echo $PPID > nfpid; touch ready; read x; echo "got $x"'` + "\n")
-	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
-	term.write("\x1a")
-	term.waitOutput("Stopped")
-	stoppedTogether(t, dir)
+	suspendJob(t, term, dir, `"$NFSFLOCK" L -- sh -c 'echo $$ > pid; echo $PPID > nfpid; touch ready; read x; echo "got $x"'`)
 	term.write("fg\n")
 	term.write("again\n")
 	term.waitOutput("got again")
@@ -264,11 +279,7 @@ func TestTerminalSuspend(t *testing.T) {
 func TestTerminalSuspendLostLock(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	term.write(`"$NFSFLOCK" -l 30 -k 0.2 L -- sh -c 'echo $$ > pid; echo $PPID > nfpid; touch ready; read x; echo "$x" > ran'` + "\n")
-	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
-	term.write("\x1a")
-	term.waitOutput("Stopped")
-	stoppedTogether(t, dir)
+	suspendJob(t, term, dir, `"$NFSFLOCK" -l 30 -k 0.2 L -- sh -c 'echo $$ > pid; echo $PPID > nfpid; touch ready; read x; echo "$x" > ran'`)
 	if code, out, stderr := run(t, dir, "break", "--force", "L"); code != 0 || !strings.Contains(out, "broke") {
 		t.Fatalf("break --force L while the holder is suspended = %d, %q, stderr %q; want 0, broke", code, out, stderr)
 	}
@@ -290,17 +301,10 @@ func TestTerminalSuspendLostLock(t *testing.T) {
 func TestTerminalSuspendInputRedirected(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	term.write(`"$NFSFLOCK" L -- sh -c '` + sleepingCommand + `' < /dev/null` + "\n")
-	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
-	term.write("\x1a")
-	term.waitOutput("Stopped")
-	stoppedTogether(t, dir)
+	suspendJob(t, term, dir, `"$NFSFLOCK" L -- sh -c '`+sleepingCommand+`' < /dev/null`)
 	term.write("fg\n")
 	waitFor(t, "nfsflock's command to run again", func() bool { return processState(readInt(t, filepath.Join(dir, "pid"))) != "T" })
-	term.write("\x03")
-	term.write("echo status=$?\n")
-	term.waitOutput("status=130")
-	term.exitShell()
+	term.interruptJob()
 }
 
 // ^Z, bg, fg, ^Z: the job runs in the background, comes back to the
@@ -311,11 +315,7 @@ func TestTerminalSuspendInputRedirected(t *testing.T) {
 func TestTerminalSuspendAfterBackground(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	term.write(`"$NFSFLOCK" L -- sh -c '` + sleepingCommand + `'` + "\n")
-	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
-	term.write("\x1a")
-	term.waitOutput("Stopped")
-	_, command := stoppedTogether(t, dir)
+	_, command := suspendJob(t, term, dir, `"$NFSFLOCK" L -- sh -c '`+sleepingCommand+`'`)
 	term.write("bg\n")
 	waitFor(t, "the command to run in the background", func() bool { return processState(command) != "T" })
 	term.write("fg\n")
@@ -327,10 +327,7 @@ func TestTerminalSuspendAfterBackground(t *testing.T) {
 	stoppedTogether(t, dir)
 	term.write("fg\n")
 	waitFor(t, "the command to run again", func() bool { return processState(command) != "T" })
-	term.write("\x03")
-	term.write("echo status=$?\n")
-	term.waitOutput("status=130")
-	term.exitShell()
+	term.interruptJob()
 }
 
 // A command in the background of the terminal stopped by SIGSTOP, as a
@@ -354,10 +351,7 @@ func TestTerminalCommandStoppedByOther(t *testing.T) {
 	if state := processState(nfsflock); state == "T" {
 		t.Errorf("nfsflock's state once its command was stopped and continued by another = %q; want it running", state)
 	}
-	term.write("\x03")
-	term.write("echo status=$?\n")
-	term.waitOutput("status=130")
-	term.exitShell()
+	term.interruptJob()
 }
 
 // Where no shell could continue it (nfsflock leads its own session, as
@@ -383,12 +377,7 @@ func TestTerminalSuspendWithoutShell(t *testing.T) {
 // shellState returns the state letter and process group of process pid,
 // and the foreground group of its terminal, from /proc/pid/stat.
 func shellState(pid int) (state string, pgrp, tpgid int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, 0
-	}
-	// state ppid pgrp session tty_nr tpgid ...
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	f := statFields(procStatPath(pid))
 	if len(f) < 6 {
 		return "", 0, 0
 	}
@@ -403,11 +392,7 @@ func shellState(pid int) (state string, pgrp, tpgid int) {
 func TestTerminalSuspendStopsScript(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	term.write(`bash -c 'echo $$ > script; "$NFSFLOCK" L -- sh -c '"'"'` + sleepingCommand + `'"'"'; echo "nfsflock exited $?"'` + "\n")
-	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
-	term.write("\x1a")
-	term.waitOutput("Stopped")
-	stoppedTogether(t, dir)
+	suspendJob(t, term, dir, `bash -c 'echo $$ > script; "$NFSFLOCK" L -- sh -c '"'"'`+sleepingCommand+`'"'"'; echo "nfsflock exited $?"'`)
 	script := readInt(t, filepath.Join(dir, "script"))
 	if state := processState(script); state != "T" {
 		t.Errorf("the script's state = %q; want T, stopped with nfsflock", state)
@@ -521,11 +506,7 @@ func TestTerminalSuspendWhileWaiting(t *testing.T) {
 func TestTerminalSuspendNested(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	term.write(`"$NFSFLOCK" L1 "$NFSFLOCK" L2 sh -c 'echo $$ > pid; echo $PPID > nfpid; touch ready; read x; echo "got $x"'` + "\n")
-	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
-	term.write("\x1a")
-	term.waitOutput("Stopped")
-	inner, _ := stoppedTogether(t, dir)
+	inner, _ := suspendJob(t, term, dir, `"$NFSFLOCK" L1 "$NFSFLOCK" L2 sh -c 'echo $$ > pid; echo $PPID > nfpid; touch ready; read x; echo "got $x"'`)
 	outer := parentOf(t, inner)
 	waitFor(t, "the outer nfsflock to stop", func() bool { return processState(outer) == "T" })
 	term.write("fg\n")
@@ -539,14 +520,9 @@ func TestTerminalSuspendNested(t *testing.T) {
 // parentOf returns the parent of process pid, from /proc/pid/stat.
 func parentOf(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		t.Fatal(err)
+	ppid, _, _, ok := procStat(pid)
+	if !ok {
+		t.Fatalf("cannot read the parent of process %d", pid)
 	}
 	return ppid
 }
@@ -593,10 +569,7 @@ func TestTerminalStopSignalToNfsflock(t *testing.T) {
 	stoppedTogether(t, dir)
 	term.write("fg\n")
 	waitFor(t, "the command to run again", func() bool { return processState(readInt(t, filepath.Join(dir, "pid"))) != "T" })
-	term.write("\x03")
-	term.write("echo status=$?\n")
-	term.waitOutput("status=130")
-	term.exitShell()
+	term.interruptJob()
 }
 
 // ^Z that stops the command, but not a process of its group that ignores
