@@ -4,7 +4,10 @@ package flock
 
 import (
 	"context"
+	"github.com/nfsflock/nfsflock/internal/testenv"
+	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,5 +73,104 @@ func TestReviewKeepAliveWholeSecondTimes(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Errorf("an uncontended KeepAlive with a 1 s lifetime on whole-second file times lost the lock: %v (the first expiry was stored as %v, %v after the acquisition; the refresh was due %v after it)",
 			context.Cause(ctx), expiry, expiry.Sub(time.Date(2030, 1, 1, 0, 0, 0, 700e6, time.UTC)), time.Second/3)
+	}
+}
+
+// stepRunClock is the system clock whose wall reading the test sets off
+// by wall, and whose run clock (given with withRunClock) the test moves on
+// by run: a pause the clock cannot see, counted by each as the test says.
+type stepRunClock struct {
+	start     time.Time
+	wall, run atomic.Int64
+}
+
+func (c *stepRunClock) Now() time.Time {
+	return time.Now().Round(0).Add(time.Duration(c.wall.Load()))
+}
+func (c *stepRunClock) NewTimer(d time.Duration) retry.Timer { return retry.SystemClock.NewTimer(d) }
+func (c *stepRunClock) runClock() time.Duration {
+	return time.Since(c.start) + time.Duration(c.run.Load())
+}
+
+// TestReviewPausedCreateClockSetBack: where links do not work (sshfs with
+// disable_hardlink) the lock file is created, with the filesystem's times,
+// and only then given its expiry through the descriptor, whose time change
+// sshfs sends by path. A create that took long is not trusted
+// (publishClaim: "Paused: the file may be broken and replaced by now"),
+// since a breaker may have broken the fresh file meanwhile and another
+// process taken the lock; the time change would then land on that
+// process's lock file. The pause is measured by the wall clock alone
+// (protocol.go, publishClaim: l.now().Sub(start)). Here the creator
+// pauses 3 s in its create (its run clock counts them), during which
+// another process, through the other sshfs client, breaks the fresh lock
+// file and takes the lock with a 60 s lifetime; and its wall clock is set
+// back 2.5 s meanwhile (an NTP step), so that the create looks like it
+// took 0.5 s. The creator's time change, its 1 s expiry, lands on the new
+// holder's lock file: that lock now expires 59 s early, and a third
+// process may break it while its holder counts on it.
+func TestReviewPausedCreateClockSetBack(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		wall time.Duration // how far the wall clock moves in the 3 s pause
+	}{
+		{"paused", 3 * time.Second},
+		{"paused, clock set back", 500 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			nolink := testenv.SSHFSNoLink(t)
+			rootA := os.Getenv(testenv.SSHFSAEnv)
+			server := os.Getenv(testenv.SSHFSServerEnv)
+			if rootA == "" || server == "" {
+				testenv.Missing(t, "%s and %s are not set", testenv.SSHFSAEnv, testenv.SSHFSServerEnv)
+			}
+			base := filepath.Base(nolink)
+			viaA := filepath.Join(rootA, base, "app.lck")
+			onServer := filepath.Join(server, base, "app.lck")
+			if _, err := os.Stat(filepath.Dir(viaA)); err != nil {
+				t.Skipf("the no-link mount's directory is not seen through %s: %v", rootA, err)
+			}
+			path := filepath.Join(nolink, "app.lck")
+			clk := &stepRunClock{start: time.Now()}
+			other := newLock(t, viaA, WithClock(aheadClock{2 * time.Second}), withoutTimeBase(), WithLifetime(time.Minute), WithClockSlop(0))
+			var otherExpiry time.Time
+			fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
+				f, err := next(p, d, tm)
+				if err != nil || p != path || !otherExpiry.IsZero() {
+					return f, err
+				}
+				// The pause: the other process (its clock 2 s on, for
+				// the time passing) breaks the fresh lock file and
+				// takes the lock.
+				if ok, err := other.TryAcquire(); !ok || err != nil {
+					t.Errorf("other.TryAcquire() during the pause = %v, %v", ok, err)
+					return f, err
+				}
+				otherExpiry, _ = other.Expiration()
+				clk.run.Add(int64(3 * time.Second))
+				clk.wall.Add(int64(tt.wall))
+				return f, err
+			}}
+			h := newLock(t, path, WithClock(clk), withRunClock(clk.runClock), withFS(fs), WithLifetime(time.Second), WithClockSlop(0))
+			ok, err := h.TryAcquire()
+			t.Logf("h.TryAcquire() = %v, %v", ok, err)
+			if otherExpiry.IsZero() {
+				t.Fatal("not staged: the other process did not take the lock during the pause")
+			}
+			fi, err := os.Stat(onServer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.ModTime(); !got.Equal(otherExpiry) {
+				t.Errorf("the new holder's lock file expires at %v on the server, not at %v as it wrote (%v early): the paused creator's time change landed on it", got, otherExpiry, otherExpiry.Sub(got))
+				// A third process, 2 s on as the other is, through a client
+				// that has not cached the lock file's times, breaks it.
+				third := newLock(t, filepath.Join(os.Getenv(testenv.SSHFSBEnv), base, "app.lck"), WithClock(aheadClock{2 * time.Second}), withoutTimeBase(), WithClockSlop(0))
+				ok, err := third.TryAcquire()
+				t.Logf("third.TryAcquire() through the other client = %v, %v; other's lease over: %v", ok, err, other.leaseOver(otherExpiry))
+				if ok && err == nil && !other.leaseOver(otherExpiry) {
+					t.Errorf("two holders: a third process took the lock while the new holder counts on its lease for %v more", other.aheadBy(otherExpiry))
+				}
+			}
+		})
 	}
 }
