@@ -163,7 +163,11 @@
 // the new lock file alone. What it cannot do is know before it looks: work
 // done between resuming and that look runs unprotected, beside the new
 // holder's. KeepAlive's context is cancelled when the loss is found, which
-// shortens that stretch but cannot close it.
+// shortens that stretch but cannot close it. A holder whose process runs
+// on while its refresh is stuck in a filesystem call (a network
+// filesystem that stopped answering this client, while others still
+// reach the server) is told by KeepAlive's context when its lease ends,
+// by its own clock, without waiting for the call.
 //
 // One window no lock file closes: a process that pauses, for longer than
 // the clock slop, between its last look at the clock and its next

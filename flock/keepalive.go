@@ -27,7 +27,10 @@ const wallCheck = time.Second
 //
 // The returned context, derived from ctx, is cancelled when the lock is
 // lost, with a cause that matches [ErrLockLost] and says why; do the work
-// under the lock with it. stop ends the refreshing without releasing the
+// under the lock with it. That includes a lease that ran out while a
+// refresh was stuck in a filesystem call (a network filesystem that
+// stopped answering): the context is cancelled then, by the Lock's own
+// clock, although the goroutine waits for the call to return. stop ends the refreshing without releasing the
 // lock, waits for the goroutine, and returns that cause, or nil if stop
 // or ctx ended it. It may be called more than once, from any goroutine,
 // and must be called. Release and Close end the refreshing with a cause
@@ -65,7 +68,7 @@ type acquisition struct {
 	mu      sync.Mutex
 	written reading       // when the expiry was last written
 	expiry  time.Time     // as the filesystem stored it, maybe cut to seconds
-	life    time.Duration // the lifetime it was written with
+	lease   time.Duration // the lease it gave then: the lifetime, or less where it was cut
 	changed chan struct{} // closed, and replaced, when expiry changes
 	done    chan struct{} // closed when the acquisition ends
 	cause   error         // why it ended
@@ -75,17 +78,17 @@ func newAcquisition(claim string, file fsys.Info) *acquisition {
 	return &acquisition{claim: claim, file: file, changed: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (a *acquisition) setExpiry(written reading, expiry time.Time, life time.Duration) {
+func (a *acquisition) setExpiry(written reading, expiry time.Time, lease time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.written, a.expiry, a.life = written, expiry, life
+	a.written, a.expiry, a.lease = written, expiry, lease
 	close(a.changed)
 	a.changed = make(chan struct{})
 }
 
 // state returns the last expiry written, when the next refresh is due (a
-// third of its lifetime after it was written, by the run clock), and the
-// channels that say it changed or the acquisition ended.
+// third of the lease it gave after it was written, by the run clock), and
+// the channels that say it changed or the acquisition ended.
 func (a *acquisition) state() (expiry time.Time, due time.Duration, changed, done <-chan struct{}) {
 	if a == nil {
 		return time.Time{}, 0, nil, nil
@@ -93,7 +96,7 @@ func (a *acquisition) state() (expiry time.Time, due time.Duration, changed, don
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// A floor, so that an absurdly short lifetime cannot spin.
-	return a.expiry, a.written.run + max(a.life/3, time.Millisecond), a.changed, a.done
+	return a.expiry, a.written.run + max(a.lease/3, time.Millisecond), a.changed, a.done
 }
 
 // end ends the acquisition with cause; later calls do nothing.
@@ -121,6 +124,7 @@ type keeper struct {
 	stopc  chan struct{} // closed by stop
 	done   chan struct{} // closed when run returns
 	err    error         // why run returned; nil if stopped; read after done
+	early  error         // the loss reported while a refresh was stuck (refresh)
 }
 
 func (k *keeper) stop() error {
@@ -130,8 +134,12 @@ func (k *keeper) stop() error {
 	return k.err
 }
 
-// end records why the keep-alive ended and cancels its context with it.
+// end records why the keep-alive ended and cancels its context with it;
+// a loss reported while a refresh was stuck stays the reason.
 func (k *keeper) end(err error) {
+	if k.early != nil {
+		err = k.early
+	}
 	k.err = err
 	k.cancel(err)
 }
@@ -184,7 +192,7 @@ func (k *keeper) run() {
 			t.Stop()
 			return
 		}
-		err := l.refreshFor(k.a)
+		err := k.refresh()
 		switch {
 		case err == nil:
 			failures, lastErr = nil, nil
@@ -204,6 +212,41 @@ func (k *keeper) run() {
 			failures = l.cfg.policy.Schedule()
 		}
 		retryAt = min(now+failures.Next(), now+l.leaseLeft(expiry))
+	}
+}
+
+// refresh refreshes the lock, in a goroutine of its own: a refresh may be
+// stuck in a filesystem call (a hard-mounted NFS server that went away)
+// for longer than the lease, and once the lease is over by the Lock's own
+// clocks, others may break the lock, so the keeper's context is cancelled
+// then, without waiting for the call or looking at the lock file. The
+// keeper goes on waiting for the refresh, whose error then ends it.
+func (k *keeper) refresh() error {
+	l := k.l
+	res := make(chan error, 1)
+	go func() { res <- l.refreshFor(k.a) }()
+	for {
+		expiry, _, _, _ := k.a.state()
+		wait := wallCheck
+		if k.early == nil {
+			// A refresh of a lease over already answers in
+			// moments, with what the lock file shows.
+			wait = max(min(wait, l.leaseLeft(expiry)), 10*time.Millisecond)
+		}
+		// A timer of Go's own, not the Lock's clock's: it fires only
+		// when a refresh takes long, and the lease is judged by the
+		// Lock's clocks all the same.
+		t := time.NewTimer(wait)
+		select {
+		case err := <-res:
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		if expiry, _, _, _ := k.a.state(); k.early == nil && l.leaseOver(expiry) {
+			k.early = l.err("keepalive", fmt.Errorf("%w: our lifetime ran out at %v, while a refresh had not returned", ErrLockLost, expiry))
+			k.cancel(k.early)
+		}
 	}
 }
 

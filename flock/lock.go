@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -41,7 +43,8 @@ type Lock struct {
 	cfg  config
 
 	acquiring chan struct{} // a token while an Acquire or TryAcquire runs
-	closing   chan struct{} // closed by Close
+	closing   chan struct{} // closed by Close, before it waits for mu
+	closeOnce sync.Once
 
 	mu       mutex
 	lifetime time.Duration
@@ -53,6 +56,9 @@ type Lock struct {
 	// claimTimed is when the claim's times were last set, as the clocks
 	// read it just before.
 	claimTimed reading
+	// cutTimes says the filesystem was seen to store expiries cut to
+	// whole seconds (noteCut); expiryIn then rounds them up.
+	cutTimes atomic.Bool
 	// direct says that the lock's directory lies on a filesystem where one
 	// Lstat tells whether the lock file is our claim (fsys.Direct), as
 	// learned from a claim on device directDev (learnDirect).
@@ -98,6 +104,14 @@ func (m mutex) Lock() {
 
 // Unlock releases the mutex.
 func (m mutex) Unlock() { <-m }
+
+// mustBeMade panics if l was not made by New, where a method would
+// otherwise block for good on its nil channels.
+func (l *Lock) mustBeMade() {
+	if l.acquiring == nil {
+		panic("flock: Lock used without New")
+	}
+}
 
 // sideFileOf reports whether base, a lock file's base name, is the name
 // of a side file of another lock file in its directory (sep is the Lock's
@@ -500,13 +514,16 @@ func (l *Lock) Release() error {
 // nil, ErrLockLost or ErrNotLocked, Close is not needed; it is the way to
 // give up a Lock for good, whatever state it is in.
 func (l *Lock) Close() error {
+	l.mustBeMade()
+	// First, so that a call holding mu through a wait (a forced Break
+	// outwaiting another breaker) ends it now rather than after it.
+	l.closeOnce.Do(func() { close(l.closing) })
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil
 	}
 	l.closed = true
-	close(l.closing)
 	if l.acq != nil {
 		l.acq.end(ErrClosed) // before the release below ends it otherwise
 	}

@@ -507,10 +507,17 @@ func (l *Lock) readyClaim() error {
 		l.claim = c
 		expiry, stored = c.expiry, c.info.ModTime
 	}
+	if expiry.Sub(stored) > 2*time.Second {
+		// Not cut to the second (or FAT's two): the time lies beyond
+		// what the filesystem keeps (sshfs wraps times past 2106 round
+		// to 1970), and every lock file would be expired at once.
+		return fmt.Errorf("%w: the filesystem stored the expiry %v as %v: a lifetime of %v reaches past the times it keeps", ErrInvalid, expiry, stored, l.lifetime)
+	}
 	// As the filesystem stored it, which may be to the second.
 	l.claimExpiry = expiry
 	if stored.Before(expiry) {
 		l.claimExpiry = stored
+		l.noteCut(stored)
 	}
 	return nil
 }
@@ -561,7 +568,7 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 	// (sshfs), a later one could land on another's lock file; a failure
 	// after the create leaves the file to expire rather than remove by
 	// name what may have replaced it.
-	start := l.now()
+	start := l.read()
 	f, err := l.cfg.fs.Create(path, []byte(c.contents()), time.Time{})
 	if errors.Is(err, fs.ErrExist) || l.refusedAsTaken(err) {
 		if l.adopt(c, path) {
@@ -572,8 +579,9 @@ func (l *Lock) publishClaim(c *claimFile, path string, expiry time.Time) error {
 	if err != nil {
 		return err
 	}
-	if d := l.now().Sub(start); d < 0 || d > max(l.cfg.slop/2, time.Second) {
-		// Paused: the file may be broken and replaced by now.
+	if took, agree := start.since(l.read()); !agree || took > max(l.cfg.slop/2, time.Second) {
+		// Paused (by the run clock or the wall clock), or a clock
+		// step: the file may be broken and replaced by now.
 		f.Close()
 		return errSlowCreate
 	}
@@ -830,7 +838,7 @@ func (l *Lock) acquired() (bool, error) {
 	}
 	l.acq = newAcquisition(l.claim.name, file)
 	// Until the expiry is written again below, it is the claim's.
-	l.acq.setExpiry(l.read(), l.claimExpiry, l.lifetime)
+	l.acq.setExpiry(l.claimTimed, l.claimExpiry, l.storedLease(l.claimTimed, l.claimExpiry))
 	l.token = 0
 	if l.cfg.fencing {
 		token, err := l.fence()
@@ -885,7 +893,7 @@ func (l *Lock) acquired() (bool, error) {
 		written = l.claimTimed
 	}
 	if mutated("acquire-no-relook") {
-		l.acq.setExpiry(written, expiry, l.lifetime)
+		l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))
 		return true, nil
 	}
 	if err := l.check(); err != nil {
@@ -905,7 +913,7 @@ func (l *Lock) acquired() (bool, error) {
 		l.lost, l.token = false, 0
 		return false, nil
 	}
-	l.acq.setExpiry(written, expiry, l.lifetime)
+	l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))
 	return true, nil
 }
 
@@ -964,6 +972,7 @@ func (l *Lock) setExpiry() (time.Time, error) {
 		l.observeTimes(before, info, expiry)
 		if !info.ModTime.After(expiry) {
 			stored = info.ModTime
+			l.noteCut(stored)
 		}
 	}
 	return stored, nil
@@ -1167,7 +1176,7 @@ func (l *Lock) refreshLocked() error {
 		return err
 	}
 	if mutated("refresh-no-look") {
-		l.acq.setExpiry(written, expiry, l.lifetime)
+		l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))
 		return nil
 	}
 	if err := l.check(); err != nil {
@@ -1181,7 +1190,7 @@ func (l *Lock) refreshLocked() error {
 		l.lose(errLeaseOver)
 		return errLeaseOver
 	}
-	l.acq.setExpiry(written, expiry, l.lifetime)
+	l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))
 	return nil
 }
 
@@ -1321,20 +1330,21 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	if mine, err := ours(); err != nil || !mine {
 		return false, err
 	}
-	start := l.now()
+	start := l.read()
 	s, ok := l.recheck(s, force)
 	if ok {
 		if mine, err := ours(); err != nil || !mine {
 			return false, err
 		}
 	}
-	now := l.now()
+	took, agree := start.since(l.read())
 	if !ok || l.breakLeaseOver(b) {
 		return false, nil
 	}
-	if d := now.Sub(start); (d < 0 || d > recheckMax) && !mutated("recheck-unbounded") {
-		// A pause (or a clock step) while reading: what was read may be
-		// an instance that was released and taken again meanwhile.
+	if (!agree || took > recheckMax) && !mutated("recheck-unbounded") {
+		// A pause while reading, by the run clock, which no one sets,
+		// or the wall clock, or a clock step: what was read may be an
+		// instance that was released and taken again meanwhile.
 		return false, nil
 	}
 	var moved snapshot
@@ -1368,11 +1378,11 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 // nothing can be put back, the move would remove that fresh lock. b's
 // lease is extended as the wait goes on, so that it stays a breaker's.
 func (l *Lock) outwaitCache(b *claimFile) error {
-	until := l.now().Add(l.cfg.slop)
-	for l.now().Before(until) {
+	start := l.read().run // no one sets it: a wall clock stepped ahead cuts no wait short
+	for left := l.cfg.slop; left > 0; left = l.cfg.slop - (l.read().run - start) {
 		// Half b's lease at most: one swapped in (removeBreakers) has a
 		// lease of swapTTL until its first extension here.
-		if err := retry.Sleep(context.Background(), l.cfg.clock, min(time.Second, until.Sub(l.now()), b.life/2), l.closing); err != nil {
+		if err := retry.Sleep(context.Background(), l.cfg.clock, min(time.Second, left, b.life/2), l.closing); err != nil {
 			return err
 		}
 		select {
@@ -1677,10 +1687,13 @@ func (l *Lock) outwaitBreakers() (*claimFile, error) {
 	if err != nil && !gone(err) {
 		return nil, err
 	}
-	until := l.now().Add(breakTTL + time.Second)
-	for l.now().Before(until) {
-		if err := retry.Sleep(context.Background(), l.cfg.clock, 100*time.Millisecond, l.closing); err != nil {
+	start := l.read().run // no one sets it: a wall clock stepped ahead cuts no wait short
+	for l.read().run-start < breakTTL+time.Second {
+		retry.Sleep(context.Background(), l.cfg.clock, 100*time.Millisecond, l.closing)
+		select {
+		case <-l.closing:
 			return nil, ErrClosed
+		default:
 		}
 		b, err := l.lockBreakers()
 		if !errors.Is(err, errBreaking) {

@@ -209,10 +209,33 @@ func maxTime(a, b time.Time) time.Time {
 
 // expiryIn returns the expiry to write for a lease of d from now: d after
 // the latest the filesystem's clock can show, so that the lease, as this
-// Lock judges it (leaseOver), lasts d.
+// Lock judges it (leaseOver), lasts d. Where the filesystem was seen to
+// cut file times to the second (sshfs), it is rounded up to the next
+// second, so that the stored lease still lasts d: cut, a lifetime of a
+// second would leave between nothing and a second.
 func (l *Lock) expiryIn(d time.Duration) time.Time {
 	_, hi := l.fsNow()
-	return hi.Add(d)
+	e := hi.Add(d)
+	if c := e.Truncate(time.Second); l.cutTimes.Load() && c.Before(e) {
+		e = c.Add(time.Second)
+	}
+	return e
+}
+
+// noteCut learns from stored, an expiry as the filesystem stored it that
+// came back earlier than written, whether it cuts times to the second.
+func (l *Lock) noteCut(stored time.Time) {
+	if stored.Nanosecond() == 0 && !l.cutTimes.Load() {
+		l.cutTimes.Store(true)
+	}
+}
+
+// storedLease returns the lease that expiry, as the filesystem stored it,
+// gave when it was written at the reading written: the lifetime, or less
+// where the filesystem cut it.
+func (l *Lock) storedLease(written reading, expiry time.Time) time.Duration {
+	_, hi := l.fsBounds(written)
+	return min(l.lifetime, expiry.Sub(hi))
 }
 
 // leaseOver reports whether our own lease that ends at expiry may be over:
