@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,6 +160,31 @@ func cutSuffixFold(s, suffix string) (string, bool) {
 	return s[:end], end > 0
 }
 
+// absPath returns path made absolute. Where the system follows a symlink
+// before it takes a ".." after it (everywhere but Windows, which reduces
+// ".." in the text first), the directory of a path with a ".." is
+// resolved through the filesystem, so that the Lock's file is the one the
+// path names to open(2), to flufl.lock and to a shell, and not the one
+// that removing "link/.." as text would name.
+func absPath(path string) (string, error) {
+	dir, base := filepath.Split(path)
+	if filepath.Separator != '/' || base == ".." || !slices.Contains(strings.Split(dir, "/"), "..") {
+		return filepath.Abs(path)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(real) {
+		wd, err := syscall.Getwd() // the system's, without $PWD's symlinks
+		if err != nil {
+			return "", err
+		}
+		real = filepath.Join(wd, real)
+	}
+	return filepath.Join(real, base), nil
+}
+
 // MaxLifetime is the longest lifetime, clock slop or timeout a Lock
 // accepts: an expiry must stay within what file times can hold.
 const MaxLifetime = 100 * 365 * 24 * time.Hour
@@ -188,7 +214,9 @@ const MaxLifetime = 100 * 365 * 24 * time.Hour
 func New(path string, opts ...Option) (*Lock, error) {
 	cfg := defaults()
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil { // an option left unset: var o Option; if x { o = ... }
+			o(&cfg)
+		}
 	}
 	invalid := func(format string, args ...any) (*Lock, error) {
 		return nil, &fs.PathError{Op: "new", Path: path, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)}
@@ -196,7 +224,7 @@ func New(path string, opts ...Option) (*Lock, error) {
 	if path == "" {
 		return invalid("empty path")
 	}
-	abs, err := filepath.Abs(path)
+	abs, err := absPath(path)
 	if err != nil {
 		return nil, &fs.PathError{Op: "new", Path: path, Err: err}
 	}
@@ -226,8 +254,10 @@ func New(path string, opts ...Option) (*Lock, error) {
 		return invalid("clock slop %v must not be negative", cfg.slop)
 	case cfg.slop > MaxLifetime:
 		return invalid("clock slop %v exceeds the largest allowed, %v", cfg.slop, MaxLifetime)
-	case cfg.sep == "" || strings.ContainsAny(cfg.sep, "/\x00\n\r\t ") || (filepath.Separator == '\\' && strings.Contains(cfg.sep, `\`)):
-		return invalid("separator %q", cfg.sep)
+	case !slices.Contains(claim.Separators, cfg.sep) || (runtime.GOOS == "windows" && cfg.sep == "|"):
+		// Any other would make claims that no other Lock, nor
+		// flufl.lock, reads, and none would sweep them after a crash.
+		return invalid("separator %q: must be %q or %q, those of flufl.lock, which every Lock reads", cfg.sep, claim.Separators[0], claim.Separators[1])
 	case strings.Contains(abs, cfg.sep):
 		return invalid("path contains the separator %q", cfg.sep)
 	case strings.Contains(cfg.hostname, cfg.sep):
@@ -349,6 +379,7 @@ func (l *Lock) Lifetime() time.Duration {
 // finds another under way waits for it to return, and returns without an
 // attempt if ctx is done (or the timeout passes) first.
 func (l *Lock) Acquire(ctx context.Context) error {
+	l.mustBeMade()
 	parent := ctx
 	if l.cfg.timeout > 0 {
 		var cancel context.CancelFunc
@@ -457,6 +488,7 @@ func (l *Lock) sleep(ctx context.Context, d time.Duration, w *watch) error {
 // Acquire of this Lock is under way it reports false. It returns
 // [ErrAlreadyLocked] if this Lock already holds the lock.
 func (l *Lock) TryAcquire() (bool, error) {
+	l.mustBeMade()
 	select {
 	case l.acquiring <- struct{}{}:
 	default:

@@ -401,6 +401,7 @@ func TestBadInput(t *testing.T) {
 		{"negative slop", ok, []flock.Option{flock.WithClockSlop(-time.Second)}, flock.ErrInvalid},
 		{"empty separator", ok, []flock.Option{flock.WithSeparator("")}, flock.ErrInvalid},
 		{"slash separator", ok, []flock.Option{flock.WithSeparator("/")}, flock.ErrInvalid},
+		{"separator no reader knows", ok, []flock.Option{flock.WithSeparator("#")}, flock.ErrInvalid},
 		{"separator in path", filepath.Join(dir, "a|b.lck"), nil, flock.ErrInvalid},
 		{"separator in hostname", ok, []flock.Option{flock.WithHostname("a|b")}, flock.ErrInvalid},
 		{"slash in hostname", ok, []flock.Option{flock.WithHostname("a/b")}, flock.ErrInvalid},

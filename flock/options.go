@@ -91,9 +91,12 @@ func WithLifetime(d time.Duration) Option { return func(c *config) { c.lifetime 
 // means no limit; a negative value is invalid.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
-// WithSeparator sets the separator between the fields of the claim. It must
-// occur in neither the lock path nor the hostname. Processes sharing a lock
-// need not agree on it: both "|" and "^" are understood when reading.
+// WithSeparator sets the separator between the fields of the claim: "|"
+// (the default, but on Windows) or "^" (the default on Windows, where "|"
+// may not be in a file name), flufl.lock's two; New refuses any other,
+// whose claims no other Lock would read or sweep. It must occur in neither
+// the lock path nor the hostname. Processes sharing a lock need not agree
+// on it: both are understood when reading.
 func WithSeparator(sep string) Option { return func(c *config) { c.sep = sep } }
 
 // WithHostname sets the hostname written into claims and compared when

@@ -215,6 +215,7 @@ func TestWindowsBadInput(t *testing.T) {
 		{"path ends in a separator", dir + `\`, nil, flock.ErrInvalid},
 		{"path holds the separator ^", filepath.Join(dir, "a^b.lck"), nil, flock.ErrInvalid},
 		{"backslash separator", filepath.Join(dir, "a.lck"), []flock.Option{flock.WithSeparator(`\`)}, flock.ErrInvalid},
+		{"separator | on Windows", filepath.Join(dir, "a.lck"), []flock.Option{flock.WithSeparator("|")}, flock.ErrInvalid},
 		{"hostname holds a backslash", filepath.Join(dir, "a.lck"), []flock.Option{flock.WithHostname(`h\x`)}, flock.ErrInvalid},
 		{"negative lifetime", filepath.Join(dir, "a.lck"), []flock.Option{flock.WithLifetime(-time.Second)}, flock.ErrInvalid},
 		{"directory", dir, nil, flock.ErrNotRegular},
