@@ -275,8 +275,14 @@ func (l *Lock) refreshFor(a *acquisition) error {
 }
 
 // lostCause says why the lock of acquisition a is gone, as far as the
-// lock file still tells.
+// lock file still tells, for the keep-alive.
 func (l *Lock) lostCause(err error, a *acquisition) error {
+	return l.err("keepalive", l.lostWhy(err, a))
+}
+
+// lostWhy is err, which matches ErrLockLost, with why the lock of
+// acquisition a is gone, as far as the lock file still tells.
+func (l *Lock) lostWhy(err error, a *acquisition) error {
 	expiry, _, _, _ := a.state()
 	why := "it is no longer ours"
 	s, ierr := l.inspect(l.path)
@@ -310,5 +316,5 @@ func (l *Lock) lostCause(err error, a *acquisition) error {
 	if errors.Is(err, errLeaseOver) {
 		err = ErrLockLost
 	}
-	return l.err("keepalive", fmt.Errorf("%w: %s", err, why))
+	return fmt.Errorf("%w: %s", err, why)
 }

@@ -827,3 +827,35 @@ func TestFarBreakersLockBrokenOnceUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReleaseSaysWhyLost: a Release that finds the lock no longer ours
+// says why, as KeepAlive's cause does, not only that it was lost.
+func TestReleaseSaysWhyLost(t *testing.T) {
+	for _, tt := range []struct {
+		name, why string
+		do        func(path string) error
+	}{
+		{"removed", "the lock file was removed", os.Remove},
+		{"replaced", `names pid 99 on "elsewhere"`, func(path string) error {
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			return os.WriteFile(path, []byte(path+"|elsewhere|99|1"), 0o644)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.lck")
+			l := newLock(t, path)
+			if err := l.Acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.do(path); err != nil {
+				t.Fatal(err)
+			}
+			err := l.Release()
+			if !errors.Is(err, flock.ErrLockLost) || !strings.Contains(err.Error(), tt.why) {
+				t.Errorf("Release() = %v; want ErrLockLost saying %q", err, tt.why)
+			}
+		})
+	}
+}

@@ -1112,6 +1112,7 @@ func (l *Lock) releaseLocked() error {
 	if err := l.check(); err != nil && !mutated("release-no-look") {
 		if errors.Is(err, ErrLockLost) {
 			l.lost = false
+			return l.lostWhy(err, l.acq)
 		}
 		return err
 	}
