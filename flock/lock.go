@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/nfsflock/nfsflock/internal/claim"
@@ -262,7 +263,7 @@ func New(path string, opts ...Option) (*Lock, error) {
 		return invalid("path contains the separator %q", cfg.sep)
 	case strings.Contains(cfg.hostname, cfg.sep):
 		return invalid("hostname %q contains the separator %q", cfg.hostname, cfg.sep)
-	case strings.ContainsAny(cfg.hostname, "/\\\x00") || strings.TrimSpace(cfg.hostname) != cfg.hostname:
+	case strings.ContainsAny(cfg.hostname, "/\\") || strings.IndexFunc(cfg.hostname, unicode.IsControl) >= 0 || strings.TrimSpace(cfg.hostname) != cfg.hostname:
 		return invalid("hostname %q", cfg.hostname)
 	case strings.ContainsRune(abs, 0):
 		return invalid("path contains NUL")

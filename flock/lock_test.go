@@ -406,6 +406,8 @@ func TestBadInput(t *testing.T) {
 		{"separator in hostname", ok, []flock.Option{flock.WithHostname("a|b")}, flock.ErrInvalid},
 		{"slash in hostname", ok, []flock.Option{flock.WithHostname("a/b")}, flock.ErrInvalid},
 		{"space around hostname", ok, []flock.Option{flock.WithHostname(" a")}, flock.ErrInvalid},
+		{"newline in hostname", ok, []flock.Option{flock.WithHostname("a\nb")}, flock.ErrInvalid},
+		{"NUL in hostname", ok, []flock.Option{flock.WithHostname("a\x00b")}, flock.ErrInvalid},
 		{"bad retry policy", ok, []flock.Option{flock.WithRetry(retry.Policy{})}, flock.ErrInvalid},
 		{"claim name too long", filepath.Join(dir, strings.Repeat("x", 230)), nil, flock.ErrInvalid},
 		{"long hostname", ok, []flock.Option{flock.WithHostname(strings.Repeat("h", 240))}, flock.ErrInvalid},
