@@ -513,7 +513,10 @@ func (l *Lock) TryAcquire() (bool, error) {
 // never touches another holder's lock file (see Ownership in the package
 // doc). Its errors call for different answers:
 //
-//   - nil: the lock was held until now, and is free.
+//   - nil: the lock was held until now, and is free. (A file of the lock
+//     that could not be removed after the lock file left the lock's name,
+//     such as one another process holds open on Windows, is logged and
+//     left; it bears a name of this process's, which sweeps remove.)
 //   - [ErrLockLost]: the lock was lost before Release (another process
 //     broke it, or it was removed or replaced, or its lifetime ran out):
 //     the work done under it since it was last known to be held may have

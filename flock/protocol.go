@@ -1138,10 +1138,18 @@ func (l *Lock) releaseLocked() error {
 	if derr := l.dropClaim(); err == nil {
 		err = derr
 	}
-	if err == nil && !removed {
-		err = ErrLockLost
+	if !removed {
+		return ErrLockLost
 	}
-	return err
+	if err != nil {
+		// The lock file is out of the lock's name, so the lock is free:
+		// an error now would say it is still held. What could not be
+		// removed (the file moved aside, or the claim; on Windows, a
+		// file made read-only or held open by another) bears a name of
+		// ours, which a sweep removes once this process is gone.
+		l.cfg.logger.Warn("flock: released, but a file of the lock could not be removed", "path", l.path, "err", err)
+	}
+	return nil
 }
 
 func (l *Lock) refreshLocked() error {

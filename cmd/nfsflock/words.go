@@ -64,7 +64,7 @@ func explain(path string, err error) string {
 		}
 		return fmt.Sprintf("%s: %s", path, msg)
 	case errors.Is(err, flock.ErrLinkUnsupported):
-		return fmt.Sprintf("%s: its filesystem refuses hard links, which nfsflock needs", path)
+		return fmt.Sprintf("%s: its filesystem has neither hard links nor renames that do not replace, which --fencing needs (the lock works there without it)", path)
 	}
 	// The innermost system call that failed says the most.
 	var (

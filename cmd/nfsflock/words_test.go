@@ -29,3 +29,13 @@ func TestExpiryWords(t *testing.T) {
 		}
 	}
 }
+
+// Only fencing needs hard links or renames that do not replace: the words
+// for ErrLinkUnsupported say so, rather than that nfsflock needs links
+// (the no-link review: nfsflock works there without --fencing).
+func TestLinkUnsupportedWords(t *testing.T) {
+	got := explain("/x/app.lck", flock.ErrLinkUnsupported)
+	if !strings.Contains(got, "--fencing needs") {
+		t.Errorf("explain(ErrLinkUnsupported) = %q; want it to say that --fencing needs them", got)
+	}
+}

@@ -149,13 +149,30 @@ func move(oldname, newname string, flags uint32) error {
 
 // Remove deletes the file path, which must not be a directory. A file
 // that others hold open (sharing delete access) disappears from its
-// directory once the last handle is closed.
+// directory once the last handle is closed. A read-only file is made
+// writable first, as package os does, and read-only again if it still
+// cannot be deleted.
 func Remove(path string) error {
 	p, err := utf16(path)
 	if err != nil {
 		return pathErr("remove", path, err)
 	}
-	return pathErr("remove", path, retrying(func() error { return windows.DeleteFile(p) }))
+	return pathErr("remove", path, retrying(func() error {
+		err := windows.DeleteFile(p)
+		if !errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+			return err
+		}
+		a, aerr := windows.GetFileAttributes(p)
+		if aerr != nil || a&windows.FILE_ATTRIBUTE_READONLY == 0 || a&windows.FILE_ATTRIBUTE_DIRECTORY != 0 ||
+			windows.SetFileAttributes(p, a&^windows.FILE_ATTRIBUTE_READONLY) != nil {
+			return err
+		}
+		if err := windows.DeleteFile(p); err != nil {
+			windows.SetFileAttributes(p, a)
+			return err
+		}
+		return nil
+	}))
 }
 
 // SetTimes sets the access and modification times of path to t, without
