@@ -193,6 +193,18 @@ func (k *keeper) run() {
 			return
 		}
 		err := k.refresh()
+		if k.early != nil {
+			// The context said the lock was lost, whatever the refresh
+			// found when it returned (a wall clock stepped back since
+			// may let it succeed): the Lock agrees, and gives it up.
+			l.mu.Lock()
+			if !l.closed && l.acq == k.a && l.held {
+				l.lose(k.early)
+			}
+			l.mu.Unlock()
+			k.end(k.early)
+			return
+		}
 		switch {
 		case err == nil:
 			failures, lastErr = nil, nil

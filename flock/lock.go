@@ -168,9 +168,17 @@ func cutSuffixFold(s, suffix string) (string, bool) {
 // path names to open(2), to flufl.lock and to a shell, and not the one
 // that removing "link/.." as text would name.
 func absPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
 	dir, base := filepath.Split(path)
-	if filepath.Separator != '/' || base == ".." || !slices.Contains(strings.Split(dir, "/"), "..") {
-		return filepath.Abs(path)
+	if err != nil || filepath.Separator != '/' || base == "" || base == "." || base == ".." || !slices.Contains(strings.Split(dir, "/"), "..") {
+		return abs, err
+	}
+	// As before wherever the text names the directory the system does
+	// (no symlink before a ".."), so that one directory keeps one name.
+	if byText, err := os.Stat(filepath.Dir(abs)); err == nil {
+		if bySystem, err := os.Stat(dir); err != nil || os.SameFile(byText, bySystem) {
+			return abs, nil
+		}
 	}
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
@@ -594,6 +602,12 @@ func (l *Lock) Refresh(lifetime time.Duration) error {
 	defer l.mu.Unlock()
 	if l.closed {
 		return l.err("refresh", ErrClosed)
+	}
+	if lifetime > l.lifetime && l.held && !l.lost {
+		// A longer lease than any written yet: may its expiry be kept?
+		if err := l.fitsTimes(lifetime); err != nil {
+			return l.err("refresh", err)
+		}
 	}
 	if lifetime > 0 {
 		l.lifetime = lifetime

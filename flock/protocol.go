@@ -507,19 +507,41 @@ func (l *Lock) readyClaim() error {
 		l.claim = c
 		expiry, stored = c.expiry, c.info.ModTime
 	}
-	if expiry.Sub(stored) > 2*time.Second {
-		// Not cut to the second (or FAT's two): the time lies beyond
-		// what the filesystem keeps (sshfs wraps times past 2106 round
-		// to 1970), and every lock file would be expired at once.
-		return fmt.Errorf("%w: the filesystem stored the expiry %v as %v: a lifetime of %v reaches past the times it keeps", ErrInvalid, expiry, stored, l.lifetime)
+	if err := l.unstorable(expiry, stored, l.lifetime); err != nil {
+		return err
 	}
 	// As the filesystem stored it, which may be to the second.
 	l.claimExpiry = expiry
 	if stored.Before(expiry) {
 		l.claimExpiry = stored
-		l.noteCut(stored)
+		l.noteCut(expiry, stored)
 	}
 	return nil
+}
+
+// unstorable returns an error matching ErrInvalid if expiry, written for
+// a lease of life, came back as stored more than a cut to the second (or
+// FAT's two) would make it earlier: the time lies beyond what the
+// filesystem keeps (sshfs wraps times past 2106 round to 1970), and a
+// lock file bearing it would be expired at once.
+func (l *Lock) unstorable(expiry, stored time.Time, life time.Duration) error {
+	if expiry.Sub(stored) <= 2*time.Second {
+		return nil
+	}
+	return fmt.Errorf("%w: the filesystem stored the expiry %v as %v: a lifetime of %v reaches past the times it keeps", ErrInvalid, expiry, stored, life)
+}
+
+// fitsTimes tells, by unstorable, whether the filesystem keeps the expiry
+// of a lease of life from now, before a Refresh writes one that long: it
+// tries it on a fresh claim-shaped file of its own, not on the lock file,
+// which others would judge by a wrapped time at once.
+func (l *Lock) fitsTimes(life time.Duration) error {
+	c, err := l.newClaim(life)
+	if err != nil {
+		return err
+	}
+	defer l.dropOwn(c)
+	return l.unstorable(c.expiry, c.info.ModTime, life)
 }
 
 // publishClaim puts the lock file of claim c, whose expiry is expiry, at
@@ -972,7 +994,7 @@ func (l *Lock) setExpiry() (time.Time, error) {
 		l.observeTimes(before, info, expiry)
 		if !info.ModTime.After(expiry) {
 			stored = info.ModTime
-			l.noteCut(stored)
+			l.noteCut(expiry, stored)
 		}
 	}
 	return stored, nil

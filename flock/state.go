@@ -194,7 +194,7 @@ func (l *Lock) status(op string) (Status, int, error) {
 		Expiry:      s.info.ModTime,
 		Expired:     expired,
 		ClockOffset: offset,
-		FarAhead:    l.aheadBy(s.info.ModTime) > l.lifetime+l.cfg.slop,
+		FarAhead:    l.aheadBy(s.info.ModTime) > l.lifetime+l.cfg.slop+roundedUp(s.info.ModTime),
 	}
 	if d, ok := claim.Parse(s.contents, l.cfg.sep); ok {
 		st.Holder = &Details{Hostname: d.Hostname, PID: d.PID, LockFile: d.LockFile}
@@ -261,4 +261,14 @@ func (l *Lock) Expiration() (time.Time, error) {
 		return time.Time{}, l.err("expiration", ErrNotLocked)
 	}
 	return st.Expiry, nil
+}
+
+// roundedUp is how much later than now plus its lifetime an expiry may lie
+// because it was rounded up to the second, where the filesystem cuts file
+// times to whole seconds (expiryIn): up to a second, if it has no fraction.
+func roundedUp(expiry time.Time) time.Duration {
+	if expiry.Nanosecond() == 0 {
+		return time.Second
+	}
+	return 0
 }

@@ -222,10 +222,12 @@ func (l *Lock) expiryIn(d time.Duration) time.Time {
 	return e
 }
 
-// noteCut learns from stored, an expiry as the filesystem stored it that
-// came back earlier than written, whether it cuts times to the second.
-func (l *Lock) noteCut(stored time.Time) {
-	if stored.Nanosecond() == 0 && !l.cutTimes.Load() {
+// noteCut learns from expiry, as written, and stored, as the filesystem
+// stored it, whether it cuts times to the second: only from a cut of a
+// fraction that a finer grain (exFAT's 10 ms, Windows's 100 ns) would
+// have kept, not from a time that merely fell on a second.
+func (l *Lock) noteCut(expiry, stored time.Time) {
+	if stored.Equal(expiry.Truncate(time.Second)) && expiry.Sub(stored) >= 50*time.Millisecond && !l.cutTimes.Load() {
 		l.cutTimes.Store(true)
 	}
 }
