@@ -321,9 +321,8 @@ func (l *Lock) lostWhy(err error, a *acquisition) error {
 	} else {
 		why += ", before our lifetime ran out"
 	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
+	if pe, ok := err.(*fs.PathError); ok {
+		err = pe.Err // the caller names the operation and path
 	}
 	if errors.Is(err, errLeaseOver) {
 		err = ErrLockLost
