@@ -72,6 +72,7 @@ type acquisition struct {
 	changed chan struct{} // closed, and replaced, when expiry changes
 	done    chan struct{} // closed when the acquisition ends
 	cause   error         // why it ended
+	early   bool          // ended by endEarly, which the Lock has yet to take up
 }
 
 func newAcquisition(claim string, file fsys.Info) *acquisition {
@@ -97,6 +98,30 @@ func (a *acquisition) state() (expiry time.Time, due time.Duration, changed, don
 	defer a.mu.Unlock()
 	// A floor, so that an absurdly short lifetime cannot spin.
 	return a.expiry, a.written.run + max(a.lease/3, time.Millisecond), a.changed, a.done
+}
+
+// endEarly ends the acquisition with cause, a loss found without the
+// Lock's mutex (keeper.refresh), which the Lock then takes up
+// (noteEarlyLoss); later calls, and end, do nothing.
+func (a *acquisition) endEarly(cause error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.done:
+	default:
+		a.cause, a.early = cause, true
+		close(a.done)
+	}
+}
+
+// lostEarly returns the cause of an end by endEarly, or nil.
+func (a *acquisition) lostEarly() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.early {
+		return a.cause
+	}
+	return nil
 }
 
 // end ends the acquisition with cause; later calls do nothing.
@@ -198,8 +223,8 @@ func (k *keeper) run() {
 			// found when it returned (a wall clock stepped back since
 			// may let it succeed): the Lock agrees, and gives it up.
 			l.mu.Lock()
-			if !l.closed && l.acq == k.a && l.held {
-				l.lose(k.early)
+			if !l.closed && l.acq == k.a {
+				l.noteEarlyLoss()
 			}
 			l.mu.Unlock()
 			k.end(k.early)
@@ -258,6 +283,9 @@ func (k *keeper) refresh() error {
 		if expiry, _, _, _ := k.a.state(); k.early == nil && l.leaseOver(expiry) {
 			k.early = l.err("keepalive", fmt.Errorf("%w: our lifetime ran out at %v, while a refresh had not returned", ErrLockLost, expiry))
 			k.cancel(k.early)
+			// Without the mutex, which the refresh holds: a Release
+			// waiting behind it finds the acquisition ended so.
+			k.a.endEarly(k.early)
 		}
 	}
 }

@@ -175,8 +175,11 @@ func absPath(path string) (string, error) {
 	}
 	// As before wherever the text names the directory the system does
 	// (no symlink before a ".."), so that one directory keeps one name.
+	// Only where both are seen to be one: a system's reading that cannot
+	// be looked at (missing yet, or not searchable by this user) may be
+	// another directory, which a later New, or another user's, would take.
 	if byText, err := os.Stat(filepath.Dir(abs)); err == nil {
-		if bySystem, err := os.Stat(dir); err != nil || os.SameFile(byText, bySystem) {
+		if bySystem, err := os.Stat(dir); err == nil && os.SameFile(byText, bySystem) {
 			return abs, nil
 		}
 	}
@@ -592,7 +595,9 @@ func (l *Lock) Close() error {
 // still that claim; see Leases in the package doc. It returns
 // [ErrNotLocked] if this Lock does not hold the lock, [ErrLockLost] if it
 // held it and it is no longer ours (or the lifetime had run out already),
-// and [ErrInvalid] for a lifetime below 0 or above [MaxLifetime]. After
+// and [ErrInvalid] for a lifetime below 0 or above [MaxLifetime], or for a
+// longer one than before whose expiry the filesystem cannot store (tried
+// first on a file of its own; see [WithLifetime]). After
 // any other error the Lock still holds the lock, with the expiry it had.
 func (l *Lock) Refresh(lifetime time.Duration) error {
 	if lifetime < 0 || lifetime > MaxLifetime {
@@ -625,6 +630,7 @@ func (l *Lock) IsLocked() (bool, error) {
 	if l.closed {
 		return false, l.err("islocked", ErrClosed)
 	}
+	l.noteEarlyLoss()
 	if l.lost {
 		return false, l.err("islocked", ErrLockLost)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -534,14 +535,33 @@ func (l *Lock) unstorable(expiry, stored time.Time, life time.Duration) error {
 // fitsTimes tells, by unstorable, whether the filesystem keeps the expiry
 // of a lease of life from now, before a Refresh writes one that long: it
 // tries it on a fresh claim-shaped file of its own, not on the lock file,
-// which others would judge by a wrapped time at once.
+// which others would judge by a wrapped time at once. Where no such file
+// can be made (a full filesystem, a directory no longer writable), which
+// a refresh itself does not need, it refuses only an expiry past the
+// latest time of 32-bit unsigned seconds, where sshfs's wrap.
 func (l *Lock) fitsTimes(life time.Duration) error {
 	c, err := l.newClaim(life)
 	if err != nil {
-		return err
+		if expiry := l.expiryIn(life); expiry.After(time.Unix(math.MaxUint32, 0)) {
+			return fmt.Errorf("%w: a lifetime of %v gives an expiry, %v, past what many filesystems keep, and no file could be made to try it: %w", ErrInvalid, life, expiry, err)
+		}
+		return nil
 	}
 	defer l.dropOwn(c)
 	return l.unstorable(c.expiry, c.info.ModTime, life)
+}
+
+// noteEarlyLoss gives the lock up if a keep-alive reported it lost while
+// a refresh was stuck (keeper.refresh ends the acquisition then, without
+// the mutex that the stuck refresh holds), so that a Release, Refresh or
+// IsLocked that waited behind that refresh says so too.
+func (l *Lock) noteEarlyLoss() {
+	if !l.held || l.acq == nil {
+		return
+	}
+	if cause := l.acq.lostEarly(); cause != nil {
+		l.lose(cause)
+	}
 }
 
 // publishClaim puts the lock file of claim c, whose expiry is expiry, at
@@ -1121,6 +1141,7 @@ func (l *Lock) check() error {
 }
 
 func (l *Lock) releaseLocked() error {
+	l.noteEarlyLoss()
 	if l.lost {
 		l.lost = false
 		l.dropClaim()
@@ -1175,6 +1196,7 @@ func (l *Lock) releaseLocked() error {
 }
 
 func (l *Lock) refreshLocked() error {
+	l.noteEarlyLoss()
 	if l.lost {
 		return ErrLockLost
 	}
