@@ -260,15 +260,18 @@ func (k *keeper) run() {
 // keeper goes on waiting for the refresh, whose error then ends it.
 func (k *keeper) refresh() error {
 	l := k.l
+	if expiry, _, _, _ := k.a.state(); l.leaseOver(expiry) {
+		// Over already: the refresh says so at once, with what the
+		// lock file shows, and nothing is left to watch.
+		return l.refreshFor(k.a)
+	}
 	res := make(chan error, 1)
 	go func() { res <- l.refreshFor(k.a) }()
 	for {
 		expiry, _, _, _ := k.a.state()
 		wait := wallCheck
 		if k.early == nil {
-			// A refresh of a lease over already answers in
-			// moments, with what the lock file shows.
-			wait = max(min(wait, l.leaseLeft(expiry)), 10*time.Millisecond)
+			wait = max(min(wait, l.leaseLeft(expiry)), time.Millisecond)
 		}
 		// A timer of Go's own, not the Lock's clock's: it fires only
 		// when a refresh takes long, and the lease is judged by the

@@ -1205,6 +1205,11 @@ func (w *world) handle(p *proc, e event) {
 			// force, may carry a token smaller than one granted since:
 			// that is what the token is for. It may never repeat one.
 			switch {
+			case !e.ok && !w.within(p):
+				// Acquire returned past its lease (a pause after its
+				// last look), and the lock was found lost (by a
+				// keep-alive's refresh) before the token was read.
+				w.log(p, "no token: the lock was lost before it was read; this acquisition is stale")
 			case !e.ok:
 				w.violate(colFencing, p, "acquired with fencing but without a token")
 			case w.tokens[e.token]:
