@@ -621,8 +621,9 @@ func (l *Lock) Refresh(lifetime time.Duration) error {
 }
 
 // IsLocked reports whether this Lock holds the lock, checking the lock
-// file to be sure. If it held the lock and the lock is no longer ours, it
-// returns false and [ErrLockLost]. Unlike flufl.lock's is_locked, it does
+// file to be sure. If it held the lock and the lock is no longer ours, or
+// its lease has run out (as Refresh and Release judge it; see Leases in
+// the package doc), it returns false and [ErrLockLost]. Unlike flufl.lock's is_locked, it does
 // not extend the lifetime: call Refresh for that.
 func (l *Lock) IsLocked() (bool, error) {
 	l.mu.Lock()
@@ -639,6 +640,16 @@ func (l *Lock) IsLocked() (bool, error) {
 	}
 	if err := l.check(); err != nil {
 		return false, l.err("islocked", err)
+	}
+	// The file is ours, but the lock counts only within the lease, as
+	// Refresh and Release judge it; and a keep-alive may have found it
+	// over while the look above was stuck.
+	l.noteEarlyLoss()
+	if expiry, _, _, _ := l.acq.state(); !l.lost && l.leaseOver(expiry) {
+		l.lose(errLeaseOver)
+	}
+	if l.lost {
+		return false, l.err("islocked", ErrLockLost)
 	}
 	return true, nil
 }

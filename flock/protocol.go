@@ -1243,6 +1243,12 @@ func (l *Lock) refreshLocked() error {
 		l.lose(errLeaseOver)
 		return errLeaseOver
 	}
+	if cause := l.acq.lostEarly(); cause != nil {
+		// A keep-alive said the lock was lost while this refresh was
+		// stuck: so it is.
+		l.lose(cause)
+		return fmt.Errorf("%w: the lifetime ran out while the refresh was stuck", ErrLockLost)
+	}
 	l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))
 	return nil
 }
