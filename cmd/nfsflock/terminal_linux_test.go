@@ -461,16 +461,27 @@ func TestTerminalBackgroundThenForeground(t *testing.T) {
 func TestTerminalBackgroundKeepsShellForeground(t *testing.T) {
 	dir := t.TempDir()
 	term := startShellOnTerminal(t, dir)
-	// The command ends once the file go exists, after bg.
-	term.write(`"$NFSFLOCK" L -- sh -c 'touch ready; until [ -e go ]; do sleep 0.05; done; touch done'` + "\n")
+	// The command ends once the fifo go is opened for writing, after bg.
+	// It waits in open(2), which a stop signal interrupts, and not in a
+	// loop that forks: dash forks by vfork, and a ^Z that stops the child
+	// before its exec leaves dash waiting for it in the kernel, where no
+	// stop reaches it, so that the job never stops (one in a few runs on
+	// a loaded machine). It is ready once it holds the terminal, which
+	// nfsflock hands it just after the start.
+	if err := syscall.Mkfifo(filepath.Join(dir, "go"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	term.write(`"$NFSFLOCK" L -- sh -c 'until [ "$(ps -o tpgid= -p $$)" = "$(ps -o pgid= -p $$)" ]; do sleep 0.01; done; touch ready; read x < go; touch done'` + "\n")
 	waitFor(t, "the command to be ready", func() bool { return exists(filepath.Join(dir, "ready")) })
 	term.write("\x1a")
 	term.waitOutput("Stopped")
 	term.write("bg\n")
 	term.waitOutput("&")
-	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+	f, err := os.OpenFile(filepath.Join(dir, "go"), os.O_WRONLY, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
+	f.Close()
 	waitFor(t, "the command to end in the background", func() bool { return exists(filepath.Join(dir, "done")) })
 	term.waitOutput("Done")
 	term.write("echo still-here\n")
