@@ -261,8 +261,10 @@ func (k *keeper) run() {
 func (k *keeper) refresh() error {
 	l := k.l
 	if expiry, _, _, _ := k.a.state(); l.leaseOver(expiry) {
-		// Over already: the refresh says so at once, with what the
-		// lock file shows, and nothing is left to watch.
+		// Over already (a suspend): said at once, since the refresh
+		// may wait for the mutex or a filesystem that hangs; then the
+		// refresh, in this goroutine, gives the lock up.
+		k.reportEarly(l.err("keepalive", fmt.Errorf("%w: our lifetime ran out at %v", ErrLockLost, expiry)))
 		return l.refreshFor(k.a)
 	}
 	res := make(chan error, 1)
@@ -284,13 +286,20 @@ func (k *keeper) refresh() error {
 		case <-t.C:
 		}
 		if expiry, _, _, _ := k.a.state(); k.early == nil && l.leaseOver(expiry) {
-			k.early = l.err("keepalive", fmt.Errorf("%w: our lifetime ran out at %v, while a refresh had not returned", ErrLockLost, expiry))
-			k.cancel(k.early)
-			// Without the mutex, which the refresh holds: a Release
-			// waiting behind it finds the acquisition ended so.
-			k.a.endEarly(k.early)
+			k.reportEarly(l.err("keepalive", fmt.Errorf("%w: our lifetime ran out at %v, while a refresh had not returned", ErrLockLost, expiry)))
 		}
 	}
+}
+
+// reportEarly reports the lock lost, by the Lock's own clocks, before the
+// refresh under way has returned: it cancels the context with cause and
+// ends the acquisition, without the Lock's mutex, which the refresh or
+// another call may hold through a filesystem that hangs; a Release
+// waiting behind them finds the acquisition ended so (noteEarlyLoss).
+func (k *keeper) reportEarly(cause error) {
+	k.early = cause
+	k.cancel(cause)
+	k.a.endEarly(cause)
 }
 
 // endCause is why the keeper's acquisition ended, for its context.
