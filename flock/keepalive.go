@@ -29,11 +29,12 @@ const wallCheck = time.Second
 // lost, with a cause that matches [ErrLockLost] and says why; do the work
 // under the lock with it. That includes a lease that ran out while a
 // refresh was stuck in a filesystem call (a network filesystem that
-// stopped answering): the context is cancelled then, by the Lock's own
-// clock, although the goroutine waits for the call to return. stop ends the refreshing without releasing the
-// lock, waits for the goroutine, and returns that cause, or nil if stop
-// or ctx ended it. It may be called more than once, from any goroutine,
-// and must be called. Release and Close end the refreshing with a cause
+// stopped answering), or before the machine woke from a suspend: the
+// context is cancelled then, by the Lock's own clock, although the
+// goroutine waits for the call to return. stop ends the refreshing
+// without releasing the lock, waits for the goroutine, and returns that
+// cause, or nil if stop or ctx ended it. It may be called more than once,
+// from any goroutine, and must be called. Release and Close end the refreshing with a cause
 // that wraps [ErrNotLocked] or [ErrClosed]. If the Lock does not hold the
 // lock, KeepAlive starts nothing and returns a context already cancelled
 // with the reason.

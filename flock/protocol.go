@@ -538,7 +538,7 @@ func (l *Lock) unstorable(expiry, stored time.Time, life time.Duration) error {
 // which others would judge by a wrapped time at once. Where no such file
 // can be made (a full filesystem, a directory no longer writable), which
 // a refresh itself does not need, it refuses only an expiry past the
-// latest time of 32-bit unsigned seconds, where sshfs's wrap.
+// latest time of 32-bit unsigned seconds, where sshfs's times wrap.
 func (l *Lock) fitsTimes(life time.Duration) error {
 	c, err := l.newClaim(life)
 	if err != nil {
@@ -551,10 +551,10 @@ func (l *Lock) fitsTimes(life time.Duration) error {
 	return l.unstorable(c.expiry, c.info.ModTime, life)
 }
 
-// noteEarlyLoss gives the lock up if a keep-alive reported it lost while
-// a refresh was stuck (keeper.refresh ends the acquisition then, without
-// the mutex that the stuck refresh holds), so that a Release, Refresh or
-// IsLocked that waited behind that refresh says so too.
+// noteEarlyLoss gives the lock up if a keep-alive reported it lost by its
+// own clocks (keeper.reportEarly ends the acquisition then, without the
+// mutex, which a stuck refresh or other call may hold), so that a
+// Release, Refresh or IsLocked that waited behind that call says so too.
 func (l *Lock) noteEarlyLoss() {
 	if !l.held || l.acq == nil {
 		return
