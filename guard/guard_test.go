@@ -389,9 +389,11 @@ func roleStoppedHolder() int {
 
 // TestLostLockAfterStop: a holder stopped with SIGSTOP past its lifetime
 // loses the lock to a waiter, which gets a larger fencing token. Resumed,
-// the holder's fn learns through its context that the lock is lost, from
-// the first refresh it makes: the cause names the waiter, which holds the
-// lock until the holder has reported.
+// the holder's fn learns through its context that the lock is lost, as
+// soon as its keep-alive wakes: the cause says the lifetime ran out, by
+// the holder's own clocks, before any look at the lock file (which a
+// filesystem that hangs after a resume would hold up); the waiter holds
+// the lock until the holder has reported.
 func TestLostLockAfterStop(t *testing.T) {
 	path := lockPath(t)
 	cmd := testenv.Child(t, "stopped-holder", "LOCK="+path, "LIFETIME=300ms")
@@ -438,9 +440,8 @@ func TestLostLockAfterStop(t *testing.T) {
 	}
 	cause := next()
 	wantCause := fmt.Sprintf("cause true keepalive %s: flock: lock lost: our lifetime ran out at", path)
-	wantHolder := fmt.Sprintf("now names pid %d on ", os.Getpid())
-	if !strings.HasPrefix(cause, wantCause) || !strings.Contains(cause, wantHolder) {
-		t.Errorf("holder's fn saw %q; want ErrLockLost saying it was broken and %q", cause, wantHolder)
+	if !strings.HasPrefix(cause, wantCause) {
+		t.Errorf("holder's fn saw %q; want ErrLockLost saying %q", cause, wantCause)
 	}
 	if got := next(); got != "returned true true" {
 		t.Errorf("holder's Do: %q; want ErrLockLost and context.Canceled", got)
