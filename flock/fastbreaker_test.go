@@ -486,10 +486,12 @@ func testBreakersLockNeverLeftFree(t *testing.T, dir string) {
 	}
 	t.Logf("took the lock: U %v, V %v (%v), W %v", uOK, vOK, vErr, wOK)
 	holders := 0
-	for _, l := range []*Lock{u, v, w} {
-		if ok, _ := l.IsLocked(); ok {
+	for i, l := range []*Lock{u, v, w} {
+		ok, err := l.IsLocked()
+		if ok {
 			holders++
 		}
+		t.Logf("%c IsLocked() = %v, %v", "UVW"[i], ok, err)
 	}
 	if vOK && (uOK || wOK) || holders > 1 {
 		t.Errorf("two holders (V took L.break in the gap): U %v, V %v, W %v; %d hold it now", uOK, vOK, wOK, holders)
