@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,6 +47,24 @@ type stall struct {
 	on      atomic.Bool
 	entered chan struct{}
 	release chan struct{}
+	once    sync.Once
+}
+
+// free lets the stalled call, and any later one, go on.
+func (s *stall) free() { s.once.Do(func() { close(s.release) }) }
+
+// stallingFS returns a stall, freed when the test ends, and the system's
+// filesystem whose files, once created, stall in SetTimes while it is on.
+func stallingFS(t *testing.T) (*stall, fsys.FS) {
+	st := &stall{entered: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(st.free)
+	return st, &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
+		f, err := next(p, d, tm)
+		if err != nil {
+			return f, err
+		}
+		return stallFile{File: f, s: st}, nil
+	}}
 }
 
 func (f stallFile) SetTimes(t time.Time) error {
@@ -69,20 +88,7 @@ func (f stallFile) SetTimes(t time.Time) error {
 func TestKeepAliveReportsLossWhileRefreshStalls(t *testing.T) {
 	path := filepath.Join(testenv.TempDir(t), "app.lck")
 	clk := newOffClock()
-	st := &stall{entered: make(chan struct{}), release: make(chan struct{})}
-	released := false
-	defer func() {
-		if !released {
-			close(st.release)
-		}
-	}()
-	fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
-		f, err := next(p, d, tm)
-		if err != nil {
-			return f, err
-		}
-		return stallFile{File: f, s: st}, nil
-	}}
+	st, fs := stallingFS(t)
 	const life, slop = 30 * time.Second, time.Second
 	h := newLock(t, path, WithClock(clk), withRunClock(clk.run), withFS(fs), WithLifetime(life), WithClockSlop(slop))
 	if err := h.Acquire(context.Background()); err != nil {
@@ -114,8 +120,7 @@ func TestKeepAliveReportsLossWhileRefreshStalls(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Errorf("b holds the lock, and the holder's lease ended %v ago by its own clock, yet KeepAlive's context is still live 3 s later: the keeper waits in a refresh whose write stalled, and reports nothing until that call returns", h.aheadBy(expiry).Abs())
 	}
-	close(st.release)
-	released = true
+	st.free()
 	<-kctx.Done()
 	t.Logf("once the stalled call returned: %v", context.Cause(kctx))
 }

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/nfsflock/nfsflock/internal/fsys"
-	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
 	"github.com/nfsflock/nfsflock/internal/testenv"
 	"os"
 	"path/filepath"
@@ -71,20 +69,7 @@ func TestKeepAliveEarlyLossReleaseRace(t *testing.T) {
 	path := filepath.Join(testenv.TempDir(t), "app.lck")
 	clk := &stepRunClock{start: time.Now()}
 	clk.wall.Store(int64(2 * time.Minute))
-	st := &stall{entered: make(chan struct{}), release: make(chan struct{})}
-	released := false
-	defer func() {
-		if !released {
-			close(st.release)
-		}
-	}()
-	fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
-		f, err := next(p, d, tm)
-		if err != nil {
-			return f, err
-		}
-		return stallFile{File: f, s: st}, nil
-	}}
+	st, fs := stallingFS(t)
 	const life = 1500 * time.Millisecond
 	h := newLock(t, path, WithClock(clk), withRunClock(clk.runClock), withFS(fs), WithLifetime(life), WithClockSlop(time.Second))
 	if err := h.Acquire(context.Background()); err != nil {
@@ -108,8 +93,7 @@ func TestKeepAliveEarlyLossReleaseRace(t *testing.T) {
 	go func() { rel <- h.Release() }()
 	time.Sleep(100 * time.Millisecond) // Release waits for the mutex
 	clk.wall.Store(0)
-	close(st.release)
-	released = true
+	st.free()
 	rerr := <-rel
 	serr := stop()
 	if errors.Is(cause, ErrLockLost) && rerr == nil {

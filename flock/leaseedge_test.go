@@ -33,20 +33,7 @@ func TestKeepAliveEarlyLossStaysLost(t *testing.T) {
 	path := filepath.Join(testenv.TempDir(t), "app.lck")
 	clk := &stepRunClock{start: time.Now()}
 	clk.wall.Store(int64(2 * time.Minute)) // the host's clock runs fast
-	st := &stall{entered: make(chan struct{}), release: make(chan struct{})}
-	released := false
-	defer func() {
-		if !released {
-			close(st.release)
-		}
-	}()
-	fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
-		f, err := next(p, d, tm)
-		if err != nil {
-			return f, err
-		}
-		return stallFile{File: f, s: st}, nil
-	}}
+	st, fs := stallingFS(t)
 	const life = 1500 * time.Millisecond
 	h := newLock(t, path, WithClock(clk), withRunClock(clk.runClock), withFS(fs), WithLifetime(life), WithClockSlop(time.Second))
 	if err := h.Acquire(context.Background()); err != nil {
@@ -68,8 +55,7 @@ func TestKeepAliveEarlyLossStaysLost(t *testing.T) {
 	cause := context.Cause(kctx)
 	t.Logf("context cancelled while the refresh stalled: %v", cause)
 	clk.wall.Store(0) // NTP steps the host's clock back to the right time
-	close(st.release)
-	released = true
+	st.free()
 	err := stop()
 	if errors.Is(cause, ErrLockLost) && !errors.Is(err, ErrLockLost) {
 		held, ierr := h.IsLocked()
