@@ -299,8 +299,10 @@ func (k *keeper) refresh() error {
 // waiting behind them finds the acquisition ended so (noteEarlyLoss).
 func (k *keeper) reportEarly(cause error) {
 	k.early = cause
-	k.cancel(cause)
+	// The acquisition first: whoever the cancel tells may at once let
+	// the stuck call go on, which must find the loss.
 	k.a.endEarly(cause)
+	k.cancel(cause)
 }
 
 // endCause is why the keeper's acquisition ended, for its context.
