@@ -228,6 +228,9 @@ func (l *Lock) newClaimFile(life time.Duration, swap bool) (*claimFile, error) {
 				info, err = f.Stat()
 			}
 		}
+		if err == nil {
+			info = l.confirmTimes(f, expiry, info, time.Time{})
+		}
 		if err != nil {
 			f.Close()
 			l.cfg.fs.Remove(name)
@@ -496,6 +499,7 @@ func (l *Lock) readyClaim() error {
 			return err
 		}
 		if info, err := l.claim.f.Stat(); err == nil {
+			info = l.confirmTimes(l.claim.f, expiry, info, time.Time{})
 			stored = info.ModTime
 			l.claim.stamp = info.ModTime
 			l.observeTimes(before, info, expiry)
@@ -518,6 +522,41 @@ func (l *Lock) readyClaim() error {
 		l.noteCut(expiry, stored)
 	}
 	return nil
+}
+
+// confirmTimes returns the attributes of f read after its times were set
+// to t: info, or, where info shows neither t nor t cut to the second,
+// those read after setting the times again, twice at most. sshfs can
+// answer from attributes that a directory listing read before the change
+// and cached after it (about one create in 3,000 beside a process that
+// lists the directory), which would make an expiry look unstorable or a
+// lease over at once; setting the times again drops them. What the last
+// read says stands (see unstorable). A zero t, times left as the write
+// stamped them, is kept.
+//
+// f is a claim of ours not at the lock path, or, with a non-zero within,
+// the lock file of our lease that ends at within, the lease under which
+// its times were just set: they are set again only within that lease, as
+// the first time.
+func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within time.Time) fsys.Info {
+	for range 2 {
+		if t.IsZero() || !info.ModTime.After(t) && t.Sub(info.ModTime) < time.Second {
+			break
+		}
+		if !within.IsZero() && l.leaseOver(within) {
+			break
+		}
+		l.cfg.logger.Debug("flock: attributes read after setting a file's times do not show them; setting them again", "path", l.path, "set", t, "read", info.ModTime)
+		if f.SetTimes(t) != nil {
+			break
+		}
+		again, err := f.Stat()
+		if err != nil {
+			break
+		}
+		info = again
+	}
+	return info
 }
 
 // unstorable returns an error matching ErrInvalid if expiry, written for
@@ -927,7 +966,7 @@ func (l *Lock) acquired() (bool, error) {
 	expiry := l.claimExpiry
 	if age, _ := l.claimTimed.since(l.read()); l.publish == publishCreate || age > l.lifetime/100 {
 		var err error
-		if expiry, err = l.setExpiry(); err != nil {
+		if expiry, err = l.setExpiry(l.claimExpiry); err != nil {
 			l.giveBack()
 			return false, err
 		}
@@ -999,8 +1038,9 @@ func (l *Lock) giveBack() {
 // the lifetime, through the claim's own descriptor: if the lock was broken
 // and taken since, this touches our orphaned file, never the new holder's.
 // It returns the expiry as the filesystem stored it (which may be cut to
-// whole seconds), as others will judge it.
-func (l *Lock) setExpiry() (time.Time, error) {
+// whole seconds), as others will judge it. within is the end of the lease
+// under which it is written, which the caller has judged not over.
+func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
 	before := l.read()
 	expiry := l.expiryIn(l.lifetime)
 	f, _ := l.claim.file()
@@ -1010,6 +1050,7 @@ func (l *Lock) setExpiry() (time.Time, error) {
 	}
 	stored := expiry.Truncate(time.Second)
 	if info, err := f.Stat(); err == nil {
+		info = l.confirmTimes(f, expiry, info, within)
 		l.claim.stamp = info.ModTime
 		l.observeTimes(before, info, expiry)
 		if !info.ModTime.After(expiry) {
@@ -1207,7 +1248,8 @@ func (l *Lock) refreshLocked() error {
 	// very moment, judging an instance that a refresh would change under
 	// them: the lock counts as lost, and is given up if it is still ours.
 	written := l.read()
-	if expiry, _, _, _ := l.acq.state(); l.leaseOver(expiry) && !mutated("refresh-no-lease") {
+	old, _, _, _ := l.acq.state()
+	if l.leaseOver(old) && !mutated("refresh-no-lease") {
 		l.lose(errLeaseOver)
 		return errLeaseOver
 	}
@@ -1220,7 +1262,7 @@ func (l *Lock) refreshLocked() error {
 			return err
 		}
 	}
-	expiry, err := l.setExpiry()
+	expiry, err := l.setExpiry(old)
 	if err != nil {
 		if gone(err) {
 			err = ErrLockLost
@@ -1235,7 +1277,7 @@ func (l *Lock) refreshLocked() error {
 	if err := l.check(); err != nil {
 		return err
 	}
-	if old, _, _, _ := l.acq.state(); l.leaseOver(old) && !mutated("refresh-no-lease") {
+	if l.leaseOver(old) && !mutated("refresh-no-lease") {
 		// A pause since the lease was judged: a breaker may have judged
 		// the instance expired meanwhile, and the new expiry came too
 		// late to count (where nothing moved aside can be put back, the
