@@ -229,7 +229,7 @@ func (l *Lock) newClaimFile(life time.Duration, swap bool) (*claimFile, error) {
 			}
 		}
 		if err == nil {
-			info = l.confirmTimes(f, expiry, info, time.Time{})
+			info, err = l.confirmTimes(f, expiry, info, time.Time{})
 		}
 		if err != nil {
 			f.Close()
@@ -499,7 +499,9 @@ func (l *Lock) readyClaim() error {
 			return err
 		}
 		if info, err := l.claim.f.Stat(); err == nil {
-			info = l.confirmTimes(l.claim.f, expiry, info, time.Time{})
+			if info, err = l.confirmTimes(l.claim.f, expiry, info, time.Time{}); err != nil {
+				return err
+			}
 			stored = info.ModTime
 			l.claim.stamp = info.ModTime
 			l.observeTimes(before, info, expiry)
@@ -525,38 +527,55 @@ func (l *Lock) readyClaim() error {
 }
 
 // confirmTimes returns the attributes of f read after its times were set
-// to t: info, or, where info shows neither t nor t cut to the second,
-// those read after setting the times again, twice at most. sshfs can
-// answer from attributes that a directory listing read before the change
-// and cached after it (about one create in 3,000 beside a process that
-// lists the directory), which would make an expiry look unstorable or a
-// lease over at once; setting the times again drops them. What the last
-// read says stands (see unstorable). A zero t, times left as the write
+// to t: info, or, where info shows neither t nor t as a coarser grain cuts
+// it (shows), those read after setting the times again, twice at most.
+// sshfs can answer from attributes that a directory listing read before
+// the change and cached after it (about one create in 3,000 beside a
+// process that lists the directory), which would make an expiry look
+// unstorable or a lease over at once; setting the times again drops them.
+// What the last read says stands (see unstorable); a failure to set or
+// read the times again is returned. A zero t, times left as the write
 // stamped them, is kept.
 //
 // f is a claim of ours not at the lock path, or, with a non-zero within,
 // the lock file of our lease that ends at within, the lease under which
 // its times were just set: they are set again only within that lease, as
 // the first time.
-func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within time.Time) fsys.Info {
+func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within time.Time) (fsys.Info, error) {
 	for range 2 {
-		if t.IsZero() || !info.ModTime.After(t) && t.Sub(info.ModTime) < time.Second {
+		if t.IsZero() || l.shows(info.ModTime, t) {
 			break
 		}
 		if !within.IsZero() && l.leaseOver(within) {
 			break
 		}
 		l.cfg.logger.Debug("flock: attributes read after setting a file's times do not show them; setting them again", "path", l.path, "set", t, "read", info.ModTime)
-		if f.SetTimes(t) != nil {
-			break
+		if err := f.SetTimes(t); err != nil {
+			return info, err
 		}
 		again, err := f.Stat()
 		if err != nil {
-			break
+			return info, err
 		}
 		info = again
 	}
-	return info
+	return info, nil
+}
+
+// shows reports whether a modification time read back after the times
+// were set to t shows t: t itself, or t cut to the second (sshfs), or to
+// two seconds (FAT). A time cut to two seconds that the filesystem's clock
+// may already show is not taken for t: a stale read of a file created
+// within the second may show it.
+func (l *Lock) shows(read, t time.Time) bool {
+	switch {
+	case read.After(t):
+		return false
+	case t.Sub(read) < time.Second:
+		return true
+	}
+	_, hi := l.fsNow()
+	return read.Equal(t.Truncate(2*time.Second)) && read.After(hi)
 }
 
 // unstorable returns an error matching ErrInvalid if expiry, written for
@@ -1050,7 +1069,12 @@ func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
 	}
 	stored := expiry.Truncate(time.Second)
 	if info, err := f.Stat(); err == nil {
-		info = l.confirmTimes(f, expiry, info, within)
+		// Once written, the lease that stands on disk ends at the new
+		// expiry, as stored (cut to two seconds at most), where that is
+		// the earlier: a refresh to a shorter lifetime.
+		if info, err = l.confirmTimes(f, expiry, info, minTime(within, expiry.Truncate(2*time.Second))); err != nil {
+			return time.Time{}, err
+		}
 		l.claim.stamp = info.ModTime
 		l.observeTimes(before, info, expiry)
 		if !info.ModTime.After(expiry) {
@@ -1277,11 +1301,12 @@ func (l *Lock) refreshLocked() error {
 	if err := l.check(); err != nil {
 		return err
 	}
-	if l.leaseOver(old) && !mutated("refresh-no-lease") {
+	if l.leaseOver(minTime(old, expiry)) && !mutated("refresh-no-lease") {
 		// A pause since the lease was judged: a breaker may have judged
 		// the instance expired meanwhile, and the new expiry came too
 		// late to count (where nothing moved aside can be put back, the
-		// breaker's move would not be undone).
+		// breaker's move would not be undone). After a refresh to a
+		// shorter lifetime, the new expiry is the lease on disk.
 		l.lose(errLeaseOver)
 		return errLeaseOver
 	}
