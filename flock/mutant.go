@@ -50,6 +50,8 @@ var mutants = map[string]mutantInfo{
 	"swap-past-lease":        {"a removal of another's breakers' lock swaps its own in however long it paused since making its own, which others may have broken meanwhile", false},
 	"dead-swapper-breakable": {"the breakers' lock a remover swaps in names its maker as a breaker's does, so that one left by a remover that died just after its swap is broken at once by proof of its death, under the breaker whose file it took out", false},
 	"far-breakers-at-once":   {"a breakers' lock whose expiry lies further ahead than a breaker writes is broken at once as planted, though a live breaker whose clock runs ahead of the filesystem's writes such expiries", false},
+	"no-times-confirm":       {"attributes read just after a file's times were set are taken as they come, though sshfs may show the times from before (a listing's cache), as before 759164b", true},
+	"retime-past-new-lease":  {"a refresh to a shorter lifetime sets the lock file's times again, after a stale read, under the old lease, though the new one stands on disk (759164b)", false},
 }
 
 // mutated reports whether the named mutant is on.

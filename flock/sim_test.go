@@ -349,6 +349,7 @@ type round struct {
 type step struct {
 	kind string // "sleep", "refresh", "islocked", "keepalive"
 	d    time.Duration
+	life time.Duration // refresh's new lifetime; 0 keeps the lifetime
 }
 
 func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
@@ -476,6 +477,24 @@ func newScenario(seed uint64) *scenario {
 		local.Skew, local.LostReplies, local.ReusePIDs, local.ClientStamps = h.cfg.Skew, h.cfg.LostReplies, h.cfg.ReusePIDs, h.cfg.ClientStamps
 		h.cfg = local
 	}
+	// A stream of its own again: sshfs mounts that sometimes show the
+	// attributes from before a time change right after it (a listing's
+	// cache), and refreshes to a shorter or longer lifetime.
+	times := rand.New(rand.NewPCG(seed, 0x5a1e7173))
+	for i := range sc.hosts {
+		if sc.hosts[i].cfg.Cache == simfs.CacheSSHFS {
+			sc.hosts[i].cfg.StaleAfterSet = pick(times, 0, 0.1, 0.5)
+		}
+	}
+	for i := range sc.procs {
+		for j := range sc.procs[i].rounds {
+			for k, st := range sc.procs[i].rounds[j].body {
+				if st.kind == "refresh" && times.IntN(3) == 0 {
+					sc.procs[i].rounds[j].body[k].life = pick(times, sc.lifetime/2, 2*sc.lifetime)
+				}
+			}
+		}
+	}
 	return sc
 }
 
@@ -528,6 +547,9 @@ func (sc *scenario) String() string {
 		}
 		if h.cfg.ClientStamps {
 			s += " client-stamps"
+		}
+		if h.cfg.StaleAfterSet > 0 {
+			s += fmt.Sprintf(" stale-after-set %.1f", h.cfg.StaleAfterSet)
 		}
 		if h.spaces > 1 {
 			s += fmt.Sprintf(" %d pid namespaces", h.spaces)
@@ -1514,8 +1536,8 @@ func (p *proc) lockRound(l *flock.Lock, rd round) (closed bool) {
 			time.Sleep(st.d)
 		case "refresh":
 			p.event(event{kind: "call"})
-			err := l.Refresh(0)
-			p.event(event{kind: "result", op: "Refresh", err: err})
+			err := l.Refresh(st.life)
+			p.event(event{kind: "result", op: "Refresh", note: refreshNote(st.life), err: err})
 		case "islocked":
 			p.event(event{kind: "call"})
 			ok, err := l.IsLocked()
@@ -1567,4 +1589,12 @@ func (p *proc) guardRound(rd round) {
 		return nil
 	}, opts...)
 	p.event(event{kind: "result", op: "guard", err: err})
+}
+
+// refreshNote says what lifetime a refresh set, where it set a new one.
+func refreshNote(life time.Duration) string {
+	if life == 0 {
+		return ""
+	}
+	return fmt.Sprintf("(to %v) ", life)
 }

@@ -24,6 +24,8 @@ var stagingTests = map[string][]string{
 	"expiry-via-path":        {"TestPausedAcquirerRetimesOnlyItsClaim"},
 	"dead-swapper-breakable": {"TestDeadSwapperKeepsBreakersLock"},
 	"far-breakers-at-once":   {"TestFastBreakersLockIsLive", "TestFarBreakersLockBrokenOnceUnchanged"},
+	"no-times-confirm":       {"TestStaleTimesAfterSetting"},
+	"retime-past-new-lease":  {"TestStaleTimesShorterRefreshNotSetAgain"},
 	"give-up-marked-by-move": {"TestRemoverHoldsWhatItTook"},
 	"no-link-settle":         {"TestFluflLinkedPastExpiryNotBroken", "TestSettlingOnlyDelaysFluflFiles"},
 	"no-move-check":          {"TestBreakRestoresFreshLock"},

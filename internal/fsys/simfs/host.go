@@ -87,6 +87,13 @@ type HostConfig struct {
 	// has been removed act on whatever file now has the path it was
 	// opened by, as sshfs's does (it sends SFTP SETSTAT by path).
 	SetTimesByPath bool
+	// StaleAfterSet is the probability that a time change, or a create
+	// with times, leaves the attributes from before it cached for the
+	// path on a CacheSSHFS mount, as sshfs does when a listing of the
+	// directory fetched them before the change and cached them after the
+	// change dropped what was cached: a descriptor's Stat right after the
+	// change then shows the old times.
+	StaleAfterSet float64
 	// UID owns the files this host creates.
 	UID uint32
 	// Dev is the device number the mount reports.
@@ -350,6 +357,17 @@ func (h *Host) changed(in *inode, p string) {
 	case CacheSSHFS:
 		delete(h.pathAttrs, p)
 	}
+}
+
+// maybeStale caches before, the attributes of in at p from before a time
+// change, for p, with the probability StaleAfterSet on a CacheSSHFS mount,
+// and reports whether it did.
+func (h *Host) maybeStale(in *inode, p string, before fsys.Info) bool {
+	if h.cfg.Cache != CacheSSHFS || h.cfg.StaleAfterSet == 0 || h.s.rng.Float64() >= h.cfg.StaleAfterSet {
+		return false
+	}
+	h.pathAttrs[p] = cached{info: before, id: in.id, until: h.ttl(h.cfg.AttrMin, h.cfg.AttrMax)}
+	return true
 }
 
 // dirChanged drops the cached listing of the directory holding p.

@@ -135,8 +135,19 @@ func (p *Proc) Create(name string, data []byte, t time.Time) (fsys.File, error) 
 				c.Err = pathErr("open", name, e)
 				return
 			}
-			f = p.open(in, name, h.fresh(in, name))
+			opened := h.fresh(in, name)
+			stale := opened
+			stale.ModTime = h.trunc(in.ctime) // as written, before its times were set
+			stale.ChangeTime = stale.ModTime
+			isStale := h.maybeStale(in, name, stale)
+			if isStale {
+				opened = stale
+			}
+			f = p.open(in, name, opened)
 			c.Result = fmt.Sprintf("#%d ino %d", in.id, f.opened.Ino)
+			if isStale {
+				c.Result += " (stale attributes cached)"
+			}
 			return
 		}
 		c.Err = pathErr("open", name, e)
@@ -472,9 +483,13 @@ func (f *file) SetTimes(t time.Time) error {
 				return
 			}
 		}
+		before := h.fresh(in, f.path)
 		h.s.setTimes(c, in, h.trunc(t))
 		h.changed(in, f.path)
 		c.Result = fmt.Sprintf("#%d", in.id)
+		if h.maybeStale(in, f.path, before) {
+			c.Result += " (stale attributes cached)"
+		}
 	})
 	return c.Err
 }

@@ -492,3 +492,39 @@ func TestServerStamps(t *testing.T) {
 		t.Errorf("client stamps: mtime %v, %v; want the host's clock %v", i.ModTime, err, w.now.Add(-time.Minute))
 	}
 }
+
+// TestSSHFSStaleAfterSet: with StaleAfterSet, a descriptor's Stat right
+// after a create with times, or a time change, shows the times from
+// before it (a listing's cache); setting the times again shows them.
+func TestSSHFSStaleAfterSet(t *testing.T) {
+	w := newWorld(t)
+	cfg := simfs.SSHFS()
+	cfg.StaleAfterSet = 1
+	p := w.proc(cfg)
+	w.now = w.now.Add(1500 * time.Millisecond)
+	expiry := t0.Add(time.Minute)
+	f := mustCreate(t, p, "/d/claim", "c", expiry)
+	i, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(time.Second); !i.ModTime.Equal(want) {
+		t.Errorf("Stat after a create with times = %v; want the time it was written, cut to the second, %v", i.ModTime, want)
+	}
+	later := expiry.Add(time.Minute)
+	if err := f.SetTimes(later); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := f.Stat(); !i.ModTime.Equal(expiry) {
+		t.Errorf("Stat after a time change = %v; want the time before it, %v", i.ModTime, expiry)
+	}
+	if err := f.SetTimes(later); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := f.Stat(); !i.ModTime.Equal(later) {
+		t.Errorf("Stat after setting the same time again = %v; want %v", i.ModTime, later)
+	}
+	if n, ok := w.s.Lookup("/d/claim"); !ok || !n.ModTime.Equal(later) {
+		t.Errorf("the server holds %+v; want the time %v", n, later)
+	}
+}
