@@ -59,8 +59,9 @@ type Lock struct {
 	// read it just before.
 	claimTimed reading
 	// cutTimes says the filesystem was seen to store expiries cut to
-	// whole seconds (noteCut); expiryIn then rounds them up.
-	cutTimes atomic.Bool
+	// whole seconds (noteCut), and cut2 to two seconds (FAT; learned by
+	// confirmTimes); expiryIn then rounds them up.
+	cutTimes, cut2 atomic.Bool
 	// direct says that the lock's directory lies on a filesystem where one
 	// Lstat tells whether the lock file is our claim (fsys.Direct), as
 	// learned from a claim on device directDev (learnDirect).
@@ -598,7 +599,9 @@ func (l *Lock) Close() error {
 // and [ErrInvalid] for a lifetime below 0 or above [MaxLifetime], or for a
 // longer one than before whose expiry the filesystem cannot store (tried
 // first on a file of its own; see [WithLifetime]). After
-// any other error the Lock still holds the lock, with the expiry it had.
+// any other error the Lock still holds the lock, with the expiry it had,
+// or, where the new lifetime ends sooner, with the new expiry, which the
+// call may have written before it failed.
 func (l *Lock) Refresh(lifetime time.Duration) error {
 	if lifetime < 0 || lifetime > MaxLifetime {
 		return l.err("refresh", fmt.Errorf("%w: lifetime %v must be between 0 and %v", ErrInvalid, lifetime, MaxLifetime))

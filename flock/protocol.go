@@ -560,25 +560,39 @@ func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within tim
 		if err != nil {
 			return info, err
 		}
+		grain := again.ModTime.Equal(info.ModTime) && again.ModTime.Equal(t.Truncate(2*time.Second))
 		info = again
+		if grain {
+			// The same time again, cut to two seconds: FAT's grain,
+			// which a re-set does not change, where a stale read would
+			// have been dropped. Expiries are rounded up to it.
+			l.cut2.Store(true)
+			break
+		}
 	}
 	return info, nil
 }
 
 // shows reports whether a modification time read back after the times
-// were set to t shows t: t itself, or t cut to the second (sshfs), or to
-// two seconds (FAT). A time cut to two seconds that the filesystem's clock
-// may already show is not taken for t: a stale read of a file created
-// within the second may show it.
+// were set to t shows t: t itself, or t cut to a grain a filesystem keeps
+// (100 ns: NTFS, SMB; a microsecond; exFAT's 10 ms; a second: sshfs,
+// ext3, HFS+), or to FAT's two seconds where a stale read cannot show
+// that: one shows the times from before, the time the file was written,
+// which the filesystem's clock may show already, or an expiry written
+// earlier, which has no fraction where expiries are rounded up to the
+// second (expiryIn). A time that is neither is read again after a re-set
+// (confirmTimes), which teaches the two-second grain.
 func (l *Lock) shows(read, t time.Time) bool {
-	switch {
-	case read.After(t):
+	for _, g := range []time.Duration{0, 100 * time.Nanosecond, time.Microsecond, 10 * time.Millisecond, time.Second} {
+		if read.Equal(t.Truncate(g)) {
+			return true
+		}
+	}
+	if !read.Equal(t.Truncate(2*time.Second)) || t.Nanosecond() == 0 {
 		return false
-	case t.Sub(read) < time.Second:
-		return true
 	}
 	_, hi := l.fsNow()
-	return read.Equal(t.Truncate(2*time.Second)) && read.After(hi)
+	return read.After(hi)
 }
 
 // unstorable returns an error matching ErrInvalid if expiry, written for
@@ -1061,14 +1075,19 @@ func (l *Lock) giveBack() {
 // and taken since, this touches our orphaned file, never the new holder's.
 // It returns the expiry as the filesystem stored it (which may be cut to
 // whole seconds), as others will judge it. within is the end of the lease
-// under which it is written, which the caller has judged not over.
+// under which it is written, which the caller has judged not over. On an
+// error it returns the expiry it tried to write, cut to two seconds, the
+// least a filesystem keeps of it: a call that failed may yet have been
+// carried out, and setting the times again may fail after the first
+// write landed.
 func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
 	before := l.read()
 	expiry := l.expiryIn(l.lifetime)
+	tried := expiry.Truncate(2 * time.Second)
 	f, _ := l.claim.file()
 	l.claim.stamp = time.Time{}
 	if err := f.SetTimes(expiry); err != nil {
-		return time.Time{}, err
+		return tried, err
 	}
 	stored := expiry.Truncate(time.Second)
 	if info, err := f.Stat(); err == nil {
@@ -1080,7 +1099,7 @@ func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
 			lease = within
 		}
 		if info, err = l.confirmTimes(f, expiry, info, lease); err != nil {
-			return time.Time{}, err
+			return tried, err
 		}
 		l.claim.stamp = info.ModTime
 		l.observeTimes(before, info, expiry)
@@ -1294,6 +1313,12 @@ func (l *Lock) refreshLocked() error {
 		}
 	}
 	expiry, err := l.setExpiry(old)
+	if expiry.Before(old) {
+		// A refresh to a shorter lifetime: once its write may have
+		// landed, whatever the calls after it say, the new expiry is the
+		// lease on disk, and so the lease.
+		l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))
+	}
 	if err != nil {
 		if gone(err) {
 			err = ErrLockLost

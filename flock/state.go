@@ -264,11 +264,11 @@ func (l *Lock) Expiration() (time.Time, error) {
 }
 
 // roundedUp is how much later than now plus its lifetime an expiry may lie
-// because it was rounded up to the second, where the filesystem cuts file
-// times to whole seconds (expiryIn): up to a second, if it has no fraction.
+// because it was rounded up to the second, or to two, where the filesystem
+// cuts file times so (expiryIn): up to two seconds, if it has no fraction.
 func roundedUp(expiry time.Time) time.Duration {
 	if expiry.Nanosecond() == 0 {
-		return time.Second
+		return 2 * time.Second
 	}
 	return 0
 }

@@ -210,14 +210,21 @@ func maxTime(a, b time.Time) time.Time {
 // expiryIn returns the expiry to write for a lease of d from now: d after
 // the latest the filesystem's clock can show, so that the lease, as this
 // Lock judges it (leaseOver), lasts d. Where the filesystem was seen to
-// cut file times to the second (sshfs), it is rounded up to the next
-// second, so that the stored lease still lasts d: cut, a lifetime of a
-// second would leave between nothing and a second.
+// cut file times to the second (sshfs), or to two (FAT), it is rounded up
+// to the next such time, so that the stored lease still lasts d: cut, a
+// lifetime of a second would leave between nothing and a second.
 func (l *Lock) expiryIn(d time.Duration) time.Time {
 	_, hi := l.fsNow()
 	e := hi.Add(d)
-	if c := e.Truncate(time.Second); l.cutTimes.Load() && c.Before(e) {
-		e = c.Add(time.Second)
+	var grain time.Duration
+	switch {
+	case l.cut2.Load():
+		grain = 2 * time.Second
+	case l.cutTimes.Load():
+		grain = time.Second
+	}
+	if c := e.Truncate(grain); grain > 0 && c.Before(e) {
+		e = c.Add(grain)
 	}
 	return e
 }
