@@ -79,9 +79,9 @@ func defaults() config {
 // the time Acquire confirms the lock: the attempt then counts as failed,
 // its lock file stays until the rules let it be broken, and Acquire may
 // never succeed. Keep lifetimes to a second or more outside tests. Where
-// the filesystem keeps file times to the second (sshfs), expiries are
-// rounded up to the next second, so that no lease comes out shorter than
-// the lifetime. An expiry later than the filesystem can store (sshfs's
+// the filesystem keeps file times to the second (sshfs), or to two (FAT),
+// expiries are rounded up to the next such time, so that no lease comes
+// out shorter than the lifetime. An expiry later than the filesystem can store (sshfs's
 // times end in 2106) makes Acquire fail with an error matching
 // [ErrInvalid].
 func WithLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
