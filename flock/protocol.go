@@ -491,20 +491,9 @@ func (l *Lock) readyClaim() error {
 	}
 	l.claimTimed = l.read()
 	if l.claim != nil {
-		before := l.claimTimed
-		expiry = l.expiryIn(l.lifetime)
-		stored = expiry
-		l.claim.stamp = time.Time{}
-		if err := l.claim.f.SetTimes(expiry); err != nil {
+		var err error
+		if expiry, stored, err = l.retimeClaim(); err != nil {
 			return err
-		}
-		if info, err := l.claim.f.Stat(); err == nil {
-			if info, err = l.confirmTimes(l.claim.f, expiry, info, time.Time{}); err != nil {
-				return err
-			}
-			stored = info.ModTime
-			l.claim.stamp = info.ModTime
-			l.observeTimes(before, info, expiry)
 		}
 	} else {
 		c, err := l.newClaim(l.lifetime)
@@ -517,6 +506,24 @@ func (l *Lock) readyClaim() error {
 	if err := l.unstorable(expiry, stored, l.lifetime); err != nil {
 		return err
 	}
+	if stored.Before(expiry) {
+		l.noteCut(expiry, stored)
+		if (l.cutTimes.Load() || l.cut2.Load()) && l.storedLease(l.claimTimed, stored) < l.lifetime/2 {
+			// The cut took more than half the lease (a lifetime of
+			// a second or two, on times kept to one or two seconds,
+			// before the Lock knew that; the lease might be over
+			// already): write it again, rounded up to the grain it
+			// knows now (expiryIn).
+			l.claimTimed = l.read()
+			var err error
+			if expiry, stored, err = l.retimeClaim(); err != nil {
+				return err
+			}
+			if err := l.unstorable(expiry, stored, l.lifetime); err != nil {
+				return err
+			}
+		}
+	}
 	// As the filesystem stored it, which may be to the second.
 	l.claimExpiry = expiry
 	if stored.Before(expiry) {
@@ -524,6 +531,28 @@ func (l *Lock) readyClaim() error {
 		l.noteCut(expiry, stored)
 	}
 	return nil
+}
+
+// retimeClaim sets the times of the claim, which holds nothing yet, to
+// the expiry of a lock taken now, timed at claimTimed, and returns that
+// expiry and the time the filesystem stored.
+func (l *Lock) retimeClaim() (expiry, stored time.Time, err error) {
+	before := l.claimTimed
+	expiry = l.expiryIn(l.lifetime)
+	stored = expiry
+	l.claim.stamp = time.Time{}
+	if err := l.claim.f.SetTimes(expiry); err != nil {
+		return expiry, stored, err
+	}
+	if info, err := l.claim.f.Stat(); err == nil {
+		if info, err = l.confirmTimes(l.claim.f, expiry, info, time.Time{}); err != nil {
+			return expiry, stored, err
+		}
+		stored = info.ModTime
+		l.claim.stamp = info.ModTime
+		l.observeTimes(before, info, expiry)
+	}
+	return expiry, stored, nil
 }
 
 // confirmTimes returns the attributes of f read after its times were set
@@ -1075,19 +1104,18 @@ func (l *Lock) giveBack() {
 // and taken since, this touches our orphaned file, never the new holder's.
 // It returns the expiry as the filesystem stored it (which may be cut to
 // whole seconds), as others will judge it. within is the end of the lease
-// under which it is written, which the caller has judged not over. On an
-// error it returns the expiry it tried to write, cut to two seconds, the
-// least a filesystem keeps of it: a call that failed may yet have been
-// carried out, and setting the times again may fail after the first
-// write landed.
+// under which it is written, which the caller has judged not over.
 func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
+	return l.setExpiryTo(within, l.expiryIn(l.lifetime))
+}
+
+// setExpiryTo is setExpiry of the expiry given, from expiryIn.
+func (l *Lock) setExpiryTo(within, expiry time.Time) (time.Time, error) {
 	before := l.read()
-	expiry := l.expiryIn(l.lifetime)
-	tried := expiry.Truncate(2 * time.Second)
 	f, _ := l.claim.file()
 	l.claim.stamp = time.Time{}
 	if err := f.SetTimes(expiry); err != nil {
-		return tried, err
+		return time.Time{}, err
 	}
 	stored := expiry.Truncate(time.Second)
 	if info, err := f.Stat(); err == nil {
@@ -1099,7 +1127,7 @@ func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
 			lease = within
 		}
 		if info, err = l.confirmTimes(f, expiry, info, lease); err != nil {
-			return tried, err
+			return time.Time{}, err
 		}
 		l.claim.stamp = info.ModTime
 		l.observeTimes(before, info, expiry)
@@ -1312,13 +1340,18 @@ func (l *Lock) refreshLocked() error {
 			return err
 		}
 	}
-	expiry, err := l.setExpiry(old)
-	if expiry.Before(old) {
-		// A refresh to a shorter lifetime: once its write may have
-		// landed, whatever the calls after it say, the new expiry is the
-		// lease on disk, and so the lease.
-		l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))
+	next := l.expiryIn(l.lifetime)
+	if next.Before(old) {
+		// A refresh to a shorter lifetime: its write may land as soon
+		// as it is sent, however long its reply takes (a hard mount) or
+		// whatever the calls after it say, and others judge the lock by
+		// it: the new expiry is the lease from now on. (expiryIn rounds
+		// it up to the grain the filesystem was seen to keep; the clock
+		// slop covers one not yet seen.) A keep-alive then says the lock
+		// is lost when it ends, if this call is still stuck.
+		l.acq.setExpiry(written, next, l.storedLease(written, next))
 	}
+	expiry, err := l.setExpiryTo(old, next)
 	if err != nil {
 		if gone(err) {
 			err = ErrLockLost

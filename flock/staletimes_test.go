@@ -641,3 +641,35 @@ func TestStaleTimesUnderASecondOlder(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoSecondGrainFirstClaim: on FAT's two-second times, a Lock that
+// does not know the grain yet writes its first claim's expiry a second
+// and a fraction ahead, in an even second, and FAT keeps the even second
+// before it: the claim's lease was over when it was written, the
+// acquisition was given up, and its lock file stood until its expiry and
+// the slop had passed (a keep-alive test of helper 71's, with a 1 s
+// lifetime, timed out now and then). A cut that takes more than half the
+// lease is written again, rounded up to the grain just learned.
+func TestTwoSecondGrainFirstClaim(t *testing.T) {
+	fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
+		f, err := next(p, d, tm.Truncate(2*time.Second))
+		if err != nil {
+			return f, err
+		}
+		return twoSecondFile{f}, nil
+	}}
+	clk := newOffClock()
+	now := clk.Now()
+	// 300 ms into an even second: the expiry, 1.3 s into the odd one
+	// after, is kept as the even second, now.
+	clk.advance((now.Truncate(2 * time.Second).Add(2*time.Second + 300*time.Millisecond)).Sub(now))
+	path := filepath.Join(testenv.TempDir(t), "app.lck")
+	l := newLock(t, path, withFS(fs), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(time.Second))
+	if ok, err := l.TryAcquire(); !ok || err != nil {
+		t.Fatalf("TryAcquire() at %v with a lifetime of 1 s on two-second times = %v, %v", clk.Now().Format("15:04:05.000"), ok, err)
+	}
+	defer l.Release()
+	if lease, _, _, _ := l.acq.state(); l.leaseOver(lease) {
+		t.Errorf("the lease ends at %v, over at once", lease.Format("15:04:05.000"))
+	}
+}
