@@ -229,7 +229,7 @@ func (l *Lock) newClaimFile(life time.Duration, swap bool) (*claimFile, error) {
 			}
 		}
 		if err == nil {
-			info, err = l.confirmTimes(f, expiry, info, time.Time{})
+			info, err = l.confirmTimes(f, expiry, info, time.Time{}, time.Time{})
 		}
 		if err != nil {
 			f.Close()
@@ -506,22 +506,27 @@ func (l *Lock) readyClaim() error {
 	if err := l.unstorable(expiry, stored, l.lifetime); err != nil {
 		return err
 	}
-	if stored.Before(expiry) {
+	for range 2 {
+		if !stored.Before(expiry) {
+			break
+		}
 		l.noteCut(expiry, stored)
-		if (l.cutTimes.Load() || l.cut2.Load()) && l.storedLease(l.claimTimed, stored) < l.lifetime/2 {
-			// The cut took more than half the lease (a lifetime of
-			// a second or two, on times kept to one or two seconds,
-			// before the Lock knew that; the lease might be over
-			// already): write it again, rounded up to the grain it
-			// knows now (expiryIn).
-			l.claimTimed = l.read()
-			var err error
-			if expiry, stored, err = l.retimeClaim(); err != nil {
-				return err
-			}
-			if err := l.unstorable(expiry, stored, l.lifetime); err != nil {
-				return err
-			}
+		if !l.cutTimes.Load() && !l.cut2.Load() || l.storedLease(l.claimTimed, stored) >= l.lifetime/2 {
+			break
+		}
+		// The cut took more than half the lease (a lifetime of a
+		// second or three, on times kept to one or two seconds, before
+		// the Lock knew that; the lease might be over already): write
+		// it again, rounded up to the grain it knows now (expiryIn).
+		// Rounded up to a second, FAT may cut it again, which teaches
+		// its grain: a second time, then.
+		l.claimTimed = l.read()
+		var err error
+		if expiry, stored, err = l.retimeClaim(); err != nil {
+			return err
+		}
+		if err := l.unstorable(expiry, stored, l.lifetime); err != nil {
+			return err
 		}
 	}
 	// As the filesystem stored it, which may be to the second.
@@ -540,12 +545,13 @@ func (l *Lock) retimeClaim() (expiry, stored time.Time, err error) {
 	before := l.claimTimed
 	expiry = l.expiryIn(l.lifetime)
 	stored = expiry
+	prev := l.claim.stamp
 	l.claim.stamp = time.Time{}
 	if err := l.claim.f.SetTimes(expiry); err != nil {
 		return expiry, stored, err
 	}
 	if info, err := l.claim.f.Stat(); err == nil {
-		if info, err = l.confirmTimes(l.claim.f, expiry, info, time.Time{}); err != nil {
+		if info, err = l.confirmTimes(l.claim.f, expiry, info, time.Time{}, prev); err != nil {
 			return expiry, stored, err
 		}
 		stored = info.ModTime
@@ -569,13 +575,14 @@ func (l *Lock) retimeClaim() (expiry, stored time.Time, err error) {
 // f is a claim of ours not at the lock path, or, with a non-zero within,
 // the lock file of our lease that ends at within, the lease under which
 // its times were just set: they are set again only within that lease, as
-// the first time.
-func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within time.Time) (fsys.Info, error) {
+// the first time. prev is its modification time as last read back, where
+// known: what a stale read would show.
+func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within, prev time.Time) (fsys.Info, error) {
 	if mutated("no-times-confirm") {
 		return info, nil
 	}
 	for range 2 {
-		if t.IsZero() || l.shows(info.ModTime, t) {
+		if t.IsZero() || l.shows(info.ModTime, t, prev) {
 			break
 		}
 		if !within.IsZero() && l.leaseOver(within) {
@@ -606,18 +613,17 @@ func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within tim
 // were set to t shows t: t itself, or t cut to a grain a filesystem keeps
 // (100 ns: NTFS, SMB; a microsecond; exFAT's 10 ms; a second: sshfs,
 // ext3, HFS+), or to FAT's two seconds where a stale read cannot show
-// that: one shows the times from before, the time the file was written,
-// which the filesystem's clock may show already, or an expiry written
-// earlier, which has no fraction where expiries are rounded up to the
-// second (expiryIn). A time that is neither is read again after a re-set
-// (confirmTimes), which teaches the two-second grain.
-func (l *Lock) shows(read, t time.Time) bool {
+// that. A stale read shows the times from before: prev, the time last
+// read back, or for a new file the time it was written, which the
+// filesystem's clock may show already. A time that is neither is read
+// again after a re-set (confirmTimes), which teaches the two-second grain.
+func (l *Lock) shows(read, t, prev time.Time) bool {
 	for _, g := range []time.Duration{0, 100 * time.Nanosecond, time.Microsecond, 10 * time.Millisecond, time.Second} {
 		if read.Equal(t.Truncate(g)) {
 			return true
 		}
 	}
-	if !read.Equal(t.Truncate(2*time.Second)) || t.Nanosecond() == 0 {
+	if !read.Equal(t.Truncate(2*time.Second)) || t.Nanosecond() == 0 || read.Equal(prev) {
 		return false
 	}
 	_, hi := l.fsNow()
@@ -1113,6 +1119,7 @@ func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
 func (l *Lock) setExpiryTo(within, expiry time.Time) (time.Time, error) {
 	before := l.read()
 	f, _ := l.claim.file()
+	prev := l.claim.stamp
 	l.claim.stamp = time.Time{}
 	if err := f.SetTimes(expiry); err != nil {
 		return time.Time{}, err
@@ -1126,7 +1133,7 @@ func (l *Lock) setExpiryTo(within, expiry time.Time) (time.Time, error) {
 		if mutated("retime-past-new-lease") {
 			lease = within
 		}
-		if info, err = l.confirmTimes(f, expiry, info, lease); err != nil {
+		if info, err = l.confirmTimes(f, expiry, info, lease, prev); err != nil {
 			return time.Time{}, err
 		}
 		l.claim.stamp = info.ModTime
@@ -1358,6 +1365,11 @@ func (l *Lock) refreshLocked() error {
 			l.lose(err)
 		}
 		return err
+	}
+	if next.Before(old) && expiry.Before(next) {
+		// The shorter expiry, as the filesystem stored it: earlier than
+		// the one sent, where it cut it.
+		l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))
 	}
 	if mutated("refresh-no-look") {
 		l.acq.setExpiry(written, expiry, l.storedLease(written, expiry))

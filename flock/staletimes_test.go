@@ -562,49 +562,59 @@ func (f secondsStaleFile) SetTimes(t time.Time) error {
 	return f.staleFile.SetTimes(t.Truncate(time.Second))
 }
 
-// TestStaleTimesSecondOlderOnWholeSeconds: on whole-second times (sshfs,
-// where expiries are rounded up to the second once a cut was seen), a
-// refresh a second after the last, whose read is stale, shows the expiry
-// before, a second less than the new one: taken for FAT's cut to two
-// seconds where the new expiry was an odd second, and not set again, so
-// that the lease was judged a second short (helper 70). It is set again.
+// TestStaleTimesSecondOlderOnWholeSeconds: on whole-second times (sshfs),
+// a refresh a second after the last, whose read is stale, shows the
+// expiry before, a second less than the new one: taken for FAT's cut to
+// two seconds where the new expiry lay in an odd second, and not set
+// again, so that the lease was judged a second short (helper 70), where
+// expiries are rounded up to the second, and where they are not yet (the
+// first expiry's cut, 20 ms, too small to teach that). It is set again.
 func TestStaleTimesSecondOlderOnWholeSeconds(t *testing.T) {
-	stale := new(atomic.Int32)
-	fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
-		created := time.Now().Truncate(time.Second)
-		f, err := next(p, d, tm.Truncate(time.Second))
-		if err != nil {
-			return f, err
-		}
-		return secondsStaleFile{&staleFile{File: f, n: stale, before: created, stale: !tm.IsZero()}}, nil
-	}}
-	clk := newOffClock()
-	path := filepath.Join(testenv.TempDir(t), "app.lck")
-	l := newLock(t, path, withFS(fs), WithClock(clk), withRunClock(clk.run), WithLifetime(3*time.Second))
-	if err := l.Acquire(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release()
-	short := 0
-	for range 12 {
-		clk.advance(time.Second)
-		if err := l.Refresh(0); err != nil {
-			t.Fatal(err)
-		}
-		info, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lease, _, _, _ := l.acq.state(); lease.Before(info.ModTime()) {
-			short++
-			t.Logf("the lock file expires at %v; the Lock takes its lease to end at %v", info.ModTime().Format("15:04:05.000"), lease.Format("15:04:05.000"))
-		}
-	}
-	if !l.cutTimes.Load() || stale.Load() == 0 {
-		t.Fatalf("whole seconds learned %v, stale reads %d: the test staged nothing", l.cutTimes.Load(), stale.Load())
-	}
-	if short > 0 {
-		t.Errorf("in %d of 12 refreshes the Lock judged its lease shorter than the lock file's expiry: a stale read taken for a cut", short)
+	for _, phase := range []time.Duration{20 * time.Millisecond, 500 * time.Millisecond} {
+		t.Run(phase.String(), func(t *testing.T) {
+			stale := new(atomic.Int32)
+			fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
+				created := time.Now().Truncate(time.Second)
+				f, err := next(p, d, tm.Truncate(time.Second))
+				if err != nil {
+					return f, err
+				}
+				return secondsStaleFile{&staleFile{File: f, n: stale, before: created, stale: !tm.IsZero()}}, nil
+			}}
+			clk := newOffClock()
+			now := clk.Now()
+			clk.advance(now.Truncate(time.Second).Add(time.Second + phase).Sub(now))
+			path := filepath.Join(testenv.TempDir(t), "app.lck")
+			l := newLock(t, path, withFS(fs), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(3*time.Second))
+			if err := l.Acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer l.Release()
+			short := 0
+			for range 12 {
+				clk.advance(time.Second)
+				if err := l.Refresh(0); err != nil {
+					t.Fatal(err)
+				}
+				info, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if lease, _, _, _ := l.acq.state(); lease.Before(info.ModTime()) {
+					short++
+					t.Logf("the lock file expires at %v; the Lock takes its lease to end at %v", info.ModTime().Format("15:04:05.000"), lease.Format("15:04:05.000"))
+				}
+			}
+			if stale.Load() == 0 {
+				t.Fatal("no stale reads: the test staged nothing")
+			}
+			if short > 0 {
+				t.Errorf("in %d of 12 refreshes the Lock judged its lease shorter than the lock file's expiry (whole seconds learned: %v, two: %v)", short, l.cutTimes.Load(), l.cut2.Load())
+			}
+			if l.cut2.Load() {
+				t.Error("the Lock took whole-second times for FAT's two seconds")
+			}
+		})
 	}
 }
 
@@ -671,5 +681,90 @@ func TestTwoSecondGrainFirstClaim(t *testing.T) {
 	defer l.Release()
 	if lease, _, _, _ := l.acq.state(); l.leaseOver(lease) {
 		t.Errorf("the lease ends at %v, over at once", lease.Format("15:04:05.000"))
+	}
+}
+
+// fatFS returns the system's filesystem with times kept to two seconds,
+// as FAT keeps them.
+func fatFS() *fsystest.Faulty {
+	return &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
+		f, err := next(p, d, tm.Truncate(2*time.Second))
+		if err != nil {
+			return f, err
+		}
+		return twoSecondFile{f}, nil
+	}}
+}
+
+// TestTwoSecondGrainFirstClaimPhases: the first claim of a new Lock on
+// FAT's two-second times, for lifetimes of 1 to 3 s, at every tenth of a
+// second of the two-second period, leaves at least a quarter of the lease.
+// After e42b370 the 2 s lifetimes, and the 1 s ones late in the period,
+// still left 50 to 950 ms (helper 72): nothing taught the grain where an
+// odd second was cut off, and a claim rounded up to a second was cut
+// again. The first teaches it now, and a claim is written again twice at
+// most.
+func TestTwoSecondGrainFirstClaimPhases(t *testing.T) {
+	for _, life := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second} {
+		for phase := 50 * time.Millisecond; phase < 2*time.Second; phase += 100 * time.Millisecond {
+			clk := newOffClock()
+			now := clk.Now()
+			clk.advance(now.Truncate(2 * time.Second).Add(2*time.Second + phase).Sub(now))
+			path := filepath.Join(testenv.TempDir(t), "app.lck")
+			l := newLock(t, path, withFS(fatFS()), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life))
+			if ok, err := l.TryAcquire(); !ok || err != nil {
+				t.Errorf("lifetime %v, %v into the period: TryAcquire() = %v, %v", life, phase, ok, err)
+				continue
+			}
+			lease, _, _, _ := l.acq.state()
+			if left := l.leaseLeft(lease); left < life/4 {
+				t.Errorf("lifetime %v, %v into the period: the first claim's lease leaves %v", life, phase, left)
+			}
+			l.Release()
+		}
+	}
+}
+
+// TestShorterRefreshCutLookFails: on FAT's two-second times, before the
+// grain is learned, a refresh to a shorter lifetime writes an expiry that
+// FAT cuts, reads it back, and then fails to look at the lock file (EIO).
+// The lease was the expiry sent, up to two seconds past the one read back
+// (helper 72); it is the one read back.
+func TestShorterRefreshCutLookFails(t *testing.T) {
+	var armed atomic.Bool
+	fs := fatFS()
+	fs.OnOpen = func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+		if armed.CompareAndSwap(true, false) {
+			return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EIO}
+		}
+		return next(p)
+	}
+	fs.OnLstat = func(next func(string) (fsys.Info, error), p string) (fsys.Info, error) {
+		if armed.Load() && p == filepath.Base(p) {
+			return fsys.Info{}, &os.PathError{Op: "lstat", Path: p, Err: syscall.EIO}
+		}
+		return next(p)
+	}
+	clk := newOffClock()
+	now := clk.Now()
+	clk.advance(now.Truncate(2 * time.Second).Add(2*time.Second + 1500*time.Millisecond).Sub(now))
+	path := filepath.Join(testenv.TempDir(t), "app.lck")
+	l := newLock(t, path, withFS(fs), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(time.Minute))
+	if ok, err := l.TryAcquire(); !ok || err != nil {
+		t.Fatalf("TryAcquire() = %v, %v", ok, err)
+	}
+	clk.advance(1400 * time.Millisecond) // the expiry sent, 3 s on, lies in an odd second
+	armed.Store(true)
+	err := l.Refresh(3 * time.Second)
+	armed.Store(false)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Refresh(3s) = %v; want the look's I/O error", err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease, _, _, _ := l.acq.state(); lease.After(info.ModTime()) {
+		t.Errorf("the lease ends at %v, %v past the expiry the refresh wrote and read back, %v", lease.Format("15:04:05.000"), lease.Sub(info.ModTime()), info.ModTime().Format("15:04:05.000"))
 	}
 }

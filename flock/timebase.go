@@ -237,6 +237,9 @@ func (l *Lock) noteCut(expiry, stored time.Time) {
 	if stored.Equal(expiry.Truncate(time.Second)) && expiry.Sub(stored) >= 50*time.Millisecond && !l.cutTimes.Load() {
 		l.cutTimes.Store(true)
 	}
+	if stored.Equal(expiry.Truncate(2*time.Second)) && !stored.Equal(expiry.Truncate(time.Second)) && !l.cut2.Load() {
+		l.cut2.Store(true) // an odd second cut off: FAT's grain
+	}
 }
 
 // storedLease returns the lease that expiry, as the filesystem stored it,
