@@ -229,7 +229,7 @@ func (l *Lock) newClaimFile(life time.Duration, swap bool) (*claimFile, error) {
 			}
 		}
 		if err == nil {
-			info, err = l.confirmTimes(f, expiry, info, time.Time{}, time.Time{})
+			info, err = l.confirmTimes(f, expiry, info, time.Time{}, true)
 		}
 		if err != nil {
 			f.Close()
@@ -545,13 +545,12 @@ func (l *Lock) retimeClaim() (expiry, stored time.Time, err error) {
 	before := l.claimTimed
 	expiry = l.expiryIn(l.lifetime)
 	stored = expiry
-	prev := l.claim.stamp
 	l.claim.stamp = time.Time{}
 	if err := l.claim.f.SetTimes(expiry); err != nil {
 		return expiry, stored, err
 	}
 	if info, err := l.claim.f.Stat(); err == nil {
-		if info, err = l.confirmTimes(l.claim.f, expiry, info, time.Time{}, prev); err != nil {
+		if info, err = l.confirmTimes(l.claim.f, expiry, info, time.Time{}, false); err != nil {
 			return expiry, stored, err
 		}
 		stored = info.ModTime
@@ -575,14 +574,14 @@ func (l *Lock) retimeClaim() (expiry, stored time.Time, err error) {
 // f is a claim of ours not at the lock path, or, with a non-zero within,
 // the lock file of our lease that ends at within, the lease under which
 // its times were just set: they are set again only within that lease, as
-// the first time. prev is its modification time as last read back, where
-// known: what a stale read would show.
-func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within, prev time.Time) (fsys.Info, error) {
+// the first time. first says that f was just created with those times
+// (see shows).
+func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within time.Time, first bool) (fsys.Info, error) {
 	if mutated("no-times-confirm") {
 		return info, nil
 	}
 	for range 2 {
-		if t.IsZero() || l.shows(info.ModTime, t, prev) {
+		if t.IsZero() || l.shows(info.ModTime, t, first) {
 			break
 		}
 		if !within.IsZero() && l.leaseOver(within) {
@@ -612,18 +611,20 @@ func (l *Lock) confirmTimes(f fsys.File, t time.Time, info fsys.Info, within, pr
 // shows reports whether a modification time read back after the times
 // were set to t shows t: t itself, or t cut to a grain a filesystem keeps
 // (100 ns: NTFS, SMB; a microsecond; exFAT's 10 ms; a second: sshfs,
-// ext3, HFS+), or to FAT's two seconds where a stale read cannot show
-// that. A stale read shows the times from before: prev, the time last
-// read back, or for a new file the time it was written, which the
-// filesystem's clock may show already. A time that is neither is read
-// again after a re-set (confirmTimes), which teaches the two-second grain.
-func (l *Lock) shows(read, t, prev time.Time) bool {
+// ext3, HFS+), or, on the first times of a file just created, to FAT's
+// two seconds where a stale read cannot show that. A stale read shows the
+// times from before: for a file just created, the time it was written,
+// which the filesystem's clock may show already; for one timed before,
+// any expiry written earlier, which may well look cut to two seconds, so
+// such a read there is set again (confirmTimes), which teaches FAT's grain
+// once, and expiries are rounded up to it from then on.
+func (l *Lock) shows(read, t time.Time, first bool) bool {
 	for _, g := range []time.Duration{0, 100 * time.Nanosecond, time.Microsecond, 10 * time.Millisecond, time.Second} {
 		if read.Equal(t.Truncate(g)) {
 			return true
 		}
 	}
-	if !read.Equal(t.Truncate(2*time.Second)) || t.Nanosecond() == 0 || read.Equal(prev) {
+	if !first || !read.Equal(t.Truncate(2*time.Second)) || t.Nanosecond() == 0 {
 		return false
 	}
 	_, hi := l.fsNow()
@@ -1119,12 +1120,11 @@ func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
 func (l *Lock) setExpiryTo(within, expiry time.Time) (time.Time, error) {
 	before := l.read()
 	f, _ := l.claim.file()
-	prev := l.claim.stamp
 	l.claim.stamp = time.Time{}
 	if err := f.SetTimes(expiry); err != nil {
 		return time.Time{}, err
 	}
-	stored := expiry.Truncate(time.Second)
+	stored := expiry.Truncate(2 * time.Second) // unread: the least a filesystem keeps
 	if info, err := f.Stat(); err == nil {
 		// Once written, the lease that stands on disk ends at the new
 		// expiry, as stored (cut to two seconds at most), where that is
@@ -1133,7 +1133,7 @@ func (l *Lock) setExpiryTo(within, expiry time.Time) (time.Time, error) {
 		if mutated("retime-past-new-lease") {
 			lease = within
 		}
-		if info, err = l.confirmTimes(f, expiry, info, lease, prev); err != nil {
+		if info, err = l.confirmTimes(f, expiry, info, lease, false); err != nil {
 			return time.Time{}, err
 		}
 		l.claim.stamp = info.ModTime
