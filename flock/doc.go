@@ -144,15 +144,16 @@
 // # Leases
 //
 // A holder counts on its lock until the expiry it last wrote, as the
-// filesystem stored it (perhaps cut to one or two seconds) and read back (where
-// a read shows older times, as sshfs's cache may, the times are set again
-// first), by the latest the filesystem's clock may show (see Time base):
-// that is its lease. [Lock.Refresh] writes a new expiry through its claim
-// and then looks at L; only if L is still its claim does the new expiry
-// count, unless it ends sooner than the lease (a shorter lifetime): that
-// one counts from the moment it is sent, however the call ends. Once the lease has run out, Refresh and Release report
-// [ErrLockLost] and leave L as it is, to the breakers: one may be at work
-// on it that very moment, and a change could confuse it.
+// filesystem stored it (perhaps cut to one or two seconds) and read back
+// (where a read shows older times, as sshfs's cache may, the times are set
+// again first), by the latest the filesystem's clock may show (see Time
+// base): that is its lease. [Lock.Refresh] writes a new expiry through its
+// claim and then looks at L; only if L is still its claim does the new
+// expiry count, unless it ends sooner than the lease (a shorter lifetime):
+// that one counts from the moment it is sent, however the call ends. Once
+// the lease has run out, Refresh and Release report [ErrLockLost] and
+// leave L as it is, to the breakers: one may be at work on it that very
+// moment, and a change could confuse it.
 // [Lock.KeepAlive] refreshes at a third of the lifetime, counted by the run
 // clock of the time base, which no one sets: a wall clock set back delays
 // no refresh, and one that waits through a suspend looks at once when the

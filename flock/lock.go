@@ -59,8 +59,8 @@ type Lock struct {
 	// read it just before.
 	claimTimed reading
 	// cutTimes says the filesystem was seen to store expiries cut to
-	// whole seconds (noteCut), and cut2 to two seconds (FAT; learned by
-	// confirmTimes); expiryIn then rounds them up.
+	// whole seconds, and cut2 to two seconds (FAT), learned by noteCut
+	// and confirmTimes; expiryIn then rounds them up.
 	cutTimes, cut2 atomic.Bool
 	// direct says that the lock's directory lies on a filesystem where one
 	// Lstat tells whether the lock file is our claim (fsys.Direct), as

@@ -81,9 +81,9 @@ func defaults() config {
 // never succeed. Keep lifetimes to a second or more outside tests. Where
 // the filesystem keeps file times to the second (sshfs), or to two (FAT),
 // expiries are rounded up to the next such time, so that no lease comes
-// out shorter than the lifetime. An expiry later than the filesystem can store (sshfs's
-// times end in 2106) makes Acquire fail with an error matching
-// [ErrInvalid].
+// out shorter than the lifetime. An expiry later than the filesystem can
+// store (sshfs's times end in 2106) makes Acquire fail with an error
+// matching [ErrInvalid].
 func WithLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
 
 // WithTimeout sets the longest that Acquire waits when its context has no
