@@ -502,6 +502,9 @@ func (l *Lock) readyClaim() error {
 		}
 		l.claim = c
 		expiry, stored = c.expiry, c.info.ModTime
+		if stored.Before(expiry) {
+			l.noteCut(expiry, stored)
+		}
 	}
 	if err := l.unstorable(expiry, stored, l.lifetime); err != nil {
 		return err
@@ -510,7 +513,6 @@ func (l *Lock) readyClaim() error {
 		if !stored.Before(expiry) {
 			break
 		}
-		l.noteCut(expiry, stored)
 		if !l.cutTimes.Load() && !l.cut2.Load() || l.storedLease(l.claimTimed, stored) >= l.lifetime/2 {
 			break
 		}
@@ -530,34 +532,54 @@ func (l *Lock) readyClaim() error {
 		}
 	}
 	// As the filesystem stored it, which may be to the second.
-	l.claimExpiry = expiry
-	if stored.Before(expiry) {
-		l.claimExpiry = stored
-		l.noteCut(expiry, stored)
-	}
+	l.claimExpiry = minTime(expiry, stored)
 	return nil
 }
 
 // retimeClaim sets the times of the claim, which holds nothing yet, to
 // the expiry of a lock taken now, timed at claimTimed, and returns that
-// expiry and the time the filesystem stored.
+// expiry and the time the filesystem stored (writeExpiry).
 func (l *Lock) retimeClaim() (expiry, stored time.Time, err error) {
-	before := l.claimTimed
 	expiry = l.expiryIn(l.lifetime)
-	stored = expiry
+	stored, err = l.writeExpiry(l.claim.f, expiry, l.claimTimed, time.Time{})
+	return expiry, stored, err
+}
+
+// writeExpiry sets the times of f, our claim or the lock file of our
+// claim, to expiry, whose clocks were read at before, and reads them back
+// (confirmTimes, with within as there). It keeps the time read as the
+// claim's stamp, learns from it, and returns the expiry as the filesystem
+// stored it: the time read, or, where none could be read or it lies past
+// expiry (a stale read), expiry cut to two seconds, the least a filesystem
+// keeps of it.
+func (l *Lock) writeExpiry(f fsys.File, expiry time.Time, before reading, within time.Time) (time.Time, error) {
 	l.claim.stamp = time.Time{}
-	if err := l.claim.f.SetTimes(expiry); err != nil {
-		return expiry, stored, err
+	if err := f.SetTimes(expiry); err != nil {
+		return time.Time{}, err
 	}
-	if info, err := l.claim.f.Stat(); err == nil {
-		if info, err = l.confirmTimes(l.claim.f, expiry, info, time.Time{}, false); err != nil {
-			return expiry, stored, err
-		}
-		stored = info.ModTime
-		l.claim.stamp = info.ModTime
-		l.observeTimes(before, info, expiry)
+	stored := expiry.Truncate(2 * time.Second) // unread
+	info, err := f.Stat()
+	if err != nil {
+		return stored, nil
 	}
-	return expiry, stored, nil
+	if !within.IsZero() && !mutated("retime-past-new-lease") {
+		// Once written, the lease that stands on disk ends at the new
+		// expiry, as stored, where that is the earlier: a refresh to
+		// a shorter lifetime.
+		within = minTime(within, stored)
+	}
+	if info, err = l.confirmTimes(f, expiry, info, within, false); err != nil {
+		return time.Time{}, err
+	}
+	l.claim.stamp = info.ModTime
+	l.observeTimes(before, info, expiry)
+	if info.ModTime.After(expiry) {
+		return stored, nil
+	}
+	if info.ModTime.Before(expiry) {
+		l.noteCut(expiry, info.ModTime)
+	}
+	return info.ModTime, nil
 }
 
 // confirmTimes returns the attributes of f read after its times were set
@@ -1120,30 +1142,7 @@ func (l *Lock) setExpiry(within time.Time) (time.Time, error) {
 func (l *Lock) setExpiryTo(within, expiry time.Time) (time.Time, error) {
 	before := l.read()
 	f, _ := l.claim.file()
-	l.claim.stamp = time.Time{}
-	if err := f.SetTimes(expiry); err != nil {
-		return time.Time{}, err
-	}
-	stored := expiry.Truncate(2 * time.Second) // unread: the least a filesystem keeps
-	if info, err := f.Stat(); err == nil {
-		// Once written, the lease that stands on disk ends at the new
-		// expiry, as stored (cut to two seconds at most), where that is
-		// the earlier: a refresh to a shorter lifetime.
-		lease := minTime(within, expiry.Truncate(2*time.Second))
-		if mutated("retime-past-new-lease") {
-			lease = within
-		}
-		if info, err = l.confirmTimes(f, expiry, info, lease, false); err != nil {
-			return time.Time{}, err
-		}
-		l.claim.stamp = info.ModTime
-		l.observeTimes(before, info, expiry)
-		if !info.ModTime.After(expiry) {
-			stored = info.ModTime
-			l.noteCut(expiry, stored)
-		}
-	}
-	return stored, nil
+	return l.writeExpiry(f, expiry, before, within)
 }
 
 // breakable reports whether the lock instance s, held by another, may be

@@ -228,3 +228,61 @@ func TestFirstClaimLeaseOverPhases(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedReadAfterRetimeLeaseNotPastDisk: a waiter's claim, timed
+// again for each attempt, on whole-second times not yet learned: the read
+// after the attempt that takes the lock fails. The expiry as sent, with
+// its fraction, was taken for the one stored, past what the filesystem
+// kept: the twin, for claims, of TestFailedReadAfterRefreshLeaseNotPastDisk.
+// An expiry not read back counts as cut to two seconds there too.
+func TestFailedReadAfterRetimeLeaseNotPastDisk(t *testing.T) {
+	const life = 10 * time.Second
+	c := &secCtl{}
+	fs := secFS(c)
+	fs.OnLink = func(next func(string, string) error, o, n string) error {
+		err := next(o, n)
+		if err != nil {
+			// The lock is busy: the next attempt's read of its claim
+			// after timing it again fails.
+			c.mu.Lock()
+			c.failNext = true
+			c.mu.Unlock()
+		}
+		return err
+	}
+	// 20 ms past a second: the first claim's cut is too small to teach
+	// whole seconds, so expiries keep their fractions.
+	start := time.Now().Truncate(time.Second).Add(20 * time.Millisecond)
+	clk := &offClock{start: start}
+	path := filepath.Join(testenv.TempDir(t), "app.lck")
+	holder := newLock(t, path, WithLifetime(life))
+	if err := holder.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l := newLock(t, path, withFS(fs), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life))
+	acquired := make(chan error, 1)
+	go func() { acquired <- l.Acquire(context.Background()) }()
+	for {
+		c.mu.Lock()
+		armed := c.failNext
+		c.mu.Unlock()
+		if armed {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := holder.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-acquired; err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease, _, _, _ := l.acq.state(); lease.After(info.ModTime()) {
+		t.Errorf("the lease ends at %v, %v past the expiry on disk, %v", lease.Format("15:04:05.000"), lease.Sub(info.ModTime()), info.ModTime().Format("15:04:05.000"))
+	}
+}
