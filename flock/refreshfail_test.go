@@ -139,13 +139,7 @@ func TestKeepAliveTwoSecondGrain(t *testing.T) {
 	t.Parallel()
 	lost := 0
 	for i := 0; i < 2; i++ {
-		fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
-			f, err := next(p, d, tm.Truncate(2*time.Second))
-			if err != nil {
-				return f, err
-			}
-			return twoSecondFile{f}, nil
-		}}
+		fs := fatFS()
 		path := filepath.Join(testenv.TempDir(t), "app.lck")
 		l := newLock(t, path, withFS(fs), WithLifetime(time.Second), WithTimeout(10*time.Second))
 		start := time.Now()

@@ -329,13 +329,7 @@ func (l *lockedLog) String() string {
 // could show too. The re-set shows the same time, which teaches the Lock
 // the grain, and it rounds expiries up to even seconds from then on.
 func TestStaleTimesTwoSecondGrain(t *testing.T) {
-	fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
-		f, err := next(p, d, tm.Truncate(2*time.Second))
-		if err != nil {
-			return f, err
-		}
-		return twoSecondFile{f}, nil
-	}}
+	fs := fatFS()
 	path := filepath.Join(testenv.TempDir(t), "app.lck")
 	clk := newOffClock()
 	var logged lockedLog
@@ -582,8 +576,7 @@ func TestStaleTimesSecondOlderOnWholeSeconds(t *testing.T) {
 				return secondsStaleFile{&staleFile{File: f, n: stale, before: created, stale: !tm.IsZero()}}, nil
 			}}
 			clk := newOffClock()
-			now := clk.Now()
-			clk.advance(now.Truncate(time.Second).Add(time.Second + phase).Sub(now))
+			atPhase(clk, time.Second, phase)
 			path := filepath.Join(testenv.TempDir(t), "app.lck")
 			l := newLock(t, path, withFS(fs), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(3*time.Second))
 			if err := l.Acquire(context.Background()); err != nil {
@@ -661,18 +654,11 @@ func TestStaleTimesUnderASecondOlder(t *testing.T) {
 // lifetime, timed out now and then). A cut that takes more than half the
 // lease is written again, rounded up to the grain just learned.
 func TestTwoSecondGrainFirstClaim(t *testing.T) {
-	fs := &fsystest.Faulty{FS: fsys.OS, OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
-		f, err := next(p, d, tm.Truncate(2*time.Second))
-		if err != nil {
-			return f, err
-		}
-		return twoSecondFile{f}, nil
-	}}
+	fs := fatFS()
 	clk := newOffClock()
-	now := clk.Now()
 	// 300 ms into an even second: the expiry, 1.3 s into the odd one
 	// after, is kept as the even second, now.
-	clk.advance((now.Truncate(2 * time.Second).Add(2*time.Second + 300*time.Millisecond)).Sub(now))
+	atPhase(clk, 2*time.Second, 300*time.Millisecond)
 	path := filepath.Join(testenv.TempDir(t), "app.lck")
 	l := newLock(t, path, withFS(fs), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(time.Second))
 	if ok, err := l.TryAcquire(); !ok || err != nil {
@@ -682,6 +668,13 @@ func TestTwoSecondGrainFirstClaim(t *testing.T) {
 	if lease, _, _, _ := l.acq.state(); l.leaseOver(lease) {
 		t.Errorf("the lease ends at %v, over at once", lease.Format("15:04:05.000"))
 	}
+}
+
+// atPhase moves clk on to phase into the next period of its wall clock
+// (of whole seconds, or of two).
+func atPhase(clk *offClock, period, phase time.Duration) {
+	now := clk.Now()
+	clk.advance(now.Truncate(period).Add(period + phase).Sub(now))
 }
 
 // fatFS returns the system's filesystem with times kept to two seconds,
@@ -708,8 +701,7 @@ func TestTwoSecondGrainFirstClaimPhases(t *testing.T) {
 	for _, life := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second} {
 		for phase := 50 * time.Millisecond; phase < 2*time.Second; phase += 100 * time.Millisecond {
 			clk := newOffClock()
-			now := clk.Now()
-			clk.advance(now.Truncate(2 * time.Second).Add(2*time.Second + phase).Sub(now))
+			atPhase(clk, 2*time.Second, phase)
 			path := filepath.Join(testenv.TempDir(t), "app.lck")
 			l := newLock(t, path, withFS(fatFS()), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life))
 			if ok, err := l.TryAcquire(); !ok || err != nil {
@@ -746,8 +738,7 @@ func TestShorterRefreshCutLookFails(t *testing.T) {
 		return next(p)
 	}
 	clk := newOffClock()
-	now := clk.Now()
-	clk.advance(now.Truncate(2 * time.Second).Add(2*time.Second + 1500*time.Millisecond).Sub(now))
+	atPhase(clk, 2*time.Second, 1500*time.Millisecond)
 	path := filepath.Join(testenv.TempDir(t), "app.lck")
 	l := newLock(t, path, withFS(fs), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(time.Minute))
 	if ok, err := l.TryAcquire(); !ok || err != nil {
