@@ -106,13 +106,14 @@ func WithSeparator(sep string) Option { return func(c *config) { c.sep = sep } }
 func WithHostname(name string) Option { return func(c *config) { c.hostname = name } }
 
 // WithClockSlop sets how long past its expiry a lock stays unbroken. It
-// must cover how stale the filesystem's attributes can be (NFS attribute
-// caching, sshfs: up to 20 s), the clock differences with peers that
-// write expiries with their own clocks (flufl.lock; see Time base in the
-// package doc), and the filesystem's time grain (a second on sshfs, two
-// on FAT): a Lock that has not yet seen how its filesystem cuts times
-// counts a refresh to a shorter lifetime from the expiry it sent. The
-// default is [DefaultClockSlop]; negative is invalid.
+// must cover, added together, how stale the filesystem's attributes can
+// be (NFS attribute caching, sshfs: up to 20 s), the clock differences
+// with peers that write expiries with their own clocks (flufl.lock; see
+// Time base in the package doc), and the filesystem's time grain (a
+// second on sshfs, two on FAT): a mount that cuts times shows an expiry
+// up to a grain early, and a Lock that has not yet seen how its
+// filesystem cuts times counts a refresh to a shorter lifetime from the
+// expiry it sent. The default is [DefaultClockSlop]; negative is invalid.
 func WithClockSlop(d time.Duration) Option { return func(c *config) { c.slop = d } }
 
 // WithRetry sets the backoff between attempts while Acquire waits. The
