@@ -571,26 +571,44 @@ func TestQueuedAcquireDoneContext(t *testing.T) {
 	}
 }
 
-// freePIDs returns n distinct pids that run no process here, from the
-// upper half of the range, which this namespace reaches last.
+// freePIDs returns n distinct pids that run no process here, from those
+// the kernel handed out a while ago (behind ns_last_pid), which it hands
+// out again only once it has gone round the whole range: the upper half
+// of the range, taken before, was passed through by the suite's own
+// processes within a test's few seconds where pid_max is 32768 (clean-clone
+// CI: "pid 30816 ... runs a process here too"). Where the last pid cannot
+// be read, or lies too near the start, the upper half it is.
 func freePIDs(t *testing.T, n int) []int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pidMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
+	pidMax := readInt(t, "/proc/sys/kernel/pid_max")
+	lo, hi := pidMax/2, pidMax-1
+	if b, err := os.ReadFile("/proc/sys/kernel/ns_last_pid"); err == nil {
+		if last, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && last-1000-max(300, last-pidMax/4) >= 1000 {
+			lo, hi = max(300, last-pidMax/4), last-1000
+		}
 	}
 	var pids []int
 	for len(pids) < n {
-		pid := pidMax/2 + rand.IntN(pidMax/2-1)
+		pid := lo + rand.IntN(hi-lo)
 		if !fsys.OS.ProcessAlive(pid) && (len(pids) == 0 || pids[0] != pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// readInt reads a number from a file of one, such as one in /proc.
+func readInt(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // inPidNamespace returns cmd run in a new pid namespace with its own /proc,
