@@ -502,6 +502,7 @@ func (l *Lock) readyClaim() error {
 		}
 		l.claim = c
 		expiry, stored = c.expiry, c.info.ModTime
+		l.noteFine(c.info)
 		if stored.Before(expiry) {
 			l.noteCut(expiry, stored)
 		}
@@ -572,6 +573,7 @@ func (l *Lock) writeExpiry(f fsys.File, expiry time.Time, before reading, within
 		return time.Time{}, err
 	}
 	l.claim.stamp = info.ModTime
+	l.noteFine(info)
 	l.observeTimes(before, info, expiry)
 	if info.ModTime.After(expiry) {
 		return stored, nil
@@ -905,13 +907,14 @@ func (l *Lock) look() (snapshot, error) {
 // (fsys.Direct), and one where names can be swapped (fsys.Swapper). It
 // asks once per filesystem: again only when a claim lands on another
 // device (a filesystem mounted over the directory since), and then
-// forgets what it knew of identity there.
+// forgets what it knew of identity and fine times there.
 func (l *Lock) learnDirect(info fsys.Info) {
 	if l.directKnown && info.Dev == l.directDev {
 		return
 	}
 	if l.directKnown {
 		l.ident = identityUnknown
+		l.fineTimes.Store(false) // another mount may cut times
 	}
 	d, ok := l.cfg.fs.(fsys.Direct)
 	l.direct = ok && d.Direct(l.dir)
@@ -1102,7 +1105,7 @@ func (l *Lock) outwaitBreaker() {
 	start := time.Now()
 	for d := time.Millisecond; time.Since(start) < outwaitMax; d = min(2*d, 20*time.Millisecond) {
 		s, err := l.inspect(l.breakersPath())
-		if err != nil || l.breakersBreakable(s) || l.expiredBy(s.info.ModTime, l.cfg.slop) {
+		if err != nil || l.breakersBreakable(s) || l.expiredBy(s.info, l.cfg.slop) {
 			return
 		}
 		time.Sleep(d)
@@ -1158,7 +1161,7 @@ func (l *Lock) breakable(s snapshot) bool {
 // link, which changes what it links and so must not count as a change.
 func (l *Lock) breakableSeen(s, seen snapshot) bool {
 	l.learnTime()
-	if l.expiredBy(s.info.ModTime, l.cfg.slop) && !l.settling(seen) {
+	if l.expiredBy(s.info, l.cfg.slop) && !l.settling(seen) {
 		return true
 	}
 	return l.cfg.deadOwnerBreak && l.deadHolder(s.contents)
@@ -1561,7 +1564,7 @@ func (l *Lock) breakLocked(s snapshot, force bool) (bool, error) {
 	switch {
 	case force:
 		why = "forced"
-	case !l.expiredBy(s.info.ModTime, l.cfg.slop):
+	case !l.expiredBy(s.info, l.cfg.slop):
 		why = "holder dead" // WithDeadOwnerBreak
 	}
 	l.cfg.logger.Debug("flock: broke lock", "path", l.path, "why", why, "expiry", s.info.ModTime, "holder", string(bytes.TrimSpace(s.contents)))
@@ -2185,7 +2188,7 @@ func (l *Lock) yieldSwapped(c *claimFile, cur snapshot) {
 func (l *Lock) breakersBreakable(s snapshot) bool {
 	far := breakTTL + l.breakSlop()
 	switch ahead := l.aheadBy(s.info.ModTime); {
-	case l.expiredBy(s.info.ModTime, l.breakSlop()):
+	case l.expiredBy(s.info, l.breakSlop()):
 		return true
 	case ahead > far+farAheadMax:
 		return true
@@ -2464,7 +2467,7 @@ func (l *Lock) sweepLocked() {
 			// shows (sshfs; seed 50014552). Its contents name a claim
 			// of its breaker's own.
 			p, _ = l.removeBreakers(sameContents(s))
-		case l.expiredBy(s.info.ModTime, l.breakSlop()):
+		case l.expiredBy(s.info, l.breakSlop()):
 			p, _ = l.removeBreakers(sameInstance(s))
 		}
 		if p != nil {

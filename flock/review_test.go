@@ -240,7 +240,9 @@ func TestReviewLinkedRetimesAnotherHoldersLockSSHFS(t *testing.T) {
 			// A is held back right after its link (in the code reviewed,
 			// before it opened the lock path to set the times).
 			paused = true
-			clock.Advance(2*time.Second + 10*time.Second + time.Second)
+			// Past A's lifetime and the slop, and the second or two
+			// that B waits out where its mount shows whole seconds.
+			clock.Advance(2*time.Second + 10*time.Second + 3*time.Second)
 			held, err := b.TryAcquire()
 			if err != nil || !held {
 				t.Fatalf("B.TryAcquire = %v, %v; want true", held, err)

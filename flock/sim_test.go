@@ -1393,7 +1393,12 @@ func (w *world) unattributedBreak(path string) bool {
 	for _, h := range w.sc.hosts {
 		behind = max(behind, -h.cfg.Skew)
 	}
-	return time.Now().Before(n.ModTime.Add(max(w.sc.slop, 5*time.Second) + behind + time.Second))
+	// And a whole second may be a cut that sshfs hosts wait out (cutBy).
+	cut := time.Duration(0)
+	if n.ModTime.Nanosecond() == 0 {
+		cut = 2 * time.Second
+	}
+	return time.Now().Before(n.ModTime.Add(max(w.sc.slop, 5*time.Second) + behind + time.Second + cut))
 }
 
 func isDigits(s string) bool {

@@ -183,7 +183,7 @@ func (l *Lock) status(op string) (Status, int, error) {
 	if err != nil {
 		return Status{}, 0, l.err(op, err)
 	}
-	expired := l.expiredBy(s.info.ModTime, 0)
+	expired := l.expiredBy(s.info, 0)
 	if ours {
 		expired = l.leaseOver(s.info.ModTime)
 	}

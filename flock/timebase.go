@@ -242,6 +242,16 @@ func (l *Lock) noteCut(expiry, stored time.Time) {
 	}
 }
 
+// noteFine learns from the attributes of a file of ours whether the
+// filesystem shows fractions of a second (cutBy): in the times we set,
+// or in the change time it stamps with its own clock (a mount that cuts
+// times cuts both; sshfs shows a copy of the modification time there).
+func (l *Lock) noteFine(info fsys.Info) {
+	if (info.ModTime.Nanosecond() != 0 || info.ChangeTime.Nanosecond() != 0) && !l.fineTimes.Load() {
+		l.fineTimes.Store(true)
+	}
+}
+
 // storedLease returns the lease that expiry, as the filesystem stored it,
 // gave when it was written at the reading written: the lifetime, or less
 // where the filesystem cut it.
@@ -266,9 +276,28 @@ func (l *Lock) leaseLeft(expiry time.Time) time.Duration {
 
 // expiredBy reports whether another's expiry, and then grace, have surely
 // passed: by the earliest the filesystem's clock can show.
-func (l *Lock) expiredBy(expiry time.Time, grace time.Duration) bool {
+func (l *Lock) expiredBy(info fsys.Info, grace time.Duration) bool {
 	lo, _ := l.fsNow()
-	return lo.After(expiry.Add(grace))
+	return lo.After(info.ModTime.Add(l.cutBy(info) + grace))
+}
+
+// cutBy returns how much later than its modification time, as read here,
+// the expiry of another's file with attributes info may have been written:
+// a whole second may be this host's mount's cut (sshfs shows whole seconds
+// of times that a server keeps with the fractions that other hosts' mounts
+// wrote), by up to a second, or two on an even second (FAT's grain),
+// unless the mount was seen to show fractions, in this file's change time
+// or in the times of a file of ours (noteFine). A holder judges its own
+// lease by what its mount stores; a breaker whose mount shows less waits
+// out the difference, which the clock slop need not cover.
+func (l *Lock) cutBy(info fsys.Info) time.Duration {
+	switch {
+	case info.ModTime.Nanosecond() != 0 || info.ChangeTime.Nanosecond() != 0 || l.fineTimes.Load() || mutated("no-cut-allowance"):
+		return 0
+	case info.ModTime.Unix()%2 == 0:
+		return 2 * time.Second
+	}
+	return time.Second
 }
 
 // aheadBy returns how far expiry lies ahead of the filesystem's now at

@@ -276,7 +276,7 @@ func TestHolderResamplesOnSSHFS(t *testing.T) {
 // suspend for good (issue 11).
 func TestInspectOnlyLockResamples(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits about 5 s of real time for lifetimes to pass: runs without -short (.ci/test)")
+		t.Skip("waits about 7 s of real time for lifetimes to pass: runs without -short (.ci/test)")
 	}
 	for name, dir := range timeBaseDirs() {
 		t.Run(name, func(t *testing.T) {
@@ -293,9 +293,11 @@ func TestInspectOnlyLockResamples(t *testing.T) {
 			// h dies holding the lock, and c's machine sleeps until the
 			// lock has expired, and the slop has passed, by seconds: the
 			// whole-second stamps of sshfs make the bounds a second wider
-			// on both sides (h's expiry later, c's lower bound earlier).
+			// on both sides (h's expiry later, c's lower bound earlier),
+			// and c waits out up to two more seconds where its mount
+			// shows a whole second (cutBy).
 			clk.freeze()
-			time.Sleep(5 * time.Second)
+			time.Sleep(7 * time.Second)
 			st, err := c.Inspect()
 			if err != nil || !st.Expired {
 				t.Errorf("Inspect() of a lock expired seconds ago = Expired %v, %v; want true", st.Expired, err)

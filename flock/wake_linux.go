@@ -558,7 +558,7 @@ func (w *watch) due(mtime time.Time) (time.Duration, bool) {
 	// By the earliest the filesystem's clock can show, as breakable
 	// judges (timebase.go).
 	lo, _ := l.fsNow()
-	d := mtime.Add(l.cfg.slop).Sub(lo) + time.Millisecond
+	d := mtime.Add(l.cutBy(fsys.Info{ModTime: mtime})+l.cfg.slop).Sub(lo) + time.Millisecond
 	ok := d > time.Millisecond
 	if h := w.holder; h != nil && h.exited.Load() {
 		// The holder has exited, but it is not gone until its parent
