@@ -1,0 +1,108 @@
+//go:build unix
+
+package flock
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/internal/fsys/fsystest"
+)
+
+// ownFineViewFS returns the system's filesystem seen through a mount that
+// shows whole seconds of the times the server keeps (SFTP carries whole
+// seconds) but keeps, for the files this mount created, the times it set
+// itself: a FUSE mount with the kernel's writeback cache, where Linux
+// trusts its own mtime and ctime of a regular file it wrote
+// (fuse_do_setattr's trust_local_cmtime) and takes others' from the
+// server (rclone mount --write-back-cache of an SFTP remote). Its claims
+// then show fractions that the lock files of other hosts never do.
+func ownFineViewFS() *fsystest.Faulty {
+	var mu sync.Mutex
+	own := map[string]bool{}
+	isOwn := func(p string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return own[p]
+	}
+	return &fsystest.Faulty{
+		FS: fsys.OS,
+		OnCreate: func(next func(string, []byte, time.Time) (fsys.File, error), p string, d []byte, tm time.Time) (fsys.File, error) {
+			f, err := next(p, d, tm)
+			if err == nil {
+				mu.Lock()
+				own[p] = true
+				mu.Unlock()
+			}
+			return f, err // as set: the kernel's own copy
+		},
+		OnOpen: func(next func(string) (fsys.File, error), p string) (fsys.File, error) {
+			f, err := next(p)
+			if err != nil || isOwn(p) {
+				return f, err
+			}
+			return cutViewFile{f}, nil
+		},
+		OnLstat: func(next func(string) (fsys.Info, error), p string) (fsys.Info, error) {
+			info, err := next(p)
+			if isOwn(p) {
+				return info, err
+			}
+			return cutInfo(info), err
+		},
+	}
+}
+
+// TestReviewBreakerFineOwnViewWaitsOutCut: TestBreakerWaitsOutItsMountsCut
+// on a mount that shows the breaker's own claims with the fractions it
+// set but others' files cut to the second. noteFine learns fineTimes from
+// the breaker's own claim, cutBy then allows nothing for the lock file's
+// whole second, and the breaker breaks the holder's lock 0.3 s before
+// its expiry (seed 8100000399's interleaving, on one more kind of mount).
+func TestReviewBreakerFineOwnViewWaitsOutCut(t *testing.T) {
+	const (
+		life = 3 * time.Second
+		slop = 200 * time.Millisecond
+	)
+	clk := newOffClock()
+	atPhase(clk, time.Second, 900*time.Millisecond)
+	path := filepath.Join(t.TempDir(), "app.lck")
+	holder := newLock(t, path, WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life), WithClockSlop(slop))
+	if err := holder.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	expiry, err := holder.Expiration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if expiry.Sub(expiry.Truncate(time.Second)) < 800*time.Millisecond {
+		t.Fatalf("the holder's expiry %v does not lie late in its second", expiry)
+	}
+	theirs, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	breaker := newLock(t, path, withFS(ownFineViewFS()), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life), WithClockSlop(slop))
+
+	// Past the expiry as the breaker's mount shows it, and the slop,
+	// but within the holder's lease.
+	clk.advance(expiry.Truncate(time.Second).Add(slop + 400*time.Millisecond).Sub(clk.Now()))
+	if !clk.Now().Before(expiry) {
+		t.Fatal("the clock is past the holder's expiry")
+	}
+	if ok, err := breaker.TryAcquire(); ok || err != nil {
+		t.Errorf("breaker's TryAcquire within the holder's lease = %v, %v; want false, nil", ok, err)
+	}
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, theirs) {
+		t.Errorf("the holder's lock file was touched within its lease: %q, %v", now, err)
+	}
+	if err := holder.Refresh(life); err != nil {
+		t.Errorf("the holder's Refresh within its lease = %v", err)
+	}
+}
