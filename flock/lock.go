@@ -62,10 +62,6 @@ type Lock struct {
 	// whole seconds, and cut2 to two seconds (FAT), learned by noteCut
 	// and confirmTimes; expiryIn then rounds them up.
 	cutTimes, cut2 atomic.Bool
-	// fineTimes says the filesystem was seen to keep a fraction of a
-	// second of times this Lock set, so that a whole second read there
-	// is no cut (cutBy).
-	fineTimes atomic.Bool
 	// direct says that the lock's directory lies on a filesystem where one
 	// Lstat tells whether the lock file is our claim (fsys.Direct), as
 	// learned from a claim on device directDev (learnDirect).

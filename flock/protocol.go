@@ -502,7 +502,6 @@ func (l *Lock) readyClaim() error {
 		}
 		l.claim = c
 		expiry, stored = c.expiry, c.info.ModTime
-		l.noteFine(c.info)
 		if stored.Before(expiry) {
 			l.noteCut(expiry, stored)
 		}
@@ -573,7 +572,6 @@ func (l *Lock) writeExpiry(f fsys.File, expiry time.Time, before reading, within
 		return time.Time{}, err
 	}
 	l.claim.stamp = info.ModTime
-	l.noteFine(info)
 	l.observeTimes(before, info, expiry)
 	if info.ModTime.After(expiry) {
 		return stored, nil
@@ -907,14 +905,13 @@ func (l *Lock) look() (snapshot, error) {
 // (fsys.Direct), and one where names can be swapped (fsys.Swapper). It
 // asks once per filesystem: again only when a claim lands on another
 // device (a filesystem mounted over the directory since), and then
-// forgets what it knew of identity and fine times there.
+// forgets what it knew of identity there.
 func (l *Lock) learnDirect(info fsys.Info) {
 	if l.directKnown && info.Dev == l.directDev {
 		return
 	}
 	if l.directKnown {
 		l.ident = identityUnknown
-		l.fineTimes.Store(false) // another mount may cut times
 	}
 	d, ok := l.cfg.fs.(fsys.Direct)
 	l.direct = ok && d.Direct(l.dir)

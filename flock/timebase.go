@@ -242,16 +242,6 @@ func (l *Lock) noteCut(expiry, stored time.Time) {
 	}
 }
 
-// noteFine learns from the attributes of a file of ours whether the
-// filesystem shows fractions of a second (cutBy): in the times we set,
-// or in the change time it stamps with its own clock (a mount that cuts
-// times cuts both; sshfs shows a copy of the modification time there).
-func (l *Lock) noteFine(info fsys.Info) {
-	if (info.ModTime.Nanosecond() != 0 || info.ChangeTime.Nanosecond() != 0) && !l.fineTimes.Load() {
-		l.fineTimes.Store(true)
-	}
-}
-
 // storedLease returns the lease that expiry, as the filesystem stored it,
 // gave when it was written at the reading written: the lifetime, or less
 // where the filesystem cut it.
@@ -286,13 +276,15 @@ func (l *Lock) expiredBy(info fsys.Info, grace time.Duration) bool {
 // a whole second may be this host's mount's cut (sshfs shows whole seconds
 // of times that a server keeps with the fractions that other hosts' mounts
 // wrote), by up to a second, or two on an even second (FAT's grain),
-// unless the mount was seen to show fractions, in this file's change time
-// or in the times of a file of ours (noteFine). A holder judges its own
+// unless this file's attributes show a fraction, in its modification or
+// change time. Not the times of files of ours: a mount may show those as
+// it set them and others' cut (a FUSE writeback cache keeps the times of
+// the files it wrote; TestReviewBreakerFineOwnViewWaitsOutCut). A holder judges its own
 // lease by what its mount stores; a breaker whose mount shows less waits
 // out the difference, which the clock slop need not cover.
 func (l *Lock) cutBy(info fsys.Info) time.Duration {
 	switch {
-	case info.ModTime.Nanosecond() != 0 || info.ChangeTime.Nanosecond() != 0 || l.fineTimes.Load() || mutated("no-cut-allowance"):
+	case info.ModTime.Nanosecond() != 0 || info.ChangeTime.Nanosecond() != 0 || mutated("no-cut-allowance"):
 		return 0
 	case info.ModTime.Unix()%2 == 0:
 		return 2 * time.Second
