@@ -61,10 +61,11 @@ func ownFineViewFS() *fsystest.Faulty {
 
 // TestReviewBreakerFineOwnViewWaitsOutCut: TestBreakerWaitsOutItsMountsCut
 // on a mount that shows the breaker's own claims with the fractions it
-// set but others' files cut to the second. In 4783ce4 noteFine learned fineTimes from
-// the breaker's own claim, and cutBy then allowed nothing for the lock file's
-// whole second: the breaker broke the holder's lock 0.3 s before
-// its expiry (seed 8100000399's interleaving, on one more kind of mount).
+// set but others' files cut to the second. In 4783ce4 noteFine learned
+// fineTimes from the breaker's own claim, and cutBy then allowed nothing
+// for the lock file's whole second: the breaker broke the holder's lock
+// 0.3 s before its expiry (seed 8100000399's interleaving, on one more
+// kind of mount).
 func TestReviewBreakerFineOwnViewWaitsOutCut(t *testing.T) {
 	const (
 		life = 3 * time.Second

@@ -279,9 +279,10 @@ func (l *Lock) expiredBy(info fsys.Info, grace time.Duration) bool {
 // unless this file's attributes show a fraction, in its modification or
 // change time. Not the times of files of ours: a mount may show those as
 // it set them and others' cut (a FUSE writeback cache keeps the times of
-// the files it wrote; TestReviewBreakerFineOwnViewWaitsOutCut). A holder judges its own
-// lease by what its mount stores; a breaker whose mount shows less waits
-// out the difference, which the clock slop need not cover.
+// the files it wrote; TestReviewBreakerFineOwnViewWaitsOutCut). A holder
+// judges its own lease by what its mount stores; a breaker whose mount
+// shows less waits out the difference, which the clock slop need not
+// cover.
 func (l *Lock) cutBy(info fsys.Info) time.Duration {
 	switch {
 	case info.ModTime.Nanosecond() != 0 || info.ChangeTime.Nanosecond() != 0 || mutated("no-cut-allowance"):
