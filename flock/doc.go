@@ -339,9 +339,10 @@
 // differences with peers that judge by their own clocks (see Time base);
 // the time base's own uncertainty is taken on the safe side and needs none.
 // Nor does a mount that shows times cut to the second (sshfs) where the
-// holder's mount stored a fraction: an expiry that falls on a whole second,
-// in a file whose change time shows no fraction either, is judged to lie
-// up to a second later (two on an even second, FAT's grain). The slop is
+// holder's mount stored a fraction, or a server that cut what the
+// holder's mount still shows it: an expiry that falls on a whole second
+// is judged to lie up to a second later (two on an even second, FAT's
+// grain). The slop is
 // also the holder's margin: a holder counts on its lock only
 // until the expiry itself, and a holder that pauses for less than the slop
 // past it cannot be broken (see Leases). Keep clocks synchronised (NTP)

@@ -488,9 +488,10 @@ func TestPausedAcquirerRetimesOnlyItsClaim(t *testing.T) {
 			return
 		}
 		paused = true
-		// A is held back past its lifetime and the slop: B breaks A's
-		// expired lock and takes it.
-		clock.Advance(2*time.Second + slop + time.Second)
+		// A is held back past its lifetime and the slop, and the second
+		// or two that B waits out where an expiry falls on a whole
+		// second (cutBy): B breaks A's expired lock and takes it.
+		clock.Advance(2*time.Second + slop + 3*time.Second)
 		if held, err := b.TryAcquire(); err != nil || !held {
 			t.Fatalf("B.TryAcquire() = %v, %v; want true", held, err)
 		}

@@ -67,8 +67,9 @@ func TestReviewLinkedRetimesAnotherHoldersLock(t *testing.T) {
 			// A is held back right after its link, past its lifetime and
 			// the slop. B breaks A's expired lock and takes it, with a
 			// 60 s lifetime. (The code reviewed opened the lock path next
-			// and set the times through that descriptor.)
-			clock.Advance(2*time.Second + 10*time.Second + time.Second)
+			// and set the times through that descriptor.) And the second
+			// or two that B waits out of a whole-second expiry (cutBy).
+			clock.Advance(2*time.Second + 10*time.Second + 3*time.Second)
 			held, err := b.TryAcquire()
 			if err != nil || !held {
 				t.Fatalf("B.TryAcquire = %v, %v; want true", held, err)
@@ -129,7 +130,7 @@ func TestReviewBreakMovesFreshLockWithoutPause(t *testing.T) {
 	if err := os.Link(pyClaim, path); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(15*time.Second + 10*time.Second + time.Second) // expired in everyone's eyes
+	clock.Advance(15*time.Second + 10*time.Second + 3*time.Second) // expired in everyone's eyes, a whole second's cut (cutBy) too
 
 	fsB := &fsystest.Faulty{FS: fsys.OS}
 	a := reviewLock(t, path, clock, fsys.OS)

@@ -413,10 +413,12 @@ func TestLeaseJudgedAsStored(t *testing.T) {
 		}
 		return l, c, clock, path
 	}
-	// breakable checks that a Lock without clock slop may break the lock by
-	// now: the holder has had to give it up.
+	// breakable checks that a Lock without clock slop may break the lock
+	// once the second or two that it waits out of a whole-second expiry
+	// (cutBy) have passed too: the holder has had to give it up.
 	breakable := func(t *testing.T, clock *testenv.Clock, path string) {
 		t.Helper()
+		clock.Set(clock.Now().Add(2 * time.Second))
 		other := newLock(t, path, flock.WithClock(clock), flock.WithoutTimeBase(), flock.WithClockSlop(0))
 		if ok, err := other.TryAcquire(); !ok || err != nil {
 			t.Errorf("TryAcquire() of another Lock without slop at %v = %v, %v; want true, nil", clock.Now(), ok, err)

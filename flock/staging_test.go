@@ -25,7 +25,7 @@ var stagingTests = map[string][]string{
 	"dead-swapper-breakable": {"TestDeadSwapperKeepsBreakersLock"},
 	"far-breakers-at-once":   {"TestFastBreakersLockIsLive", "TestFarBreakersLockBrokenOnceUnchanged"},
 	"no-times-confirm":       {"TestStaleTimesAfterSetting"},
-	"no-cut-allowance":       {"TestBreakerWaitsOutItsMountsCut", "TestReviewBreakerFineOwnViewWaitsOutCut"},
+	"no-cut-allowance":       {"TestBreakerWaitsOutItsMountsCut", "TestReviewBreakerFineOwnViewWaitsOutCut", "TestReviewFineHolderCutStoreBrokenByFineBreaker"},
 	"retime-past-new-lease":  {"TestStaleTimesShorterRefreshNotSetAgain"},
 	"give-up-marked-by-move": {"TestRemoverHoldsWhatItTook"},
 	"no-link-settle":         {"TestFluflLinkedPastExpiryNotBroken", "TestSettlingOnlyDelaysFluflFiles"},

@@ -111,8 +111,8 @@ type Status struct {
 	// Expired reports whether Expiry had passed at At, by the
 	// filesystem's clock: for our own lock at the earliest the Lock's
 	// bounds on that clock allow, for another's at the latest, and a
-	// second or two later where Expiry falls on a whole second that this
-	// host's mount may have cut (see Clock slop in the package doc).
+	// second or two later where Expiry falls on a whole second that a
+	// mount may have cut (see Clock slop in the package doc).
 	Expired bool
 
 	// ClockOffset is the filesystem's clock minus the Lock's clock, as
