@@ -342,12 +342,15 @@
 // holder's mount stored a fraction, or a server that cut what the
 // holder's mount still shows it: an expiry that falls on a whole second
 // is judged to lie up to a second later (two on an even second, FAT's
-// grain). The slop is
-// also the holder's margin: a holder counts on its lock only
-// until the expiry itself, and a holder that pauses for less than the slop
-// past it cannot be broken (see Leases). Keep clocks synchronised (NTP)
-// all the same, pick a lifetime well above the longest pause you expect,
-// and refresh well before the expiry.
+// grain). FUSE mounts with the kernel's writeback cache (sshfs before
+// 3.3, rclone mount --write-back-cache) keep the times of a cached file
+// rather than reload the server's, so they may not show another host's
+// refresh: do not share locks through them. The slop is also the
+// holder's margin: a holder counts on its lock only until the expiry
+// itself, and a holder that pauses for less than the slop past it cannot
+// be broken (see Leases). Keep clocks synchronised (NTP) all the same,
+// pick a lifetime well above the longest pause you expect, and refresh
+// well before the expiry.
 //
 // # Fencing
 //
@@ -442,6 +445,7 @@
 // (sshfs) or no real link counts, and on Windows, this cannot be seen.
 // Pass lock() a timeout no longer than the lifetime.
 //
-// flufl.lock's CLOCK_SLOP is 10 s and it cuts expiries to whole seconds:
-// the clock slop must cover that too, and be at least Python's.
+// flufl.lock's CLOCK_SLOP is 10 s, and the clock slop should be at least
+// Python's. It cuts expiries to whole seconds, which a Lock waits out
+// itself (see Clock slop).
 package flock

@@ -96,7 +96,6 @@ type watch struct {
 	d         time.Duration // the backoff's delay of this sleep
 	deadline  time.Time     // when the waiter's timer fires, by the Lock's clock
 	mtime     time.Time     // the watched file's, as arm found it; zero if unknown
-	ctime     time.Time     // its change time, as the same stat found it (cutBy)
 	unsettled bool          // arm could not settle an unlink that may be under way
 	noStatx   bool          // the system refuses statx: stat uses Lstat
 	woken     bool          // the last sleep ended at a notified release
@@ -171,7 +170,7 @@ const (
 // A watched file's modification time, read by the same look, is left in
 // w.mtime (zero if no stat could tell it). The caller holds w.mu.
 func (w *watch) arm() int {
-	w.mtime, w.ctime, w.unsettled = time.Time{}, time.Time{}, false
+	w.mtime, w.unsettled = time.Time{}, false
 	path, err := unix.BytePtrFromString(w.l.path)
 	if err != nil {
 		return armBlind
@@ -186,15 +185,15 @@ func (w *watch) arm() int {
 		// both find the same watch, no event has fired on the file
 		// watched, so it stood at the name throughout, and the stat read
 		// it.
-		nlink, mtime, ctime, ok := w.stat(path)
+		nlink, mtime, ok := w.stat(path)
 		if (!ok || nlink < 2) && settled != wd { // a link count unknown is settled too
 			settled = wd
 			w.unsettled = !w.settle()
-			_, mtime, ctime, _ = w.stat(path)
+			_, mtime, _ = w.stat(path)
 		}
 		again, aerr := w.addWatch(path)
 		if aerr == nil && again == wd {
-			w.mtime, w.ctime = mtime, ctime
+			w.mtime = mtime
 			w.wd.Store(int32(wd))
 			return armWatched
 		}
@@ -234,31 +233,27 @@ func (w *watch) rmWatch(wd int) {
 // lock's name, not following a symbolic link: by a raw statx(2), or where
 // the system has none (Linux before 4.11, or a seccomp profile without
 // it) by the filesystem's ordinary Lstat, or not at all (ok false).
-func (w *watch) stat(path *byte) (nlink uint64, mtime, ctime time.Time, ok bool) {
+func (w *watch) stat(path *byte) (nlink uint64, mtime time.Time, ok bool) {
 	if !w.noStatx {
 		var st unix.Statx_t
 		cwd := unix.AT_FDCWD // a variable: a negative constant is no uintptr
 		_, _, e := unix.RawSyscall6(unix.SYS_STATX, uintptr(cwd), uintptr(unsafe.Pointer(path)),
-			uintptr(unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT), uintptr(unix.STATX_MTIME|unix.STATX_CTIME|unix.STATX_NLINK), uintptr(unsafe.Pointer(&st)), 0)
+			uintptr(unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT), uintptr(unix.STATX_MTIME|unix.STATX_NLINK), uintptr(unsafe.Pointer(&st)), 0)
 		want := uint32(unix.STATX_MTIME | unix.STATX_NLINK)
 		switch {
 		case e == 0 && st.Mask&want == want:
-			var ctime time.Time
-			if st.Mask&unix.STATX_CTIME != 0 {
-				ctime = time.Unix(st.Ctime.Sec, int64(st.Ctime.Nsec))
-			}
-			return uint64(st.Nlink), time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec)), ctime, true
+			return uint64(st.Nlink), time.Unix(st.Mtime.Sec, int64(st.Mtime.Nsec)), true
 		case e == 0 || e == unix.ENOSYS || e == unix.EPERM:
 			w.noStatx = true
 		default:
-			return 0, time.Time{}, time.Time{}, false
+			return 0, time.Time{}, false
 		}
 	}
 	info, err := w.l.cfg.fs.Lstat(w.l.path)
 	if err != nil {
-		return 0, time.Time{}, time.Time{}, false
+		return 0, time.Time{}, false
 	}
-	return info.Nlink, info.ModTime, info.ChangeTime, true
+	return info.Nlink, info.ModTime, true
 }
 
 // read passes on what the events say about the watched file until the
@@ -384,7 +379,7 @@ func (w *watch) lookFor() int {
 	if w.mtime.IsZero() {
 		return wakeLook
 	}
-	due, ok := w.due(fsys.Info{ModTime: w.mtime, ChangeTime: w.ctime})
+	due, ok := w.due(w.mtime)
 	if !ok {
 		return wakeAttempt
 	}
@@ -531,7 +526,7 @@ const watchedPoll = 2 * time.Second
 // caller holds w.mu, and has just called arm.
 func (w *watch) hint() (time.Duration, bool) {
 	l := w.l
-	var times fsys.Info
+	var mtime time.Time
 	if l.cfg.deadOwnerBreak {
 		s, err := l.inspect(l.path)
 		if err != nil {
@@ -539,31 +534,31 @@ func (w *watch) hint() (time.Duration, bool) {
 			w.holder = nil
 			return 0, false
 		}
-		times = s.info
+		mtime = s.info.ModTime
 		w.watchHolder(s.contents)
 		if l.deadHolder(s.contents) {
 			// Breakable already: its break was refused (another
 			// breaker at work), and nothing at the name will change.
 			return 0, false
 		}
-	} else if times = (fsys.Info{ModTime: w.mtime, ChangeTime: w.ctime}); times.ModTime.IsZero() {
+	} else if mtime = w.mtime; mtime.IsZero() {
 		info, err := l.cfg.fs.Lstat(l.path)
 		if err != nil {
 			return 0, false
 		}
-		times = info
+		mtime = info.ModTime
 	}
-	return w.due(times)
+	return w.due(mtime)
 }
 
-// due is hint's answer for a lock file with the times info.
-func (w *watch) due(info fsys.Info) (time.Duration, bool) {
+// due is hint's answer for a lock file last modified at mtime.
+func (w *watch) due(mtime time.Time) (time.Duration, bool) {
 	l := w.l
 	// A millisecond past the moment, as breakable asks for a time after it.
 	// By the earliest the filesystem's clock can show, as breakable
 	// judges (timebase.go).
 	lo, _ := l.fsNow()
-	d := info.ModTime.Add(l.cutBy(info)+l.cfg.slop).Sub(lo) + time.Millisecond
+	d := mtime.Add(l.cutBy(fsys.Info{ModTime: mtime})+l.cfg.slop).Sub(lo) + time.Millisecond
 	ok := d > time.Millisecond
 	if h := w.holder; h != nil && h.exited.Load() {
 		// The holder has exited, but it is not gone until its parent
