@@ -51,7 +51,7 @@ var mutants = map[string]mutantInfo{
 	"dead-swapper-breakable": {"the breakers' lock a remover swaps in names its maker as a breaker's does, so that one left by a remover that died just after its swap is broken at once by proof of its death, under the breaker whose file it took out", false},
 	"far-breakers-at-once":   {"a breakers' lock whose expiry lies further ahead than a breaker writes is broken at once as planted, though a live breaker whose clock runs ahead of the filesystem's writes such expiries", false},
 	"no-times-confirm":       {"attributes read just after a file's times were set are taken as they come, though sshfs may show the times from before (a listing's cache), as before 759164b", true},
-	"no-cut-allowance":       {"a whole-second expiry is judged as read, though this host's mount may have cut it (sshfs), or the server what the holder's mount shows it by up to a second that the clock slop was not set to cover (simulation seed 8100000399 finds it; seeds 1 to 20000 do not)", false},
+	"no-cut-allowance":       {"a whole-second expiry is judged as read, though it may have been cut by up to a second that the clock slop was not set to cover: by this host's mount (sshfs), or by the server where the holder's mount shows the times it set (simulation seed 8100000399 finds it; seeds 1 to 20000 do not)", false},
 	"retime-past-new-lease":  {"a refresh to a shorter lifetime sets the lock file's times again, after a stale read, under the old lease, though the new one stands on disk (759164b)", false},
 }
 

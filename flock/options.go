@@ -112,9 +112,9 @@ func WithHostname(name string) Option { return func(c *config) { c.hostname = na
 // Time base in the package doc), and the filesystem's time grain (a
 // second on sshfs, two on FAT): a Lock that has not yet seen how its
 // filesystem cuts times counts a refresh to a shorter lifetime from the
-// expiry it sent. (A breaker's mount that shows an expiry cut to a whole
-// second is waited out without the slop; see Clock slop in the package
-// doc.) The default is [DefaultClockSlop]; negative is invalid.
+// expiry it sent. (An expiry of another's that falls on a whole second,
+// which a mount may have cut, is waited out without the slop; see Clock
+// slop in the package doc.) The default is [DefaultClockSlop]; negative is invalid.
 func WithClockSlop(d time.Duration) Option { return func(c *config) { c.slop = d } }
 
 // WithRetry sets the backoff between attempts while Acquire waits. The
