@@ -3,10 +3,7 @@
 package flock
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -99,59 +96,23 @@ func (f *fineOwnFile) SetTimes(t time.Time) error {
 // it, 0.9 s past a second, and never learns that the server kept it cut
 // to the second; a breaker on the server's own disk, or on NFS, reads the
 // whole second beside the change time the server stamped when the times
-// were set, which has a fraction. cutBy allows nothing for the cut
-// (timebase.go: "A holder judges its own lease by what its mount
-// stores"; this holder's mount does not show it what it stores), and the
-// breaker breaks the lock 0.3 s before the holder's lease ends, with a
-// clock slop of 0.2 s as in TestBreakerWaitsOutItsMountsCut.
+// were set, which has a fraction. At 612855c cutBy allowed nothing for
+// the cut where the change time had a fraction (it held that a holder
+// judges its own lease by what its mount stores; this holder's mount does
+// not show it what it stores), and the breaker broke the lock 0.3 s
+// before the holder's lease ended, with a clock slop of 0.2 s as in
+// TestBreakerWaitsOutItsMountsCut.
 func TestReviewFineHolderCutStoreBrokenByFineBreaker(t *testing.T) {
-	const (
-		life = 3 * time.Second
-		slop = 200 * time.Millisecond
-	)
-	clk := newOffClock()
-	atPhase(clk, time.Second, 900*time.Millisecond)
-	path := filepath.Join(testenv.TempDir(t), "app.lck")
-	holder := newLock(t, path, withFS(fineOwnCutStoreFS()), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life), WithClockSlop(slop))
-	if err := holder.Acquire(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	expiry, err := holder.Expiration()
+	s := stageCut(t, testenv.TempDir(t), fineOwnCutStoreFS(), fsys.OS)
+	stored, err := os.Lstat(s.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if expiry.Sub(expiry.Truncate(time.Second)) < 800*time.Millisecond {
-		t.Fatalf("the holder's expiry %v does not lie late in its second", expiry)
+	if !stored.ModTime().Equal(s.expiry.Truncate(time.Second)) {
+		t.Fatalf("the server stores %v, not the holder's expiry %v cut", stored.ModTime(), s.expiry)
 	}
-	stored, err := os.Lstat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !stored.ModTime().Equal(expiry.Truncate(time.Second)) {
-		t.Fatalf("the server stores %v, not the holder's expiry %v cut", stored.ModTime(), expiry)
-	}
-	theirs, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	breaker := newLock(t, path, WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life), WithClockSlop(slop))
-
-	// Past the expiry as the server stores it, and the slop, but within
-	// the holder's lease as its mount shows it.
-	clk.advance(expiry.Truncate(time.Second).Add(slop + 400*time.Millisecond).Sub(clk.Now()))
-	if !clk.Now().Before(expiry) {
-		t.Fatal("the clock is past the holder's expiry")
-	}
-	if held, err := holder.IsLocked(); err != nil || !held {
+	if held, err := s.holder.IsLocked(); err != nil || !held {
 		t.Fatalf("holder.IsLocked() within its lease = %v, %v; want true", held, err)
 	}
-	if ok, err := breaker.TryAcquire(); ok || err != nil {
-		t.Errorf("breaker's TryAcquire within the holder's lease = %v, %v; want false, nil", ok, err)
-	}
-	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, theirs) {
-		t.Errorf("the holder's lock file was touched within its lease: %q, %v", now, err)
-	}
-	if err := holder.Refresh(life); err != nil {
-		t.Errorf("the holder's Refresh within its lease = %v", err)
-	}
+	s.leaseKept(t)
 }

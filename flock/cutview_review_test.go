@@ -3,10 +3,6 @@
 package flock
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -67,43 +63,5 @@ func ownFineViewFS() *fsystest.Faulty {
 // 0.3 s before its expiry (seed 8100000399's interleaving, on one more
 // kind of mount).
 func TestReviewBreakerFineOwnViewWaitsOutCut(t *testing.T) {
-	const (
-		life = 3 * time.Second
-		slop = 200 * time.Millisecond
-	)
-	clk := newOffClock()
-	atPhase(clk, time.Second, 900*time.Millisecond)
-	path := filepath.Join(t.TempDir(), "app.lck")
-	holder := newLock(t, path, WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life), WithClockSlop(slop))
-	if err := holder.Acquire(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	expiry, err := holder.Expiration()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if expiry.Sub(expiry.Truncate(time.Second)) < 800*time.Millisecond {
-		t.Fatalf("the holder's expiry %v does not lie late in its second", expiry)
-	}
-	theirs, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	breaker := newLock(t, path, withFS(ownFineViewFS()), WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(life), WithClockSlop(slop))
-
-	// Past the expiry as the breaker's mount shows it, and the slop,
-	// but within the holder's lease.
-	clk.advance(expiry.Truncate(time.Second).Add(slop + 400*time.Millisecond).Sub(clk.Now()))
-	if !clk.Now().Before(expiry) {
-		t.Fatal("the clock is past the holder's expiry")
-	}
-	if ok, err := breaker.TryAcquire(); ok || err != nil {
-		t.Errorf("breaker's TryAcquire within the holder's lease = %v, %v; want false, nil", ok, err)
-	}
-	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, theirs) {
-		t.Errorf("the holder's lock file was touched within its lease: %q, %v", now, err)
-	}
-	if err := holder.Refresh(life); err != nil {
-		t.Errorf("the holder's Refresh within its lease = %v", err)
-	}
+	stageCut(t, t.TempDir(), fsys.OS, ownFineViewFS()).leaseKept(t)
 }
