@@ -1847,6 +1847,14 @@ func (l *Lock) linkBreakers(b *claimFile) (*claimFile, error) {
 		if !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err) && !gone(err) {
 			return nil, err
 		}
+		if gone(err) {
+			// Not found for want of the directory itself (removed
+			// under us): no waiting mends that, and no other breaker
+			// is at work.
+			if _, derr := l.cfg.fs.Lstat(l.dir); gone(derr) {
+				return nil, err
+			}
+		}
 		s, ierr := l.inspect(path)
 		switch {
 		case gone(ierr) && linkRefused(err) && l.publish == publishLink:
