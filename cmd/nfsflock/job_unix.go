@@ -184,7 +184,6 @@ func startJob(prog string, argv, env []string) (*job, error) {
 		j.wd.wait()
 		return nil, startError{err}
 	}
-	j.wd.guard(j.pid)
 	if j.shellAbove {
 		// A continue in the foreground (fg) gives the command the
 		// terminal. (^Z that reaches nfsflock goes to the command through
@@ -204,8 +203,9 @@ func startJob(prog string, argv, env []string) (*job, error) {
 	return j, nil
 }
 
-// run starts the command, reports on started whether it did, and waits
-// for it to end. Linux sends the parent-death signal when the thread that
+// run starts the command (behind a gate, see startGated, which tells the
+// watchdog its group before it runs), reports on started whether it did,
+// and waits for it to end. Linux sends the parent-death signal when the thread that
 // started the command ends, not the process, and a thread ends when a
 // goroutine locked to it returns (go.dev/issue/27505): run keeps its
 // thread locked to itself until the command has been reaped, so that no
@@ -213,7 +213,7 @@ func startJob(prog string, argv, env []string) (*job, error) {
 func (j *job) run(prog string, argv []string, attr *os.ProcAttr, started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p, err := os.StartProcess(prog, argv, attr)
+	p, err := startGated(j.wd, prog, argv, attr)
 	if err != nil {
 		started <- err
 		return

@@ -45,7 +45,9 @@ func TestMain(m *testing.M) {
 	if !parallelSet && !raceEnabled {
 		flag.Set("test.parallel", strconv.Itoa(max(8, 2*runtime.GOMAXPROCS(0))))
 	}
-	args := []string{"build", "-o", binary}
+	// The tag builds in the fault seams of hook_on.go, idle unless a
+	// test's environment sets them.
+	args := []string{"build", "-tags", "nfsflocktest", "-o", binary}
 	if raceEnabled {
 		args = append(args, "-race")
 		// The race runtime lingers a second at exit by default; a race
@@ -955,6 +957,28 @@ func TestCommandDiesWithNfsflock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The command does not run before the watchdog knows its process group:
+// here nfsflock is kept from telling it (NFSFLOCK_TEST_GUARD_DELAY, as a
+// busy system may) while the command, were it running, would start a
+// background process and kill nfsflock. Started at once, the command's
+// background process outlived nfsflock: the watchdog, told nothing, ended
+// nothing, and the parent-death signal reached the shell alone (a CI
+// failure of TestCommandDiesWithNfsflock).
+func TestCommandWaitsForWatchdog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=1s")
+	p := startEnv(t, dir, env, "L", "--", "sh", "-c", `sleep 600 & echo $! > bg; kill -KILL $PPID; wait`)
+	bg := readInt(t, filepath.Join(dir, "bg"))
+	t.Cleanup(func() { syscall.Kill(bg, syscall.SIGKILL) })
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("nfsflock has not ended; its command was to kill it")
+	}
+	waitFor(t, "the command's background process to end with nfsflock", func() bool { return !processRunning(bg) })
 }
 
 // Without a terminal, a stop signal sent to nfsflock (here SIGTSTP, in a

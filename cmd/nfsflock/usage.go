@@ -158,14 +158,17 @@ has expired. So on Unix systems nfsflock starts a watchdog beside the
 command, a second nfsflock process whose arguments read nfsflock-watchdog,
 which sends SIGKILL to the command's whole process group as soon as
 nfsflock is gone: the command and what it runs, in its foreground and
-background alike. Out of its reach are a process that has left the group
-(setsid, or a process group of its own), one that has changed its user
-since (sudo, su), unless nfsflock runs as root, and everything once the
-watchdog itself is killed. Where the watchdog cannot start (no /proc and
-nfsflock's binary gone), the command itself still gets SIGKILL on Linux
-and FreeBSD (a parent-death signal). Once the command has ended by
-itself, nfsflock dismisses the watchdog, and what the command left running
-in the background runs on, as under flock(1).
+background alike. The command starts only once the watchdog knows its
+group: until then, for a few milliseconds, its process is a third copy of
+nfsflock (nfsflock-exec), which then executes the command in its place.
+Out of the watchdog's reach are a process that has left the group (setsid,
+or a process group of its own), one that has changed its user since (sudo,
+su), unless nfsflock runs as root, and everything once the watchdog itself
+is killed. Where the watchdog cannot start (no /proc and nfsflock's binary
+gone), the command starts at once, and itself still gets SIGKILL on Linux
+and FreeBSD (a parent-death signal). Once the command has ended by itself,
+nfsflock dismisses the watchdog, and what the command left running in the
+background runs on, as under flock(1).
 
 On Windows the command runs in a job object: ^C reaches it from the
 console, a lost lock ends it and every process it started at once, without

@@ -31,6 +31,7 @@ import (
 // has left the command's group (setsid, or a group of its own) is not
 // reached.
 type watchdog struct {
+	exe  string // the binary it runs, which a gate runs too
 	proc *os.Process
 	w    *os.File // the pipe's writing end; nfsflock's alone
 }
@@ -83,7 +84,7 @@ func startWatchdog() *watchdog {
 		w.Close()
 		return nil
 	}
-	return &watchdog{proc: p, w: w}
+	return &watchdog{exe: exe, proc: p, w: w}
 }
 
 // guard tells the watchdog the command's process group, which it ends if
