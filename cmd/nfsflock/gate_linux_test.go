@@ -22,7 +22,7 @@ func TestGateDropsStop(t *testing.T) {
 	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
 	var gate int
 	waitFor(t, "the gate, catching SIGTSTP", func() bool {
-		gate = gateOf(p.pid())
+		gate = childOf(p.pid(), gateName)
 		return gate > 0 && catches(gate, syscall.SIGTSTP)
 	})
 	if exists(filepath.Join(dir, "ran")) {
@@ -39,9 +39,9 @@ func TestGateDropsStop(t *testing.T) {
 	}
 }
 
-// gateOf returns the pid of the gate that nfsflock process parent runs,
-// or 0 if there is none.
-func gateOf(parent int) int {
+// childOf returns the pid of a child of process parent whose arguments
+// are name alone, or 0 if there is none.
+func childOf(parent int, name string) int {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, path := range stats {
 		fields := statFields(path)
@@ -52,11 +52,37 @@ func gateOf(parent int) int {
 		if err != nil {
 			continue
 		}
-		if cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(path), "cmdline")); bytes.Equal(cmdline, []byte(gateName+"\x00")) {
+		if cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(path), "cmdline")); bytes.Equal(cmdline, []byte(name+"\x00")) {
 			return pid
 		}
 	}
 	return 0
+}
+
+// nfsflock killed before the watchdog knows the command's group leaves
+// nothing running: the gate, told nothing, exits without running the
+// command, and so does the watchdog.
+func TestKilledBeforeGuardRunsNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=5s")
+	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran; exec sleep 600")
+	var gate, wd int
+	waitFor(t, "the gate and the watchdog", func() bool {
+		gate, wd = childOf(p.pid(), gateName), childOf(p.pid(), watchdogName)
+		return gate > 0 && wd > 0
+	})
+	t.Cleanup(func() {
+		if processRunning(gate) {
+			syscall.Kill(-gate, syscall.SIGKILL)
+		}
+	})
+	p.signal(syscall.SIGKILL)
+	<-p.done
+	waitFor(t, "the gate and the watchdog to exit", func() bool { return !processRunning(gate) && !processRunning(wd) })
+	if exists(filepath.Join(dir, "ran")) {
+		t.Error("the command ran, though nfsflock died before telling the watchdog its group")
+	}
 }
 
 // catches reports whether process pid catches sig, as /proc tells.
@@ -76,3 +102,59 @@ func catches(pid int, sig syscall.Signal) bool {
 
 // procStatusPath is the path of process pid's status file.
 func procStatusPath(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/status" }
+
+// A gate stopped before it could catch the stop signals (here SIGSTOP,
+// which it cannot catch; ^Z at its very start) is continued by nfsflock,
+// which waits for it: the stop was meant for a command that does not run
+// yet. Left stopped, it held nfsflock, which ignored even SIGTERM then,
+// with the terminal's foreground its group's (helper 77).
+func TestGateStoppedIsContinued(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=1s")
+	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
+	var gate int
+	waitFor(t, "the gate", func() bool {
+		gate = childOf(p.pid(), gateName)
+		return gate > 0
+	})
+	if err := syscall.Kill(gate, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(); code != 0 {
+		t.Fatalf("nfsflock = %d, stderr %q; want 0", code, p.stderr.String())
+	}
+	if !exists(filepath.Join(dir, "ran")) {
+		t.Error("the command did not run")
+	}
+}
+
+// A signal that would end the command, sent to its group while the gate
+// still holds it back (^C, ^\), ends nfsflock as it would have ended the
+// command, 128+N, and the command does not run. SIGQUIT once made the
+// gate's runtime dump its goroutines and exit 2 (helper 77).
+func TestGateReportsTermination(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(signalName(sig), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=2s")
+			p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
+			var gate int
+			waitFor(t, "the gate, catching "+signalName(sig), func() bool {
+				gate = childOf(p.pid(), gateName)
+				return gate > 0 && catches(gate, sig)
+			})
+			if err := syscall.Kill(-gate, sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(); code != 128+int(sig) {
+				t.Errorf("nfsflock = %d, stderr %q; want %d", code, p.stderr.String(), 128+int(sig))
+			}
+			if exists(filepath.Join(dir, "ran")) {
+				t.Error("the command ran")
+			}
+		})
+	}
+}

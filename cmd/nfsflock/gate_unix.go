@@ -5,12 +5,16 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,84 +33,180 @@ import (
 // terminal and its parent-death signal. At the end of the pipe without
 // the command (nfsflock died first), the copy exits, and nothing runs.
 //
-// An error executing the command comes back through a second pipe, which
-// the copy closes on a successful exec, as Go's own StartProcess learns
-// it; so errors read as they would without the gate.
+// The gate reports back through a second pipe, which its exec closes:
+// gateReady just before the exec, then, if the exec fails, its errno, as
+// Go's own StartProcess learns it, so that errors read as they would
+// without the gate; or gateSignaled and a signal's number, for a signal
+// that would have ended the command (^C) and came before it ran; or
+// gateBad and why, for a command it could not read. A gate that ends
+// without a word (a runtime that cannot start) is passed over: the
+// command starts at once, as where there is no watchdog.
+//
+// Both pipes take, in the gate, the descriptor numbers they have in
+// nfsflock, which nfsflock cannot have inherited; the descriptors that
+// nfsflock did inherit reach the command at their numbers, as they would
+// without the gate (a jobserver's, systemd's sockets, 3>>log).
 
 // envGate marks, in its environment, a copy of nfsflock started as a
-// gate.
+// gate, and gives the numbers of its two pipes: NFSFLOCK_GATE=SPEC,STATUS.
 const envGate = "NFSFLOCK_GATE"
 
 // gateName is the gate's argv[0].
 const gateName = "nfsflock-exec"
 
-// The gate's descriptors: the command, from nfsflock, and the status of
-// its exec, to nfsflock.
+// The first byte of what a gate reports.
 const (
-	gateSpecFD   = 3
-	gateStatusFD = 4
+	gateReady    = 'R'
+	gateSignaled = 'S'
+	gateBad      = 'E'
 )
 
+// gateNudge is how long nfsflock waits for the gate to report ready
+// before it continues it, should it have been stopped before it could
+// catch the stop signals.
+const gateNudge = 100 * time.Millisecond
+
+// errGateFailed is a gate that ended without a word.
+var errGateFailed = errors.New("the gate ended before it ran the command")
+
+// gateTerminations are the signals that end a command by default and that
+// a terminal or a user sends a job's group; the gate reports one that
+// comes before the command runs.
+var gateTerminations = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP}
+
 func init() {
-	if os.Getenv(envGate) == "1" && len(os.Args) == 1 && os.Args[0] == gateName {
-		os.Exit(passGate())
+	if v, ok := os.LookupEnv(envGate); ok && len(os.Args) == 1 && os.Args[0] == gateName {
+		os.Exit(passGate(v))
 	}
 }
 
 // startGated starts prog with argv and attr, behind a gate if the
 // watchdog wd runs, and tells wd the new process's group before the
-// command runs. It returns once the gate has executed the command, or
-// failed to: a gate stopped by SIGSTOP holds it until continued.
-func startGated(wd *watchdog, prog string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+// command runs. It returns the process's id once the gate has executed
+// the command, or the error that kept it from doing so. A gate that ends
+// without a word gives errGateFailed, and has been reaped.
+func startGated(wd *watchdog, prog string, argv []string, attr *os.ProcAttr) (int, error) {
 	if wd == nil {
-		return os.StartProcess(prog, argv, attr)
+		p, err := os.StartProcess(prog, argv, attr)
+		if err != nil {
+			return 0, err
+		}
+		pid := p.Pid
+		p.Release()
+		return pid, nil
 	}
-	if len(attr.Files) != gateSpecFD {
-		panic("startGated: the gate's pipes must follow the standard three files")
-	}
+	startErr := func(err error) error { return &os.PathError{Op: "fork/exec", Path: prog, Err: err} }
 	specR, specW, err := os.Pipe()
 	if err != nil {
-		return nil, &os.PathError{Op: "fork/exec", Path: prog, Err: err}
+		return 0, startErr(err)
 	}
 	defer specW.Close()
+	defer specR.Close()
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
-		specR.Close()
-		return nil, &os.PathError{Op: "fork/exec", Path: prog, Err: err}
+		return 0, startErr(err)
 	}
 	defer statusR.Close()
-	gateAttr := *attr
-	gateAttr.Files = []*os.File{attr.Files[0], attr.Files[1], attr.Files[2], specR, statusW}
-	gateAttr.Env = []string{envGate + "=1"}
+	defer statusW.Close()
+	env := []string{fmt.Sprintf("%s=%d,%d", envGate, specR.Fd(), statusW.Fd())}
 	if v, ok := os.LookupEnv("GORACE"); ok {
-		gateAttr.Env = append(gateAttr.Env, "GORACE="+v)
+		env = append(env, "GORACE="+v)
 	}
-	p, err := os.StartProcess(wd.exe, []string{gateName}, &gateAttr)
+	pid, _, err := syscall.StartProcess(wd.exe, []string{gateName}, &syscall.ProcAttr{
+		Dir:   attr.Dir,
+		Env:   env,
+		Files: gateFiles(attr.Files, specR.Fd(), statusW.Fd()),
+		Sys:   attr.Sys,
+	})
+	runtime.KeepAlive(attr.Files)
 	specR.Close()
 	statusW.Close()
 	if err != nil {
-		return nil, err
+		return 0, startErr(err)
 	}
 	guardDelay()
-	wd.guard(p.Pid)
-	// The gate reads the whole of it before anything else; should it be
-	// gone, the status below says why.
-	env := attr.Env
-	if env == nil {
-		env = os.Environ() // as os.StartProcess does
+	wd.guard(pid)
+	cmdEnv := attr.Env
+	if cmdEnv == nil {
+		cmdEnv = os.Environ() // as os.StartProcess does
 	}
-	specW.Write(gateSpec(prog, argv, env))
+	// The gate reads the whole of it first; should it be gone, what it
+	// reported says why.
+	specW.Write(gateSpec(prog, argv, cmdEnv))
 	specW.Close()
-	status, _ := io.ReadAll(statusR)
-	if len(status) == 0 {
-		return p, nil // executed: the pipe closed with the exec
+	status := readGateStatus(statusR, pid)
+	if len(status) > 0 && status[0] == gateReady && len(status) == 1 {
+		return pid, nil // executed: its exec closed the pipe
 	}
-	p.Wait()
-	errno, perr := strconv.Atoi(string(status))
-	if perr != nil {
-		return nil, &os.PathError{Op: "fork/exec", Path: prog, Err: errors.New(string(status))}
+	ws := reapGate(pid)
+	switch {
+	case len(status) == 0 && ws.Signaled():
+		return 0, interruptedError{ws.Signal()}
+	case len(status) == 0:
+		return 0, errGateFailed
+	case status[0] == gateReady:
+		if errno, err := strconv.Atoi(string(status[1:])); err == nil {
+			return 0, startErr(syscall.Errno(errno))
+		}
+	case status[0] == gateSignaled:
+		if sig, err := strconv.Atoi(string(status[1:])); err == nil {
+			return 0, interruptedError{syscall.Signal(sig)}
+		}
 	}
-	return nil, &os.PathError{Op: "fork/exec", Path: prog, Err: syscall.Errno(errno)}
+	return 0, startErr(fmt.Errorf("nfsflock-exec: %q", status))
+}
+
+// gateFiles returns the gate's descriptors: the standard three files, the
+// two pipes at their own numbers, spec and status, and, at the numbers
+// between, what nfsflock inherited open across an exec; descriptors
+// above the pipes' it keeps anyway.
+func gateFiles(std []*os.File, spec, status uintptr) []uintptr {
+	files := make([]uintptr, max(spec, status)+1)
+	for i, f := range std {
+		files[i] = f.Fd()
+	}
+	for i := uintptr(len(std)); i < uintptr(len(files)); i++ {
+		files[i] = ^uintptr(0) // closed in the gate, as it would be at an exec
+		flags, err := unix.FcntlInt(i, unix.F_GETFD, 0)
+		if i == spec || i == status || err == nil && flags&unix.FD_CLOEXEC == 0 {
+			files[i] = i
+		}
+	}
+	return files
+}
+
+// readGateStatus reads what the gate pid reports, to the pipe's end. Until
+// the first byte, it continues the gate every gateNudge: a stop that came
+// before the gate caught the stop signals (^Z, at its very start) would
+// hold it, and nfsflock with it, with nobody to continue them, since the
+// stop was meant for a command that does not run yet.
+func readGateStatus(r *os.File, pid int) []byte {
+	var first [1]byte
+	for {
+		r.SetReadDeadline(time.Now().Add(gateNudge))
+		n, err := r.Read(first[:])
+		if n == 1 {
+			break
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+		unix.Kill(pid, unix.SIGCONT)
+	}
+	r.SetReadDeadline(time.Time{})
+	rest, _ := io.ReadAll(r)
+	return append(first[:], rest...)
+}
+
+// reapGate waits for the gate pid, which did not become the command, to
+// end.
+func reapGate(pid int) unix.WaitStatus {
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); !errors.Is(err, unix.EINTR) {
+			return ws
+		}
+	}
 }
 
 // gateSpec encodes the command for the gate: program, argument count,
@@ -149,29 +249,68 @@ func parseGateSpec(b []byte) (prog string, argv, env []string, ok bool) {
 	return fields[0], fields[2 : 2+nargv], fields[3+nargv:], true
 }
 
-// passGate is the gate's work: read the command, then execute it. It
-// returns the gate's exit status where it cannot: 0 if nfsflock sent no
-// command, 127 after reporting an exec's error.
-func passGate() int {
+// passGate is the gate's work: read the command, then execute it. fds is
+// envGate's value. It returns the gate's exit status where it cannot.
+//
+// It runs from init, on the main thread, which it keeps: on Linux the
+// parent-death signal is the thread's that the gate started with, and an
+// exec keeps it only from there.
+func passGate(fds string) int {
+	runtime.LockOSThread()
+	a, b, _ := strings.Cut(fds, ",")
+	spec, err1 := strconv.Atoi(a)
+	status, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || spec < 3 || status < 3 || spec == status {
+		fmt.Fprintln(os.Stderr, "nfsflock-exec: a part of nfsflock, not to be run alone")
+		return 2
+	}
 	// A stop from the terminal (^Z) while the gate waits would stop it
-	// before the command runs, and nfsflock, waiting for the exec, with
-	// it. The gate catches those signals, dropping them, as nfsflock does
-	// (see stopSignals): they are at their default in the gate, and are so
+	// before the command runs, and nfsflock, waiting for it, with it. The
+	// gate catches those signals, dropping them, as nfsflock does (see
+	// stopSignals): they are at their default in the gate, and are so
 	// again in the command, since an exec resets what a process catches.
 	signal.Notify(make(chan os.Signal, 1), stopSignals...)
-	f := os.NewFile(gateSpecFD, "gate")
-	spec, err := io.ReadAll(f)
-	f.Close()
-	prog, argv, env, ok := parseGateSpec(spec)
-	if err != nil || !ok {
-		return 0 // nfsflock is gone, or gave up: nothing runs
+	// A signal that would end the command is reported instead, and the
+	// command does not run. One the gate was started ignoring stays so.
+	ended := make(chan os.Signal, 1)
+	var caught []os.Signal
+	for _, sig := range gateTerminations {
+		if !signal.Ignored(sig) {
+			caught = append(caught, sig)
+		}
 	}
-	unix.CloseOnExec(gateStatusFD)
+	if len(caught) > 0 { // (none would mean all)
+		signal.Notify(ended, caught...)
+	}
+	report := func(b ...byte) { unix.Write(status, b) }
+	f := os.NewFile(uintptr(spec), "gate")
+	b2, err := io.ReadAll(f)
+	f.Close()
+	prog, argv, env, ok := parseGateSpec(b2)
+	if err != nil || !ok {
+		if len(b2) > 0 {
+			report(append([]byte{gateBad}, "the command came cut short"...)...)
+		}
+		return 0 // or nfsflock is gone, or gave up: nothing runs
+	}
+	// From here on, such a signal ends the gate by its default action,
+	// as it would the command.
+	if len(caught) > 0 {
+		signal.Reset(caught...)
+	}
+	select {
+	case sig := <-ended:
+		report(append([]byte{gateSignaled}, strconv.Itoa(int(sig.(syscall.Signal)))...)...)
+		return 0
+	default:
+	}
+	unix.CloseOnExec(status)
+	report(gateReady)
 	err = unix.Exec(prog, argv, env)
 	var errno syscall.Errno
 	if !errors.As(err, &errno) {
 		errno = syscall.EINVAL
 	}
-	unix.Write(gateStatusFD, []byte(strconv.Itoa(int(errno))))
+	report([]byte(strconv.Itoa(int(errno)))...)
 	return 127
 }

@@ -213,15 +213,20 @@ func startJob(prog string, argv, env []string) (*job, error) {
 func (j *job) run(prog string, argv []string, attr *os.ProcAttr, started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p, err := startGated(j.wd, prog, argv, attr)
+	pid, err := startGated(j.wd, prog, argv, attr)
+	if errors.Is(err, errGateFailed) {
+		// As where there is no watchdog, but told the group at once.
+		pid, err = startGated(nil, prog, argv, attr)
+		if err == nil {
+			j.wd.guard(pid)
+		}
+	}
 	if err != nil {
 		started <- err
 		return
 	}
-	// The job waits for the process itself, to see it stop too. Release
-	// forgets the pid: take it first.
-	j.pid = p.Pid
-	p.Release()
+	// The job waits for the process itself, to see it stop too.
+	j.pid = pid
 	started <- nil
 	j.reap()
 }

@@ -53,15 +53,9 @@ func init() {
 // ready once the command runs. It returns nil if it cannot: the command
 // still runs, with the parent-death signal alone.
 func startWatchdog() *watchdog {
-	// The running binary, by its path where that still names it (so
-	// that ps shows the watchdog as nfsflock), or through /proc/self/exe
-	// on Linux, even once it is removed or replaced.
-	exe, err := os.Executable()
-	if fi, serr := os.Stat(exe); err != nil || serr != nil || !fi.Mode().IsRegular() {
-		exe = "/proc/self/exe"
-		if runtime.GOOS != "linux" {
-			return nil
-		}
+	exe := selfExe()
+	if exe == "" {
+		return nil
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -87,8 +81,30 @@ func startWatchdog() *watchdog {
 	return &watchdog{exe: exe, proc: p, w: w}
 }
 
+// selfExe returns a path that runs nfsflock's own binary: its path where
+// that still names it (so that ps shows the watchdog as nfsflock), or
+// /proc/self/exe on Linux once it is removed or replaced (a package
+// upgrade renames a new binary over it, which may not speak this one's
+// protocol). It returns "" where there is none.
+func selfExe() string {
+	exe, err := os.Executable()
+	fi, serr := os.Stat(exe)
+	if err == nil && serr == nil && fi.Mode().IsRegular() {
+		if runtime.GOOS != "linux" {
+			return exe
+		}
+		if self, err := os.Stat("/proc/self/exe"); err != nil || os.SameFile(fi, self) {
+			return exe
+		}
+	}
+	if runtime.GOOS != "linux" {
+		return ""
+	}
+	return "/proc/self/exe"
+}
+
 // guard tells the watchdog the command's process group, which it ends if
-// nfsflock dies from now on.
+// nfsflock dies from now on: the last one it was told.
 func (wd *watchdog) guard(pgid int) {
 	if wd != nil {
 		wd.w.WriteString(strconv.Itoa(pgid) + "\n")
@@ -125,23 +141,31 @@ func (wd *watchdog) wait() {
 	}
 }
 
-// watch is the watchdog's work: read the command's process group from r,
-// then wait for "done"; at the end of r without it, end the group. It
-// returns the watchdog's exit status.
+// watch is the watchdog's work: read the command's process group from r
+// (again, should the command have started anew), until "done"; at the
+// end of r without it, end the group. It returns the watchdog's exit
+// status.
 func watch(r *os.File) int {
 	signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT,
 		unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPIPE)
 	in := bufio.NewReader(r)
-	line, err := in.ReadString('\n')
-	if err != nil || line == "done\n" {
-		return 0 // nfsflock ended, or was dismissed, before the command started
+	pgid := 0
+	for {
+		line, err := in.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if line == "done\n" {
+			return 0
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(line, "\n"))
+		if err != nil || n <= 1 {
+			return 2
+		}
+		pgid = n
 	}
-	pgid, err := strconv.Atoi(strings.TrimSuffix(line, "\n"))
-	if err != nil || pgid <= 1 {
-		return 2
-	}
-	if line, err = in.ReadString('\n'); err == nil && line == "done\n" {
-		return 0
+	if pgid == 0 {
+		return 0 // nfsflock ended before the command started
 	}
 	// nfsflock is gone. The group's id is not reused while a process of
 	// the group lives, and a new group could take it only after the
