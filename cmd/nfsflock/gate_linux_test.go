@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A stop signal that reaches the command's process group while the gate
@@ -40,20 +41,20 @@ func TestGateDropsStop(t *testing.T) {
 }
 
 // childOf returns the pid of a child of process parent whose arguments
-// are name alone, or 0 if there is none.
+// are name alone, or 0 if there is none. It reads the parent's task
+// children, which is quick enough to catch a child as it starts.
 func childOf(parent int, name string) int {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range stats {
-		fields := statFields(path)
-		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
-			continue
-		}
-		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-		if err != nil {
-			continue
-		}
-		if cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(path), "cmdline")); bytes.Equal(cmdline, []byte(name+"\x00")) {
-			return pid
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(parent) + "/task/*/children")
+	for _, path := range tasks {
+		b, _ := os.ReadFile(path)
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			if cmdline, _ := os.ReadFile("/proc/" + f + "/cmdline"); bytes.Equal(cmdline, []byte(name+"\x00")) {
+				return pid
+			}
 		}
 	}
 	return 0
@@ -157,4 +158,66 @@ func TestGateReportsTermination(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGateStoppedIsContinued with a command whose arguments and
+// environment are more than a pipe holds (64 KiB on Linux): nfsflock, its
+// write to the stopped gate blocked, continues it all the same. The
+// nudges once began only after that write, and nfsflock hung for good,
+// refreshing the lock, with nothing running (helper 78).
+func TestGateStoppedBigCommandIsContinued(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=1s")
+	big := strings.Repeat("a", 100_000)
+	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran", "sh", big)
+	var gate int
+	waitFor(t, "the gate", func() bool {
+		gate = childOf(p.pid(), gateName)
+		return gate > 0
+	})
+	t.Cleanup(func() { syscall.Kill(-gate, syscall.SIGKILL) })
+	if err := syscall.Kill(gate, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nfsflock hangs: the gate, stopped, was not continued while nfsflock wrote it a command bigger than a pipe")
+	}
+	if !exists(filepath.Join(dir, "ran")) {
+		t.Error("the command did not run")
+	}
+}
+
+// SIGQUIT (^\) sent to the gate as soon as it has executed itself, before
+// it can catch it, never runs the command: the gate's runtime dumps its
+// goroutines and exits 2 without a word, and nfsflock reports an error.
+// That silence once read as a gate that could not run, and the command
+// was started directly: ^\ meant to stop the command ran it (helper 78).
+func TestGateQuitAtStartRunsNothing(t *testing.T) {
+	t.Parallel()
+	for i := range 20 {
+		dir := t.TempDir()
+		env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=200ms")
+		p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
+		gate := 0
+		for deadline := time.Now().Add(10 * time.Second); gate == 0 && time.Now().Before(deadline); {
+			gate = childOf(p.pid(), gateName)
+		}
+		if gate == 0 {
+			t.Fatal("no gate")
+		}
+		syscall.Kill(gate, syscall.SIGQUIT)
+		code := p.wait()
+		if exists(filepath.Join(dir, "ran")) {
+			t.Fatalf("attempt %d: SIGQUIT to the gate at its start: nfsflock = %d, and the command ran; stderr begins %q",
+				i, code, firstLines(p.stderr.String(), 3))
+		}
+	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
 }

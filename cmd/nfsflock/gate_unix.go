@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,11 +37,22 @@ import (
 // The gate reports back through a second pipe, which its exec closes:
 // gateReady just before the exec, then, if the exec fails, its errno, as
 // Go's own StartProcess learns it, so that errors read as they would
-// without the gate; or gateSignaled and a signal's number, for a signal
-// that would have ended the command (^C) and came before it ran; or
-// gateBad and why, for a command it could not read. A gate that ends
-// without a word (a runtime that cannot start) is passed over: the
-// command starts at once, as where there is no watchdog.
+// without the gate; or gateSignaled and SIGQUIT's number, for a ^\ that
+// came before the command ran; or gateBad and why, for a command it could
+// not read. A gate ended by a signal before it ran the command (^C: the
+// gate leaves SIGINT, SIGTERM and SIGHUP to its runtime, which ends it by
+// the signal) ends nfsflock as the signal would have ended the command,
+// 128+N. A gate that exits with status 2 without a word failed in its
+// runtime, or got ^\ before it could catch it (and dumped its
+// goroutines): nfsflock reports an error and runs nothing. One that exits
+// otherwise without a word is passed over, and the command starts at
+// once, as where there is no watchdog: outside Linux, another nfsflock
+// renamed over this one's binary runs as the gate (see selfExe).
+//
+// nfsflock continues the gate, should it be stopped, until it reports: a
+// stop that came before the gate caught the stop signals (^Z, at its very
+// start) would hold it, and nfsflock with it, with nobody to continue
+// them, since the stop was meant for a command that does not run yet.
 //
 // Both pipes take, in the gate, the descriptor numbers they have in
 // nfsflock, which nfsflock cannot have inherited; the descriptors that
@@ -61,18 +73,15 @@ const (
 	gateBad      = 'E'
 )
 
-// gateNudge is how long nfsflock waits for the gate to report ready
-// before it continues it, should it have been stopped before it could
-// catch the stop signals.
+// gateNudge is how often nfsflock continues a stopped gate.
 const gateNudge = 100 * time.Millisecond
 
 // errGateFailed is a gate that ended without a word.
 var errGateFailed = errors.New("the gate ended before it ran the command")
 
-// gateTerminations are the signals that end a command by default and that
-// a terminal or a user sends a job's group; the gate reports one that
-// comes before the command runs.
-var gateTerminations = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP}
+// runtimeFailed is the exit status of a Go program that the runtime ends
+// (a fatal signal such as SIGQUIT, or no thread to start).
+const runtimeFailed = 2
 
 func init() {
 	if v, ok := os.LookupEnv(envGate); ok && len(os.Args) == 1 && os.Args[0] == gateName {
@@ -124,6 +133,8 @@ func startGated(wd *watchdog, prog string, argv []string, attr *os.ProcAttr) (in
 	if err != nil {
 		return 0, startErr(err)
 	}
+	stopNudging := nudge(pid)
+	defer stopNudging()
 	guardDelay()
 	wd.guard(pid)
 	cmdEnv := attr.Env
@@ -134,7 +145,11 @@ func startGated(wd *watchdog, prog string, argv []string, attr *os.ProcAttr) (in
 	// reported says why.
 	specW.Write(gateSpec(prog, argv, cmdEnv))
 	specW.Close()
-	status := readGateStatus(statusR, pid)
+	var first [1]byte
+	n, _ := io.ReadFull(statusR, first[:])
+	stopNudging()
+	rest, _ := io.ReadAll(statusR)
+	status := append(first[:n], rest...)
 	if len(status) > 0 && status[0] == gateReady && len(status) == 1 {
 		return pid, nil // executed: its exec closed the pipe
 	}
@@ -142,6 +157,8 @@ func startGated(wd *watchdog, prog string, argv []string, attr *os.ProcAttr) (in
 	switch {
 	case len(status) == 0 && ws.Signaled():
 		return 0, interruptedError{ws.Signal()}
+	case len(status) == 0 && ws.ExitStatus() == runtimeFailed:
+		return 0, startErr(fmt.Errorf("%s failed before it could run the command (exit status %d)", gateName, runtimeFailed))
 	case len(status) == 0:
 		return 0, errGateFailed
 	case status[0] == gateReady:
@@ -153,7 +170,7 @@ func startGated(wd *watchdog, prog string, argv []string, attr *os.ProcAttr) (in
 			return 0, interruptedError{syscall.Signal(sig)}
 		}
 	}
-	return 0, startErr(fmt.Errorf("nfsflock-exec: %q", status))
+	return 0, startErr(fmt.Errorf("%s: %q", gateName, status))
 }
 
 // gateFiles returns the gate's descriptors: the standard three files, the
@@ -175,27 +192,30 @@ func gateFiles(std []*os.File, spec, status uintptr) []uintptr {
 	return files
 }
 
-// readGateStatus reads what the gate pid reports, to the pipe's end. Until
-// the first byte, it continues the gate every gateNudge: a stop that came
-// before the gate caught the stop signals (^Z, at its very start) would
-// hold it, and nfsflock with it, with nobody to continue them, since the
-// stop was meant for a command that does not run yet.
-func readGateStatus(r *os.File, pid int) []byte {
-	var first [1]byte
-	for {
-		r.SetReadDeadline(time.Now().Add(gateNudge))
-		n, err := r.Read(first[:])
-		if n == 1 {
-			break
+// nudge continues the gate pid every gateNudge while it is stopped, until
+// stop is called (which may be called again).
+func nudge(pid int) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(gateNudge)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if gateStopped(pid) {
+					unix.Kill(pid, unix.SIGCONT)
+				}
+			}
 		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil
-		}
-		unix.Kill(pid, unix.SIGCONT)
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		<-finished
 	}
-	r.SetReadDeadline(time.Time{})
-	rest, _ := io.ReadAll(r)
-	return append(first[:], rest...)
 }
 
 // reapGate waits for the gate pid, which did not become the command, to
@@ -257,6 +277,10 @@ func parseGateSpec(b []byte) (prog string, argv, env []string, ok bool) {
 // exec keeps it only from there.
 func passGate(fds string) int {
 	runtime.LockOSThread()
+	// ^\ before the command runs is reported, not left to the runtime,
+	// which would dump its goroutines. An exec resets it to its default.
+	quit := make(chan os.Signal, 1)
+	signal.Notify(quit, unix.SIGQUIT)
 	a, b, _ := strings.Cut(fds, ",")
 	spec, err1 := strconv.Atoi(a)
 	status, err2 := strconv.Atoi(b)
@@ -270,18 +294,6 @@ func passGate(fds string) int {
 	// stopSignals): they are at their default in the gate, and are so
 	// again in the command, since an exec resets what a process catches.
 	signal.Notify(make(chan os.Signal, 1), stopSignals...)
-	// A signal that would end the command is reported instead, and the
-	// command does not run. One the gate was started ignoring stays so.
-	ended := make(chan os.Signal, 1)
-	var caught []os.Signal
-	for _, sig := range gateTerminations {
-		if !signal.Ignored(sig) {
-			caught = append(caught, sig)
-		}
-	}
-	if len(caught) > 0 { // (none would mean all)
-		signal.Notify(ended, caught...)
-	}
 	report := func(b ...byte) { unix.Write(status, b) }
 	f := os.NewFile(uintptr(spec), "gate")
 	b2, err := io.ReadAll(f)
@@ -293,14 +305,9 @@ func passGate(fds string) int {
 		}
 		return 0 // or nfsflock is gone, or gave up: nothing runs
 	}
-	// From here on, such a signal ends the gate by its default action,
-	// as it would the command.
-	if len(caught) > 0 {
-		signal.Reset(caught...)
-	}
 	select {
-	case sig := <-ended:
-		report(append([]byte{gateSignaled}, strconv.Itoa(int(sig.(syscall.Signal)))...)...)
+	case <-quit:
+		report(append([]byte{gateSignaled}, strconv.Itoa(int(unix.SIGQUIT))...)...)
 		return 0
 	default:
 	}

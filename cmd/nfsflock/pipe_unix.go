@@ -20,8 +20,9 @@ import (
 // It catches the signal rather than ignoring it: a caught signal is reset
 // to its default in the command when nfsflock starts it, an ignored one
 // stays ignored there, and a command such as yes in nfsflock L yes | head
-// must still end by SIGPIPE. One that nfsflock was started ignoring stays
-// ignored, by the command too, as with the other signals.
+// must still end by SIGPIPE. (Go's runtime takes SIGPIPE over even where
+// nfsflock was started ignoring it, and the command gets it at its default
+// then too: only SIGHUP and SIGINT stay ignored, see startRelay.)
 func survivePipes() {
 	if signal.Ignored(unix.SIGPIPE) {
 		return

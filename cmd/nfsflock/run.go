@@ -424,7 +424,7 @@ type relay struct {
 
 // startRelay catches the relayed signals, leaving alone those that
 // nfsflock was started ignoring (as under nohup), which the command then
-// ignores too.
+// ignores too: SIGHUP and SIGINT, the ones Go's runtime keeps ignored.
 func startRelay(cancel context.CancelCauseFunc) *relay {
 	r := &relay{
 		sigs:   make(chan os.Signal, 8),
