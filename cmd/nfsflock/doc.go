@@ -92,8 +92,8 @@
 // it waits ends the wait, and nfsflock exits 128+N. SIGHUP or SIGINT that
 // nfsflock was started ignoring (as under nohup, or in a script's
 // background job) stays ignored, by the command too; Go's runtime, which
-// nfsflock is built on, keeps no other signal ignored (SIGTERM, SIGQUIT,
-// SIGPIPE are at their defaults in the command).
+// nfsflock is built on, does not keep SIGTERM, SIGQUIT or SIGPIPE ignored:
+// the command gets those at their defaults.
 // nfsflock survives writing to a pipe whose reader has gone (its messages are
 // lost), and the command still gets SIGPIPE for its own writes.
 //

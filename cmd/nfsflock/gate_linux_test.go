@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -143,9 +144,12 @@ func TestGateReportsTermination(t *testing.T) {
 			env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=2s")
 			p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
 			var gate int
-			waitFor(t, "the gate, catching "+signalName(sig), func() bool {
+			// The runtime catches these from its start, SIGQUIT to dump its
+			// goroutines; the gate catches SIGQUIT itself before SIGTSTP,
+			// which the runtime leaves alone (helper 79).
+			waitFor(t, "the gate, catching SIGTSTP", func() bool {
 				gate = childOf(p.pid(), gateName)
-				return gate > 0 && catches(gate, sig)
+				return gate > 0 && catches(gate, syscall.SIGTSTP)
 			})
 			if err := syscall.Kill(-gate, sig); err != nil {
 				t.Fatal(err)
@@ -220,4 +224,47 @@ func TestGateQuitAtStartRunsNothing(t *testing.T) {
 func firstLines(s string, n int) string {
 	lines := strings.SplitN(s, "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// A gate stopped (SIGSTOP) after it reported ready and before its exec is
+// continued too: nfsflock once stopped continuing it at that report, and
+// hung for good with the relay's lock held, ignoring SIGTERM, nothing
+// running and the lock refreshed (helper 79). A large environment widens
+// that window, since the exec first converts it; the test stops the gate
+// every millisecond while it is still the gate.
+func TestGateStoppedAfterReadyIsContinued(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := os.Environ()
+	for i := range 30000 {
+		env = append(env, fmt.Sprintf("NFSFLOCK_TEST_PAD_%05d=%s", i, strings.Repeat("x", 20)))
+	}
+	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
+	var gate int
+	waitFor(t, "the gate", func() bool {
+		gate = childOf(p.pid(), gateName)
+		return gate > 0
+	})
+	t.Cleanup(func() { syscall.Kill(gate, syscall.SIGCONT) })
+	isGate := func() bool {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(gate) + "/cmdline")
+		return bytes.Equal(b, []byte(gateName+"\x00"))
+	}
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && isGate(); {
+		syscall.Kill(gate, syscall.SIGSTOP)
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		if f := statFields(procStatPath(gate)); isGate() && len(f) > 0 && f[0] == "T" {
+			t.Fatal("nfsflock hangs, the gate left stopped")
+		}
+		// A stop that reached the command itself, which had executed
+		// between the look and the kill, is the command's.
+		syscall.Kill(gate, syscall.SIGCONT)
+	}
+	if code := p.wait(); code != 0 || !exists(filepath.Join(dir, "ran")) {
+		t.Fatalf("nfsflock = %d, ran %v, stderr %q", code, exists(filepath.Join(dir, "ran")), p.stderr.String())
+	}
 }

@@ -49,10 +49,12 @@ import (
 // once, as where there is no watchdog: outside Linux, another nfsflock
 // renamed over this one's binary runs as the gate (see selfExe).
 //
-// nfsflock continues the gate, should it be stopped, until it reports: a
+// nfsflock continues the gate, should it be stopped, until its exec (or,
+// where it cannot tell the gate from the command, until it reports): a
 // stop that came before the gate caught the stop signals (^Z, at its very
-// start) would hold it, and nfsflock with it, with nobody to continue
-// them, since the stop was meant for a command that does not run yet.
+// start), or a SIGSTOP, would hold it, and nfsflock with it, with nobody
+// to continue them, since the stop was meant for a command that does not
+// run yet.
 //
 // Both pipes take, in the gate, the descriptor numbers they have in
 // nfsflock, which nfsflock cannot have inherited; the descriptors that
@@ -145,10 +147,16 @@ func startGated(wd *watchdog, prog string, argv []string, attr *os.ProcAttr) (in
 	// reported says why.
 	specW.Write(gateSpec(prog, argv, cmdEnv))
 	specW.Close()
+	// Nudged until its exec closes the pipe, where gateStopped tells the
+	// gate from the command it becomes (a stop between its report and its
+	// exec would hold it, and nfsflock); else until it reports.
 	var first [1]byte
 	n, _ := io.ReadFull(statusR, first[:])
-	stopNudging()
+	if !tellsGate {
+		stopNudging()
+	}
 	rest, _ := io.ReadAll(statusR)
+	stopNudging()
 	status := append(first[:n], rest...)
 	if len(status) > 0 && status[0] == gateReady && len(status) == 1 {
 		return pid, nil // executed: its exec closed the pipe

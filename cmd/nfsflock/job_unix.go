@@ -205,11 +205,12 @@ func startJob(prog string, argv, env []string) (*job, error) {
 
 // run starts the command (behind a gate, see startGated, which tells the
 // watchdog its group before it runs), reports on started whether it did,
-// and waits for it to end. Linux sends the parent-death signal when the thread that
-// started the command ends, not the process, and a thread ends when a
-// goroutine locked to it returns (go.dev/issue/27505): run keeps its
-// thread locked to itself until the command has been reaped, so that no
-// other goroutine runs there and the thread ends only with nfsflock.
+// and waits for it to end. Linux sends the parent-death signal when the
+// thread that started the command ends, not the process, and a thread
+// ends when a goroutine locked to it returns (go.dev/issue/27505): run
+// keeps its thread locked to itself until the command has been reaped, so
+// that no other goroutine runs there and the thread ends only with
+// nfsflock.
 func (j *job) run(prog string, argv []string, attr *os.ProcAttr, started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
