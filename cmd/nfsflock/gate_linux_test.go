@@ -53,12 +53,18 @@ func childOf(parent int, name string) int {
 			if err != nil {
 				continue
 			}
-			if cmdline, _ := os.ReadFile("/proc/" + f + "/cmdline"); bytes.Equal(cmdline, []byte(name+"\x00")) {
+			if named(pid, name) {
 				return pid
 			}
 		}
 	}
 	return 0
+}
+
+// named reports whether process pid's arguments are name alone.
+func named(pid int, name string) bool {
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return bytes.Equal(cmdline, []byte(name+"\x00"))
 }
 
 // nfsflock killed before the watchdog knows the command's group leaves
@@ -246,10 +252,7 @@ func TestGateStoppedAfterReadyIsContinued(t *testing.T) {
 		return gate > 0
 	})
 	t.Cleanup(func() { syscall.Kill(gate, syscall.SIGCONT) })
-	isGate := func() bool {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(gate) + "/cmdline")
-		return bytes.Equal(b, []byte(gateName+"\x00"))
-	}
+	isGate := func() bool { return named(gate, gateName) }
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && isGate(); {
 		syscall.Kill(gate, syscall.SIGSTOP)
 		time.Sleep(time.Millisecond)
