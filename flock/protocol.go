@@ -1844,16 +1844,16 @@ func (l *Lock) linkBreakers(b *claimFile) (*claimFile, error) {
 		// sshfs met this once in a few CI runs, its cause not found)
 		// publishes nothing, so that the break is given up after the
 		// tries, and the next attempt makes a fresh claim.
-		if !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err) && !gone(err) {
-			return nil, err
-		}
-		if gone(err) {
+		switch {
+		case gone(err):
 			// Not found for want of the directory itself (removed
 			// under us): no waiting mends that, and no other breaker
 			// is at work.
 			if _, derr := l.cfg.fs.Lstat(l.dir); gone(derr) {
 				return nil, err
 			}
+		case !errors.Is(err, fs.ErrExist) && !l.refusedAsTaken(err):
+			return nil, err
 		}
 		s, ierr := l.inspect(path)
 		switch {
