@@ -21,14 +21,8 @@ import (
 // Acquire). The break is given up as under contention, and the next
 // attempt, with a fresh claim, breaks the expired lock.
 func TestBreakersClaimVanishedBeforeLink(t *testing.T) {
-	clk := newOffClock()
 	path := filepath.Join(testenv.TempDir(t), "app.lck")
-	opts := []Option{WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(time.Second), WithClockSlop(time.Second)}
-	holder := newLock(t, path, opts...)
-	if err := holder.Acquire(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	clk.advance(5 * time.Second) // past the expiry, the slop and any cut
+	opts := expiredHolder(t, path)
 	vanished := 0
 	fs := &fsystest.Faulty{FS: fsys.OS, OnLink: func(next func(string, string) error, o, n string) error {
 		if n == path+".break" && vanished == 0 {
@@ -52,4 +46,19 @@ func TestBreakersClaimVanishedBeforeLink(t *testing.T) {
 	if err := waiter.Release(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// expiredHolder takes the lock at path with a one-second lifetime and
+// slop on a clock of its own, moves that clock past the expiry, the slop
+// and any cut, and returns the options, that clock's, for a waiter.
+func expiredHolder(t *testing.T, path string) []Option {
+	t.Helper()
+	clk := newOffClock()
+	opts := []Option{WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(time.Second), WithClockSlop(time.Second)}
+	holder := newLock(t, path, opts...)
+	if err := holder.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(5 * time.Second)
+	return opts
 }

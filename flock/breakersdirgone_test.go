@@ -3,7 +3,6 @@
 package flock
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -31,18 +30,12 @@ func TestBreakersDirGoneBeforePublish(t *testing.T) {
 	noRename := func(func(string, string) error, string, string) error { return errors.ErrUnsupported }
 	for _, mode := range []string{"link", "move", "create"} {
 		t.Run(mode, func(t *testing.T) {
-			clk := newOffClock()
 			dir := filepath.Join(testenv.TempDir(t), "locks")
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join(dir, "app.lck")
-			opts := []Option{WithClock(clk), withRunClock(clk.run), withoutTimeBase(), WithLifetime(time.Second), WithClockSlop(time.Second)}
-			holder := newLock(t, path, opts...)
-			if err := holder.Acquire(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			clk.advance(5 * time.Second) // past the expiry, the slop and any cut
+			opts := expiredHolder(t, path)
 			removed := 0
 			rmdir := func(n string) {
 				if n == path+".break" && removed == 0 {
