@@ -20,13 +20,8 @@ import (
 func TestGateDropsStop(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=2s")
-	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
-	var gate int
-	waitFor(t, "the gate, catching SIGTSTP", func() bool {
-		gate = childOf(p.pid(), gateName)
-		return gate > 0 && catches(gate, syscall.SIGTSTP)
-	})
+	p := startHeld(t, dir, "2s", "L", "--", "sh", "-c", "touch ran")
+	gate := waitGate(t, p, true)
 	if exists(filepath.Join(dir, "ran")) {
 		t.Fatal("the command ran before the watchdog knew its group")
 	}
@@ -61,6 +56,20 @@ func childOf(parent int, name string) int {
 	return 0
 }
 
+// waitGate waits for nfsflock p's gate and returns its pid; with set up,
+// until the gate catches the stop signals too, which it does after
+// SIGQUIT: the runtime catches SIGQUIT, and the others, from its start
+// (helper 79), and SIGTSTP never.
+func waitGate(t *testing.T, p *proc, setUp bool) int {
+	t.Helper()
+	var gate int
+	waitFor(t, "the gate", func() bool {
+		gate = childOf(p.pid(), gateName)
+		return gate > 0 && (!setUp || catches(gate, syscall.SIGTSTP))
+	})
+	return gate
+}
+
 // named reports whether process pid's arguments are name alone.
 func named(pid int, name string) bool {
 	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
@@ -73,8 +82,7 @@ func named(pid int, name string) bool {
 func TestKilledBeforeGuardRunsNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=5s")
-	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran; exec sleep 600")
+	p := startHeld(t, dir, "5s", "L", "--", "sh", "-c", "touch ran; exec sleep 600")
 	var gate, wd int
 	waitFor(t, "the gate and the watchdog", func() bool {
 		gate, wd = childOf(p.pid(), gateName), childOf(p.pid(), watchdogName)
@@ -119,13 +127,8 @@ func procStatusPath(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/st
 func TestGateStoppedIsContinued(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=1s")
-	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
-	var gate int
-	waitFor(t, "the gate", func() bool {
-		gate = childOf(p.pid(), gateName)
-		return gate > 0
-	})
+	p := startHeld(t, dir, "1s", "L", "--", "sh", "-c", "touch ran")
+	gate := waitGate(t, p, false)
 	if err := syscall.Kill(gate, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -147,16 +150,8 @@ func TestGateReportsTermination(t *testing.T) {
 		t.Run(signalName(sig), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=2s")
-			p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
-			var gate int
-			// The runtime catches these from its start, SIGQUIT to dump its
-			// goroutines; the gate catches SIGQUIT itself before SIGTSTP,
-			// which the runtime leaves alone (helper 79).
-			waitFor(t, "the gate, catching SIGTSTP", func() bool {
-				gate = childOf(p.pid(), gateName)
-				return gate > 0 && catches(gate, syscall.SIGTSTP)
-			})
+			p := startHeld(t, dir, "2s", "L", "--", "sh", "-c", "touch ran")
+			gate := waitGate(t, p, true) // the gate catching SIGQUIT itself
 			if err := syscall.Kill(-gate, sig); err != nil {
 				t.Fatal(err)
 			}
@@ -178,14 +173,9 @@ func TestGateReportsTermination(t *testing.T) {
 func TestGateStoppedBigCommandIsContinued(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=1s")
 	big := strings.Repeat("a", 100_000)
-	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran", "sh", big)
-	var gate int
-	waitFor(t, "the gate", func() bool {
-		gate = childOf(p.pid(), gateName)
-		return gate > 0
-	})
+	p := startHeld(t, dir, "1s", "L", "--", "sh", "-c", "touch ran", "sh", big)
+	gate := waitGate(t, p, false)
 	t.Cleanup(func() { syscall.Kill(-gate, syscall.SIGKILL) })
 	if err := syscall.Kill(gate, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -209,8 +199,7 @@ func TestGateQuitAtStartRunsNothing(t *testing.T) {
 	t.Parallel()
 	for i := range 20 {
 		dir := t.TempDir()
-		env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=200ms")
-		p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
+		p := startHeld(t, dir, "200ms", "L", "--", "sh", "-c", "touch ran")
 		gate := 0
 		for deadline := time.Now().Add(10 * time.Second); gate == 0 && time.Now().Before(deadline); {
 			gate = childOf(p.pid(), gateName)
@@ -246,11 +235,7 @@ func TestGateStoppedAfterReadyIsContinued(t *testing.T) {
 		env = append(env, fmt.Sprintf("NFSFLOCK_TEST_PAD_%05d=%s", i, strings.Repeat("x", 20)))
 	}
 	p := startEnv(t, dir, env, "L", "--", "sh", "-c", "touch ran")
-	var gate int
-	waitFor(t, "the gate", func() bool {
-		gate = childOf(p.pid(), gateName)
-		return gate > 0
-	})
+	gate := waitGate(t, p, false)
 	t.Cleanup(func() { syscall.Kill(gate, syscall.SIGCONT) })
 	isGate := func() bool { return named(gate, gateName) }
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && isGate(); {

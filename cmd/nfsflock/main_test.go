@@ -82,6 +82,14 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	return startEnv(t, dir, nil, args...)
 }
 
+// startHeld is start, with nfsflock kept for delay between the start of
+// its command's gate and telling the watchdog its group (the fault seam
+// NFSFLOCK_TEST_GUARD_DELAY): the command waits that long to run.
+func startHeld(t *testing.T, dir, delay string, args ...string) *proc {
+	t.Helper()
+	return startEnv(t, dir, append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY="+delay), args...)
+}
+
 // startEnv is start with the environment env; nil is the test's own.
 func startEnv(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
@@ -969,8 +977,7 @@ func TestCommandDiesWithNfsflock(t *testing.T) {
 func TestCommandWaitsForWatchdog(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	env := append(os.Environ(), "NFSFLOCK_TEST_GUARD_DELAY=1s")
-	p := startEnv(t, dir, env, "L", "--", "sh", "-c", `sleep 600 & echo $! > bg; kill -KILL $PPID; wait`)
+	p := startHeld(t, dir, "1s", "L", "--", "sh", "-c", `sleep 600 & echo $! > bg; kill -KILL $PPID; wait`)
 	bg := readInt(t, filepath.Join(dir, "bg"))
 	t.Cleanup(func() { syscall.Kill(bg, syscall.SIGKILL) })
 	select {
