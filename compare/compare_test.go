@@ -129,6 +129,21 @@ func handoff(b *testing.B, hold, release, wait, done func()) {
 func BenchmarkFloorSafeCycle(b *testing.B) { rawCycles(b, SafeCycle) }
 
 func BenchmarkFloorKeptClaim(b *testing.B) {
+	keptClaim(b, func(k *KeptClaim) error { return k.Cycle(time.Minute) })
+}
+
+// BenchmarkFloorNFSOnly is the kept claim's NFS-safe cycle with none of
+// nfsflock's looks.
+func BenchmarkFloorNFSOnly(b *testing.B) {
+	keptClaim(b, func(k *KeptClaim) error { return k.NFSCycle(time.Minute) })
+}
+
+// BenchmarkFloorLinkOnly is a kept claim linked and unlinked, nothing
+// else: below it no link(2) lock can go.
+func BenchmarkFloorLinkOnly(b *testing.B) { keptClaim(b, (*KeptClaim).LinkOnlyCycle) }
+
+// keptClaim runs cycle on one kept claim under one name.
+func keptClaim(b *testing.B, cycle func(k *KeptClaim) error) {
 	lock := filepath.Join(b.TempDir(), "app.lck")
 	k, err := NewKeptClaim(lock, RawClaim(lock))
 	if err != nil {
@@ -136,7 +151,7 @@ func BenchmarkFloorKeptClaim(b *testing.B) {
 	}
 	defer k.Close()
 	for b.Loop() {
-		if err := k.Cycle(time.Minute); err != nil {
+		if err := cycle(k); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -215,6 +230,16 @@ func TestFloors(t *testing.T) {
 	}
 	if err := k.Cycle(time.Minute); err != nil {
 		t.Fatal(err)
+	}
+	for range 3 {
+		if err := k.LinkOnlyCycle(); err != nil {
+			t.Fatal(err)
+		}
+		left(1)
+		if err := k.NFSCycle(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		left(1)
 	}
 	for range 3 {
 		if err := UnnamedCycle(lock, RawClaim(lock), time.Minute); err != nil {

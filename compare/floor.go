@@ -19,7 +19,8 @@ import (
 // targets 2 and 3 of issue 10 can be judged (docs/BENCHMARKS.md, What the
 // rules cost). Most keep nfsflock's named claim, a file under a fresh name
 // that the lock file's contents name, as flufl.lock's do; UnnamedCycle
-// measures the rules apart from it.
+// measures the rules apart from it, and [KeptClaim.NFSCycle] and
+// [KeptClaim.LinkOnlyCycle] measure a link(2) lock without them.
 //
 // Beyond RawCycle's calls, the rules add: a look at the lock file after
 // the link (a hard link planted over the claim), a look at the breakers'
@@ -199,6 +200,42 @@ func UnnamedCycle(lock, contents string, lifetime time.Duration) error {
 		return err
 	}
 	return k.looksAndRelease(k.aside, false)
+}
+
+// NFSCycle is the least that a lock built on link(2) can do and still
+// be NFS-safe, as flufl.lock's algorithm is, with the claim kept open from
+// cycle to cycle: set the expiry through the descriptor, link, count the
+// claim's links through the descriptor (a link whose reply was lost has
+// taken when the count is two), and unlink. It makes none of the looks of
+// nfsflock's rules, and has no fresh claim name per acquisition.
+func (k *KeptClaim) NFSCycle(lifetime time.Duration) error {
+	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
+	times := [2]unix.Timespec{ts, ts}
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(k.fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
+		return errno
+	}
+	if err := unix.Link(k.claim, k.lock); err != nil {
+		return err
+	}
+	if err := unix.Fstat(k.fd, &k.st); err != nil {
+		return err
+	}
+	if k.st.Nlink != 2 {
+		return errNotOurs
+	}
+	return unix.Unlink(k.lock)
+}
+
+// LinkOnlyCycle is the least that any lock built on link(2) can do: link
+// the kept claim to the lock path and unlink it again, with no expiry, no
+// look and no check that the link took, so nothing that makes a lock
+// NFS-safe or safe against a paused holder. It bounds target 2 of issue
+// 10 from below for every link(2) design, not only nfsflock's.
+func (k *KeptClaim) LinkOnlyCycle() error {
+	if err := unix.Link(k.claim, k.lock); err != nil {
+		return err
+	}
+	return unix.Unlink(k.lock)
 }
 
 // MovedCycle is RenamedCycle with one name fewer: the kept file is
