@@ -207,8 +207,9 @@ const MaxLifetime = 100 * 365 * 24 * time.Hour
 // checks the path and options, and looks at the path and its directory
 // (with lstat and stat), but creates, changes and removes nothing.
 //
-// New fails with an error wrapping [ErrInvalid] for an empty path or one
-// that ends in a separator, a bad option (wrapping [retry.ErrInvalid] too
+// New fails with an error wrapping [ErrInvalid] for an empty path, one
+// that ends in a separator or whose file name holds a backslash (which
+// claims written on Windows use as a separator), a bad option (wrapping [retry.ErrInvalid] too
 // for a bad retry policy), a separator found in the path or hostname, a
 // claim name that would be longer than a file name may be, or a name that
 // another lock path's side files use: one ending in ".break" (the breakers'
@@ -273,6 +274,11 @@ func New(path string, opts ...Option) (*Lock, error) {
 		return invalid("separator %q: must be %q or %q, those of flufl.lock, which every Lock reads", cfg.sep, claim.Separators[0], claim.Separators[1])
 	case strings.Contains(abs, cfg.sep):
 		return invalid("path contains the separator %q", cfg.sep)
+	case strings.ContainsRune(base, '\\'):
+		// Readers on every system cut a claim's path at a backslash too,
+		// as Windows writes them, so no Lock would know this lock's
+		// claims as its own and none would sweep them after a crash.
+		return invalid("lock file name %q contains a backslash", base)
 	case strings.Contains(cfg.hostname, cfg.sep):
 		return invalid("hostname %q contains the separator %q", cfg.hostname, cfg.sep)
 	case strings.ContainsAny(cfg.hostname, "/\\") || strings.IndexFunc(cfg.hostname, unicode.IsControl) >= 0 || strings.TrimSpace(cfg.hostname) != cfg.hostname:

@@ -403,6 +403,7 @@ func TestBadInput(t *testing.T) {
 		{"slash separator", ok, []flock.Option{flock.WithSeparator("/")}, flock.ErrInvalid},
 		{"separator no reader knows", ok, []flock.Option{flock.WithSeparator("#")}, flock.ErrInvalid},
 		{"separator in path", filepath.Join(dir, "a|b.lck"), nil, flock.ErrInvalid},
+		{"backslash in the lock's name", filepath.Join(dir, `a\b.lck`), nil, flock.ErrInvalid},
 		{"separator in hostname", ok, []flock.Option{flock.WithHostname("a|b")}, flock.ErrInvalid},
 		{"slash in hostname", ok, []flock.Option{flock.WithHostname("a/b")}, flock.ErrInvalid},
 		{"space around hostname", ok, []flock.Option{flock.WithHostname(" a")}, flock.ErrInvalid},
