@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -661,5 +662,34 @@ func TestLearnTimeLostCreateReply(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// TestRefreshTooShort: a refresh whose own expiry has passed by the time
+// it is written loses the lock, and says so, not that the old lifetime had
+// run out, which it had not. A pause in the look that follows the write
+// makes sure that the 1 ns lifetime has passed.
+func TestRefreshTooShort(t *testing.T) {
+	var armed atomic.Bool
+	f := &fsystest.Faulty{OnLstat: func(next func(string) (fsys.Info, error), path string) (fsys.Info, error) {
+		if armed.CompareAndSwap(true, false) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return next(path)
+	}}
+	l, _ := faultyLock(t, f, WithLifetime(time.Minute))
+	if err := l.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	err := l.Refresh(time.Nanosecond)
+	if armed.Load() {
+		t.Fatal("Refresh made no look after its write")
+	}
+	if !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "had passed by the time it was written") {
+		t.Errorf("Refresh(1ns) = %v; want ErrLockLost for the refresh's own expiry", err)
+	}
+	if err := l.Release(); !errors.Is(err, ErrLockLost) {
+		t.Errorf("Release after Refresh(1ns) = %v; want ErrLockLost", err)
 	}
 }

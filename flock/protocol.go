@@ -1383,8 +1383,14 @@ func (l *Lock) refreshLocked() error {
 		// late to count (where nothing moved aside can be put back, the
 		// breaker's move would not be undone). After a refresh to a
 		// shorter lifetime, the new expiry is the lease on disk.
-		l.lose(errLeaseOver)
-		return errLeaseOver
+		err := errLeaseOver
+		if expiry.Before(old) && !l.leaseOver(old) {
+			// The old lease stands: it is the shorter one written that
+			// had run out by the time it was stored.
+			err = fmt.Errorf("%w: the refresh's expiry, %v, had passed by the time it was written", ErrLockLost, expiry)
+		}
+		l.lose(err)
+		return err
 	}
 	if cause := l.acq.lostEarly(); cause != nil {
 		// A keep-alive said the lock was lost while this refresh was
