@@ -51,9 +51,11 @@ var (
 	// ErrNotRegular is matched by the error of New, Acquire and the other
 	// methods that read the lock file when something other than a regular
 	// file (a symlink, directory, FIFO, socket or device) is at the lock
-	// path. The Lock never touches or removes it. Such errors also unwrap
-	// to a [*NotRegularError], which says what is there. When it replaces
-	// the lock file of a Lock that held the lock, the error also matches
+	// path, or, for a waiter about to break an expired lock, at the
+	// breakers' lock beside it (the lock path + ".break"). The Lock never
+	// touches or removes it. Such errors also unwrap to a
+	// [*NotRegularError], which says what is there. When it replaces the
+	// lock file of a Lock that held the lock, the error also matches
 	// [ErrLockLost].
 	ErrNotRegular = fsys.ErrNotRegular
 
@@ -77,8 +79,9 @@ var (
 )
 
 // NotRegularError is the error, wrapped in an [*fs.PathError], that says
-// what was found where the lock file belongs: its Kind is "symlink",
-// "directory", "FIFO", "socket" or "device". It matches [ErrNotRegular].
+// what was found where the lock file (or the breakers' lock) belongs: its
+// Kind is "symlink", "directory", "FIFO", "socket" or "device". It
+// matches [ErrNotRegular].
 type NotRegularError = fsys.NotRegularError
 
 // err wraps err in the *fs.PathError of operation op on the lock path.
