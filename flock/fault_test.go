@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -691,5 +692,49 @@ func TestRefreshTooShort(t *testing.T) {
 	}
 	if err := l.Release(); !errors.Is(err, ErrLockLost) {
 		t.Errorf("Release after Refresh(1ns) = %v; want ErrLockLost", err)
+	}
+}
+
+// TestClosedWhileAcquireUnderWay: once Close has been called, TryAcquire
+// and an Acquire whose context is done say ErrClosed, even while an
+// Acquire that Close is ending still holds the Lock's turn (its link held
+// up here), rather than (false, nil) or the context's error.
+func TestClosedWhileAcquireUnderWay(t *testing.T) {
+	inLink, unblock := make(chan struct{}), make(chan struct{})
+	f := &fsystest.Faulty{OnLink: func(next func(string, string) error, oldname, newname string) error {
+		select {
+		case inLink <- struct{}{}:
+			<-unblock
+		default:
+		}
+		return next(oldname, newname)
+	}}
+	l, _ := faultyLock(t, f)
+	var once sync.Once
+	release := func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release) // before the Lock's Close, which waits for the link
+	acquired := make(chan error, 1)
+	go func() { acquired <- l.Acquire(context.Background()) }()
+	<-inLink
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	<-l.closing
+	if ok, err := l.TryAcquire(); ok || !errors.Is(err, ErrClosed) {
+		t.Errorf("TryAcquire after Close = %v, %v; want ErrClosed", ok, err)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 { // Acquire's select would pick at random
+		if err := l.Acquire(done); !errors.Is(err, ErrClosed) {
+			t.Errorf("Acquire(done ctx) after Close = %v; want ErrClosed", err)
+			break
+		}
+	}
+	release()
+	if err := <-acquired; err != nil && !errors.Is(err, ErrClosed) {
+		t.Errorf("the Acquire under way returned %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close = %v", err)
 	}
 }

@@ -413,6 +413,10 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		select {
 		case l.acquiring <- struct{}{}:
 		case <-ctx.Done():
+			if l.isClosing() {
+				// Both were ready: a closed Lock says so first.
+				return l.err("acquire", ErrClosed)
+			}
 			return l.waitErr(parent, ctx)
 		case <-l.closing:
 			return l.err("acquire", ErrClosed)
@@ -494,12 +498,10 @@ func (l *Lock) sleep(ctx context.Context, d time.Duration, w *watch) error {
 	if err := wait(ctx, l.cfg.clock, d, l.closing); err != nil {
 		return err
 	}
-	select {
-	case <-l.closing:
+	if l.isClosing() {
 		return ErrClosed
-	default:
-		return nil
 	}
+	return nil
 }
 
 // TryAcquire makes one attempt to take the lock, breaking an expired one
@@ -511,6 +513,10 @@ func (l *Lock) TryAcquire() (bool, error) {
 	select {
 	case l.acquiring <- struct{}{}:
 	default:
+		if l.isClosing() {
+			// The Acquire under way is one that Close is ending.
+			return false, l.err("acquire", ErrClosed)
+		}
 		return false, nil
 	}
 	defer func() { <-l.acquiring }()
@@ -595,6 +601,16 @@ func (l *Lock) Close() error {
 	return l.err("close", err)
 }
 
+// isClosing reports whether Close has been called.
+func (l *Lock) isClosing() bool {
+	select {
+	case <-l.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Refresh extends the lock's lifetime from now. A lifetime of 0 keeps the
 // current one; a positive one becomes the lifetime of later refreshes too.
 // It sets the expiry through its own claim's descriptor, so it never
@@ -623,7 +639,9 @@ func (l *Lock) Refresh(lifetime time.Duration) error {
 			return l.err("refresh", err)
 		}
 	}
-	if lifetime > 0 {
+	if lifetime > 0 && l.held {
+		// Not for a Lock that holds nothing: ErrNotLocked changes
+		// nothing.
 		l.lifetime = lifetime
 	}
 	return l.err("refresh", l.refreshLocked())

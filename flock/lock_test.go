@@ -862,3 +862,15 @@ func TestReleaseSaysWhyLost(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshUnheldChangesNothing: ErrNotLocked changes nothing, not even
+// the lifetime that the next acquisition would write.
+func TestRefreshUnheldChangesNothing(t *testing.T) {
+	l := newLock(t, filepath.Join(t.TempDir(), "app.lck"), flock.WithLifetime(time.Hour))
+	if err := l.Refresh(time.Second); !errors.Is(err, flock.ErrNotLocked) {
+		t.Fatalf("Refresh of an idle Lock = %v; want ErrNotLocked", err)
+	}
+	if got := l.Lifetime(); got != time.Hour {
+		t.Errorf("after Refresh(1s) said ErrNotLocked, Lifetime() = %v; want 1h", got)
+	}
+}
