@@ -401,7 +401,7 @@ func (l *Lock) refuseIrregular(n uint64) error {
 		return nil
 	}
 	return &fs.PathError{Op: "fence", Path: path, Err: fmt.Errorf(
-		"%w: a %s is named like the fencing counter, an empty regular file, so no Lock made it; remove it (fencing assumes that the processes writing to the directory cooperate)",
+		"%w: a %s bears the fencing counter's name; a Lock makes the counter an empty regular file, so none made this: remove it (fencing assumes that the processes writing to the directory cooperate)",
 		ErrFencing, fsys.Kind(info.Mode))}
 }
 
