@@ -51,9 +51,10 @@ var (
 	// ErrNotRegular is matched by the error of New, Acquire and the other
 	// methods that read the lock file when something other than a regular
 	// file (a symlink, directory, FIFO, socket or device) is at the lock
-	// path, or, for a waiter about to break an expired lock, at the
-	// breakers' lock beside it (the lock path + ".break"). The Lock never
-	// touches or removes it. Such errors also unwrap to a
+	// path, or, for a call about to break the lock (a waiter of an
+	// expired lock, Break, a dead owner's lock with WithDeadOwnerBreak),
+	// at the breakers' lock beside it (the lock path + ".break"). The Lock
+	// never touches or removes it. Such errors also unwrap to a
 	// [*NotRegularError], which says what is there. When it replaces the
 	// lock file of a Lock that held the lock, the error also matches
 	// [ErrLockLost].

@@ -687,7 +687,7 @@ func TestRefreshTooShort(t *testing.T) {
 	if armed.Load() {
 		t.Fatal("Refresh made no look after its write")
 	}
-	if !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "had passed by the time it was written") {
+	if !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "passed before the refresh could confirm") {
 		t.Errorf("Refresh(1ns) = %v; want ErrLockLost for the refresh's own expiry", err)
 	}
 	if err := l.Release(); !errors.Is(err, ErrLockLost) {

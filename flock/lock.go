@@ -441,6 +441,10 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			l.abandon()
+			if l.isClosing() {
+				// Both ended the wait: a closed Lock says so first.
+				return l.err("acquire", ErrClosed)
+			}
 			return l.waitErr(parent, ctx)
 		}
 		d := sched.Next()
@@ -455,7 +459,7 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		waited = true
 		if err := l.sleep(ctx, d, w); err != nil {
 			l.abandon()
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, ErrClosed) || l.isClosing() {
 				return l.err("acquire", ErrClosed)
 			}
 			return l.waitErr(parent, ctx)
@@ -612,7 +616,8 @@ func (l *Lock) isClosing() bool {
 }
 
 // Refresh extends the lock's lifetime from now. A lifetime of 0 keeps the
-// current one; a positive one becomes the lifetime of later refreshes too.
+// current one; a positive one becomes the lifetime of later refreshes and
+// acquisitions too, unless Refresh returns ErrNotLocked or ErrLockLost.
 // It sets the expiry through its own claim's descriptor, so it never
 // touches another holder's lock, and then checks that the lock file is
 // still that claim; see Leases in the package doc. It returns
@@ -639,12 +644,16 @@ func (l *Lock) Refresh(lifetime time.Duration) error {
 			return l.err("refresh", err)
 		}
 	}
-	if lifetime > 0 && l.held {
-		// Not for a Lock that holds nothing: ErrNotLocked changes
-		// nothing.
+	prev := l.lifetime
+	if lifetime > 0 {
 		l.lifetime = lifetime
 	}
-	return l.err("refresh", l.refreshLocked())
+	err := l.refreshLocked()
+	if errors.Is(err, ErrNotLocked) || errors.Is(err, ErrLockLost) {
+		// Nothing held, nothing refreshed: the lifetime stays as it was.
+		l.lifetime = prev
+	}
+	return l.err("refresh", err)
 }
 
 // IsLocked reports whether this Lock holds the lock, checking the lock

@@ -1385,9 +1385,9 @@ func (l *Lock) refreshLocked() error {
 		// shorter lifetime, the new expiry is the lease on disk.
 		err := errLeaseOver
 		if expiry.Before(old) && !l.leaseOver(old) {
-			// The old lease stands: it is the shorter one written that
-			// had run out by the time it was stored.
-			err = fmt.Errorf("%w: the refresh's expiry, %v, had passed by the time it was written", ErrLockLost, expiry)
+			// The old lease stood: it is the shorter one written that
+			// ran out before the look after it was done.
+			err = fmt.Errorf("%w: the refresh's expiry, %v, passed before the refresh could confirm that the lock file was still ours", ErrLockLost, expiry)
 		}
 		l.lose(err)
 		return err
