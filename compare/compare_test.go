@@ -132,10 +132,15 @@ func BenchmarkFloorKeptClaim(b *testing.B) {
 	keptClaim(b, func(k *KeptClaim) error { return k.Cycle(time.Minute) })
 }
 
-// BenchmarkFloorNFSOnly is the kept claim's NFS-safe cycle with none of
-// nfsflock's looks.
+// BenchmarkFloorNFSOnly is the kept claim's NFS-safe cycle with one look,
+// before the release, and none of nfsflock's others.
 func BenchmarkFloorNFSOnly(b *testing.B) {
 	keptClaim(b, func(k *KeptClaim) error { return k.NFSCycle(time.Minute) })
+}
+
+// BenchmarkFloorFluflKept is flufl.lock's own steps on a kept claim.
+func BenchmarkFloorFluflKept(b *testing.B) {
+	keptClaim(b, func(k *KeptClaim) error { return k.FluflCycle(time.Minute) })
 }
 
 // BenchmarkFloorLinkOnly is a kept claim linked and unlinked, nothing
@@ -237,6 +242,10 @@ func TestFloors(t *testing.T) {
 		}
 		left(1)
 		if err := k.NFSCycle(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		left(1)
+		if err := k.FluflCycle(time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		left(1)

@@ -19,8 +19,9 @@ import (
 // targets 2 and 3 of issue 10 can be judged (docs/BENCHMARKS.md, What the
 // rules cost). Most keep nfsflock's named claim, a file under a fresh name
 // that the lock file's contents name, as flufl.lock's do; UnnamedCycle
-// measures the rules apart from it, and [KeptClaim.NFSCycle] and
-// [KeptClaim.LinkOnlyCycle] measure a link(2) lock without them.
+// measures the rules apart from it, and [KeptClaim.NFSCycle],
+// [KeptClaim.FluflCycle] and [KeptClaim.LinkOnlyCycle] measure a link(2)
+// lock without them.
 //
 // Beyond RawCycle's calls, the rules add: a look at the lock file after
 // the link (a hard link planted over the claim), a look at the breakers'
@@ -202,12 +203,15 @@ func UnnamedCycle(lock, contents string, lifetime time.Duration) error {
 	return k.looksAndRelease(k.aside, false)
 }
 
-// NFSCycle is the least that a lock built on link(2) can do and still
-// be NFS-safe, as flufl.lock's algorithm is, with the claim kept open from
-// cycle to cycle: set the expiry through the descriptor, link, count the
-// claim's links through the descriptor (a link whose reply was lost has
-// taken when the count is two), and unlink. It makes none of the looks of
-// nfsflock's rules, and has no fresh claim name per acquisition.
+// NFSCycle is about the least that a lock built on link(2) can do and
+// stay NFS-safe, with lifetimes that others may break, with the claim kept
+// open from cycle to cycle: set the expiry through the descriptor, link,
+// count the claim's links through the descriptor (two: the link took,
+// even if its reply was lost), then, before the release, read the lock
+// file through a fresh descriptor (a lock broken since and taken by
+// another is not ours to unlink), and unlink it. It makes none of the
+// other looks of nfsflock's rules, and has no fresh claim name per
+// acquisition.
 func (k *KeptClaim) NFSCycle(lifetime time.Duration) error {
 	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
 	times := [2]unix.Timespec{ts, ts}
@@ -223,7 +227,65 @@ func (k *KeptClaim) NFSCycle(lifetime time.Duration) error {
 	if k.st.Nlink != 2 {
 		return errNotOurs
 	}
+	if err := k.readsOurs(); err != nil {
+		return err
+	}
 	return unix.Unlink(k.lock)
+}
+
+// FluflCycle is flufl.lock's own uncontended lock() and unlock() on a
+// claim kept in place (flufl.lock writes a new claim each time; this one
+// is neither rewritten, created nor removed): lock() sets the claim's
+// times, links, and sets them again; unlock() asks is_locked (set the
+// claim's times, count the lock file's links by path, read the lock
+// file), then unlinks the lock file. flufl.lock sets times by path.
+func (k *KeptClaim) FluflCycle(lifetime time.Duration) error {
+	touch := func() error {
+		ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
+		return unix.UtimesNanoAt(unix.AT_FDCWD, k.claim, []unix.Timespec{ts, ts}, 0)
+	}
+	if err := touch(); err != nil {
+		return err
+	}
+	if err := unix.Link(k.claim, k.lock); err != nil {
+		return err
+	}
+	if err := touch(); err != nil {
+		return err
+	}
+	if err := touch(); err != nil { // is_locked
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(k.lock, &st); err != nil {
+		return err
+	}
+	if st.Nlink != 2 {
+		return errNotOurs
+	}
+	if err := k.readsOurs(); err != nil {
+		return err
+	}
+	return unix.Unlink(k.lock)
+}
+
+// readsOurs reads the lock file through a descriptor of its own and
+// compares its contents with the claim's name.
+func (k *KeptClaim) readsOurs() error {
+	fd, err := unix.Open(k.lock, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var buf [512]byte
+	n, err := unix.Read(fd, buf[:])
+	if err != nil {
+		return err
+	}
+	if string(buf[:n]) != k.claim {
+		return errNotOurs
+	}
+	return nil
 }
 
 // LinkOnlyCycle is the least that any lock built on link(2) can do: link
