@@ -207,24 +207,24 @@ const MaxLifetime = 100 * 365 * 24 * time.Hour
 // checks the path and options, and looks at the path and its directory
 // (with lstat and stat), but creates, changes and removes nothing.
 //
-// New fails with an error wrapping [ErrInvalid] for an empty path, one
-// that ends in a separator or whose file name holds a backslash (which
-// claims written on Windows use as a separator), a bad option (wrapping [retry.ErrInvalid] too
-// for a bad retry policy), a separator found in the path or hostname, a
-// claim name that would be longer than a file name may be, or a name that
-// another lock path's side files use: one ending in ".break" (the breakers'
-// lock of the path without it), ".fence" or ".fence." and digits (its
-// fencing files), in any case, or one shaped like a claim of another lock
-// in the directory under this Lock's separator or flufl.lock's, "|" and
-// "^" (which its sweep may remove as a dead process's; a Lock of another
-// separator sharing the directory is not known here). A lock there and the other path's lock
-// would each remove or move the other's files: a breaker of L may break
-// L.break once it has stood unchanged far ahead of the clock, as a planted
-// breakers' lock does (see Breaking). It fails with
-// an error wrapping [ErrNotRegular], and not ErrInvalid, when something
-// other than a regular file is at path, and with the error of stat (such
-// as one matching [fs.ErrNotExist]) when the path's directory does not
-// exist or is not a directory.
+// New fails with an error wrapping [ErrInvalid] for an empty path, one that
+// ends in a separator or whose file name holds a backslash (which claims
+// written on Windows use as a separator), a bad option (wrapping
+// [retry.ErrInvalid] too for a bad retry policy), a separator found in the
+// path or hostname, a claim name that would be longer than a file name may
+// be, or a name that another lock path's side files use: one ending in
+// ".break" (the breakers' lock of the path without it), ".fence" or
+// ".fence." and digits (its fencing files), in any case, or one shaped like
+// a claim of another lock in the directory under this Lock's separator or
+// flufl.lock's, "|" and "^" (which its sweep may remove as a dead
+// process's; a Lock of another separator sharing the directory is not known
+// here). A lock there and the other path's lock would each remove or move
+// the other's files: a breaker of L may break L.break once it has stood
+// unchanged far ahead of the clock, as a planted breakers' lock does (see
+// Breaking). It fails with an error wrapping [ErrNotRegular], and not
+// ErrInvalid, when something other than a regular file is at path, and with
+// the error of stat (such as one matching [fs.ErrNotExist]) when the path's
+// directory does not exist or is not a directory.
 func New(path string, opts ...Option) (*Lock, error) {
 	cfg := defaults()
 	for _, o := range opts {
