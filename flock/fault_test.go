@@ -666,40 +666,48 @@ func TestLearnTimeLostCreateReply(t *testing.T) {
 	}
 }
 
-// TestRefreshTooShort: a refresh whose own expiry has passed by the time
-// it is written loses the lock, and says so, not that the old lifetime had
-// run out, which it had not. A pause in the look that follows the write
-// makes sure that the 1 ns lifetime has passed.
+// TestRefreshTooShort: a refresh to a shorter lifetime whose expiry
+// passes before its look after the write is done loses the lock, and says
+// so: not that the old lifetime had run out, which it had not, nor that
+// the expiry had passed when it was written (helper 83: with a 100 ms
+// lifetime it was still ahead then). A pause in that look makes sure the
+// expiry passes.
 func TestRefreshTooShort(t *testing.T) {
-	var armed atomic.Bool
-	f := &fsystest.Faulty{OnLstat: func(next func(string) (fsys.Info, error), path string) (fsys.Info, error) {
-		if armed.CompareAndSwap(true, false) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		return next(path)
-	}}
-	l, _ := faultyLock(t, f, WithLifetime(time.Minute))
-	if err := l.Acquire(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	armed.Store(true)
-	err := l.Refresh(time.Nanosecond)
-	if armed.Load() {
-		t.Fatal("Refresh made no look after its write")
-	}
-	if !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "passed before the refresh could confirm") {
-		t.Errorf("Refresh(1ns) = %v; want ErrLockLost for the refresh's own expiry", err)
-	}
-	if err := l.Release(); !errors.Is(err, ErrLockLost) {
-		t.Errorf("Release after Refresh(1ns) = %v; want ErrLockLost", err)
+	for _, tt := range []struct{ lifetime, pause time.Duration }{
+		{time.Nanosecond, 20 * time.Millisecond},
+		{100 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		t.Run(tt.lifetime.String(), func(t *testing.T) {
+			var armed atomic.Bool
+			f := &fsystest.Faulty{OnLstat: func(next func(string) (fsys.Info, error), path string) (fsys.Info, error) {
+				if armed.CompareAndSwap(true, false) {
+					time.Sleep(tt.pause)
+				}
+				return next(path)
+			}}
+			l, _ := faultyLock(t, f, WithLifetime(time.Minute))
+			if err := l.Acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			armed.Store(true)
+			err := l.Refresh(tt.lifetime)
+			if armed.Load() {
+				t.Fatal("Refresh made no look after its write")
+			}
+			if !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "passed before the refresh could confirm") {
+				t.Errorf("Refresh(%v) = %v; want ErrLockLost for the refresh's own expiry", tt.lifetime, err)
+			}
+			if err := l.Release(); !errors.Is(err, ErrLockLost) {
+				t.Errorf("Release after Refresh(%v) = %v; want ErrLockLost", tt.lifetime, err)
+			}
+		})
 	}
 }
 
-// TestClosedWhileAcquireUnderWay: once Close has been called, TryAcquire
-// and an Acquire whose context is done say ErrClosed, even while an
-// Acquire that Close is ending still holds the Lock's turn (its link held
-// up here), rather than (false, nil) or the context's error.
-func TestClosedWhileAcquireUnderWay(t *testing.T) {
+// linkHeld returns a Lock whose first link waits, once it has said so on
+// entered, until release is called (at the latest as the test ends,
+// before the Lock's Close, which waits for it), and the Lock's directory.
+func linkHeld(t *testing.T) (l *Lock, dir string, entered <-chan struct{}, release func()) {
 	inLink, unblock := make(chan struct{}), make(chan struct{})
 	f := &fsystest.Faulty{OnLink: func(next func(string, string) error, oldname, newname string) error {
 		select {
@@ -709,10 +717,19 @@ func TestClosedWhileAcquireUnderWay(t *testing.T) {
 		}
 		return next(oldname, newname)
 	}}
-	l, _ := faultyLock(t, f)
+	l, dir = faultyLock(t, f)
 	var once sync.Once
-	release := func() { once.Do(func() { close(unblock) }) }
-	t.Cleanup(release) // before the Lock's Close, which waits for the link
+	release = func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release)
+	return l, dir, inLink, release
+}
+
+// TestClosedWhileAcquireUnderWay: once Close has been called, TryAcquire
+// and an Acquire whose context is done say ErrClosed, even while an
+// Acquire that Close is ending still holds the Lock's turn (its link held
+// up here), rather than (false, nil) or the context's error.
+func TestClosedWhileAcquireUnderWay(t *testing.T) {
+	l, _, inLink, release := linkHeld(t)
 	acquired := make(chan error, 1)
 	go func() { acquired <- l.Acquire(context.Background()) }()
 	<-inLink
@@ -733,6 +750,29 @@ func TestClosedWhileAcquireUnderWay(t *testing.T) {
 	release()
 	if err := <-acquired; err != nil && !errors.Is(err, ErrClosed) {
 		t.Errorf("the Acquire under way returned %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}
+
+// TestClosedWhileAcquireUnderWayCtxDone: the Acquire under way itself,
+// whose context is done by the time Close is called, returns ErrClosed
+// too (helper 83: it returned the context's error).
+func TestClosedWhileAcquireUnderWayCtxDone(t *testing.T) {
+	l, dir, inLink, release := linkHeld(t)
+	plant(t, filepath.Join(dir, "app.lck"), "app.lck|elsewhere|1|1", time.Now().Add(time.Hour)) // another's, live
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() { got <- l.Acquire(ctx) }()
+	<-inLink // its attempt holds the Lock's turn and mutex
+	cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	<-l.closing
+	release()
+	if err := <-got; !errors.Is(err, ErrClosed) {
+		t.Errorf("the Acquire under way, ctx done and Close called = %v; want ErrClosed", err)
 	}
 	if err := <-closed; err != nil {
 		t.Errorf("Close = %v", err)
