@@ -413,10 +413,6 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		select {
 		case l.acquiring <- struct{}{}:
 		case <-ctx.Done():
-			if l.isClosing() {
-				// Both were ready: a closed Lock says so first.
-				return l.err("acquire", ErrClosed)
-			}
 			return l.waitErr(parent, ctx)
 		case <-l.closing:
 			return l.err("acquire", ErrClosed)
@@ -441,10 +437,6 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			l.abandon()
-			if l.isClosing() {
-				// Both ended the wait: a closed Lock says so first.
-				return l.err("acquire", ErrClosed)
-			}
 			return l.waitErr(parent, ctx)
 		}
 		d := sched.Next()
@@ -459,17 +451,19 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		waited = true
 		if err := l.sleep(ctx, d, w); err != nil {
 			l.abandon()
-			if errors.Is(err, ErrClosed) || l.isClosing() {
-				return l.err("acquire", ErrClosed)
-			}
 			return l.waitErr(parent, ctx)
 		}
 	}
 }
 
-// waitErr is the error for a wait that ctx ended. It says why an expired
-// lock could not be broken, if that is why the wait went on.
+// waitErr is the error for a wait that ctx or Close ended. It says why an
+// expired lock could not be broken, if that is why the wait went on.
 func (l *Lock) waitErr(parent, ctx context.Context) error {
+	if l.isClosing() {
+		// Close ended the wait, or ended it beside ctx: a closed Lock
+		// says so first, without waiting for an attempt under way.
+		return l.err("acquire", ErrClosed)
+	}
 	l.mu.Lock()
 	why := l.waiting
 	l.waiting = nil
