@@ -12,6 +12,7 @@ import (
 
 	"github.com/nfsflock/nfsflock/internal/claim"
 	"github.com/nfsflock/nfsflock/internal/fsys"
+	"github.com/nfsflock/nfsflock/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,12 +45,7 @@ func s20BackslashDir(t *testing.T, d string) {
 	if ok, err := l.TryAcquire(); !ok || err != nil {
 		t.Fatalf("TryAcquire = %v, %v", ok, err)
 	}
-	ents, _ := os.ReadDir(dir)
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	if len(names) != 2 {
+	if names := testenv.Names(t, dir); len(names) != 2 {
 		t.Errorf("left: %q", names)
 	}
 }
