@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -123,10 +122,8 @@ func (k *KeptClaim) Cycle(lifetime time.Duration) error {
 // setTimes sets the claim's times to the expiry through its descriptor,
 // and reads back its identity and times.
 func (k *KeptClaim) setTimes(lifetime time.Duration) error {
-	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
-	times := [2]unix.Timespec{ts, ts}
-	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(k.fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
-		return errno
+	if err := setExpiry(k.fd, lifetime); err != nil {
+		return err
 	}
 	return unix.Fstat(k.fd, &k.st)
 }
@@ -213,10 +210,8 @@ func UnnamedCycle(lock, contents string, lifetime time.Duration) error {
 // other looks of nfsflock's rules, and has no fresh claim name per
 // acquisition.
 func (k *KeptClaim) NFSCycle(lifetime time.Duration) error {
-	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
-	times := [2]unix.Timespec{ts, ts}
-	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(k.fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
-		return errno
+	if err := setExpiry(k.fd, lifetime); err != nil {
+		return err
 	}
 	if err := unix.Link(k.claim, k.lock); err != nil {
 		return err

@@ -33,11 +33,8 @@ func RawCycle(lock, claim string, lifetime time.Duration) error {
 	if _, err := unix.Write(fd, data); err != nil {
 		return err
 	}
-	// utimensat with a NULL path sets the times of the descriptor's file.
-	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
-	times := [2]unix.Timespec{ts, ts}
-	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
-		return errno
+	if err := setExpiry(fd, lifetime); err != nil {
+		return err
 	}
 	if err := unix.Link(claim, lock); err != nil {
 		unix.Unlink(claim)
@@ -50,6 +47,17 @@ func RawCycle(lock, claim string, lifetime time.Duration) error {
 		return err
 	}
 	return unix.Unlink(claim)
+}
+
+// setExpiry sets the times of fd's file to now plus lifetime with one
+// utimensat, whose NULL path means the descriptor's file.
+func setExpiry(fd int, lifetime time.Duration) error {
+	ts := unix.NsecToTimespec(time.Now().Add(lifetime).UnixNano())
+	times := [2]unix.Timespec{ts, ts}
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // rawCheck reads the lock file through a descriptor of its own and
